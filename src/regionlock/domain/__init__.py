@@ -1,0 +1,1 @@
+"""The pure core of regionlock: values and decisions, no I/O, no frameworks."""

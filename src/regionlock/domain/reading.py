@@ -1,0 +1,37 @@
+"""What one signal says about a device's whereabouts, once resolved against reference data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SignalKind(StrEnum):
+    """The kinds of location signal, strongest evidence of presence first."""
+
+    GPS = "gps"
+    NETWORK = "network"
+    SIM = "sim"
+    IP = "ip"
+    TIMEZONE = "timezone"
+    LOCALE = "locale"
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReading:
+    """One signal resolved: the countries it points to (empty = unknown) and why.
+
+    `countries` holds ISO 3166-1 alpha-2 codes. More than one means the signal cannot tell them
+    apart (an MCC shared by several territories, a time zone used in several countries, a point
+    in a disputed area). `note` is a short human-readable account of the look-up.
+    """
+
+    kind: SignalKind
+    value: str
+    countries: tuple[str, ...]
+    note: str
+    subdivision: str | None = None
+    slot: int | None = None
+    # Kind-specific qualifiers the fusion may use (e.g. GPS accuracy, "at_sea", "disputed").
+    accuracy_m: float | None = None
+    tags: tuple[str, ...] = ()

@@ -1,0 +1,191 @@
+"""What a device tells us about where it is, validated.
+
+`parse_signals` turns the JSON shape used by check-ins and by `regionlock locate --input` into a
+`Signals` value, or raises `InvalidSignal` naming the bad field. Nothing here guesses: a value that
+does not parse is an error, never a country.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from regionlock.domain.errors import InvalidSignal
+
+_MCC_RE = re.compile(r"^[0-9]{3}$")
+_MNC_RE = re.compile(r"^[0-9]{2,3}$")
+_PLMN_TEXT_RE = re.compile(r"^([0-9]{3})[-/ ]?([0-9]{2,3})?$")
+_TZ_RE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+# BCP 47 (en-US, zh-Hant-TW, es-419) or POSIX (fa_IR, fa_IR.UTF-8, sr_RS@latin).
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*(\.[A-Za-z0-9\-]+)?(@[A-Za-z0-9]+)?$")
+
+KNOWN_FIELDS = frozenset({"id", "ip", "sim", "network", "gps", "timezone", "locale"})
+
+
+@dataclass(frozen=True, slots=True)
+class Plmn:
+    """A mobile network identity: MCC (3 digits) and, when known, MNC (2 or 3 digits)."""
+
+    mcc: str
+    mnc: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.mcc}-{self.mnc}" if self.mnc is not None else self.mcc
+
+
+@dataclass(frozen=True, slots=True)
+class GpsFix:
+    """A satellite position in WGS 84 degrees, with the reported accuracy radius in metres."""
+
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+
+    def __str__(self) -> str:
+        acc = f" ±{self.accuracy_m:g} m" if self.accuracy_m is not None else ""
+        return f"{self.lat:.4f},{self.lon:.4f}{acc}"
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Every location signal of one device; any subset may be absent.
+
+    `sim` and `network` hold one entry per SIM slot, in slot order (slot 1 first); a slot with no
+    SIM or no registered network is simply not listed.
+    """
+
+    ip: str | None = None
+    sim: tuple[Plmn, ...] = ()
+    network: tuple[Plmn, ...] = ()
+    gps: GpsFix | None = None
+    timezone: str | None = None
+    locale: str | None = None
+
+    def kinds(self) -> tuple[str, ...]:
+        """Which kinds of signal were present (kept after raw values are dropped)."""
+        present = []
+        if self.gps is not None:
+            present.append("gps")
+        if self.network:
+            present.append("network")
+        if self.sim:
+            present.append("sim")
+        if self.ip is not None:
+            present.append("ip")
+        if self.timezone is not None:
+            present.append("timezone")
+        if self.locale is not None:
+            present.append("locale")
+        return tuple(present)
+
+
+def parse_ip(value: object) -> str:
+    """Validate an IPv4 or IPv6 address and return its canonical text."""
+    if not isinstance(value, str):
+        raise InvalidSignal("ip", f"expected a string, got {type(value).__name__}")
+    text = value.strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidSignal("ip", f"{value!r} is not a valid IPv4 or IPv6 address") from None
+
+
+def parse_plmn(value: object, field: str) -> Plmn:
+    """Accept {"mcc": "432", "mnc": "11"} or the text forms "432-11", "43211", "432"."""
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"mcc", "mnc"}
+        if unknown:
+            raise InvalidSignal(field, f"unknown key(s) {sorted(unknown)}; expected mcc and mnc")
+        mcc, mnc = value.get("mcc"), value.get("mnc")
+        if isinstance(mcc, int) and not isinstance(mcc, bool):
+            mcc = f"{mcc:03d}"
+        if not isinstance(mcc, str) or not _MCC_RE.match(mcc):
+            raise InvalidSignal(field, f"MCC {mcc!r} is not three digits")
+        if mnc is not None and (not isinstance(mnc, str) or not _MNC_RE.match(mnc)):
+            raise InvalidSignal(field, f"MNC {mnc!r} is not two or three digits (as a string)")
+        return Plmn(mcc, mnc)
+    if isinstance(value, str):
+        m = _PLMN_TEXT_RE.match(value.strip())
+        if not m:
+            raise InvalidSignal(field, f"{value!r} is not an MCC-MNC pair such as 432-11")
+        return Plmn(m.group(1), m.group(2))
+    raise InvalidSignal(field, f"expected an object with mcc/mnc, got {type(value).__name__}")
+
+
+def parse_plmns(value: object, field: str) -> tuple[Plmn, ...]:
+    """A list of PLMNs, one per SIM slot (a single object or string is one slot)."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    return tuple(parse_plmn(v, f"{field}[{i}]") for i, v in enumerate(items))
+
+
+def _number(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSignal(field, f"expected a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidSignal(field, f"{value!r} is not a finite number")
+    return number
+
+
+def parse_gps(value: object) -> GpsFix:
+    """Validate {"lat": .., "lon": .., "accuracy_m": ..}; ranges are checked, not clamped."""
+    if not isinstance(value, Mapping):
+        raise InvalidSignal("gps", "expected an object with lat, lon and optional accuracy_m")
+    unknown = set(value) - {"lat", "lon", "accuracy_m"}
+    if unknown:
+        raise InvalidSignal("gps", f"unknown key(s) {sorted(unknown)}")
+    if "lat" not in value or "lon" not in value:
+        raise InvalidSignal("gps", "lat and lon are both required")
+    lat = _number(value["lat"], "gps.lat")
+    lon = _number(value["lon"], "gps.lon")
+    if not -90.0 <= lat <= 90.0:
+        raise InvalidSignal("gps.lat", f"latitude {lat:g} is outside [-90, 90]")
+    if not -180.0 <= lon <= 180.0:
+        raise InvalidSignal("gps.lon", f"longitude {lon:g} is outside [-180, 180]")
+    accuracy = value.get("accuracy_m")
+    acc: float | None = None
+    if accuracy is not None:
+        acc = _number(accuracy, "gps.accuracy_m")
+        if acc < 0:
+            raise InvalidSignal("gps.accuracy_m", f"accuracy {acc:g} m is negative")
+    return GpsFix(lat, lon, acc)
+
+
+def parse_timezone(value: object) -> str:
+    """Syntax only; whether the zone exists is the time-zone resolver's call."""
+    if not isinstance(value, str) or not _TZ_RE.match(value.strip()):
+        raise InvalidSignal("timezone", f"{value!r} is not an IANA time zone name")
+    return value.strip()
+
+
+def parse_locale(value: object) -> str:
+    if not isinstance(value, str) or not _LOCALE_RE.match(value.strip()):
+        raise InvalidSignal("locale", f"{value!r} is not a locale such as fa_IR or en-US")
+    return value.strip()
+
+
+def parse_signals(obj: Mapping[str, Any]) -> Signals:
+    """Validate one device's signals (the batch/check-in JSON shape). Unknown keys are errors."""
+    unknown = set(obj) - KNOWN_FIELDS
+    if unknown:
+        raise InvalidSignal("input", f"unknown field(s) {sorted(unknown)}")
+
+    def opt(key: str) -> Any:
+        value = obj.get(key)
+        return None if value is None else value
+
+    ip, gps, tz, locale = opt("ip"), opt("gps"), opt("timezone"), opt("locale")
+    return Signals(
+        ip=parse_ip(ip) if ip is not None else None,
+        sim=parse_plmns(obj.get("sim"), "sim"),
+        network=parse_plmns(obj.get("network"), "network"),
+        gps=parse_gps(gps) if gps is not None else None,
+        timezone=parse_timezone(tz) if tz is not None else None,
+        locale=parse_locale(locale) if locale is not None else None,
+    )
