@@ -21,7 +21,9 @@ _MNC_RE = re.compile(r"^[0-9]{2,3}$")
 _PLMN_TEXT_RE = re.compile(r"^([0-9]{3})[-/ ]?([0-9]{2,3})?$")
 _TZ_RE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 # BCP 47 (en-US, zh-Hant-TW, es-419) or POSIX (fa_IR, fa_IR.UTF-8, sr_RS@latin).
-_LOCALE_RE = re.compile(r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*(\.[A-Za-z0-9\-]+)?(@[A-Za-z0-9]+)?$")
+_LOCALE_RE = re.compile(
+    r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*(\.[A-Za-z0-9\-]+)?(@[A-Za-z0-9]+)?$"
+)
 
 KNOWN_FIELDS = frozenset({"id", "ip", "sim", "network", "gps", "timezone", "locale"})
 

@@ -1,0 +1,1 @@
+"""The `regionlock` command line."""

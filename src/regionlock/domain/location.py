@@ -1,0 +1,270 @@
+"""Fusion: from resolved signal readings to one `LocationEstimate`.
+
+The rules, in full (docs/location.md explains them with examples):
+
+* Each reading votes for the countries it points to with its kind's weight (`WEIGHTS`); a reading
+  that points to n countries gives each weight/n. GPS weight shrinks as the fix gets less precise,
+  and a position offshore or in a disputed area counts less.
+* Several readings of one kind (SIM slots) do not add up: per country, the kind's strongest vote
+  counts. Two SIMs from one country are not twice the evidence.
+* The country with the highest score wins. A tie at the top gives no country: we never pick one.
+* confidence = support x agreement, where support = 1 - prod(1 - w) over the votes for the winner
+  (how much independent evidence backs it) and agreement = winner's score / all scores (how much
+  of the evidence it explains). Adding an agreeing signal raises both, so it never lowers the
+  confidence; the order of inputs changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from regionlock.domain.reading import SignalKind, SignalReading
+
+# Evidence of presence: GPS and the serving network are strong, the SIM's home country and the IP
+# are weak (travel, VPNs, home-routed roaming data), time zone and locale are hints only.
+WEIGHTS: Mapping[SignalKind, float] = {
+    SignalKind.GPS: 0.90,
+    SignalKind.NETWORK: 0.80,
+    SignalKind.SIM: 0.35,
+    SignalKind.IP: 0.30,
+    SignalKind.TIMEZONE: 0.15,
+    SignalKind.LOCALE: 0.05,
+}
+PRESENCE_KINDS = frozenset({SignalKind.GPS, SignalKind.NETWORK})
+LOW_CONFIDENCE = 0.5
+
+# Flags, stable identifiers read by the policy engine.
+VPN_SUSPECTED = "vpn_suspected"
+ROAMING = "roaming"
+SIGNALS_DISAGREE = "signals_disagree"
+LOW_CONFIDENCE_FLAG = "low_confidence"
+DISPUTED_TERRITORY = "disputed_territory"
+NO_SIGNALS = "no_signals"
+HOME_ROUTED_IP = "home_routed_ip"
+
+
+def reading_weight(reading: SignalReading) -> float:
+    """The weight one reading carries, before it is split among its countries."""
+    weight = WEIGHTS[reading.kind]
+    if reading.kind is SignalKind.GPS:
+        acc = reading.accuracy_m
+        if acc is not None and acc > 1_000:
+            # A 5 km circle can straddle a border; a 50 km one says little about which side.
+            weight *= 0.75 if acc <= 10_000 else 0.4
+        if "offshore" in reading.tags:
+            weight *= 0.6
+    return weight
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One reading as it entered the fusion: what it said, its weight and whether it agreed."""
+
+    reading: SignalReading
+    weight: float
+    agrees: bool | None  # None when the reading points nowhere (unknown) or nothing won
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.reading
+        out: dict[str, Any] = {"signal": r.kind.value}
+        if r.slot is not None:
+            out["slot"] = r.slot
+        out["value"] = r.value
+        out["countries"] = list(r.countries)
+        if r.subdivision is not None:
+            out["subdivision"] = r.subdivision
+        out["weight"] = round(self.weight, 4)
+        out["agrees"] = self.agrees
+        out["note"] = r.note
+        if r.tags:
+            out["tags"] = list(r.tags)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LocationEstimate:
+    """Where a device is, how sure we are, and the evidence a person can check."""
+
+    country: str | None
+    subdivision: str | None
+    confidence: float
+    evidence: tuple[Evidence, ...]
+    flags: tuple[str, ...]
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+    def has(self, flag: str) -> bool:
+        return flag in self.flags
+
+    def signal_kinds(self) -> tuple[str, ...]:
+        """Which kinds of signal were present: all that is kept of them after the decision."""
+        seen: dict[str, None] = {}
+        for e in self.evidence:
+            seen.setdefault(e.reading.kind.value, None)
+        return tuple(seen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "country": self.country,
+            "subdivision": self.subdivision,
+            "confidence": self.confidence,
+            "flags": list(self.flags),
+            "evidence": [e.to_json() for e in self.evidence],
+        }
+
+
+def _sort_key(r: SignalReading) -> tuple[int, int, str, str]:
+    order = list(SignalKind)
+    return (order.index(r.kind), r.slot or 0, r.value, ",".join(r.countries))
+
+
+def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
+    """Combine resolved readings into one estimate (pure and deterministic)."""
+    ordered = sorted(readings, key=_sort_key)
+    if not ordered:
+        return LocationEstimate(None, None, 0.0, (), (NO_SIGNALS, LOW_CONFIDENCE_FLAG))
+
+    # Per kind and country, the strongest vote.
+    votes: dict[SignalKind, dict[str, float]] = defaultdict(dict)
+    for r in ordered:
+        if not r.countries:
+            continue
+        share = reading_weight(r) / len(r.countries)
+        for c in r.countries:
+            votes[r.kind][c] = max(votes[r.kind].get(c, 0.0), share)
+
+    scores: dict[str, float] = defaultdict(float)
+    for per_country in votes.values():
+        for c, w in per_country.items():
+            scores[c] += w
+    total = sum(scores.values())
+
+    country: str | None = None
+    confidence = 0.0
+    flags: set[str] = set()
+    if scores:
+        best = max(scores.values())
+        leaders = sorted(c for c, s in scores.items() if abs(s - best) < 1e-9)
+        if len(leaders) == 1:
+            country = leaders[0]
+            miss = 1.0
+            for per_country in votes.values():
+                miss *= 1.0 - per_country.get(country, 0.0)
+            confidence = round((1.0 - miss) * (best / total), 4)
+        else:
+            flags.add(SIGNALS_DISAGREE)
+
+    evidence = tuple(
+        Evidence(
+            r,
+            reading_weight(r),
+            None if not r.countries or country is None else country in r.countries,
+        )
+        for r in ordered
+    )
+    flags |= _conflict_flags(ordered, country)
+    if any("disputed" in r.tags for r in ordered if country in r.countries):
+        flags.add(DISPUTED_TERRITORY)
+    if confidence < LOW_CONFIDENCE:
+        flags.add(LOW_CONFIDENCE_FLAG)
+    subdivision = _subdivision(ordered, country)
+    return LocationEstimate(
+        country, subdivision, confidence, evidence, tuple(sorted(flags)), dict(scores)
+    )
+
+
+def _subdivision(readings: list[SignalReading], country: str | None) -> str | None:
+    """The subdivision named by the strongest agreeing reading that names one."""
+    if country is None:
+        return None
+    named = [r for r in readings if r.subdivision and country in r.countries]
+    if not named:
+        return None
+    best = max(named, key=lambda r: (reading_weight(r), -_sort_key(r)[0]))
+    candidates = {r.subdivision for r in named if reading_weight(r) == reading_weight(best)}
+    return best.subdivision if len(candidates) == 1 else None
+
+
+def _conflict_flags(readings: list[SignalReading], country: str | None) -> set[str]:
+    flags: set[str] = set()
+    by_kind: dict[SignalKind, list[SignalReading]] = defaultdict(list)
+    for r in readings:
+        if r.countries:
+            by_kind[r.kind].append(r)
+
+    # Roaming: a slot whose SIM's home country is not the country of the network serving it.
+    sims = {r.slot: set(r.countries) for r in by_kind[SignalKind.SIM]}
+    nets = {r.slot: set(r.countries) for r in by_kind[SignalKind.NETWORK]}
+    roaming_homes: set[str] = set()
+    for slot, home in sims.items():
+        serving = nets.get(slot)
+        if serving is not None and not home & serving:
+            flags.add(ROAMING)
+            roaming_homes |= home
+
+    if country is None:
+        return flags
+    presence_backed = any(country in r.countries for k in PRESENCE_KINDS for r in by_kind[k])
+    disagree = False
+    for r in by_kind[SignalKind.IP]:
+        if country in r.countries:
+            continue
+        if roaming_homes & set(r.countries):
+            # Roaming data is routed home: the IP of a roaming phone is its home country's.
+            flags.add(HOME_ROUTED_IP)
+        elif presence_backed:
+            flags.add(VPN_SUSPECTED)
+        else:
+            disagree = True
+    for kind in (SignalKind.GPS, SignalKind.NETWORK, SignalKind.SIM):
+        for r in by_kind[kind]:
+            if country in r.countries:
+                continue
+            if kind is SignalKind.SIM and set(r.countries) & roaming_homes:
+                continue  # explained by roaming
+            disagree = True
+    if disagree:
+        flags.add(SIGNALS_DISAGREE)
+    return flags
+
+
+def explain(estimate: LocationEstimate, name: Callable[[str], str]) -> str:
+    """One paragraph a support agent can read to a customer."""
+
+    def label(code: str) -> str:
+        return f"{name(code)} ({code})"
+
+    if estimate.country is None:
+        head = "Location unknown"
+        if SIGNALS_DISAGREE in estimate.flags:
+            head += ": the signals point to different countries equally"
+        elif NO_SIGNALS in estimate.flags:
+            head += ": no signals were given"
+        else:
+            head += ": no signal could be placed in a country"
+    else:
+        where = label(estimate.country)
+        if estimate.subdivision:
+            where += f", {estimate.subdivision}"
+        head = f"Located in {where} with confidence {estimate.confidence:.2f}"
+    parts = []
+    for e in estimate.evidence:
+        r = e.reading
+        slot = f" (slot {r.slot})" if r.slot is not None else ""
+        if not r.countries:
+            verdict = "says nothing"
+        elif e.agrees:
+            verdict = "agrees"
+        elif e.agrees is False:
+            verdict = "points elsewhere"
+        else:
+            verdict = "is undecided"
+        parts.append(f"{r.kind.value}{slot} {r.value}: {r.note} [{verdict}, weight {e.weight:.2f}]")
+    text = head + "."
+    if parts:
+        text += " " + "; ".join(parts) + "."
+    if estimate.flags:
+        text += " Flags: " + ", ".join(estimate.flags) + "."
+    return text

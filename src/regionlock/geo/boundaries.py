@@ -1,0 +1,173 @@
+"""GPS position -> country and ISO 3166-2 subdivision, from the shipped boundary grid.
+
+The data file (built by scripts/prepare_boundaries.py, sources in data/README.md) holds two
+layers, countries (OpenStreetMap, 100 m) and subdivisions (Natural Earth 10m admin-1). Each is a
+4096 x 2048 grid of ~9.8 km cells: a cell touched by one region stores it; a cell where regions
+meet ("mixed") keeps the exact clipped polygons, which an STRtree answers for. Most points are
+settled by one array read; border points by a point-in-polygon test at full resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely import GeometryType
+
+from regionlock.domain.errors import DataUnavailable
+
+MIXED = 0xFFFF
+# A point in a mixed cell that falls in no polygon is at sea (or on a lake, or in a gap of the
+# data); within this distance of land we name the nearest land's country, flagged "offshore".
+OFFSHORE_MAX_DEG = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class GpsMatch:
+    """Where a position falls: candidate countries (several = disputed), subdivision, tags."""
+
+    countries: tuple[str, ...]
+    subdivision: str | None
+    tags: tuple[str, ...]
+
+
+class _Layer:
+    """One grid-plus-polygons layer of the boundary file."""
+
+    def __init__(self, arrays: Any, prefix: str, nx: int, ny: int, scale: int) -> None:
+        def arr(name: str) -> Any:
+            return arrays[f"{prefix}_{name}"]
+
+        self.labels: list[str] = [str(x) for x in arr("labels")]
+        self.nx, self.ny = nx, ny
+        self.cell = 360.0 / nx
+        grid = np.frombuffer(lzma.decompress(arr("grid").tobytes()), dtype=np.uint16)
+        self.grid = grid.reshape(ny, nx)
+        dx = np.frombuffer(lzma.decompress(arr("dx").tobytes()), dtype=np.int32)
+        dy = np.frombuffer(lzma.decompress(arr("dy").tobytes()), dtype=np.int32)
+        coords = np.empty((len(dx), 2), dtype=np.float64)
+        coords[:, 0] = np.cumsum(dx, dtype=np.int64) / scale
+        coords[:, 1] = np.cumsum(dy, dtype=np.int64) / scale
+        offsets = (arr("ring_offsets").astype(np.int64), arr("poly_offsets").astype(np.int64))
+        self.pieces = shapely.from_ragged_array(GeometryType.POLYGON, coords, offsets)
+        self.piece_label = arr("piece_label").astype(np.int32)
+        self.tree = shapely.STRtree(self.pieces)
+
+    def cells(self, lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]) -> Any:
+        ix = np.clip(((lons + 180.0) / self.cell).astype(np.int64), 0, self.nx - 1)
+        iy = np.clip(((lats + 90.0) / self.cell).astype(np.int64), 0, self.ny - 1)
+        return self.grid[iy, ix]
+
+    def lookup(
+        self, lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]
+    ) -> tuple[list[tuple[str, ...]], npt.NDArray[np.bool_]]:
+        """Labels containing each point, and which points fell in a mixed cell but no polygon."""
+        codes = self.cells(lats, lons)
+        out: list[tuple[str, ...]] = [
+            () if c == 0 or c == MIXED else (self.labels[c - 1],) for c in codes.tolist()
+        ]
+        missed = np.zeros(len(out), dtype=bool)
+        mixed = np.flatnonzero(codes == MIXED)
+        if len(mixed):
+            points = shapely.points(lons[mixed], lats[mixed])
+            hit_point, hit_piece = self.tree.query(points, predicate="intersects")
+            found: dict[int, set[str]] = {}
+            for p, piece in zip(hit_point.tolist(), hit_piece.tolist(), strict=True):
+                found.setdefault(p, set()).add(self.labels[self.piece_label[piece]])
+            for j, i in enumerate(mixed.tolist()):
+                labels = found.get(j)
+                if labels:
+                    out[i] = tuple(sorted(labels))
+                else:
+                    missed[i] = True
+        return out, missed
+
+    def nearest(
+        self, lat: float, lon: float, max_deg: float, prefix: str | None = None
+    ) -> str | None:
+        """The label of the nearest polygon within max_deg (optionally only codes of a country)."""
+        point = shapely.points(lon, lat)
+        idx = self.tree.query(point, predicate="dwithin", distance=max_deg)
+        best: tuple[float, str] | None = None
+        for piece in idx.tolist():
+            label = self.labels[self.piece_label[piece]]
+            if prefix is not None and not label.startswith(prefix):
+                continue
+            d = float(shapely.distance(self.pieces[piece], point))
+            if best is None or (d, label) < best:
+                best = (d, label)
+        return best[1] if best else None
+
+
+class Boundaries:
+    """Countries and subdivisions of the world, for point look-ups."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        source = path or Path(str(resources.files("regionlock").joinpath("data/boundaries.npz")))
+        try:
+            with np.load(source, allow_pickle=False) as arrays:
+                meta = json.loads(str(arrays["meta"]))
+                nx, ny = meta["grid"]
+                self.countries = _Layer(arrays, "country", nx, ny, meta["scale"])
+                self.admin1 = _Layer(arrays, "admin1", nx, ny, meta["scale"])
+        except (OSError, KeyError, ValueError, lzma.LZMAError) as exc:
+            raise DataUnavailable(f"boundary data {source} is missing or corrupt: {exc}") from exc
+        self.meta = meta
+        self.subdivision_names: dict[str, str] = meta["admin1_names"]
+
+    def lookup_many(self, lats: Sequence[float], lons: Sequence[float]) -> list[GpsMatch]:
+        """Resolve many positions at once (vectorised); same answers as one at a time."""
+        la = np.asarray(lats, dtype=np.float64)
+        lo = np.asarray(lons, dtype=np.float64)
+        countries, missed = self.countries.lookup(la, lo)
+        subs, _ = self.admin1.lookup(la, lo)
+        out: list[GpsMatch] = []
+        for i, found in enumerate(countries):
+            tags: list[str] = []
+            if not found and missed[i]:
+                near = self.countries.nearest(float(la[i]), float(lo[i]), OFFSHORE_MAX_DEG)
+                if near is not None:
+                    found = (near,)
+                    tags.append("offshore")
+            out.append(self._settle(found, subs[i], float(la[i]), float(lo[i]), tags))
+        return out
+
+    def lookup(self, lat: float, lon: float) -> GpsMatch:
+        return self.lookup_many([lat], [lon])[0]
+
+    def _settle(
+        self,
+        countries: tuple[str, ...],
+        subs: tuple[str, ...],
+        lat: float,
+        lon: float,
+        tags: list[str],
+    ) -> GpsMatch:
+        if not countries:
+            return GpsMatch((), None, tuple(tags))
+        if len(countries) > 1:
+            tags.append("disputed")
+            # Overlapping claims (e.g. Crimea in both RU and UA in OpenStreetMap): the ISO 3166
+            # view, which sanctions law uses, is the subdivision code's country.
+            iso_view = {s[:2] for s in subs} & set(countries)
+            if len(iso_view) == 1:
+                (country,) = iso_view
+                sub = next(s for s in subs if s.startswith(country + "-"))
+                return GpsMatch((country,), sub, tuple(tags))
+            return GpsMatch(countries, None, tuple(tags))
+        country = countries[0]
+        own = [s for s in subs if s.startswith(country + "-")]
+        if len(own) == 1:
+            return GpsMatch(countries, own[0], tuple(tags))
+        # The subdivision layer is coarser than the country layer: near a border or a coast the
+        # point can fall outside every subdivision of its own country. Take the nearest one.
+        near = self.admin1.nearest(lat, lon, 0.1, prefix=country + "-")
+        return GpsMatch(countries, near, tuple(tags))
