@@ -1,0 +1,148 @@
+"""Fusion rules on plain readings: weights, conflicts and the properties they guarantee."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regionlock.domain.location import (
+    DISPUTED_TERRITORY,
+    HOME_ROUTED_IP,
+    LOW_CONFIDENCE_FLAG,
+    NO_SIGNALS,
+    ROAMING,
+    SIGNALS_DISAGREE,
+    VPN_SUSPECTED,
+    explain,
+    fuse,
+)
+from regionlock.domain.reading import SignalKind, SignalReading
+
+K = SignalKind
+
+
+def r(kind: SignalKind, *countries: str, slot: int | None = None, **kw: object) -> SignalReading:
+    return SignalReading(kind, f"{kind.value}-{slot}", tuple(countries), "test", slot=slot, **kw)  # type: ignore[arg-type]
+
+
+def test_no_signals_is_unknown() -> None:
+    e = fuse([])
+    assert e.country is None and e.confidence == 0.0
+    assert NO_SIGNALS in e.flags and LOW_CONFIDENCE_FLAG in e.flags
+
+
+def test_all_agree_is_confident() -> None:
+    e = fuse([r(K.GPS, "IR"), r(K.NETWORK, "IR", slot=1), r(K.SIM, "IR", slot=1), r(K.IP, "IR"),
+              r(K.TIMEZONE, "IR"), r(K.LOCALE, "IR")])
+    assert e.country == "IR"
+    assert e.confidence > 0.98
+    assert e.flags == ()
+
+
+def test_ip_alone_is_low_confidence() -> None:
+    e = fuse([r(K.IP, "IR")])
+    assert e.country == "IR"
+    assert e.confidence == 0.3
+    assert LOW_CONFIDENCE_FLAG in e.flags
+
+
+def test_vpn_exit_does_not_move_a_device() -> None:
+    e = fuse([r(K.GPS, "DE"), r(K.NETWORK, "DE", slot=1), r(K.SIM, "DE", slot=1), r(K.IP, "IR")])
+    assert e.country == "DE"
+    assert VPN_SUSPECTED in e.flags
+    assert SIGNALS_DISAGREE not in e.flags
+
+
+def test_roaming_tourist_with_home_routed_ip() -> None:
+    # A French SIM roaming on an Iranian network: data is routed home, so the IP is French.
+    e = fuse([r(K.GPS, "IR"), r(K.NETWORK, "IR", slot=1), r(K.SIM, "FR", slot=1), r(K.IP, "FR"),
+              r(K.LOCALE, "FR")])
+    assert e.country == "IR"
+    assert ROAMING in e.flags and HOME_ROUTED_IP in e.flags
+    assert VPN_SUSPECTED not in e.flags
+
+
+def test_dual_sim_roaming_only_on_the_foreign_slot() -> None:
+    e = fuse([r(K.NETWORK, "TR", slot=1), r(K.SIM, "TR", slot=1),
+              r(K.NETWORK, "TR", slot=2), r(K.SIM, "IR", slot=2)])
+    assert e.country == "TR"
+    assert ROAMING in e.flags
+    assert SIGNALS_DISAGREE not in e.flags
+
+
+def test_two_sims_of_one_country_are_not_double_evidence() -> None:
+    one = fuse([r(K.SIM, "IR", slot=1), r(K.GPS, "TR")])
+    two = fuse([r(K.SIM, "IR", slot=1), r(K.SIM, "IR", slot=2), r(K.GPS, "TR")])
+    assert one.scores == two.scores
+
+
+def test_tie_gives_no_country() -> None:
+    e = fuse([r(K.NETWORK, "IR", slot=1), r(K.NETWORK, "TR", slot=2)])
+    assert e.country is None
+    assert SIGNALS_DISAGREE in e.flags
+
+
+def test_shared_signal_splits_its_weight() -> None:
+    e = fuse([r(K.TIMEZONE, "RU", "UA")])
+    assert e.country is None  # a tie between the two claimants, never a pick
+    e2 = fuse([r(K.TIMEZONE, "RU", "UA"), r(K.NETWORK, "UA", slot=1)])
+    assert e2.country == "UA"
+
+
+def test_disputed_gps_is_flagged_and_names_its_subdivision() -> None:
+    e = fuse([r(K.GPS, "UA", subdivision="UA-43", tags=("disputed",)), r(K.NETWORK, "UA", slot=1)])
+    assert (e.country, e.subdivision) == ("UA", "UA-43")
+    assert DISPUTED_TERRITORY in e.flags
+
+
+def test_imprecise_gps_weighs_less() -> None:
+    sharp = fuse([r(K.GPS, "SY", accuracy_m=20.0)])
+    blurred = fuse([r(K.GPS, "SY", accuracy_m=25_000.0)])
+    assert blurred.confidence < sharp.confidence
+
+
+def test_explanation_names_countries_and_verdicts() -> None:
+    e = fuse([r(K.GPS, "DE"), r(K.IP, "IR")])
+    text = explain(e, {"DE": "Germany", "IR": "Iran"}.get)  # type: ignore[arg-type]
+    assert text.startswith("Located in Germany (DE)")
+    assert "points elsewhere" in text and "vpn_suspected" in text
+
+
+COUNTRIES = ["IR", "TR", "DE", "FR", "SY"]
+readings = st.builds(
+    lambda kind, countries, slot: r(kind, *sorted(set(countries)), slot=slot),
+    st.sampled_from(list(SignalKind)),
+    st.lists(st.sampled_from(COUNTRIES), min_size=0, max_size=2),
+    st.integers(min_value=1, max_value=2),
+)
+
+
+@given(st.lists(readings, max_size=8), st.sampled_from([K.GPS, K.NETWORK]), st.randoms())
+def test_an_agreeing_strong_signal_never_lowers_confidence(
+    rs: list[SignalReading], kind: SignalKind, rnd: random.Random
+) -> None:
+    before = fuse(rs)
+    if before.country is None:
+        return
+    after = fuse([*rs, r(kind, before.country, slot=3)])
+    assert after.country == before.country
+    assert after.confidence >= before.confidence
+
+
+@given(st.lists(readings, max_size=8), st.randoms())
+def test_order_of_inputs_never_matters(rs: list[SignalReading], rnd: random.Random) -> None:
+    shuffled = list(rs)
+    rnd.shuffle(shuffled)
+    a, b = fuse(rs), fuse(shuffled)
+    assert (a.country, a.subdivision, a.confidence, a.flags) == (
+        b.country, b.subdivision, b.confidence, b.flags)
+    assert [e.to_json() for e in a.evidence] == [e.to_json() for e in b.evidence]
+
+
+@given(st.lists(readings, max_size=8))
+def test_confidence_is_a_probability(rs: list[SignalReading]) -> None:
+    e = fuse(rs)
+    assert 0.0 <= e.confidence <= 1.0
+    assert (e.country is None) <= (e.confidence == 0.0)
