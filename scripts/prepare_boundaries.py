@@ -65,18 +65,32 @@ def fetch(pkg: str) -> Path:
     return target / "package"
 
 
+def repair(geom: shapely.Geometry) -> shapely.Geometry:
+    """Make every polygon valid on its own; parts may still overlap each other.
+
+    Many source polygons have self-touching rings, which make clip_by_rect answer nonsense for
+    boxes no edge crosses. GEOS's default repair takes many minutes on Canada's 870k-vertex
+    ring; the "structure" method takes half a minute. Overlaps between parts are harmless here:
+    a box counts as covered only when one part covers it, and cells are repaired as a whole.
+    """
+    fixed = shapely.make_valid(shapely.get_parts(geom), method="structure", keep_collapsed=False)
+    polygons = [
+        part
+        for f in fixed
+        for part in shapely.get_parts(f)
+        if part.geom_type == "Polygon" and part.area > 0
+    ]
+    return shapely.multipolygons(polygons)
+
+
 def load_countries() -> dict[str, shapely.Geometry]:
     data = json.loads((fetch(COUNTRIES_PKG) / "map.geo.json").read_text())
     out: dict[str, shapely.Geometry] = {}
     for feature in data["features"]:
         a3 = feature["properties"]["A3"]
         a2 = A3_OVERRIDES.get(a3) or pycountry.countries.get(alpha_3=a3).alpha_2
-        # Many of these polygons are not valid (self-touching rings), and repairing Canada's
-        # 870k-vertex main ring takes GEOS many minutes. clip_by_rect copes with invalid input,
-        # so pieces are repaired only once clipped down to one grid cell (see quadtree()).
-        geom = shape(feature["geometry"])
         assert a2 not in out, f"two features for {a2}"
-        out[a2] = geom
+        out[a2] = repair(shape(feature["geometry"]))
     return out
 
 
@@ -92,7 +106,7 @@ def load_admin1() -> tuple[dict[str, shapely.Geometry], dict[str, str]]:
         if not pycountry.subdivisions.get(code=code):
             dropped.append(code)
             continue
-        geoms[code].append(shape(feature["geometry"]))
+        geoms[code].append(repair(shape(feature["geometry"])))
         names[code] = pycountry.subdivisions.get(code=code).name
     print(
         f"admin-1: {len(geoms)} ISO 3166-2 codes kept, {len(dropped)} features without a valid code"
@@ -116,7 +130,7 @@ def quadtree(geom: shapely.Geometry, cells: dict[int, shapely.Geometry | None]) 
         if piece.is_empty or piece.area == 0.0:
             continue
         span = 1 << (MAX_DEPTH - depth)
-        if piece.area >= (x1 - x0) * (y1 - y0) * (1 - 1e-9):
+        if shapely.area(shapely.get_parts(piece)).max() >= (x1 - x0) * (y1 - y0) * (1 - 1e-9):
             for dx in range(span):
                 for dy in range(span):
                     cells[(iy + dy) * NX + ix + dx] = None

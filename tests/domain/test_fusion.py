@@ -34,8 +34,16 @@ def test_no_signals_is_unknown() -> None:
 
 
 def test_all_agree_is_confident() -> None:
-    e = fuse([r(K.GPS, "IR"), r(K.NETWORK, "IR", slot=1), r(K.SIM, "IR", slot=1), r(K.IP, "IR"),
-              r(K.TIMEZONE, "IR"), r(K.LOCALE, "IR")])
+    e = fuse(
+        [
+            r(K.GPS, "IR"),
+            r(K.NETWORK, "IR", slot=1),
+            r(K.SIM, "IR", slot=1),
+            r(K.IP, "IR"),
+            r(K.TIMEZONE, "IR"),
+            r(K.LOCALE, "IR"),
+        ]
+    )
     assert e.country == "IR"
     assert e.confidence > 0.98
     assert e.flags == ()
@@ -57,16 +65,29 @@ def test_vpn_exit_does_not_move_a_device() -> None:
 
 def test_roaming_tourist_with_home_routed_ip() -> None:
     # A French SIM roaming on an Iranian network: data is routed home, so the IP is French.
-    e = fuse([r(K.GPS, "IR"), r(K.NETWORK, "IR", slot=1), r(K.SIM, "FR", slot=1), r(K.IP, "FR"),
-              r(K.LOCALE, "FR")])
+    e = fuse(
+        [
+            r(K.GPS, "IR"),
+            r(K.NETWORK, "IR", slot=1),
+            r(K.SIM, "FR", slot=1),
+            r(K.IP, "FR"),
+            r(K.LOCALE, "FR"),
+        ]
+    )
     assert e.country == "IR"
     assert ROAMING in e.flags and HOME_ROUTED_IP in e.flags
     assert VPN_SUSPECTED not in e.flags
 
 
 def test_dual_sim_roaming_only_on_the_foreign_slot() -> None:
-    e = fuse([r(K.NETWORK, "TR", slot=1), r(K.SIM, "TR", slot=1),
-              r(K.NETWORK, "TR", slot=2), r(K.SIM, "IR", slot=2)])
+    e = fuse(
+        [
+            r(K.NETWORK, "TR", slot=1),
+            r(K.SIM, "TR", slot=1),
+            r(K.NETWORK, "TR", slot=2),
+            r(K.SIM, "IR", slot=2),
+        ]
+    )
     assert e.country == "TR"
     assert ROAMING in e.flags
     assert SIGNALS_DISAGREE not in e.flags
@@ -137,7 +158,11 @@ def test_order_of_inputs_never_matters(rs: list[SignalReading], rnd: random.Rand
     rnd.shuffle(shuffled)
     a, b = fuse(rs), fuse(shuffled)
     assert (a.country, a.subdivision, a.confidence, a.flags) == (
-        b.country, b.subdivision, b.confidence, b.flags)
+        b.country,
+        b.subdivision,
+        b.confidence,
+        b.flags,
+    )
     assert [e.to_json() for e in a.evidence] == [e.to_json() for e in b.evidence]
 
 

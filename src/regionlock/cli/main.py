@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -12,7 +13,23 @@ from regionlock.cli.locate import locate
 from regionlock.domain.errors import RegionlockError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class InputError(click.ClickException):
+    """A regionlock error shown as `Error: <message>`, exit status 2."""
+
+    exit_code = 2
+
+
+class RegionlockGroup(click.Group):
+    """Turns regionlock's own errors into clean messages instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RegionlockError as exc:
+            raise InputError(exc.message) from exc
+
+
+@click.group(cls=RegionlockGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="regionlock")
 def cli() -> None:
     """regionlock: locate devices offline, decide allow/warn/lock by dated policy, sign it."""
@@ -24,15 +41,8 @@ cli.add_command(demo)
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except RegionlockError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        cli.main(prog_name="regionlock")
     except BrokenPipeError:
+        # `regionlock locate --input big.jsonl | head` is fine: stop quietly.
+        sys.stderr.close()
         sys.exit(0)
