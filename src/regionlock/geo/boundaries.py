@@ -39,26 +39,35 @@ class GpsMatch:
     tags: tuple[str, ...]
 
 
+def _unpack(blob: Any) -> npt.NDArray[np.int32]:
+    """Inverse of the prepare script's `packed`: lzma, then bytes back into int32 order."""
+    raw = np.frombuffer(lzma.decompress(blob.tobytes()), dtype=np.uint8)
+    return raw.reshape(4, -1).T.copy().view("<i4").ravel()
+
+
 class _Layer:
-    """One grid-plus-polygons layer of the boundary file."""
+    """One layer of the boundary file: a grid of cells, and polygons for the mixed ones."""
 
     def __init__(self, arrays: Any, prefix: str, nx: int, ny: int, scale: int) -> None:
         def arr(name: str) -> Any:
             return arrays[f"{prefix}_{name}"]
 
-        self.labels: list[str] = [str(x) for x in arr("labels")]
+        self.labels: list[str] = json.loads(arr("labels").tobytes())
         self.nx, self.ny = nx, ny
         self.cell = 360.0 / nx
         grid = np.frombuffer(lzma.decompress(arr("grid").tobytes()), dtype=np.uint16)
         self.grid = grid.reshape(ny, nx)
-        dx = np.frombuffer(lzma.decompress(arr("dx").tobytes()), dtype=np.int32)
-        dy = np.frombuffer(lzma.decompress(arr("dy").tobytes()), dtype=np.int32)
+        dx, dy = _unpack(arr("dx")), _unpack(arr("dy"))
         coords = np.empty((len(dx), 2), dtype=np.float64)
         coords[:, 0] = np.cumsum(dx, dtype=np.int64) / scale
         coords[:, 1] = np.cumsum(dy, dtype=np.int64) / scale
-        offsets = (arr("ring_offsets").astype(np.int64), arr("poly_offsets").astype(np.int64))
-        self.pieces = shapely.from_ragged_array(GeometryType.POLYGON, coords, offsets)
-        self.piece_label = arr("piece_label").astype(np.int32)
+        ring_offsets = np.concatenate(([0], np.cumsum(_unpack(arr("ring_sizes")))))
+        poly_offsets = np.concatenate(([0], np.cumsum(_unpack(arr("poly_sizes")))))
+        self.pieces = shapely.from_ragged_array(
+            GeometryType.POLYGON, coords, (ring_offsets, poly_offsets)
+        )
+        shapely.prepare(self.pieces)
+        self.piece_label = _unpack(arr("piece_label"))
         self.tree = shapely.STRtree(self.pieces)
 
     def cells(self, lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]) -> Any:
@@ -77,10 +86,14 @@ class _Layer:
         missed = np.zeros(len(out), dtype=bool)
         mixed = np.flatnonzero(codes == MIXED)
         if len(mixed):
-            points = shapely.points(lons[mixed], lats[mixed])
-            hit_point, hit_piece = self.tree.query(points, predicate="intersects")
+            xs, ys = lons[mixed], lats[mixed]
+            # Bounding-box candidates from the tree, then exact tests on prepared polygons.
+            hit_point, hit_piece = self.tree.query(shapely.points(xs, ys))
+            inside = shapely.contains_xy(self.pieces[hit_piece], xs[hit_point], ys[hit_point])
             found: dict[int, set[str]] = {}
-            for p, piece in zip(hit_point.tolist(), hit_piece.tolist(), strict=True):
+            for p, piece in zip(
+                hit_point[inside].tolist(), hit_piece[inside].tolist(), strict=True
+            ):
                 found.setdefault(p, set()).add(self.labels[self.piece_label[piece]])
             for j, i in enumerate(mixed.tolist()):
                 labels = found.get(j)
@@ -114,7 +127,7 @@ class Boundaries:
         source = path or Path(str(resources.files("regionlock").joinpath("data/boundaries.npz")))
         try:
             with np.load(source, allow_pickle=False) as arrays:
-                meta = json.loads(str(arrays["meta"]))
+                meta = json.loads(arrays["meta"].tobytes())
                 nx, ny = meta["grid"]
                 self.countries = _Layer(arrays, "country", nx, ny, meta["scale"])
                 self.admin1 = _Layer(arrays, "admin1", nx, ny, meta["scale"])
@@ -164,6 +177,9 @@ class Boundaries:
                 return GpsMatch((country,), sub, tuple(tags))
             return GpsMatch(countries, None, tuple(tags))
         country = countries[0]
+        if country in subs:
+            # An area the subdivision data leaves unnamed (no current ISO 3166-2 code).
+            return GpsMatch(countries, None, tuple(tags))
         own = [s for s in subs if s.startswith(country + "-")]
         if len(own) == 1:
             return GpsMatch(countries, own[0], tuple(tags))

@@ -29,8 +29,6 @@ import struct
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, Self, TypeAlias
@@ -42,6 +40,7 @@ import maxminddb
 from regionlock.domain.errors import DataUnavailable, InvalidInput, InvalidSignal
 from regionlock.domain.reading import SignalKind, SignalReading
 from regionlock.domain.signals import parse_ip
+from regionlock.geo.countries import country_name
 
 __all__ = [
     "Ip2LocationSource",
@@ -69,9 +68,6 @@ _NOT_A_COUNTRY = {
 # Codes some data sets use in place of the ISO 3166-1 one.
 _NON_ISO_ALIASES = {"UK": "GB"}
 # Names where the tz database's wording reads badly inside a sentence.
-_NAME_OVERRIDES = {"GB": "United Kingdom"}
-
-
 # --------------------------------------------------------------------------------------------
 # Sources
 # --------------------------------------------------------------------------------------------
@@ -463,27 +459,6 @@ def special_range(address: IpAddress) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Resolver
 # --------------------------------------------------------------------------------------------
-
-
-@cache
-def _country_names() -> dict[str, str]:
-    """English country names from the tz database's iso3166.tab (tzdata is a dependency)."""
-    try:
-        text = resources.files("tzdata").joinpath("zoneinfo", "iso3166.tab").read_text("utf-8")
-    except (ModuleNotFoundError, OSError):
-        return dict(_NAME_OVERRIDES)
-    names: dict[str, str] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            code, _, name = line.partition("\t")
-            names[code] = name.strip()
-    names.update(_NAME_OVERRIDES)
-    return names
-
-
-def country_name(code: str) -> str:
-    """An English name for an ISO 3166-1 alpha-2 code (the code itself when unknown)."""
-    return _country_names().get(code, code)
 
 
 class _Plan(NamedTuple):

@@ -15,6 +15,7 @@ from importlib import resources
 
 from regionlock.domain.errors import InvalidSignal
 from regionlock.domain.reading import SignalKind, SignalReading
+from regionlock.geo.countries import country_names
 
 _REGION_RE = re.compile(r"^(?:[A-Za-z]{2}|[0-9]{3})$")
 _SCRIPT_RE = re.compile(r"^[A-Za-z]{4}$")
@@ -40,7 +41,7 @@ class TzTables:
 
     @classmethod
     def load(cls) -> TzTables:
-        names = {row[0]: row[1] for row in _tab_rows(_read("iso3166.tab"))}
+        names = country_names()
         zi = _read("tzdata.zi")
         zones = set()
         links: dict[str, str] = {}
