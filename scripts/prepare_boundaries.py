@@ -13,7 +13,7 @@ that region's index; a cell that two or more touch ("mixed") keeps the exact cli
 Land borders keep their full resolution; a point at sea within a single-region cell resolves to
 that region (roughly the 12 nm territorial sea, see docs/location.md).
 
-Run: .venv/bin/pip install -e '.[prepare]' && .venv/bin/python scripts/prepare_boundaries.py
+Run: .venv/bin/python scripts/prepare_boundaries.py (needs npm on PATH)
 """
 
 from __future__ import annotations
@@ -141,10 +141,14 @@ def iso_code(props: dict[str, Any]) -> tuple[str | None, str]:
     names = {norm(props.get(k) or "") for k in ("name", "name_en", "gn_name", "woe_name")}
     names |= {norm(n) for n in (props.get("name_alt") or "").split("|")}
     names.discard("")
-    if norm(sub.name) in names:
+    own = norm(sub.name)
+    if any(own == n or (min(len(own), len(n)) >= 4 and (own in n or n in own)) for n in names):
         return code, ""
+    # Move only on the feature's primary name: alternative names (Kiev oblast is also "Kyiv")
+    # would match neighbours that share them.
+    primary = {norm(props.get(k) or "") for k in ("name", "name_en")} - {""}
     same_country = pycountry.subdivisions.get(country_code=code[:2]) or []
-    matches = [s.code for s in same_country if norm(s.name) in names and s.code != code]
+    matches = [s.code for s in same_country if norm(s.name) in primary and s.code != code]
     if len(matches) == 1:
         return matches[0], f"moved {code} ({props.get('name')}) to {matches[0]}"
     return code, f"kept {code}: ISO says {sub.name!r}, Natural Earth {props.get('name')!r}"

@@ -1,0 +1,271 @@
+"""`decide`: allow, warn or lock, with stable reason codes and an explanation.
+
+The order of judgement, each step written so that a wrong lock is the hardest outcome to reach:
+
+1. An exemption that applies wins over everything (`exemption.device`, `exemption.batch`).
+2. An unknown location never restricts (`location.unknown`).
+3. Each restriction in scope whose jurisdiction contains the location, active on the date,
+   proposes its action (`jurisdiction.restricted`). A lock then has to pass, in turn:
+   - confidence: below the policy's minimum, or with `vpn_suspected` / `low_confidence`, it
+     degrades to warn (`confidence.low`, `location.vpn_suspected`);
+   - presence: until presence is established (days within the window, or first activation
+     there) it becomes the rule's grace action (`presence.grace`; `presence.established`,
+     `presence.first_activation` when it is);
+   - escalation: with `warn_days`, a lock needs that many days of warnings first
+     (`escalation.warning`).
+4. Activation rules: a device first activated outside its sales region (`activation.region`).
+5. The most severe remaining action wins; with none, `allow` (`policy.no_match`).
+
+Everything is a pure function of its arguments: the same inputs give the same verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from regionlock.domain.location import LOW_CONFIDENCE_FLAG, VPN_SUSPECTED, LocationEstimate
+from regionlock.domain.policy import (
+    Action,
+    DeviceFacts,
+    Jurisdiction,
+    OfflineAction,
+    Policy,
+    Restriction,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceHistory:
+    """What the service remembers of where a device was: no raw signals, only places by day.
+
+    `days` maps a UTC date to the codes (country and subdivision) where the device was located
+    with enough confidence that day. `warned_since` maps a rule id to the first day a warning
+    for it was issued, for warn-before-lock.
+    """
+
+    days: Mapping[date, frozenset[str]] = field(default_factory=dict)
+    warned_since: Mapping[str, date] = field(default_factory=dict)
+
+    def days_in(
+        self, code: str, today: date, window_days: int, *, present_today: bool = False
+    ) -> int:
+        """Distinct days in the window ending today (inclusive) the device was seen in `code`."""
+        start = today - timedelta(days=window_days - 1)
+        seen = {d for d, codes in self.days.items() if start <= d <= today and code in codes}
+        if present_today:
+            seen.add(today)
+        return len(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The lease a verdict carries: valid until `expires`, then `offline_action`."""
+
+    expires: datetime
+    offline_action: OfflineAction
+    offline_lock_after_days: int
+    offline_warn_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision, why, and what the device shows."""
+
+    action: Action
+    reasons: tuple[str, ...]
+    explanation: str
+    policy_id: str
+    policy_version: str
+    lease: Lease
+    message: str = ""
+    contact: str = ""
+    rule: str | None = None  # the rule that decided, when one did
+
+
+@dataclass(frozen=True, slots=True)
+class _Proposal:
+    action: Action
+    reasons: tuple[str, ...]
+    text: str
+    rule: str
+    message: str
+    contact: str
+
+
+def decide(
+    device: DeviceFacts,
+    location: LocationEstimate,
+    history: PresenceHistory,
+    policy: Policy,
+    as_of: datetime,
+) -> Verdict:
+    """Allow, warn or lock this device, at this place and time, under this policy."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware (UTC)")
+    today = as_of.astimezone(UTC).date()
+    lease = Lease(
+        expires=as_of + timedelta(days=policy.lease.valid_days),
+        offline_action=policy.lease.offline_action,
+        offline_lock_after_days=policy.lease.offline_lock_after_days,
+        offline_warn_days=policy.lease.offline_warn_days,
+    )
+
+    def verdict(
+        action: Action,
+        reasons: tuple[str, ...],
+        text: str,
+        p: _Proposal | None = None,
+    ) -> Verdict:
+        return Verdict(
+            action=action,
+            reasons=reasons,
+            explanation=text,
+            policy_id=policy.id,
+            policy_version=policy.version,
+            lease=lease,
+            message=(p.message if p else "")
+            or (policy.message if action is not Action.ALLOW else ""),
+            contact=(p.contact if p else "")
+            or (policy.contact if action is not Action.ALLOW else ""),
+            rule=p.rule if p else None,
+        )
+
+    for exemption in policy.exemptions:
+        if exemption.applies(device, today):
+            kind = "device" if exemption.device is not None else "batch"
+            until = f" until {exemption.until.isoformat()}" if exemption.until else ""
+            return verdict(
+                Action.ALLOW,
+                (f"exemption.{kind}",),
+                f"Allowed: {kind} exemption{until} ({exemption.reason}).",
+            )
+
+    proposals: list[_Proposal] = []
+    if location.country is None:
+        base_reasons: tuple[str, ...] = ("location.unknown",)
+    else:
+        base_reasons = ()
+        for rule in policy.restrictions:
+            if not rule.scope.covers(device):
+                continue
+            hit = _matching(rule, location, today)
+            if hit is not None:
+                proposals.append(_judge(rule, hit, device, location, history, policy, today))
+    for arule in policy.activation_rules:
+        if not arule.scope.covers(device) or device.first_country is None:
+            continue
+        if device.first_country not in arule.countries:
+            proposals.append(
+                _Proposal(
+                    arule.action,
+                    ("activation.region",),
+                    f"rule {arule.id}: first activated in {device.first_country}, outside "
+                    f"{', '.join(sorted(arule.countries))}",
+                    arule.id,
+                    arule.message,
+                    arule.contact,
+                )
+            )
+
+    if not proposals:
+        where = _where(location)
+        text = (
+            "Allowed: location unknown; an unknown location never restricts."
+            if location.country is None
+            else f"Allowed: no rule restricts {where} on {today.isoformat()}."
+        )
+        return verdict(Action.ALLOW, base_reasons or ("policy.no_match",), text)
+    # Most severe wins; ties go to the earliest rule in the document (stable order).
+    best = max(proposals, key=lambda p: p.action.severity)
+    reasons: list[str] = []
+    for p in proposals:
+        for r in p.reasons:
+            if r not in reasons:
+                reasons.append(r)
+    text = f"{best.action.value.capitalize()}: " + "; ".join(p.text for p in proposals) + "."
+    return verdict(best.action, tuple(reasons), text, best)
+
+
+def _where(location: LocationEstimate) -> str:
+    if location.subdivision:
+        return f"{location.country}/{location.subdivision}"
+    return location.country or "an unknown place"
+
+
+def _matching(rule: Restriction, location: LocationEstimate, today: date) -> Jurisdiction | None:
+    for j in rule.jurisdictions:
+        if j.active(today) and j.contains(location.country, location.subdivision):
+            return j
+    return None
+
+
+def _judge(
+    rule: Restriction,
+    j: Jurisdiction,
+    device: DeviceFacts,
+    location: LocationEstimate,
+    history: PresenceHistory,
+    policy: Policy,
+    today: date,
+) -> _Proposal:
+    origin = f"{j.origin}: " if j.origin != "policy" else ""
+    head = (
+        f"rule {rule.id}: {_where(location)} is restricted ({origin}{j.name} {j.code}, "
+        f"since {j.start.isoformat()})"
+    )
+    reasons = ["jurisdiction.restricted"]
+    action = rule.action
+    notes: list[str] = []
+    if action is Action.LOCK:
+        if location.has(VPN_SUSPECTED):
+            action = Action.WARN
+            reasons.append("location.vpn_suspected")
+            notes.append("the IP disagrees with presence signals (VPN suspected), so no lock")
+        if location.confidence < policy.min_lock_confidence or location.has(LOW_CONFIDENCE_FLAG):
+            action = Action.WARN
+            reasons.append("confidence.low")
+            notes.append(
+                f"confidence {location.confidence:.2f} is below the "
+                f"{policy.min_lock_confidence:.2f} needed to lock"
+            )
+    if action is Action.LOCK:
+        action, why, code = _presence(rule, j, device, history, today)
+        reasons.append(code)
+        notes.append(why)
+    if action is Action.LOCK and rule.warn_days > 0:
+        first = history.warned_since.get(rule.id)
+        warned = (today - first).days if first is not None else 0
+        if warned < rule.warn_days:
+            action = Action.WARN
+            reasons.append("escalation.warning")
+            notes.append(f"{warned} of {rule.warn_days} days of warnings shown before a lock")
+    text = head + ("; " + "; ".join(notes) if notes else "")
+    return _Proposal(action, tuple(reasons), text, rule.id, rule.message, rule.contact)
+
+
+def _presence(
+    rule: Restriction,
+    j: Jurisdiction,
+    device: DeviceFacts,
+    history: PresenceHistory,
+    today: date,
+) -> tuple[Action, str, str]:
+    p = rule.presence
+    if p.first_activation_locks and j.contains(device.first_country, device.first_subdivision):
+        return Action.LOCK, f"first activated in {j.code}", "presence.first_activation"
+    # Today counts as a day of presence: the device is there now.
+    seen = history.days_in(j.code, today, p.window_days, present_today=True)
+    if seen > p.min_days:
+        return (
+            Action.LOCK,
+            f"present {seen} day(s) in the last {p.window_days} (more than {p.min_days})",
+            "presence.established",
+        )
+    return (
+        p.grace_action,
+        f"present {seen} day(s) in the last {p.window_days}, not more than "
+        f"{p.min_days}: traveller grace",
+        "presence.grace",
+    )

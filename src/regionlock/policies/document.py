@@ -1,0 +1,452 @@
+"""Policy documents (TOML) -> validated `Policy` values, with errors located in the file.
+
+The format is documented in docs/policy.md and pinned by examples/policies/. Every problem is
+reported at once, each with its path in the document (`restriction[2].action`) and, where it
+can be found, its line, so that a bad policy is fixed in one pass and can never be activated.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from regionlock.domain.errors import InvalidInput
+from regionlock.domain.policy import (
+    Action,
+    ActivationRule,
+    Exemption,
+    Jurisdiction,
+    Lease,
+    OfflineAction,
+    Policy,
+    Presence,
+    Restriction,
+    Scope,
+)
+from regionlock.domain.regions import expand
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_SUBDIVISION_RE = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a policy document."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+
+
+class PolicyError(InvalidInput):
+    """A policy document that cannot be used; `problems` lists everything wrong with it."""
+
+    type_slug = "invalid-policy"
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class Regime:
+    """A regime preset: a named list of jurisdictions with dates (data/regimes/*.toml)."""
+
+    id: str
+    name: str
+    jurisdictions: tuple[Jurisdiction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """What the parser checks codes against: country and subdivision codes with names."""
+
+    countries: Mapping[str, str]
+    subdivisions: Mapping[str, str]
+
+    def name(self, code: str) -> str | None:
+        return (self.subdivisions if "-" in code else self.countries).get(code)
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting problems instead of stopping at the first."""
+
+    def __init__(self, text: str, names: Names) -> None:
+        self.lines = text.splitlines()
+        self.names = names
+        self.problems: list[Problem] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message, self.line_of(path)))
+
+    def line_of(self, path: str) -> int | None:
+        """Best effort: the line of `table[n].sub.key` in the document text."""
+        m = re.match(r"^([a-z_]+)(?:\[(\d+)\])?((?:\.[a-z_]+)*)", path)
+        if not m:
+            return None
+        table, index = m.group(1), m.group(2)
+        rest = [k for k in m.group(3).split(".") if k]
+        header = re.compile(rf"^\s*\[\[?\s*{table}\s*\]\]?\s*$")
+        starts = [i for i, line in enumerate(self.lines) if header.match(line)]
+        if not starts:
+            return None
+        n = int(index) if index is not None else 0
+        if n >= len(starts):
+            return None
+        start = starts[n]
+        end = starts[n + 1] if n + 1 < len(starts) else len(self.lines)
+        prefix = table
+        # Descend into [table.sub] headers inside this entry while the path names them.
+        while len(rest) > 1:
+            sub = re.compile(rf"^\s*\[\s*{prefix}\.{rest[0]}\s*\]\s*$")
+            found = next((i for i in range(start, end) if sub.match(self.lines[i])), None)
+            if found is None:
+                break
+            prefix, start, rest = f"{prefix}.{rest[0]}", found, rest[1:]
+        if not rest:
+            return start + 1
+        key = re.compile(rf"^\s*{rest[0]}\s*=")
+        for i in range(start + 1, end):
+            if i > start + 1 and re.match(r"^\s*\[", self.lines[i]):
+                break
+            if key.match(self.lines[i]):
+                return i + 1
+        return start + 1
+
+    def table(self, obj: Any, path: str) -> dict[str, Any]:
+        if obj is None:
+            return {}
+        if not isinstance(obj, dict):
+            self.fail(path, "must be a table")
+            return {}
+        return obj
+
+    def keys(self, obj: dict[str, Any], path: str, allowed: set[str]) -> None:
+        for key in sorted(set(obj) - allowed):
+            self.fail(
+                f"{path}.{key}" if path else key,
+                f"unknown key; expected one of {', '.join(sorted(allowed))}",
+            )
+
+    def text(
+        self,
+        obj: dict[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool = False,
+        default: str = "",
+        limit: int = 500,
+    ) -> str:
+        value = obj.get(key)
+        if value is None:
+            if required:
+                self.fail(f"{path}.{key}" if path else key, "is required")
+            return default
+        if not isinstance(value, str):
+            self.fail(f"{path}.{key}" if path else key, "must be a string")
+            return default
+        if len(value) > limit:
+            self.fail(f"{path}.{key}", f"is {len(value)} characters; at most {limit}")
+        return value
+
+    def ident(self, obj: dict[str, Any], key: str, path: str) -> str:
+        value = self.text(obj, key, path, required=True)
+        if value and not _ID_RE.match(value):
+            self.fail(
+                f"{path}.{key}" if path else key,
+                f"{value!r} is not an identifier (letters, digits, . _ : -)",
+            )
+        return value
+
+    def integer(
+        self, obj: dict[str, Any], key: str, path: str, default: int, low: int, high: int
+    ) -> int:
+        value = obj.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(f"{path}.{key}", "must be an integer")
+            return default
+        if not low <= value <= high:
+            self.fail(f"{path}.{key}", f"{value} is outside [{low}, {high}]")
+            return default
+        return value
+
+    def day(self, obj: dict[str, Any], key: str, path: str) -> date | None:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, date) or hasattr(value, "hour"):
+            self.fail(f"{path}.{key}", "must be a date such as 2021-09-15 (no quotes, no time)")
+            return None
+        return value
+
+    def choice(self, obj: dict[str, Any], key: str, path: str, enum: Any, default: Any) -> Any:
+        value = obj.get(key, default.value if default is not None else None)
+        try:
+            return enum(value)
+        except ValueError:
+            options = ", ".join(e.value for e in enum)
+            self.fail(f"{path}.{key}", f"{value!r} is not one of {options}")
+            return default
+
+    def strings(self, obj: dict[str, Any], key: str, path: str) -> list[str]:
+        value = obj.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(f"{path}.{key}", "must be a list of strings")
+            return []
+        return list(value)
+
+
+def load_regime(text: str, source: str, names: Names) -> Regime:
+    """Parse one regime preset file."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
+    r = _Reader(text, names)
+    head = r.table(doc.get("regime"), "regime")
+    rid = r.ident(head, "id", "regime")
+    out = []
+    for i, item in enumerate(doc.get("jurisdiction", [])):
+        path = f"jurisdiction[{i}]"
+        item = r.table(item, path)
+        j = _jurisdiction(r, item, path, rid, None, None)
+        if j is not None:
+            out.append(j)
+    if r.problems:
+        raise PolicyError(source, r.problems)
+    return Regime(rid, r.text(head, "name", "regime"), tuple(out))
+
+
+def _jurisdiction(
+    r: _Reader, item: Any, path: str, origin: str, start: date | None, end: date | None
+) -> Jurisdiction | None:
+    if isinstance(item, str):
+        item = {"code": item}
+    if not isinstance(item, dict):
+        r.fail(path, 'must be a code such as "IR" or a table with code, from, until')
+        return None
+    code = item.get("code")
+    if not isinstance(code, str) or not (_COUNTRY_RE.match(code) or _SUBDIVISION_RE.match(code)):
+        r.fail(f"{path}.code", f"{code!r} is not an ISO 3166-1 or 3166-2 code")
+        return None
+    known = r.names.name(code)
+    if known is None:
+        r.fail(f"{path}.code", f"{code} is not a known ISO 3166 code")
+        return None
+    begin = r.day(item, "from", path) or start
+    finish = r.day(item, "until", path) or end
+    if begin is None:
+        r.fail(f"{path}.from", f"{code}: a start date is required (here or on the rule)")
+        return None
+    if finish is not None and finish <= begin:
+        r.fail(f"{path}.until", f"{code}: until {finish} is not after from {begin}")
+    extent = item.get("extent", "whole")
+    if extent not in ("whole", "part"):
+        r.fail(f"{path}.extent", f"{extent!r} is not whole or part")
+    given = item.get("name")
+    name = given if isinstance(given, str) else known
+    return Jurisdiction(code, name, begin, finish, extent, origin, str(item.get("instrument", "")))
+
+
+def _scope(r: _Reader, obj: Any, path: str) -> Scope:
+    s = r.table(obj, path)
+    allowed = {"models", "skus", "sales_regions", "distributors", "batches"}
+    r.keys(s, path, allowed)
+    return Scope(**{k: frozenset(r.strings(s, k, path)) for k in allowed})
+
+
+def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Regime]) -> Policy:
+    """Validate a policy document; raises PolicyError listing every problem found."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
+    r = _Reader(text, names)
+    r.keys(doc, "", {"policy", "lease", "restriction", "activation", "exemption"})
+    head = r.table(doc.get("policy"), "policy")
+    r.keys(
+        head,
+        "policy",
+        {"id", "version", "description", "min_lock_confidence", "message", "contact"},
+    )
+    pid = r.ident(head, "id", "policy")
+    version = r.ident(head, "version", "policy")
+    conf = head.get("min_lock_confidence", 0.7)
+    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 <= conf <= 1:
+        r.fail("policy.min_lock_confidence", f"{conf!r} is not a number in [0, 1]")
+        conf = 0.7
+
+    lease_t = r.table(doc.get("lease"), "lease")
+    r.keys(
+        lease_t,
+        "lease",
+        {"valid_days", "offline_action", "offline_lock_after_days", "offline_warn_days"},
+    )
+    lease = Lease(
+        valid_days=r.integer(lease_t, "valid_days", "lease", 7, 1, 365),
+        offline_action=r.choice(
+            lease_t, "offline_action", "lease", OfflineAction, OfflineAction.WARN
+        ),
+        offline_lock_after_days=r.integer(lease_t, "offline_lock_after_days", "lease", 30, 0, 3650),
+        offline_warn_days=r.integer(lease_t, "offline_warn_days", "lease", 7, 0, 365),
+    )
+
+    restrictions = []
+    used_regimes: list[str] = []
+    seen_ids: set[str] = set()
+    raw_rules = doc.get("restriction", [])
+    for i, item in enumerate(raw_rules if isinstance(raw_rules, list) else []):
+        path = f"restriction[{i}]"
+        t = r.table(item, path)
+        r.keys(
+            t,
+            path,
+            {
+                "id",
+                "action",
+                "jurisdictions",
+                "regimes",
+                "from",
+                "until",
+                "scope",
+                "presence",
+                "warn_days",
+                "message",
+                "contact",
+            },
+        )
+        rid = r.ident(t, "id", path)
+        if rid in seen_ids:
+            r.fail(f"{path}.id", f"{rid!r} is used by another rule")
+        seen_ids.add(rid)
+        action = r.choice(t, "action", path, Action, None)
+        start, end = r.day(t, "from", path), r.day(t, "until", path)
+        js: list[Jurisdiction] = []
+        raw_js = t.get("jurisdictions", [])
+        if not isinstance(raw_js, list):
+            r.fail(f"{path}.jurisdictions", "must be a list")
+            raw_js = []
+        for k, item_j in enumerate(raw_js):
+            j = _jurisdiction(r, item_j, f"{path}.jurisdictions[{k}]", "policy", start, end)
+            if j is not None:
+                js.append(j)
+        for name in r.strings(t, "regimes", path):
+            if name not in presets:
+                r.fail(
+                    f"{path}.regimes",
+                    f"unknown regime preset {name!r}; known: {', '.join(sorted(presets))}",
+                )
+                continue
+            used_regimes.append(name)
+            js.extend(presets[name].jurisdictions)
+        if not js:
+            r.fail(path, "restricts nothing: give jurisdictions or regimes")
+        pres_t = r.table(t.get("presence"), f"{path}.presence")
+        r.keys(
+            pres_t,
+            f"{path}.presence",
+            {"min_days", "window_days", "first_activation_locks", "grace_action"},
+        )
+        window = r.integer(pres_t, "window_days", f"{path}.presence", 30, 1, 365)
+        min_days = r.integer(pres_t, "min_days", f"{path}.presence", 0, 0, 365)
+        if min_days >= window:
+            r.fail(
+                f"{path}.presence.min_days",
+                f"{min_days} can never be exceeded within a {window}-day window",
+            )
+        first_locks = pres_t.get("first_activation_locks", True)
+        if not isinstance(first_locks, bool):
+            r.fail(f"{path}.presence.first_activation_locks", "must be true or false")
+            first_locks = True
+        grace = r.choice(pres_t, "grace_action", f"{path}.presence", Action, Action.WARN)
+        if grace is Action.LOCK:
+            r.fail(f"{path}.presence.grace_action", "grace cannot be lock; use allow or warn")
+        if action is None:
+            continue
+        restrictions.append(
+            Restriction(
+                id=rid,
+                jurisdictions=tuple(js),
+                action=action,
+                scope=_scope(r, t.get("scope"), f"{path}.scope"),
+                presence=Presence(min_days, window, first_locks, grace),
+                warn_days=r.integer(t, "warn_days", path, 0, 0, 365),
+                message=r.text(t, "message", path, limit=350),
+                contact=r.text(t, "contact", path, limit=200),
+            )
+        )
+
+    activation = []
+    raw_act = doc.get("activation", [])
+    for i, item in enumerate(raw_act if isinstance(raw_act, list) else []):
+        path = f"activation[{i}]"
+        t = r.table(item, path)
+        r.keys(t, path, {"id", "countries", "action", "scope", "message", "contact"})
+        aid = r.ident(t, "id", path)
+        if aid in seen_ids:
+            r.fail(f"{path}.id", f"{aid!r} is used by another rule")
+        seen_ids.add(aid)
+        countries: set[str] = set()
+        for name in r.strings(t, "countries", path):
+            got = expand(name, set(names.countries))
+            if got is None:
+                r.fail(f"{path}.countries", f"{name!r} is neither a country code nor a region")
+            else:
+                countries |= got
+        action = r.choice(t, "action", path, Action, None)
+        if action is not None:
+            activation.append(
+                ActivationRule(
+                    aid,
+                    frozenset(countries),
+                    action,
+                    _scope(r, t.get("scope"), f"{path}.scope"),
+                    r.text(t, "message", path, limit=350),
+                    r.text(t, "contact", path, limit=200),
+                )
+            )
+
+    exemptions = []
+    raw_ex = doc.get("exemption", [])
+    for i, item in enumerate(raw_ex if isinstance(raw_ex, list) else []):
+        path = f"exemption[{i}]"
+        t = r.table(item, path)
+        r.keys(t, path, {"device", "batch", "until", "reason"})
+        device, batch = t.get("device"), t.get("batch")
+        if (device is None) == (batch is None):
+            r.fail(path, "name exactly one of device or batch")
+        exemptions.append(
+            Exemption(
+                reason=r.text(t, "reason", path, required=True),
+                device=device if isinstance(device, str) else None,
+                batch=batch if isinstance(batch, str) else None,
+                until=r.day(t, "until", path),
+            )
+        )
+
+    if r.problems:
+        raise PolicyError(source, r.problems)
+    return Policy(
+        id=pid,
+        version=version,
+        description=r.text(head, "description", "policy", limit=2000),
+        restrictions=tuple(restrictions),
+        activation_rules=tuple(activation),
+        exemptions=tuple(exemptions),
+        min_lock_confidence=float(conf),
+        lease=lease,
+        message=r.text(head, "message", "policy", limit=350),
+        contact=r.text(head, "contact", "policy", limit=200),
+        regimes=tuple(dict.fromkeys(used_regimes)),
+    )

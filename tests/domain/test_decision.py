@@ -1,0 +1,171 @@
+"""`decide` on plain values: the safety properties every policy must keep."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regionlock.domain.decision import PresenceHistory, decide
+from regionlock.domain.location import LocationEstimate
+from regionlock.domain.policy import (
+    Action,
+    DeviceFacts,
+    Exemption,
+    Jurisdiction,
+    Policy,
+    Presence,
+    Restriction,
+    Scope,
+)
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+PLACES = [
+    ("IR", "IR-23"),
+    ("SY", None),
+    ("UA", "UA-43"),
+    ("UA", "UA-30"),
+    ("DE", "DE-BE"),
+    ("SD", None),
+    (None, None),
+]
+CODES = ["IR", "SY", "UA-43", "UA", "DE", "SD", "CU"]
+FLAGS = ["vpn_suspected", "low_confidence", "roaming", "signals_disagree"]
+
+
+def loc(
+    country: str | None, sub: str | None, conf: float = 0.95, flags: tuple[str, ...] = ()
+) -> LocationEstimate:
+    return LocationEstimate(country, sub, conf if country else 0.0, (), flags)
+
+
+jurisdictions = st.builds(
+    lambda code, start, years: Jurisdiction(
+        code, code, start, None if years is None else start + timedelta(days=365 * years)
+    ),
+    st.sampled_from(CODES),
+    st.dates(min_value=date(2010, 1, 1), max_value=date(2027, 1, 1)),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=10)),
+)
+restrictions = st.builds(
+    lambda i, js, action, min_days, warn_days, models: Restriction(
+        f"r{i}",
+        tuple(js),
+        action,
+        Scope(models=frozenset(models)),
+        Presence(min_days=min_days, window_days=14),
+        warn_days,
+    ),
+    st.integers(0, 1000),
+    st.lists(jurisdictions, min_size=1, max_size=3),
+    st.sampled_from(list(Action)),
+    st.integers(0, 5),
+    st.integers(0, 3),
+    st.lists(st.sampled_from(["X1", "X2"]), max_size=1),
+)
+policies = st.builds(
+    lambda rs, conf: Policy("p", "1", "", tuple(rs), min_lock_confidence=conf),
+    st.lists(restrictions, max_size=4),
+    st.floats(0.3, 0.9),
+)
+locations = st.builds(
+    lambda place, conf, flags: loc(place[0], place[1], conf, tuple(sorted(set(flags)))),
+    st.sampled_from(PLACES),
+    st.floats(0.0, 1.0),
+    st.lists(st.sampled_from(FLAGS), max_size=2),
+)
+devices = st.builds(
+    lambda model, first: DeviceFacts("dev-1", model=model, first_country=first, batch="B7"),
+    st.sampled_from(["X1", "X2", "X3"]),
+    st.sampled_from([None, "IR", "DE", "UA"]),
+)
+histories = st.builds(
+    lambda n, code: PresenceHistory(
+        {NOW.date() - timedelta(days=d): frozenset({code}) for d in range(1, n + 1)}
+    ),
+    st.integers(0, 10),
+    st.sampled_from(CODES),
+)
+
+
+@given(devices, locations, histories, policies, restrictions)
+def test_adding_a_restriction_never_lowers_the_verdict(d, where, h, p, extra) -> None:
+    before = decide(d, where, h, p, NOW)
+    after = decide(d, where, h, replace(p, restrictions=(*p.restrictions, extra)), NOW)
+    assert after.action.severity >= before.action.severity
+    if before.action is Action.LOCK:
+        assert after.action is Action.LOCK
+
+
+@given(devices, locations, histories, policies, st.booleans())
+def test_exemptions_always_win(d, where, h, p, by_batch) -> None:
+    exemption = (
+        Exemption("appeal 42", batch="B7")
+        if by_batch
+        else Exemption("appeal 42", device="dev-1", until=date(2027, 1, 1))
+    )
+    v = decide(d, where, h, replace(p, exemptions=(exemption,)), NOW)
+    assert v.action is Action.ALLOW
+    assert v.reasons == ("exemption.batch" if by_batch else "exemption.device",)
+
+
+@given(devices, locations, histories, policies, st.floats(0.0, 1.0))
+def test_lowering_confidence_never_raises_the_verdict(d, where, h, p, factor) -> None:
+    before = decide(d, where, h, p, NOW)
+    after = decide(d, replace(where, confidence=where.confidence * factor), h, p, NOW)
+    assert after.action.severity <= before.action.severity
+    if before.action is Action.WARN:
+        assert after.action is not Action.LOCK
+
+
+@given(devices, locations, histories, policies)
+def test_verdicts_are_deterministic(d, where, h, p) -> None:
+    assert decide(d, where, h, p, NOW) == decide(d, where, h, p, NOW)
+
+
+@given(devices, histories, policies, st.sampled_from(["vpn_suspected", "low_confidence"]))
+def test_weak_evidence_never_locks(d, h, p, flag) -> None:
+    for country, sub in PLACES:
+        v = decide(d, loc(country, sub, 0.99, (flag,)), h, p, NOW)
+        assert v.action is not Action.LOCK
+
+
+@given(devices, histories, policies)
+def test_unknown_location_never_restricts_by_place(d, h, p) -> None:
+    v = decide(replace(d, first_country=None), loc(None, None), h, p, NOW)
+    assert v.action is Action.ALLOW
+    assert v.reasons == ("location.unknown",)
+
+
+def test_presence_counts_distinct_days_in_the_window() -> None:
+    today = NOW.date()
+    h = PresenceHistory({today - timedelta(days=d): frozenset({"IR", "IR-23"}) for d in (1, 2, 20)})
+    assert h.days_in("IR", today, 14) == 2
+    assert h.days_in("IR", today, 14, present_today=True) == 3
+    assert h.days_in("IR-23", today, 30) == 3
+    assert h.days_in("SY", today, 30) == 0
+
+
+def test_warn_before_lock_escalates_after_the_warning_days() -> None:
+    rule = Restriction(
+        "r",
+        (Jurisdiction("IR", "Iran", date(2020, 1, 1)),),
+        Action.LOCK,
+        presence=Presence(min_days=0),
+        warn_days=2,
+    )
+    policy = Policy("p", "1", "", (rule,))
+    device = DeviceFacts("d")
+    where = loc("IR", "IR-23")
+    first = decide(device, where, PresenceHistory(), policy, NOW)
+    assert first.action is Action.WARN and "escalation.warning" in first.reasons
+    warned = PresenceHistory(warned_since={"r": NOW.date() - timedelta(days=2)})
+    assert decide(device, where, warned, policy, NOW).action is Action.LOCK
+
+
+def test_lease_comes_from_the_policy() -> None:
+    v = decide(DeviceFacts("d"), loc("DE", None), PresenceHistory(), Policy("p", "7", "", ()), NOW)
+    assert v.lease.expires == NOW + timedelta(days=7)
+    assert (v.policy_id, v.policy_version, v.reasons) == ("p", "7", ("policy.no_match",))
