@@ -10,6 +10,7 @@ import click
 from regionlock import __version__
 from regionlock.cli.demo import demo
 from regionlock.cli.locate import locate
+from regionlock.cli.policy import policy
 from regionlock.domain.errors import RegionlockError
 
 
@@ -37,6 +38,7 @@ def cli() -> None:
 
 cli.add_command(locate)
 cli.add_command(demo)
+cli.add_command(policy)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ The order of judgement, each step written so that a wrong lock is the hardest ou
 2. An unknown location never restricts (`location.unknown`).
 3. Each restriction in scope whose jurisdiction contains the location, active on the date,
    proposes its action (`jurisdiction.restricted`). A lock then has to pass, in turn:
+   - extent: a jurisdiction covered only in part (e.g. occupied areas of an oblast) warns
+     unless the rule says `part_action = "lock"` (`jurisdiction.partial`);
    - confidence: below the policy's minimum, or with `vpn_suspected` / `low_confidence`, it
      degrades to warn (`confidence.low`, `location.vpn_suspected`);
    - presence: until presence is established (days within the window, or first activation
@@ -230,6 +232,12 @@ def _judge(
                 f"confidence {location.confidence:.2f} is below the "
                 f"{policy.min_lock_confidence:.2f} needed to lock"
             )
+    if action is Action.LOCK and j.extent == "part" and rule.part_action is not Action.LOCK:
+        action = rule.part_action
+        reasons.append("jurisdiction.partial")
+        notes.append(
+            f"the instrument covers only part of {j.code}, so no lock from the subdivision alone"
+        )
     if action is Action.LOCK:
         action, why, code = _presence(rule, j, device, history, today)
         reasons.append(code)

@@ -115,6 +115,9 @@ class Restriction:
     warn_days: int = 0  # days of warnings required before a lock
     message: str = ""
     contact: str = ""
+    # Where an instrument covers only part of a subdivision (extent "part"), locating to the
+    # subdivision cannot tell the covered part from the rest: by default such a lock is a warning.
+    part_action: Action = Action.WARN
 
 
 @dataclass(frozen=True, slots=True)

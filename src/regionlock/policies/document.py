@@ -53,6 +53,7 @@ class PolicyError(InvalidInput):
     type_slug = "invalid-policy"
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
+        problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
@@ -350,7 +351,7 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
                 continue
             used_regimes.append(name)
             js.extend(presets[name].jurisdictions)
-        if not js:
+        if not raw_js and not t.get("regimes"):
             r.fail(path, "restricts nothing: give jurisdictions or regimes")
         pres_t = r.table(t.get("presence"), f"{path}.presence")
         r.keys(
