@@ -106,10 +106,18 @@ def test_tie_gives_no_country() -> None:
 
 
 def test_shared_signal_splits_its_weight() -> None:
-    e = fuse([r(K.TIMEZONE, "RU", "UA")])
+    e = fuse([r(K.NETWORK, "RU", "UA", slot=1)])
     assert e.country is None  # a tie between the two claimants, never a pick
     e2 = fuse([r(K.TIMEZONE, "RU", "UA"), r(K.NETWORK, "UA", slot=1)])
     assert e2.country == "UA"
+    assert e2.scores["UA"] == 0.8 + 0.075
+
+
+def test_hints_alone_name_no_country() -> None:
+    e = fuse([r(K.TIMEZONE, "IR"), r(K.LOCALE, "IR")])
+    assert e.country is None and e.confidence == 0.0
+    assert "hints_only" in e.flags
+    assert fuse([r(K.TIMEZONE, "IR"), r(K.IP, "IR")]).country == "IR"
 
 
 def test_disputed_gps_is_flagged_and_names_its_subdivision() -> None:

@@ -93,8 +93,15 @@ def test_crimea_is_disputed_and_resolved_to_the_iso_view(boundaries: Boundaries)
 
 
 def test_open_sea_is_unknown(boundaries: Boundaries) -> None:
-    for lat, lon in [(0.0, 0.0), (35.0, -40.0), (-50.0, 100.0), (40.0, 18.5)]:
+    for lat, lon in [(0.0, 0.0), (35.0, -40.0), (-50.0, 100.0), (41.5, 18.0)]:
         assert boundaries.lookup(lat, lon).countries == (), (lat, lon)
+
+
+def test_coastal_waters_belong_to_the_coast(boundaries: Boundaries) -> None:
+    # ~5 km off Italy's heel: inside the 12 nm territorial sea, and a single-country cell.
+    assert boundaries.lookup(40.0, 18.5).countries == ("IT",)
+    # ~2 km off Bushehr (IR), in a grid cell that touches Iran's coast.
+    assert boundaries.lookup(28.92, 50.82).countries == ("IR",)
 
 
 def test_batch_and_single_lookups_agree(boundaries: Boundaries) -> None:

@@ -8,6 +8,7 @@ The rules, in full (docs/location.md explains them with examples):
 * Several readings of one kind (SIM slots) do not add up: per country, the kind's strongest vote
   counts. Two SIMs from one country are not twice the evidence.
 * The country with the highest score wins. A tie at the top gives no country: we never pick one.
+  Time zone and locale are hints: when nothing else points anywhere, there is no country.
 * confidence = support x agreement, where support = 1 - prod(1 - w) over the votes for the winner
   (how much independent evidence backs it) and agreement = winner's score / all scores (how much
   of the evidence it explains). Adding an agreeing signal raises both, so it never lowers the
@@ -34,6 +35,7 @@ WEIGHTS: Mapping[SignalKind, float] = {
     SignalKind.LOCALE: 0.05,
 }
 PRESENCE_KINDS = frozenset({SignalKind.GPS, SignalKind.NETWORK})
+HINT_KINDS = frozenset({SignalKind.TIMEZONE, SignalKind.LOCALE})
 LOW_CONFIDENCE = 0.5
 
 # Flags, stable identifiers read by the policy engine.
@@ -44,6 +46,7 @@ LOW_CONFIDENCE_FLAG = "low_confidence"
 DISPUTED_TERRITORY = "disputed_territory"
 NO_SIGNALS = "no_signals"
 HOME_ROUTED_IP = "home_routed_ip"
+HINTS_ONLY = "hints_only"
 
 
 def reading_weight(reading: SignalReading) -> float:
@@ -144,7 +147,10 @@ def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
     country: str | None = None
     confidence = 0.0
     flags: set[str] = set()
-    if scores:
+    if scores and all(kind in HINT_KINDS for kind in votes):
+        # A time zone or a locale is a setting, not a whereabouts: alone it names no country.
+        flags.add(HINTS_ONLY)
+    elif scores:
         best = max(scores.values())
         leaders = sorted(c for c, s in scores.items() if abs(s - best) < 1e-9)
         if len(leaders) == 1:
