@@ -193,31 +193,49 @@ def load_admin1() -> tuple[dict[str, shapely.Geometry], dict[str, str]]:
     return merged, names
 
 
+def _polygons(geoms: np.ndarray) -> np.ndarray:
+    """Every non-empty polygon in an array of (multi)polygons or collections."""
+    parts = shapely.get_parts(geoms)
+    parts = parts[shapely.get_type_id(parts) == shapely.GeometryType.POLYGON]
+    return parts[shapely.area(parts) > 0]
+
+
 def quadtree(geom: shapely.Geometry, cells: dict[int, shapely.Geometry | None]) -> None:
-    """Record every grid cell `geom` touches: None when it covers the cell, else the clip."""
+    """Record every grid cell `geom` touches: None when it covers the cell, else the clip.
+
+    The geometry is carried as an array of valid polygons (they may overlap one another) and
+    cut with GEOS overlay intersection, part by part. clip_by_rect is faster but, fed polygons
+    with thousands of holes, it sometimes returned the whole rectangle for a box the polygon
+    does not even reach (China "covering" Bangkok); overlay on valid parts does not.
+    """
     roots = [(-180.0, -90.0, 0.0, 90.0, 0, 0), (0.0, -90.0, 180.0, 90.0, NX // 2, 0)]
-    stack = [(x0, y0, x1, y1, ix, iy, 0, geom) for x0, y0, x1, y1, ix, iy in roots]
+    parts0 = _polygons(np.array([geom]))
+    stack = [(x0, y0, x1, y1, ix, iy, 0, parts0) for x0, y0, x1, y1, ix, iy in roots]
     while stack:
-        x0, y0, x1, y1, ix, iy, depth, g = stack.pop()
-        piece = shapely.clip_by_rect(g, x0, y0, x1, y1)
-        if piece.is_empty or piece.area == 0.0:
+        x0, y0, x1, y1, ix, iy, depth, parts = stack.pop()
+        rect = box(x0, y0, x1, y1)
+        near = parts[shapely.intersects(parts, rect)]
+        if not len(near):
+            continue
+        pieces = _polygons(shapely.intersection(near, rect))
+        if not len(pieces):
             continue
         span = 1 << (MAX_DEPTH - depth)
-        if shapely.area(shapely.get_parts(piece)).max() >= (x1 - x0) * (y1 - y0) * (1 - 1e-9):
+        if shapely.area(pieces).max() >= (x1 - x0) * (y1 - y0) * (1 - 1e-9):
             for dx in range(span):
                 for dy in range(span):
                     cells[(iy + dy) * NX + ix + dx] = None
             continue
         if depth == MAX_DEPTH:
-            piece = shapely.make_valid(piece)
+            piece = shapely.union_all(pieces)
             full = piece.area >= CELL * CELL * (1 - 1e-9)
             cells[iy * NX + ix] = None if full else piece
             continue
         mx, my, half = (x0 + x1) / 2, (y0 + y1) / 2, span // 2
-        stack.append((x0, y0, mx, my, ix, iy, depth + 1, piece))
-        stack.append((mx, y0, x1, my, ix + half, iy, depth + 1, piece))
-        stack.append((x0, my, mx, y1, ix, iy + half, depth + 1, piece))
-        stack.append((mx, my, x1, y1, ix + half, iy + half, depth + 1, piece))
+        stack.append((x0, y0, mx, my, ix, iy, depth + 1, pieces))
+        stack.append((mx, y0, x1, my, ix + half, iy, depth + 1, pieces))
+        stack.append((x0, my, mx, y1, ix, iy + half, depth + 1, pieces))
+        stack.append((mx, my, x1, y1, ix + half, iy + half, depth + 1, pieces))
 
 
 def cell_box(cell: int) -> shapely.Geometry:

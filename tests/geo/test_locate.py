@@ -45,6 +45,13 @@ BORDER_POINTS = [
     ("Pyongyang", 39.0392, 125.7625, "KP", None),
     ("Berlin", 52.5200, 13.4050, "DE", "DE-BE"),
     ("Valga, EE", 57.7780, 26.0470, "EE", None),
+    # Enclaves and territories the source also draws inside another country.
+    ("Maseru, LS", -29.3100, 27.4800, "LS", None),
+    ("Vatican City", 41.9029, 12.4534, "VA", None),
+    ("Cayenne, GF", 4.9224, -52.3135, "GF", None),
+    ("San Juan, PR", 18.4655, -66.1057, "PR", None),
+    ("Bangkok, TH", 13.7500, 100.5000, "TH", None),
+    ("Hanoi, VN", 21.0285, 105.8542, "VN", None),
     ("Valka, LV", 57.7750, 26.0230, "LV", None),
 ]
 
@@ -90,6 +97,11 @@ def test_crimea_is_disputed_and_resolved_to_the_iso_view(boundaries: Boundaries)
     match = boundaries.lookup(44.9521, 34.1024)
     assert "disputed" in match.tags
     assert match.countries == ("UA",)
+
+
+def test_only_real_disputes_are_flagged(boundaries: Boundaries) -> None:
+    for lat, lon in [(-29.31, 27.48), (13.75, 100.5), (4.9224, -52.3135), (21.0285, 105.8542)]:
+        assert "disputed" not in boundaries.lookup(lat, lon).tags, (lat, lon)
 
 
 def test_open_sea_is_unknown(boundaries: Boundaries) -> None:

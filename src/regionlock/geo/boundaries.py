@@ -25,6 +25,28 @@ from shapely import GeometryType
 from regionlock.domain.errors import DataUnavailable
 
 MIXED = 0xFFFF
+# Where the country data draws one region inside another's polygon and it is not a dispute:
+# dependent territories with their own ISO 3166-1 code, and enclaves whose hole the source left
+# out (Lesotho in South Africa; Busingen (DE) and Campione (IT) in Switzerland; Gibraltar in
+# Spain's polygon). (inner, outer): where both contain a point, the inner code is the answer.
+_TERRITORIES = {
+    "FR": "GF GP MQ RE YT NC PF TF PM BL MF WF",
+    "US": "PR VI GU AS MP UM",
+    "NL": "AW CW SX BQ",
+    "NO": "SJ BV",
+    "AU": "CX CC NF HM",
+    "CN": "HK MO",
+    "DK": "GL FO",
+    "GB": "GG JE IM GI BM KY VG TC AI MS FK GS SH PN IO",
+    "FI": "AX",
+    "ZA": "LS",
+    "IT": "SM VA",
+    "CH": "DE IT",
+    "ES": "GI",
+}
+INSIDE: frozenset[tuple[str, str]] = frozenset(
+    (inner, outer) for outer, inners in _TERRITORIES.items() for inner in inners.split()
+)
 # A point in a mixed cell that falls in no polygon is at sea (or on a lake, or in a gap of the
 # data); within this distance of land we name the nearest land's country, flagged "offshore".
 OFFSHORE_MAX_DEG = 0.05
@@ -89,7 +111,8 @@ class _Layer:
             xs, ys = lons[mixed], lats[mixed]
             # Bounding-box candidates from the tree, then exact tests on prepared polygons.
             hit_point, hit_piece = self.tree.query(shapely.points(xs, ys))
-            inside = shapely.contains_xy(self.pieces[hit_piece], xs[hit_point], ys[hit_point])
+            # intersects, not contains: a point on a cell edge lies on its pieces' boundary.
+            inside = shapely.intersects_xy(self.pieces[hit_piece], xs[hit_point], ys[hit_point])
             found: dict[int, set[str]] = {}
             for p, piece in zip(
                 hit_point[inside].tolist(), hit_piece[inside].tolist(), strict=True
@@ -105,19 +128,22 @@ class _Layer:
 
     def nearest(
         self, lat: float, lon: float, max_deg: float, prefix: str | None = None
-    ) -> str | None:
-        """The label of the nearest polygon within max_deg (optionally only codes of a country)."""
+    ) -> tuple[str, ...]:
+        """Labels of the nearest polygons within max_deg (several when equally near, as where
+        two claims overlap); optionally only codes starting with `prefix`."""
         point = shapely.points(lon, lat)
         idx = self.tree.query(point, predicate="dwithin", distance=max_deg)
-        best: tuple[float, str] | None = None
+        found: dict[str, float] = {}
         for piece in idx.tolist():
             label = self.labels[self.piece_label[piece]]
             if prefix is not None and not label.startswith(prefix):
                 continue
             d = float(shapely.distance(self.pieces[piece], point))
-            if best is None or (d, label) < best:
-                best = (d, label)
-        return best[1] if best else None
+            found[label] = min(d, found.get(label, d))
+        if not found:
+            return ()
+        best = min(found.values())
+        return tuple(sorted(label for label, d in found.items() if d <= best + 1e-9))
 
 
 class Boundaries:
@@ -146,9 +172,8 @@ class Boundaries:
         for i, found in enumerate(countries):
             tags: list[str] = []
             if not found and missed[i]:
-                near = self.countries.nearest(float(la[i]), float(lo[i]), OFFSHORE_MAX_DEG)
-                if near is not None:
-                    found = (near,)
+                found = self.countries.nearest(float(la[i]), float(lo[i]), OFFSHORE_MAX_DEG)
+                if found:
                     tags.append("offshore")
             out.append(self._settle(found, subs[i], float(la[i]), float(lo[i]), tags))
         return out
@@ -167,14 +192,17 @@ class Boundaries:
         if not countries:
             return GpsMatch((), None, tuple(tags))
         if len(countries) > 1:
+            outer = {o for i, o in INSIDE if i in countries}
+            countries = tuple(c for c in countries if c not in outer)
+        if len(countries) > 1:
             tags.append("disputed")
             # Overlapping claims (e.g. Crimea in both RU and UA in OpenStreetMap): the ISO 3166
             # view, which sanctions law uses, is the subdivision code's country.
             iso_view = {s[:2] for s in subs} & set(countries)
             if len(iso_view) == 1:
                 (country,) = iso_view
-                sub = next(s for s in subs if s.startswith(country + "-"))
-                return GpsMatch((country,), sub, tuple(tags))
+                named = [s for s in subs if s.startswith(country + "-")]
+                return GpsMatch((country,), named[0] if len(named) == 1 else None, tuple(tags))
             return GpsMatch(countries, None, tuple(tags))
         country = countries[0]
         if country in subs:
@@ -186,4 +214,4 @@ class Boundaries:
         # The subdivision layer is coarser than the country layer: near a border or a coast the
         # point can fall outside every subdivision of its own country. Take the nearest one.
         near = self.admin1.nearest(lat, lon, 0.1, prefix=country + "-")
-        return GpsMatch(countries, near, tuple(tags))
+        return GpsMatch(countries, near[0] if len(near) == 1 else None, tuple(tags))
