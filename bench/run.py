@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_locate.py"]
+BENCHES = ["bench_locate.py", "bench_policy.py"]
 
 
 def main() -> int:

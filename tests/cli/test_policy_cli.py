@@ -112,7 +112,14 @@ def test_simulate_counts_changes_and_skips_bad_rows(tmp_path: Path) -> None:
             "id": "e",
             "country": "IR",
             "confidence": 0.95,
-            "flags": ["vpn_suspected"],
+            "flags": ["vpn_suspected"],  # GPS and network say Iran: the VPN changes nothing
+            "days_present": 10,
+        },
+        {
+            "id": "f",
+            "country": "IR",
+            "confidence": 0.95,
+            "flags": ["no_presence_evidence"],  # only SIM and IP say Iran: never a lock
             "days_present": 10,
         },
     ]
@@ -130,10 +137,10 @@ def test_simulate_counts_changes_and_skips_bad_rows(tmp_path: Path) -> None:
         "--json",
     )
     report = json.loads(out)
-    assert report["devices"] == 5 and report["errors"] == 1
+    assert report["devices"] == 6 and report["errors"] == 1
     # Lifting the company block: Sudan is no longer locked; Iran stays locked (OFAC).
     assert report["changes"] == [{"country": "SD", "from": "allow", "to": "lock", "devices": 1}]
-    assert report["after"] == {"allow": 1, "lock": 2, "warn": 2}
+    assert report["after"] == {"allow": 1, "lock": 3, "warn": 2}
     assert code == 1 and "1 bad record(s) skipped" in err
 
 

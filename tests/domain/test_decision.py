@@ -32,7 +32,7 @@ PLACES = [
     (None, None),
 ]
 CODES = ["IR", "SY", "UA-43", "UA", "DE", "SD", "CU"]
-FLAGS = ["vpn_suspected", "low_confidence", "roaming", "signals_disagree"]
+FLAGS = ["vpn_suspected", "low_confidence", "roaming", "signals_disagree", "no_presence_evidence"]
 
 
 def loc(
@@ -125,7 +125,7 @@ def test_verdicts_are_deterministic(d, where, h, p) -> None:
     assert decide(d, where, h, p, NOW) == decide(d, where, h, p, NOW)
 
 
-@given(devices, histories, policies, st.sampled_from(["vpn_suspected", "low_confidence"]))
+@given(devices, histories, policies, st.sampled_from(["no_presence_evidence", "low_confidence"]))
 def test_weak_evidence_never_locks(d, h, p, flag) -> None:
     for country, sub in PLACES:
         v = decide(d, loc(country, sub, 0.99, (flag,)), h, p, NOW)

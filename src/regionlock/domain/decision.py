@@ -8,8 +8,12 @@ The order of judgement, each step written so that a wrong lock is the hardest ou
    proposes its action (`jurisdiction.restricted`). A lock then has to pass, in turn:
    - extent: a jurisdiction covered only in part (e.g. occupied areas of an oblast) warns
      unless the rule says `part_action = "lock"` (`jurisdiction.partial`);
-   - confidence: below the policy's minimum, or with `vpn_suspected` / `low_confidence`, it
-     degrades to warn (`confidence.low`, `location.vpn_suspected`);
+   - evidence: a place named only by IP or SIM, with no GPS or serving network behind it,
+     warns (`location.no_presence_evidence`); below the policy's minimum confidence, or with
+     `low_confidence`, it warns (`confidence.low`). A VPN flag alone changes nothing: it
+     says the IP was outvoted by presence signals, which is what a lock should rest on;
+     and in places where VPNs are everyday tools, a VPN exemption would miss every
+     diverted phone;
    - presence: until presence is established (days within the window, or first activation
      there) it becomes the rule's grace action (`presence.grace`; `presence.established`,
      `presence.first_activation` when it is);
@@ -27,7 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from regionlock.domain.location import LOW_CONFIDENCE_FLAG, VPN_SUSPECTED, LocationEstimate
+from regionlock.domain.location import (
+    LOW_CONFIDENCE_FLAG,
+    NO_PRESENCE_EVIDENCE,
+    VPN_SUSPECTED,
+    LocationEstimate,
+)
 from regionlock.domain.policy import (
     Action,
     DeviceFacts,
@@ -221,10 +230,13 @@ def _judge(
     action = rule.action
     notes: list[str] = []
     if action is Action.LOCK:
-        if location.has(VPN_SUSPECTED):
+        if location.has(NO_PRESENCE_EVIDENCE):
             action = Action.WARN
-            reasons.append("location.vpn_suspected")
-            notes.append("the IP disagrees with presence signals (VPN suspected), so no lock")
+            reasons.append("location.no_presence_evidence")
+            notes.append(
+                "neither GPS nor a serving network places the device there (only "
+                "IP or SIM), so no lock"
+            )
         if location.confidence < policy.min_lock_confidence or location.has(LOW_CONFIDENCE_FLAG):
             action = Action.WARN
             reasons.append("confidence.low")
@@ -242,6 +254,9 @@ def _judge(
         action, why, code = _presence(rule, j, device, history, today)
         reasons.append(code)
         notes.append(why)
+        if location.has(VPN_SUSPECTED):
+            # The IP is not trusted; GPS and the serving network placed the device.
+            notes.append("its IP points elsewhere (VPN suspected); presence signals decide")
     if action is Action.LOCK and rule.warn_days > 0:
         first = history.warned_since.get(rule.id)
         warned = (today - first).days if first is not None else 0

@@ -11,8 +11,9 @@ The rules, in full (docs/location.md explains them with examples):
   Time zone and locale are hints: when nothing else points anywhere, there is no country.
 * confidence = support x agreement, where support = 1 - prod(1 - w) over the votes for the winner
   (how much independent evidence backs it) and agreement = winner's score / all scores (how much
-  of the evidence it explains). Adding an agreeing signal raises both, so it never lowers the
-  confidence; the order of inputs changes nothing.
+  of the evidence it explains); votes that roaming explains (a foreign SIM served in the winning
+  country, its home-routed IP) are left out of "all scores". Adding an agreeing signal raises
+  both, so it never lowers the confidence; the order of inputs changes nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DISPUTED_TERRITORY = "disputed_territory"
 NO_SIGNALS = "no_signals"
 HOME_ROUTED_IP = "home_routed_ip"
 HINTS_ONLY = "hints_only"
+NO_PRESENCE_EVIDENCE = "no_presence_evidence"
 
 
 def reading_weight(reading: SignalReading) -> float:
@@ -118,9 +120,11 @@ class LocationEstimate:
         }
 
 
+_KIND_ORDER = {kind: i for i, kind in enumerate(SignalKind)}
+
+
 def _sort_key(r: SignalReading) -> tuple[int, int, str, str]:
-    order = list(SignalKind)
-    return (order.index(r.kind), r.slot or 0, r.value, ",".join(r.countries))
+    return (_KIND_ORDER[r.kind], r.slot or 0, r.value, ",".join(r.countries))
 
 
 def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
@@ -158,7 +162,10 @@ def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
             miss = 1.0
             for per_country in votes.values():
                 miss *= 1.0 - per_country.get(country, 0.0)
-            confidence = round((1.0 - miss) * (best / total), 4)
+            counted = total - _explained_weight(ordered, votes, country)
+            confidence = round((1.0 - miss) * (best / counted), 4)
+            if not any(country in votes.get(k, {}) for k in PRESENCE_KINDS):
+                flags.add(NO_PRESENCE_EVIDENCE)
         else:
             flags.add(SIGNALS_DISAGREE)
 
@@ -179,6 +186,38 @@ def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
     return LocationEstimate(
         country, subdivision, confidence, evidence, tuple(sorted(flags)), dict(scores)
     )
+
+
+def _explained_weight(
+    readings: list[SignalReading], votes: Mapping[SignalKind, Mapping[str, float]], country: str
+) -> float:
+    """Votes for elsewhere that roaming explains, and so do not count against the winner.
+
+    A SIM roaming on a network of the winning country says where its owner is from, not where
+    the phone is; an IP in that same home country is roaming data routed home. Neither is
+    evidence against the place the phone is being served in.
+    """
+    serving: dict[int | None, set[str]] = defaultdict(set)
+    for r in readings:
+        if r.kind is SignalKind.NETWORK:
+            serving[r.slot] |= set(r.countries)
+    homes: set[str] = set()
+    for r in readings:
+        if (
+            r.kind is SignalKind.SIM
+            and r.countries
+            and country not in r.countries
+            and country in serving.get(r.slot, set())
+        ):
+            homes |= set(r.countries)
+    if not homes:
+        return 0.0
+    explained = sum(votes.get(SignalKind.SIM, {}).get(c, 0.0) for c in homes)
+    for r in readings:
+        if r.kind is SignalKind.IP and r.countries and set(r.countries) <= homes:
+            explained += sum(votes.get(SignalKind.IP, {}).get(c, 0.0) for c in r.countries)
+            break
+    return explained
 
 
 def _subdivision(readings: list[SignalReading], country: str | None) -> str | None:

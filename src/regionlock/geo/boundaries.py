@@ -97,6 +97,12 @@ class _Layer:
         iy = np.clip(((lats + 90.0) / self.cell).astype(np.int64), 0, self.ny - 1)
         return self.grid[iy, ix]
 
+    def cell_code(self, lat: float, lon: float) -> int:
+        """The grid value at one point (0 nothing, MIXED, else label index + 1), no numpy."""
+        ix = min(max(int((lon + 180.0) / self.cell), 0), self.nx - 1)
+        iy = min(max(int((lat + 90.0) / self.cell), 0), self.ny - 1)
+        return int(self.grid[iy, ix])
+
     def lookup(
         self, lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]
     ) -> tuple[list[tuple[str, ...]], npt.NDArray[np.bool_]]:
@@ -179,6 +185,12 @@ class Boundaries:
         return out
 
     def lookup(self, lat: float, lon: float) -> GpsMatch:
+        """One position. Most points sit in cells a single region covers: answered directly."""
+        c = self.countries.cell_code(lat, lon)
+        a = self.admin1.cell_code(lat, lon)
+        if c not in (0, MIXED) and a not in (0, MIXED):
+            sub = (self.admin1.labels[a - 1],)
+            return self._settle((self.countries.labels[c - 1],), sub, lat, lon, [])
         return self.lookup_many([lat], [lon])[0]
 
     def _settle(
