@@ -43,6 +43,8 @@ _TERRITORIES = {
     "IT": "SM VA",
     "CH": "DE IT",
     "ES": "GI",
+    "KG": "UZ TJ",  # Shohimardon, Sokh (UZ) and Vorukh (TJ) exclaves
+    "UZ": "TJ",  # Sarvak (TJ) exclave
 }
 INSIDE: frozenset[tuple[str, str]] = frozenset(
     (inner, outer) for outer, inners in _TERRITORIES.items() for inner in inners.split()
