@@ -18,6 +18,7 @@ The rules, in full (docs/location.md explains them with examples):
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -127,12 +128,46 @@ def _sort_key(r: SignalReading) -> tuple[int, int, str, str]:
     return (_KIND_ORDER[r.kind], r.slot or 0, r.value, ",".join(r.countries))
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What fusion concludes from the skeleton of a device's readings."""
+
+    country: str | None
+    subdivision: str | None
+    confidence: float
+    flags: tuple[str, ...]
+    scores: tuple[tuple[str, float], ...]
+    weights: tuple[float, ...]
+    agrees: tuple[bool | None, ...]
+
+
+def _skeleton(r: SignalReading) -> SignalReading:
+    """The parts of a reading fusion depends on: no value, no note, accuracy as its class."""
+    acc = r.accuracy_m
+    if acc is not None:
+        acc = None if acc <= 1_000 else (5_000.0 if acc <= 10_000 else 50_000.0)
+    return SignalReading(r.kind, "", r.countries, "", r.subdivision, r.slot, acc, r.tags)
+
+
 def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
     """Combine resolved readings into one estimate (pure and deterministic)."""
     ordered = sorted(readings, key=_sort_key)
     if not ordered:
         return LocationEstimate(None, None, 0.0, (), (NO_SIGNALS, LOW_CONFIDENCE_FLAG))
+    # Devices in one place send readings that differ only in their raw values; the conclusion
+    # depends on the skeleton alone, so it is computed once per distinct skeleton.
+    out = _fuse_skeleton(tuple(_skeleton(r) for r in ordered))
+    evidence = tuple(
+        Evidence(r, w, a) for r, w, a in zip(ordered, out.weights, out.agrees, strict=True)
+    )
+    return LocationEstimate(
+        out.country, out.subdivision, out.confidence, evidence, out.flags, dict(out.scores)
+    )
 
+
+@functools.lru_cache(maxsize=65_536)
+def _fuse_skeleton(ordered_readings: tuple[SignalReading, ...]) -> _Outcome:
+    ordered = list(ordered_readings)
     # Per kind and country, the strongest vote.
     votes: dict[SignalKind, dict[str, float]] = defaultdict(dict)
     for r in ordered:
@@ -169,22 +204,22 @@ def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
         else:
             flags.add(SIGNALS_DISAGREE)
 
-    evidence = tuple(
-        Evidence(
-            r,
-            reading_weight(r),
-            None if not r.countries or country is None else country in r.countries,
-        )
-        for r in ordered
-    )
     flags |= _conflict_flags(ordered, country)
     if any("disputed" in r.tags for r in ordered if country in r.countries):
         flags.add(DISPUTED_TERRITORY)
     if confidence < LOW_CONFIDENCE:
         flags.add(LOW_CONFIDENCE_FLAG)
     subdivision = _subdivision(ordered, country)
-    return LocationEstimate(
-        country, subdivision, confidence, evidence, tuple(sorted(flags)), dict(scores)
+    return _Outcome(
+        country,
+        subdivision,
+        confidence,
+        tuple(sorted(flags)),
+        tuple(sorted(scores.items())),
+        tuple(reading_weight(r) for r in ordered),
+        tuple(
+            None if not r.countries or country is None else country in r.countries for r in ordered
+        ),
     )
 
 

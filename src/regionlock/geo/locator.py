@@ -44,6 +44,8 @@ class Locator:
         source = load_ip_source(ip_source)
         self.ip = IpResolver(source)
         self.timezones = TimezoneResolver(self.tz_tables)
+        # Notes depend only on the match (a few thousand distinct ones): format each once.
+        self._gps_notes: dict[GpsMatch, str] = {}
         self.locales = LocaleResolver(self.tz_tables)
         self.info = LocatorInfo(
             ip_source=source.name,
@@ -123,6 +125,20 @@ class Locator:
         return out
 
     def _gps_reading(self, fix: GpsFix, match: GpsMatch) -> SignalReading:
+        note = self._gps_notes.get(match)
+        if note is None:
+            note = self._gps_notes[match] = self._gps_note(match)
+        return SignalReading(
+            SignalKind.GPS,
+            str(fix),
+            match.countries,
+            note,
+            subdivision=match.subdivision,
+            accuracy_m=fix.accuracy_m,
+            tags=match.tags,
+        )
+
+    def _gps_note(self, match: GpsMatch) -> str:
         if not match.countries:
             note = "no country's land here (open sea, or outside the boundary data)"
         elif len(match.countries) > 1:
@@ -137,12 +153,4 @@ class Locator:
                 note += " (disputed; ISO 3166 assigns it here)"
             if "offshore" in match.tags:
                 note += " (offshore: nearest land)"
-        return SignalReading(
-            SignalKind.GPS,
-            str(fix),
-            match.countries,
-            note,
-            subdivision=match.subdivision,
-            accuracy_m=fix.accuracy_m,
-            tags=match.tags,
-        )
+        return note
