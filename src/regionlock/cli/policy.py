@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from datetime import UTC, date, datetime, time
+from importlib import resources
 from typing import IO, Any
 
 import click
@@ -42,6 +43,13 @@ def _as_of(value: str | None) -> datetime:
 @click.group()
 def policy() -> None:
     """Validate, explain, compare and simulate policies."""
+
+
+@policy.command()
+def schema() -> None:
+    """Print the JSON Schema of policy documents (the TOML, read as JSON)."""
+    text = resources.files("regionlock").joinpath("schemas/policy.schema.json").read_text()
+    click.echo(text.rstrip())
 
 
 @policy.command()

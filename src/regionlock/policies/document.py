@@ -325,6 +325,7 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
                 "warn_days",
                 "message",
                 "contact",
+                "part_action",
             },
         )
         rid = r.ident(t, "id", path)
