@@ -169,3 +169,48 @@ def test_lease_comes_from_the_policy() -> None:
     v = decide(DeviceFacts("d"), loc("DE", None), PresenceHistory(), Policy("p", "7", "", ()), NOW)
     assert v.lease.expires == NOW + timedelta(days=7)
     assert (v.policy_id, v.policy_version, v.reasons) == ("p", "7", ("policy.no_match",))
+
+
+def test_activation_rule_locks_devices_first_activated_outside_their_region() -> None:
+    from regionlock.domain.policy import ActivationRule
+    from regionlock.domain.regions import EEA
+
+    rule = ActivationRule("eea-first", EEA, Action.LOCK, Scope(sales_regions=frozenset({"EEA"})))
+    policy = Policy("p", "1", "", (), activation_rules=(rule,))
+    eea_phone = DeviceFacts("d", sales_region="EEA", first_country="FR")
+    moved = DeviceFacts("d", sales_region="EEA", first_country="AE")
+    us_phone = DeviceFacts("d", sales_region="US", first_country="AE")
+    here = loc("DE", None)
+    assert decide(eea_phone, here, PresenceHistory(), policy, NOW).action is Action.ALLOW
+    v = decide(moved, here, PresenceHistory(), policy, NOW)
+    assert (v.action, v.reasons, v.rule) == (Action.LOCK, ("activation.region",), "eea-first")
+    assert decide(us_phone, here, PresenceHistory(), policy, NOW).action is Action.ALLOW
+
+
+def test_scope_limits_a_rule_to_its_devices() -> None:
+    rule = Restriction(
+        "x1-only",
+        (Jurisdiction("SD", "Sudan", date(2021, 9, 15)),),
+        Action.LOCK,
+        Scope(models=frozenset({"X1"}), distributors=frozenset({"D7"})),
+        Presence(min_days=0),
+        message="Sold for another region",
+        contact="+1 555",
+    )
+    policy = Policy("p", "1", "", (rule,))
+    sudan = loc("SD", "SD-KH")
+    hit = decide(
+        DeviceFacts("d", model="X1", distributor="D7"), sudan, PresenceHistory(), policy, NOW
+    )
+    assert hit.action is Action.LOCK
+    assert (hit.message, hit.contact) == ("Sold for another region", "+1 555")
+    other = decide(
+        DeviceFacts("d", model="X1", distributor="D8"), sudan, PresenceHistory(), policy, NOW
+    )
+    assert other.action is Action.ALLOW
+
+
+def test_as_of_dates_bound_a_jurisdiction() -> None:
+    j = Jurisdiction("SY", "Syria", date(2011, 8, 17), date(2025, 7, 1))
+    assert j.active(date(2025, 6, 30)) and not j.active(date(2025, 7, 1))
+    assert not j.active(date(2011, 8, 16)) and j.active(date(2011, 8, 17))

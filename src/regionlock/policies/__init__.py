@@ -13,7 +13,16 @@ from regionlock.geo.countries import country_names
 from regionlock.policies.document import Names, PolicyError, Problem, Regime, load_regime
 from regionlock.policies.document import parse_policy as _parse
 
-__all__ = ["Names", "PolicyError", "Problem", "Regime", "load_policy", "names", "presets"]
+__all__ = [
+    "Names",
+    "PolicyError",
+    "Problem",
+    "Regime",
+    "example_policy",
+    "load_policy",
+    "names",
+    "presets",
+]
 
 
 @cache
@@ -33,6 +42,12 @@ def presets() -> dict[str, Regime]:
             regime = load_regime(entry.read_text("utf-8"), entry.name, names())
             out[regime.id] = regime
     return out
+
+
+def example_policy(name: str) -> Policy:
+    """One of the example policies shipped with the package (examples/policies/NAME.toml)."""
+    entry = resources.files("regionlock").joinpath("data", "policies", f"{name}.toml")
+    return parse_policy(entry.read_text("utf-8"), f"examples/policies/{name}.toml")
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
