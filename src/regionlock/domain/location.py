@@ -22,6 +22,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from regionlock.domain.reading import SignalKind, SignalReading
@@ -136,38 +137,46 @@ class _Outcome:
     subdivision: str | None
     confidence: float
     flags: tuple[str, ...]
-    scores: tuple[tuple[str, float], ...]
+    scores: Mapping[str, float]
     weights: tuple[float, ...]
     agrees: tuple[bool | None, ...]
 
 
-def _skeleton(r: SignalReading) -> SignalReading:
+_Skeleton = tuple[
+    SignalKind, tuple[str, ...], str | None, int | None, float | None, tuple[str, ...]
+]
+
+
+def _skeleton(r: SignalReading) -> _Skeleton:
     """The parts of a reading fusion depends on: no value, no note, accuracy as its class."""
     acc = r.accuracy_m
     if acc is not None:
         acc = None if acc <= 1_000 else (5_000.0 if acc <= 10_000 else 50_000.0)
-    return SignalReading(r.kind, "", r.countries, "", r.subdivision, r.slot, acc, r.tags)
+    return (r.kind, r.countries, r.subdivision, r.slot, acc, r.tags)
 
 
 def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
     """Combine resolved readings into one estimate (pure and deterministic)."""
-    ordered = sorted(readings, key=_sort_key)
+    ordered = list(readings)
     if not ordered:
         return LocationEstimate(None, None, 0.0, (), (NO_SIGNALS, LOW_CONFIDENCE_FLAG))
+    if len(ordered) > 1:
+        ordered.sort(key=_sort_key)
     # Devices in one place send readings that differ only in their raw values; the conclusion
     # depends on the skeleton alone, so it is computed once per distinct skeleton.
-    out = _fuse_skeleton(tuple(_skeleton(r) for r in ordered))
-    evidence = tuple(
-        Evidence(r, w, a) for r, w, a in zip(ordered, out.weights, out.agrees, strict=True)
-    )
+    out = _fuse_skeleton(tuple([_skeleton(r) for r in ordered]))
+    evidence = tuple(map(Evidence, ordered, out.weights, out.agrees))
     return LocationEstimate(
-        out.country, out.subdivision, out.confidence, evidence, out.flags, dict(out.scores)
+        out.country, out.subdivision, out.confidence, evidence, out.flags, out.scores
     )
 
 
 @functools.lru_cache(maxsize=65_536)
-def _fuse_skeleton(ordered_readings: tuple[SignalReading, ...]) -> _Outcome:
-    ordered = list(ordered_readings)
+def _fuse_skeleton(skeletons: tuple[_Skeleton, ...]) -> _Outcome:
+    ordered = [
+        SignalReading(kind, "", countries, "", sub, slot, acc, tags)
+        for kind, countries, sub, slot, acc, tags in skeletons
+    ]
     # Per kind and country, the strongest vote.
     votes: dict[SignalKind, dict[str, float]] = defaultdict(dict)
     for r in ordered:
@@ -215,7 +224,7 @@ def _fuse_skeleton(ordered_readings: tuple[SignalReading, ...]) -> _Outcome:
         subdivision,
         confidence,
         tuple(sorted(flags)),
-        tuple(sorted(scores.items())),
+        MappingProxyType(dict(sorted(scores.items()))),
         tuple(reading_weight(r) for r in ordered),
         tuple(
             None if not r.countries or country is None else country in r.countries for r in ordered

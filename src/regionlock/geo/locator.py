@@ -45,7 +45,7 @@ class Locator:
         self.ip = IpResolver(source)
         self.timezones = TimezoneResolver(self.tz_tables)
         # Notes depend only on the match (a few thousand distinct ones): format each once.
-        self._gps_notes: dict[GpsMatch, str] = {}
+        self._gps_notes: dict[tuple[tuple[str, ...], str | None, tuple[str, ...]], str] = {}
         self.locales = LocaleResolver(self.tz_tables)
         self.info = LocatorInfo(
             ip_source=source.name,
@@ -125,9 +125,10 @@ class Locator:
         return out
 
     def _gps_reading(self, fix: GpsFix, match: GpsMatch) -> SignalReading:
-        note = self._gps_notes.get(match)
+        key = (match.countries, match.subdivision, match.tags)  # tuples hash in C; faster
+        note = self._gps_notes.get(key)
         if note is None:
-            note = self._gps_notes[match] = self._gps_note(match)
+            note = self._gps_notes[key] = self._gps_note(match)
         return SignalReading(
             SignalKind.GPS,
             str(fix),
