@@ -1,0 +1,205 @@
+"""One URL picks the backend: `sqlite:///path/to/file.db` (default) or `postgresql://...`.
+
+`Database` hides the two drivers behind one small surface: transactions as context managers,
+SQL written once with `?` placeholders (rewritten to `%s` for psycopg), rows as tuples. The
+storage roles (devices, audit, policies, ...) are written against it once and pass the same
+conformance suite on both backends.
+
+SQLite discipline (as Datasette does it): WAL journal, readers in parallel on their own
+connections, and one writer at a time - a process-wide lock around `BEGIN IMMEDIATE`, so writers
+queue in Python instead of failing with "database is locked".
+PostgreSQL: a connection per thread from a small pool; row locks (`SELECT ... FOR UPDATE`) give
+per-device serialisation where SQLite's single writer gives it for free.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from regionlock.domain.errors import InvalidInput
+
+Dialect = Literal["sqlite", "postgresql"]
+DEFAULT_URL = "sqlite:///regionlock.db"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrl:
+    """A parsed database URL."""
+
+    dialect: Dialect
+    url: str
+    path: Path | None = None  # SQLite file
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseUrl:
+        parts = urlparse(url)
+        if parts.scheme == "sqlite":
+            # sqlite:///relative.db, sqlite:////absolute/path.db, sqlite:///:memory: is refused:
+            # several connections must see one database.
+            raw = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+            if not raw or raw == ":memory:":
+                raise InvalidInput(
+                    f"database URL {url!r}: give a file, e.g. sqlite:///regionlock.db"
+                )
+            return cls("sqlite", url, Path(raw))
+        if parts.scheme in ("postgresql", "postgres"):
+            return cls("postgresql", url)
+        raise InvalidInput(
+            f"database URL {url!r}: expected sqlite:///FILE or postgresql://USER@HOST/DB"
+        )
+
+
+class Transaction:
+    """A unit of work: `execute`, `one`, `all`; committed on exit, rolled back on error."""
+
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self._conn = conn
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.dialect == "sqlite" else _to_pyformat(sql)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = self._conn.execute(self._sql(sql), tuple(params))
+        return int(cur.rowcount or 0)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        cur = self._conn.cursor()
+        cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self._conn.execute(self._sql(sql), tuple(params)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(self._sql(sql), tuple(params)).fetchall()]
+
+    def script(self, sql: str) -> None:
+        """Run several statements (migrations)."""
+        if self.dialect == "sqlite":
+            for statement in _statements(sql):
+                self._conn.execute(statement)
+        else:
+            self._conn.execute(sql)
+
+
+_QMARK = re.compile(r"\?")
+
+
+def _to_pyformat(sql: str) -> str:
+    # Our SQL never has a literal '?' or '%' inside strings; keep it that way (checked here).
+    if "%" in sql:
+        raise ValueError("SQL for the portable layer must not contain '%'")
+    return _QMARK.sub("%s", sql)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements with sqlite3's own notion of a complete statement."""
+    out: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending!r}")
+    return out
+
+
+class Database:
+    """Connections and transactions for one database URL."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, schema: str | None = None) -> None:
+        self.url = DatabaseUrl.parse(url)
+        self.dialect: Dialect = self.url.dialect
+        self.schema = schema  # PostgreSQL only: tests isolate themselves in a schema
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[Any] = []
+        self._registry_lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        conn: Any
+        if self.dialect == "sqlite":
+            assert self.url.path is not None
+            if self.url.path.parent != Path():
+                self.url.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.url.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+        else:
+            import psycopg
+
+            conn = psycopg.connect(self.url.url, autocommit=True)
+            if self.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                conn.execute(f'SET search_path TO "{self.schema}"')
+        with self._registry_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        with self._registry_lock:
+            for conn in self._connections:
+                with suppress(Exception):  # closing is best effort
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """A read-write transaction. On SQLite, one at a time in this process."""
+        conn = self._conn()
+        if self.dialect == "sqlite":
+            with self._write_lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Transaction(conn, "sqlite")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        else:
+            with conn.transaction():
+                yield Transaction(conn, "postgresql")
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        """A read-only snapshot (readers never wait for the writer)."""
+        conn = self._conn()
+        if self.dialect == "sqlite":
+            conn.execute("BEGIN")
+            try:
+                yield Transaction(conn, "sqlite")
+            finally:
+                conn.execute("COMMIT")
+        else:
+            with conn.transaction():
+                yield Transaction(conn, "postgresql")
