@@ -1,0 +1,163 @@
+"""Commands that touch the store: `migrate`, `policy activate|rollback|active`, `audit ...`.
+
+Every one takes `--db URL` and honours REGIONLOCK_DATABASE_URL (default: sqlite:///regionlock.db
+in the current directory).
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.storage import DEFAULT_URL, Database, open_database
+from regionlock.storage.audit import SqlAuditStore
+from regionlock.storage.migrate import available, migrate
+
+db_option = click.option(
+    "--db",
+    "db_url",
+    envvar="REGIONLOCK_DATABASE_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    metavar="URL",
+    help="sqlite:///FILE or postgresql://USER@HOST/DB (env REGIONLOCK_DATABASE_URL).",
+)
+
+
+def actor() -> str:
+    """Who is acting from this command line, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@click.command("migrate")
+@db_option
+def migrate_cmd(db_url: str) -> None:
+    """Create or upgrade the database schema (idempotent; safe to run concurrently)."""
+    db = Database(db_url)
+    try:
+        done = migrate(db)
+    finally:
+        db.close()
+    latest = len(available(db.dialect))
+    if done:
+        for m in done:
+            click.echo(f"applied {m.version:04d}_{m.name}")
+    click.echo(f"{db.dialect} database at schema version {latest}")
+
+
+@click.command("activate")
+@click.argument("policy_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@db_option
+def activate(policy_file: str, reason: str, db_url: str) -> None:
+    """Validate POLICY_FILE and make it the policy check-ins use."""
+    db = open_database(db_url)
+    try:
+        a = PolicyAdmin(db).activate(
+            Path(policy_file).read_text("utf-8"),
+            source=policy_file,
+            actor=actor(),
+            reason=reason,
+            now=datetime.now(UTC),
+        )
+    finally:
+        db.close()
+    click.echo(f"active: {a.policy.policy_id} {a.policy.version} (sha256 {a.policy.sha256[:12]})")
+
+
+@click.command("rollback")
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@db_option
+def rollback(reason: str, db_url: str) -> None:
+    """Re-activate the policy that was active before the current one."""
+    db = open_database(db_url)
+    try:
+        a = PolicyAdmin(db).rollback(actor=actor(), reason=reason, now=datetime.now(UTC))
+    finally:
+        db.close()
+    click.echo(f"active: {a.policy.policy_id} {a.policy.version} (rolled back)")
+
+
+@click.command("active")
+@db_option
+def active(db_url: str) -> None:
+    """Show the active policy and the activation history."""
+    db = open_database(db_url)
+    try:
+        history = PolicyAdmin(db).policies.activations(20)
+    finally:
+        db.close()
+    if not history:
+        click.echo("no policy is active: check-ins are allowed until one is activated")
+        return
+    for i, a in enumerate(history):
+        when = datetime.fromtimestamp(a.activated_at / 1000, UTC).isoformat(timespec="seconds")
+        mark = "*" if i == 0 else " "
+        click.echo(
+            f"{mark} {when}  {a.policy.policy_id} {a.policy.version}  by {a.activated_by}"
+            f": {a.reason}"
+        )
+
+
+@click.group()
+def audit() -> None:
+    """Verify and export the tamper-evident audit trail."""
+
+
+@audit.command("verify")
+@db_option
+def audit_verify(db_url: str) -> None:
+    """Check every entry's hash chain; name the first broken entry."""
+    db = open_database(db_url)
+    try:
+        result = SqlAuditStore(db).verify()
+    finally:
+        db.close()
+    if result.ok:
+        click.echo(f"audit trail intact: {result.checked} entries")
+        return
+    click.echo(
+        f"audit trail BROKEN at entry {result.first_broken}: {result.problem} "
+        f"({result.checked} entries verified before it)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@audit.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+@click.option("--subject", help="Only entries about this device, policy or key.")
+@db_option
+def audit_export(fmt: str, subject: str | None, db_url: str) -> None:
+    """Write the audit trail to stdout as JSON Lines or CSV."""
+    db = open_database(db_url)
+    store = SqlAuditStore(db)
+    fields = ["seq", "at", "actor", "action", "subject", "reason", "details", "prev_hash", "hash"]
+    writer: Any = csv.writer(sys.stdout) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(fields)
+    try:
+        for e in store.iter_all():
+            if subject is not None and e.subject != subject:
+                continue
+            row = e.to_json()
+            if writer is not None:
+                row["details"] = json.dumps(row["details"], sort_keys=True, ensure_ascii=False)
+                writer.writerow([row[f] for f in fields])
+            else:
+                click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+    finally:
+        db.close()

@@ -1,0 +1,75 @@
+"""Store commands as an operator runs them: activate, roll back, verify and export the audit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from regionlock.cli.main import cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+
+
+def run(db: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [*args, "--db", db])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_policy_lifecycle_and_audit(tmp_path: Path) -> None:
+    path = tmp_path / "rl.db"
+    db = f"sqlite:///{path}"
+    code, out, _ = run(
+        db, "policy", "activate", str(EXAMPLES / "gray-market-2021.toml"), "--reason", "2021 block"
+    )
+    assert code == 0 and "active: gray-market-2021 2021-09-15" in out
+    run(
+        db,
+        "policy",
+        "activate",
+        str(EXAMPLES / "gray-market-2021-lifted.toml"),
+        "--reason",
+        "lifted",
+    )
+    code, out, _ = run(db, "policy", "rollback", "--reason", "too early")
+    assert code == 0 and "2021-09-15 (rolled back)" in out
+    code, out, _ = run(db, "policy", "active")
+    assert out.splitlines()[0].startswith("* ") and "2021-09-15" in out.splitlines()[0]
+    code, out, _ = run(db, "audit", "verify")
+    assert code == 0 and "intact: 5 entries" in out
+    code, out, _ = run(db, "audit", "export")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["action"] for r in rows] == [
+        "policy.upload",
+        "policy.activate",
+        "policy.upload",
+        "policy.activate",
+        "policy.rollback",
+    ]
+    assert rows[0]["actor"].startswith("cli:")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE audit SET reason = 'nothing happened' WHERE seq = 3")
+    conn.commit()
+    conn.close()
+    code, _, err = run(db, "audit", "verify")
+    assert code == 1
+    assert "BROKEN at entry 3" in err
+
+
+def test_a_bad_policy_cannot_be_activated(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[policy]\nid = "p"\nversion = "1"\n[lease]\noffline_action = "brick"\n')
+    db = f"sqlite:///{tmp_path / 'rl.db'}"
+    code, _, err = run(db, "policy", "activate", str(bad), "--reason", "x")
+    assert code == 2
+    assert "lease.offline_action: 'brick' is not one of keep, warn, lock" in err
+    code, out, _ = run(db, "policy", "active")
+    assert "no policy is active" in out
+
+
+def test_postgres_needs_migrating_first() -> None:
+    result = CliRunner().invoke(cli, ["policy", "active", "--db", "mysql://x"])
+    assert result.exit_code == 2
+    assert "expected sqlite:///FILE or postgresql://" in result.stderr
