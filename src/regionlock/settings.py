@@ -1,0 +1,91 @@
+"""One typed, validated configuration: REGIONLOCK_* environment variables.
+
+Every setting is listed in docs/configuration.md (a test keeps that table complete). Settings
+are passed explicitly to what needs them; nothing reads the environment behind your back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from regionlock.domain.errors import InvalidInput
+from regionlock.storage.db import DEFAULT_URL, DatabaseUrl
+
+PREFIX = "REGIONLOCK_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The service's configuration. Field docs are the user-facing documentation."""
+
+    environment: str = "development"
+    """`development` or `production`. Production refuses test-only features."""
+    database_url: str = DEFAULT_URL
+    """`sqlite:///FILE` (default, nothing to set up) or `postgresql://USER@HOST/DB`."""
+    host: str = "127.0.0.1"
+    """Address `regionlock serve` listens on."""
+    port: int = 8000
+    """Port `regionlock serve` listens on."""
+    workers: int = 1
+    """Worker processes for `regionlock serve`."""
+    ip_db: str = "rir"
+    """IP data: `rir` (shipped RIR data), `maxmind:FILE.mmdb` or `ip2location:FILE.BIN`."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Comma-separated CIDRs whose X-Forwarded-For is believed; empty = use the peer address."""
+    service_id: str = "regionlock"
+    """The `iss` of every verdict token."""
+    clock_skew_s: int = 300
+    """How far a check-in's `iat` may be from the server's clock, in seconds."""
+    simulated_clock: bool = False
+    """Let a demo drive the clock (days pass in minutes). Refused in production."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read REGIONLOCK_* variables (default: os.environ); InvalidInput names a bad one."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = source.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            name = PREFIX + f.name.upper()
+            default = f.default
+            if isinstance(default, bool):
+                if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise InvalidInput(f"{name}={raw!r}: expected true or false")
+                values[f.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise InvalidInput(f"{name}={raw!r}: expected an integer") from None
+            elif isinstance(default, tuple):
+                values[f.name] = tuple(x.strip() for x in raw.split(",") if x.strip())
+            else:
+                values[f.name] = raw
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        if self.environment not in ("development", "production"):
+            raise InvalidInput(
+                f"REGIONLOCK_ENVIRONMENT={self.environment!r}: expected development or production"
+            )
+        DatabaseUrl.parse(self.database_url)
+        if not 0 < self.port < 65536:
+            raise InvalidInput(f"REGIONLOCK_PORT={self.port}: not a TCP port")
+        if not 1 <= self.workers <= 64:
+            raise InvalidInput(f"REGIONLOCK_WORKERS={self.workers}: expected 1 to 64")
+        if not 0 < self.clock_skew_s <= 3600:
+            raise InvalidInput(f"REGIONLOCK_CLOCK_SKEW_S={self.clock_skew_s}: expected 1..3600")
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise InvalidInput(f"REGIONLOCK_TRUSTED_PROXIES: {cidr!r} is not a CIDR") from None
+        if self.environment == "production" and self.simulated_clock:
+            raise InvalidInput("REGIONLOCK_SIMULATED_CLOCK cannot be enabled in production")
+        return self
