@@ -73,3 +73,19 @@ def test_postgres_needs_migrating_first() -> None:
     result = CliRunner().invoke(cli, ["policy", "active", "--db", "mysql://x"])
     assert result.exit_code == 2
     assert "expected sqlite:///FILE or postgresql://" in result.stderr
+
+
+def test_apikey_lifecycle(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'rl.db'}"
+    code, token, err = run(db, "apikey", "create", "--role", "viewer", "--name", "auditor")
+    assert code == 0 and token.startswith("rlk_") and "not shown again" in err
+    key_id = token.split("_")[1]
+    code, out, _ = run(db, "apikey", "list")
+    assert f"{key_id}  viewer    active" in out
+    assert token.strip().split("_")[2] not in out
+    code, out, _ = run(db, "apikey", "revoke", key_id, "--reason", "left the company")
+    assert code == 0
+    code, out, _ = run(db, "apikey", "list")
+    assert "revoked" in out
+    code, out, _ = run(db, "audit", "export")
+    assert [json.loads(x)["action"] for x in out.splitlines()] == ["apikey.create", "apikey.revoke"]

@@ -11,7 +11,7 @@ from regionlock import __version__
 from regionlock.cli.demo import demo
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
-from regionlock.cli.store import activate, active, audit, migrate_cmd, rollback
+from regionlock.cli.store import activate, active, apikey, audit, migrate_cmd, rollback
 from regionlock.domain.errors import RegionlockError
 
 
@@ -42,6 +42,7 @@ cli.add_command(demo)
 cli.add_command(policy)
 cli.add_command(migrate_cmd)
 cli.add_command(audit)
+cli.add_command(apikey)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

@@ -18,6 +18,7 @@ import click
 
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.storage import DEFAULT_URL, Database, open_database
+from regionlock.storage.apikeys import Role, SqlApiKeyStore
 from regionlock.storage.audit import SqlAuditStore
 from regionlock.storage.migrate import available, migrate
 
@@ -161,3 +162,77 @@ def audit_export(fmt: str, subject: str | None, db_url: str) -> None:
                 click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
     finally:
         db.close()
+
+
+@click.group()
+def apikey() -> None:
+    """Operator API keys: create (printed once), list, revoke."""
+
+
+@apikey.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", required=True, help="Who or what uses the key.")
+@db_option
+def apikey_create(role: str, name: str, db_url: str) -> None:
+    """Create a key. The token is printed once; only its hash is stored."""
+    db = open_database(db_url)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    try:
+        with db.write() as tx:
+            key, token = SqlApiKeyStore(db).create(tx, name=name, role=Role(role), at=now)
+            SqlAuditStore(db).append(
+                tx,
+                at=now,
+                actor=actor(),
+                action="apikey.create",
+                subject=f"apikey:{key.id}",
+                reason=name,
+                details={"role": role},
+            )
+    finally:
+        db.close()
+    click.echo(token)
+    click.echo(
+        f"created {role} key {key.id} for {name!r}; store the token now, it is not shown again",
+        err=True,
+    )
+
+
+@apikey.command("list")
+@db_option
+def apikey_list(db_url: str) -> None:
+    """List keys (never their secrets)."""
+    db = open_database(db_url)
+    try:
+        keys = SqlApiKeyStore(db).list()
+    finally:
+        db.close()
+    for k in keys:
+        state = "revoked" if k.revoked_at else "active"
+        when = datetime.fromtimestamp(k.created_at / 1000, UTC).isoformat(timespec="seconds")
+        click.echo(f"{k.id}  {k.role.value:<8}  {state:<7}  {when}  {k.name}")
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", required=True)
+@db_option
+def apikey_revoke(key_id: str, reason: str, db_url: str) -> None:
+    """Revoke a key at once."""
+    db = open_database(db_url)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    try:
+        with db.write() as tx:
+            SqlApiKeyStore(db).revoke(tx, key_id, at=now)
+            SqlAuditStore(db).append(
+                tx,
+                at=now,
+                actor=actor(),
+                action="apikey.revoke",
+                subject=f"apikey:{key_id}",
+                reason=reason,
+                details={},
+            )
+    finally:
+        db.close()
+    click.echo(f"revoked {key_id}")
