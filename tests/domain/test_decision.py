@@ -114,7 +114,7 @@ def test_exemptions_always_win(d, where, h, p, by_batch) -> None:
 @given(devices, locations, histories, policies, st.floats(0.0, 1.0))
 def test_lowering_confidence_never_raises_the_verdict(d, where, h, p, factor) -> None:
     before = decide(d, where, h, p, NOW)
-    after = decide(d, replace(where, confidence=where.confidence * factor), h, p, NOW)
+    after = decide(d, where._replace(confidence=where.confidence * factor), h, p, NOW)
     assert after.action.severity <= before.action.severity
     if before.action is Action.WARN:
         assert after.action is not Action.LOCK

@@ -21,9 +21,9 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from regionlock.domain.reading import SignalKind, SignalReading
 
@@ -66,8 +66,7 @@ def reading_weight(reading: SignalReading) -> float:
     return weight
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """One reading as it entered the fusion: what it said, its weight and whether it agreed."""
 
     reading: SignalReading
@@ -91,8 +90,7 @@ class Evidence:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class LocationEstimate:
+class LocationEstimate(NamedTuple):
     """Where a device is, how sure we are, and the evidence a person can check."""
 
     country: str | None
@@ -100,7 +98,7 @@ class LocationEstimate:
     confidence: float
     evidence: tuple[Evidence, ...]
     flags: tuple[str, ...]
-    scores: Mapping[str, float] = field(default_factory=dict)
+    scores: Mapping[str, float] = MappingProxyType({})
 
     def has(self, flag: str) -> bool:
         return flag in self.flags

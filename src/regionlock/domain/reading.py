@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class SignalKind(StrEnum):
@@ -17,13 +17,15 @@ class SignalKind(StrEnum):
     LOCALE = "locale"
 
 
-@dataclass(frozen=True, slots=True)
-class SignalReading:
+class SignalReading(NamedTuple):
     """One signal resolved: the countries it points to (empty = unknown) and why.
 
     `countries` holds ISO 3166-1 alpha-2 codes. More than one means the signal cannot tell them
     apart (an MCC shared by several territories, a time zone used in several countries, a point
     in a disputed area). `note` is a short human-readable account of the look-up.
+
+    A NamedTuple rather than a frozen dataclass: equally immutable, and three times cheaper to
+    build, which matters at a million readings a batch (bench/README.md).
     """
 
     kind: SignalKind
