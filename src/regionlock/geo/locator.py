@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.location import LocationEstimate, explain, fuse
@@ -44,6 +45,7 @@ class Locator:
         source = load_ip_source(ip_source)
         self.ip = IpResolver(source)
         self.timezones = TimezoneResolver(self.tz_tables)
+        self._memo_table: dict[Hashable, SignalReading] = {}
         # Notes depend only on the match (a few thousand distinct ones): format each once.
         self._gps_notes: dict[tuple[tuple[str, ...], str | None, tuple[str, ...]], str] = {}
         self.locales = LocaleResolver(self.tz_tables)
@@ -113,16 +115,43 @@ class Locator:
         if s.gps is not None and gps is not None:
             out.append(self._gps_reading(s.gps, gps))
         for slot, plmn in enumerate(s.network, start=1):
-            out.append(self.mcc.resolve(plmn, SignalKind.NETWORK, slot))
+            out.append(
+                self._memo(
+                    (SignalKind.NETWORK, plmn, slot),
+                    self.mcc.resolve,
+                    plmn,
+                    SignalKind.NETWORK,
+                    slot,
+                )
+            )
         for slot, plmn in enumerate(s.sim, start=1):
-            out.append(self.mcc.resolve(plmn, SignalKind.SIM, slot))
+            out.append(
+                self._memo(
+                    (SignalKind.SIM, plmn, slot), self.mcc.resolve, plmn, SignalKind.SIM, slot
+                )
+            )
         if ip is not None:
             out.append(ip)
         if s.timezone is not None:
-            out.append(self.timezones.resolve(s.timezone))
+            out.append(
+                self._memo((SignalKind.TIMEZONE, s.timezone), self.timezones.resolve, s.timezone)
+            )
         if s.locale is not None:
-            out.append(self.locales.resolve(s.locale))
+            out.append(self._memo((SignalKind.LOCALE, s.locale), self.locales.resolve, s.locale))
         return out
+
+    def _memo(
+        self, key: Hashable, resolve: Callable[..., SignalReading], *args: Any
+    ) -> SignalReading:
+        """MCCs, zones and locales repeat across a fleet; their readings are immutable values,
+        resolved once and shared. Bounded: the memo starts afresh past 100,000 entries."""
+        found = self._memo_table.get(key)
+        if found is None:
+            found = resolve(*args)  # raises InvalidSignal for a bad value: never memoised
+            if len(self._memo_table) >= 100_000:
+                self._memo_table.clear()
+            self._memo_table[key] = found
+        return found
 
     def _gps_reading(self, fix: GpsFix, match: GpsMatch) -> SignalReading:
         key = (match.countries, match.subdivision, match.tags)  # tuples hash in C; faster
