@@ -1,0 +1,510 @@
+"""The device registry's values: IMEIs, keys, sales regions, ids, records and state transitions."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from regionlock.domain import device as dev
+from regionlock.domain.decision import Verdict, decide
+from regionlock.domain.device import (
+    DeviceRecord,
+    DeviceState,
+    Imei,
+    ManualExemption,
+    ManualLock,
+    device_id,
+    encode_public_key,
+    parse_imei,
+    parse_public_key,
+    parse_sales_region,
+)
+from regionlock.domain.errors import InvalidInput
+from regionlock.domain.location import LocationEstimate
+from regionlock.domain.policy import (
+    Action,
+    Jurisdiction,
+    Policy,
+    Presence,
+    Restriction,
+)
+
+# Real-looking IMEIs; check digits computed by hand with the Luhn rule.
+IMEI_A = "490154203237518"
+IMEI_B = "352099001761481"
+IMEI_C = "353325091234561"
+ID_KEY = b"k" * 32
+COUNTRIES = frozenset({"DE", "FR", "GB", "GR", "IR", "US"})
+
+
+def luhn_ok(number: str) -> bool:
+    """An independent Luhn check over a whole number, written the other way round."""
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d // 10 + d % 10
+    return total % 10 == 0
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def public_key(seed: int) -> bytes:
+    private = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+    return private.public_key().public_bytes_raw()
+
+
+# --- IMEI ---
+
+
+def test_the_example_imeis_pass_the_independent_check() -> None:
+    for number in (IMEI_A, IMEI_B, IMEI_C):
+        assert luhn_ok(number)
+
+
+def test_parse_imei_keeps_digits_and_tac() -> None:
+    imei = parse_imei(IMEI_A)
+    assert imei.digits == IMEI_A
+    assert imei.tac == "49015420"
+    assert imei.serial_number == "323751"
+    assert str(imei) == IMEI_A
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["49-015420-323751-8", "4901 5420 3237 518", "  490154203237518\n", "49015420-323751 8"],
+)
+def test_parse_imei_accepts_spaces_and_dashes(text: str) -> None:
+    assert parse_imei(text) == Imei(IMEI_A)
+
+
+def test_a_wrong_check_digit_names_the_right_one() -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_imei("490154203237519")
+    assert err.value.message == "IMEI 490154203237519: check digit should be 8"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "IMEI is empty"),
+        ("49015420323751O", "'O' is not allowed"),
+        ("490.154.203.237.518", "'.' is not allowed"),
+        ("4901\t54203237518", "'\\t' is not allowed"),
+        ("٤٩٠١٥٤٢٠٣٢٣٧٥١٨", "is not allowed"),  # Arabic-Indic digits are not ASCII digits
+        ("-490154203237518", "must start and end with a digit"),
+        ("49015420323751", "is the check digit, 8, missing?"),
+        ("4901542032375180", "IMEISV"),
+        ("4901542032", "10 digits, expected 15"),
+        ("000000000000000", "all-zero placeholder"),
+    ],
+)
+def test_parse_imei_rejects(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_imei(text)
+    assert fragment in err.value.message
+
+
+def test_error_messages_do_not_echo_a_huge_field() -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_imei("x" * 100_000)
+    assert len(err.value.message) < 200
+
+
+def test_imei_constructor_validates_too() -> None:
+    with pytest.raises(InvalidInput, match="check digit should be 8"):
+        Imei("490154203237510")
+    with pytest.raises(InvalidInput, match="expected 15 digits"):
+        Imei("49-015420-323751-8")
+
+
+payloads = st.text(alphabet="0123456789", min_size=14, max_size=14)
+
+
+@given(payloads)
+def test_any_payload_with_its_check_digit_is_valid(payload: str) -> None:
+    assume(payload != "0" * 14)  # the all-zero placeholder is refused on purpose
+    (check,) = [d for d in "0123456789" if luhn_ok(payload + d)]
+    assert parse_imei(payload + check).digits == payload + check
+    assert dev.luhn_check_digit(payload) == int(check)
+
+
+@given(payloads, st.integers(0, 14), st.integers(1, 9))
+def test_changing_any_single_digit_breaks_the_check(payload: str, pos: int, delta: int) -> None:
+    (check,) = [d for d in "0123456789" if luhn_ok(payload + d)]
+    digits = list(payload + check)
+    digits[pos] = str((int(digits[pos]) + delta) % 10)
+    with pytest.raises(InvalidInput, match="check digit should be"):
+        parse_imei("".join(digits))
+
+
+# --- public keys ---
+
+
+def test_parse_public_key_round_trips() -> None:
+    raw = public_key(7)
+    assert parse_public_key(b64url(raw)) == raw
+    assert encode_public_key(raw) == b64url(raw)
+    assert parse_public_key(f"  {b64url(raw)}\n") == raw
+
+
+def test_keys_with_url_safe_characters_parse() -> None:
+    raw = b"\xfb" * 32  # encodes to '-' and '_' in base64url, '+' and '/' in base64
+    text = b64url(raw)
+    assert "-" in text and "_" in text
+    assert parse_public_key(text) == raw
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "public key is empty"),
+        (b64url(public_key(1)) + "=", "remove the '=' padding"),
+        (base64.b64encode(b"\xfb" * 32).decode().rstrip("="), "standard base64"),
+        (b64url(public_key(1))[:-1] + "!", "'!' at position 43 is not a base64url character"),
+        (b64url(public_key(1)[:31]), "42 characters, expected 43"),
+        (b64url(public_key(1) + b"\x00"), "encode 33 bytes"),
+        (public_key(1).hex(), "looks like hex"),
+        ("A" * 41, "cannot encode whole bytes"),
+        ("A" * 43, "small order"),
+    ],
+)
+def test_parse_public_key_rejects(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_public_key(text)
+    assert fragment in err.value.message
+
+
+def test_a_non_canonical_last_character_is_refused() -> None:
+    text = b64url(public_key(2))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # The last of 43 characters carries 4 bits of key and 2 spare bits, which must be zero.
+    spare = alphabet[alphabet.index(text[-1]) + 1]
+    with pytest.raises(InvalidInput, match="unused bits"):
+        parse_public_key(text[:-1] + spare)
+
+
+def test_every_refused_small_order_key_really_admits_forgeries() -> None:
+    # The reason for the blocklist, checked against the library the service verifies with:
+    # under a small-order key, the signature (R = identity, S = 0) verifies for some messages.
+    identity = (1).to_bytes(32, "little")
+    refused = 0
+    for y in dev._SMALL_ORDER_Y:
+        for sign in (0x00, 0x80):
+            raw = y[:-1] + bytes([y[-1] | sign])
+            with pytest.raises(InvalidInput, match="small order"):
+                parse_public_key(b64url(raw))
+            key = Ed25519PublicKey.from_public_bytes(raw)
+            forged = 0
+            for i in range(64):
+                try:
+                    key.verify(identity + bytes(32), f"message {i}".encode())
+                    forged += 1
+                except InvalidSignature:
+                    pass
+            assert forged > 0, raw.hex()
+            refused += 1
+    assert refused == 14
+
+
+def test_the_same_forgery_fails_under_a_real_key() -> None:
+    key = Ed25519PublicKey.from_public_bytes(public_key(3))
+    identity = (1).to_bytes(32, "little")
+    for i in range(64):
+        with pytest.raises(InvalidSignature):
+            key.verify(identity + bytes(32), f"message {i}".encode())
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_any_32_bytes_round_trip_unless_small_order(raw: bytes) -> None:
+    assume(dev._masked_y(raw) not in dev._SMALL_ORDER_Y)
+    assert parse_public_key(encode_public_key(raw)) == raw
+
+
+# --- sales regions ---
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DE", "DE"),
+        ("de", "DE"),
+        (" fr ", "FR"),
+        ("EU", "EU"),
+        ("eea", "EEA"),
+        ("GLOBAL", "GLOBAL"),
+    ],
+)
+def test_parse_sales_region(text: str, expected: str) -> None:
+    assert parse_sales_region(text, COUNTRIES) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "sales region is empty"),
+        ("UK", "use GB"),
+        ("EL", "use GR"),
+        ("XX", "not a known ISO 3166-1 alpha-2 code"),
+        ("IT", "not a known ISO 3166-1 alpha-2 code"),  # not in the caller's set
+        ("DEU", "alpha-3 codes are not accepted"),
+        ("Europe", "one of EEA, EU, GLOBAL"),
+        ("US-CA", "one of EEA, EU, GLOBAL"),
+    ],
+)
+def test_parse_sales_region_rejects(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_sales_region(text, COUNTRIES)
+    assert fragment in err.value.message
+
+
+# --- ids and records ---
+
+
+def record(*imeis: str, **changes: object) -> DeviceRecord:
+    base = DeviceRecord.create(
+        imeis=tuple(Imei(i) for i in (imeis or (IMEI_A,))),
+        id_key=ID_KEY,
+        serial="SN-0001",
+        model="X1",
+        sales_region="EU",
+        distributor="Acme GmbH",
+        batch="B7",
+        public_key=public_key(1),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_device_ids_are_stable_opaque_and_keyed() -> None:
+    first = device_id(Imei(IMEI_A), ID_KEY)
+    assert re.fullmatch(r"dev_[a-z2-7]{24}", first)
+    assert device_id(Imei(IMEI_A), ID_KEY) == first
+    assert device_id(Imei(IMEI_B), ID_KEY) != first
+    assert device_id(Imei(IMEI_A), b"another key, 32 bytes long......") != first
+
+
+def test_device_id_derivation_is_pinned() -> None:
+    # Ids are stored and handed to operators: changing the derivation would orphan every device.
+    mac = hmac.digest(ID_KEY, b"regionlock/device-id/v1\x00" + IMEI_A.encode(), "sha256")
+    expected = "dev_" + base64.b32encode(mac[:15]).decode().lower()
+    assert expected == "dev_5g7ucmjtmmx5wnuaywiswu57"
+    assert device_id(Imei(IMEI_A), ID_KEY) == expected
+
+
+def test_a_short_id_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        device_id(Imei(IMEI_A), b"short")
+
+
+def test_records_derive_their_id_from_the_first_imei() -> None:
+    rec = record(IMEI_A, IMEI_B)
+    assert rec.id == device_id(Imei(IMEI_A), ID_KEY)
+    assert rec.tac == "49015420"
+    assert record(IMEI_A, IMEI_B) == rec  # re-import: same values, same id
+    assert record(IMEI_B, IMEI_A).id != rec.id
+
+
+def test_fingerprint_tells_same_data_from_different_data() -> None:
+    rec = record()
+    assert record().fingerprint() == rec.fingerprint()
+    variants = [
+        record(IMEI_A, IMEI_B),
+        replace(rec, serial="SN-0002"),
+        replace(rec, model="X2"),
+        replace(rec, sku="X1-128"),
+        replace(rec, sales_region="DE"),
+        replace(rec, distributor="Other"),
+        replace(rec, batch="B8"),
+        replace(rec, manufactured=date(2026, 1, 5)),
+        replace(rec, shipped=date(2026, 2, 5)),
+        replace(rec, public_key=public_key(2)),
+    ]
+    prints = {v.fingerprint() for v in variants} | {rec.fingerprint()}
+    assert len(prints) == len(variants) + 1
+
+
+def test_record_invariants() -> None:
+    with pytest.raises(InvalidInput, match="same IMEI twice"):
+        record(IMEI_A, IMEI_A)
+    with pytest.raises(InvalidInput, match="at least one IMEI"):
+        replace(record(), imeis=())
+    with pytest.raises(InvalidInput, match="31 bytes"):
+        replace(record(), public_key=b"\x01" * 31)
+
+
+# --- state transitions ---
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+IR_LOCK = Restriction(
+    "ir",
+    (Jurisdiction("IR", "Iran", date(2020, 1, 1)),),
+    Action.LOCK,
+    presence=Presence(min_days=2, window_days=14, first_activation_locks=True),
+    warn_days=2,
+)
+FR_WARN = Restriction("fr", (Jurisdiction("FR", "France", date(2020, 1, 1)),), Action.WARN)
+POLICY = Policy("p", "1", "", (IR_LOCK, FR_WARN))
+
+
+def loc(
+    country: str | None, sub: str | None = None, conf: float = 0.9, flags: tuple[str, ...] = ()
+) -> LocationEstimate:
+    return LocationEstimate(country, sub, conf if country else 0.0, (), flags)
+
+
+def check_in(
+    state: DeviceState,
+    where: LocationEstimate,
+    at: datetime,
+    counter: int | None = None,
+    policy: Policy = POLICY,
+    retention_days: int = dev.PRESENCE_RETENTION_DAYS,
+) -> tuple[DeviceState, Verdict]:
+    rec = record()
+    verdict = decide(state.to_facts(rec), where, state.history(), policy, at)
+    n = counter if counter is not None else (state.counter or 0) + 1
+    new = state.after_checkin(
+        where, verdict, at=at, counter=n, policy=policy, retention_days=retention_days
+    )
+    return new, verdict
+
+
+def test_first_located_checkin_is_the_first_activation() -> None:
+    state, _ = check_in(DeviceState(), loc("DE", "DE-BE"), T0)
+    assert (state.first_country, state.first_subdivision, state.first_seen_at) == (
+        "DE",
+        "DE-BE",
+        T0,
+    )
+    later, _ = check_in(state, loc("FR", "FR-IDF"), T0 + timedelta(days=1))
+    assert later.first_country == "DE"
+    assert later.first_seen_at == T0
+    assert (later.last_country, later.last_subdivision) == ("FR", "FR-IDF")
+    assert later.last_verdict is Action.WARN  # the FR warn rule
+
+
+def test_to_facts_carries_the_record_and_first_activation_day_in_utc() -> None:
+    evening_in_new_york = datetime(2026, 3, 1, 22, 30, tzinfo=timezone(timedelta(hours=-5)))
+    state, _ = check_in(DeviceState(), loc("US"), evening_in_new_york)
+    facts = state.to_facts(record(IMEI_A, IMEI_B))
+    assert facts.first_seen == date(2026, 3, 2)
+    assert facts.first_country == "US"
+    assert facts.imeis == (IMEI_A, IMEI_B)
+    assert (facts.model, facts.sales_region, facts.batch) == ("X1", "EU", "B7")
+    assert facts.id == record().id
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        loc("IR", "IR-23", 0.6, ("no_presence_evidence",)),  # named by IP or SIM only
+        loc("IR", "IR-23", 0.3, ("low_confidence",)),
+        loc(None),
+    ],
+)
+def test_weak_evidence_records_no_presence_and_no_first_activation(
+    where: LocationEstimate,
+) -> None:
+    state, _ = check_in(DeviceState(), where, T0)
+    assert state.presence == {}
+    assert state.first_country is None
+    assert state.last_country == where.country  # the last check-in is still recorded
+    assert state.last_confidence == where.confidence
+    assert state.counter == 1
+
+
+def test_presence_accumulates_per_day_and_merges_codes() -> None:
+    state = DeviceState()
+    for day in range(3):
+        state, _ = check_in(state, loc("DE", "DE-BE"), T0 + timedelta(days=day))
+    state, _ = check_in(state, loc("DE", "DE-BY"), T0 + timedelta(days=2, hours=3))
+    assert state.presence == {
+        date(2026, 3, 2): frozenset({"DE", "DE-BE"}),
+        date(2026, 3, 3): frozenset({"DE", "DE-BE"}),
+        date(2026, 3, 4): frozenset({"DE", "DE-BE", "DE-BY"}),
+    }
+    assert state.history().days_in("DE", date(2026, 3, 4), 14) == 3
+    assert state.history().days_in("DE-BY", date(2026, 3, 4), 14) == 1
+
+
+def test_presence_is_trimmed_to_the_retention_window() -> None:
+    state, _ = check_in(DeviceState(), loc("DE"), T0)
+    kept, _ = check_in(state, loc("DE"), T0 + timedelta(days=29), retention_days=30)
+    assert set(kept.presence) == {T0.date(), T0.date() + timedelta(days=29)}
+    dropped, _ = check_in(state, loc("DE"), T0 + timedelta(days=30), retention_days=30)
+    assert set(dropped.presence) == {T0.date() + timedelta(days=30)}
+    # Trimming happens on every check-in, even one that adds no presence.
+    quiet, _ = check_in(state, loc(None), T0 + timedelta(days=30), retention_days=30)
+    assert quiet.presence == {}
+
+
+def test_retention_covers_the_policys_longest_window() -> None:
+    long_window = replace(IR_LOCK, presence=Presence(min_days=2, window_days=60))
+    policy = Policy("p", "2", "", (long_window,))
+    state, _ = check_in(DeviceState(), loc("DE"), T0, policy=policy)
+    later, _ = check_in(state, loc("DE"), T0 + timedelta(days=45), policy=policy, retention_days=30)
+    assert T0.date() in later.presence
+
+
+def test_warned_since_starts_the_escalation_clock_then_locks() -> None:
+    # Day 0 is traveller grace and activates the device in Iran; from then on presence is
+    # established (first activation), and only the two days of warnings hold the lock back.
+    state = DeviceState()
+    verdicts = []
+    for day in range(4):
+        state, verdict = check_in(state, loc("IR", "IR-23"), T0 + timedelta(days=day))
+        verdicts.append(verdict.action)
+        assert state.warned_since == {"ir": T0.date()}
+    assert verdicts == [Action.WARN, Action.WARN, Action.LOCK, Action.LOCK]
+
+
+def test_a_lock_rule_held_back_by_grace_starts_the_clock() -> None:
+    state, _ = check_in(DeviceState(), loc("DE"), T0)
+    state, verdict = check_in(state, loc("IR", "IR-23"), T0 + timedelta(days=1))
+    assert verdict.action is Action.WARN
+    assert "presence.grace" in verdict.reasons
+    assert state.warned_since == {"ir": T0.date() + timedelta(days=1)}
+
+
+def test_warn_rules_and_allows_start_no_clock() -> None:
+    state, verdict = check_in(DeviceState(), loc("FR"), T0)
+    assert verdict.action is Action.WARN and verdict.rule == "fr"
+    state, verdict = check_in(state, loc("DE"), T0 + timedelta(days=1))
+    assert verdict.action is Action.ALLOW
+    assert state.warned_since == {}
+
+
+def test_guards_on_counter_time_and_policy() -> None:
+    state, verdict = check_in(DeviceState(), loc("DE"), T0, counter=5)
+    assert state.accepts_counter(6) and not state.accepts_counter(5)
+    with pytest.raises(ValueError, match="not above the last accepted 5"):
+        state.after_checkin(loc("DE"), verdict, at=T0, counter=5, policy=POLICY)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        state.after_checkin(
+            loc("DE"), verdict, at=T0.replace(tzinfo=None), counter=6, policy=POLICY
+        )
+    with pytest.raises(ValueError, match="another policy"):
+        state.after_checkin(
+            loc("DE"), verdict, at=T0, counter=6, policy=replace(POLICY, version="2")
+        )
+
+
+def test_operator_settings_survive_a_checkin_and_state_is_read_only() -> None:
+    lock = ManualLock("stolen", "ops@example.com", T0)
+    exemption = ManualExemption("field test", "ops@example.com", until=date(2026, 4, 1))
+    state = DeviceState(manual_lock=lock, exemption=exemption)
+    after, _ = check_in(state, loc("DE"), T0)
+    assert (after.manual_lock, after.exemption) == (lock, exemption)
+    assert exemption.active(date(2026, 3, 31)) and not exemption.active(date(2026, 4, 1))
+    with pytest.raises(TypeError):
+        after.presence[date(2026, 1, 1)] = frozenset({"DE"})  # type: ignore[index]
