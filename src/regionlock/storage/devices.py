@@ -1,0 +1,305 @@
+"""The device registry: records from imports, states from check-ins and operators.
+
+Contract (both backends, one conformance suite):
+- `import_batch` is idempotent: a record whose IMEIs are already registered with the same data
+  changes nothing ("unchanged"); the same IMEI with other data is refused ("conflict") and
+  the stored record stays as it was. A batch is one transaction.
+- `get` finds a device by id or by any of its IMEIs; a missing device is None, never an error.
+- `lock_for_update` + `save_state` give one writer per device: on PostgreSQL the row is locked
+  (`FOR UPDATE`) until the transaction ends; on SQLite the single-writer transaction already
+  serialises. `save_state` also checks the state version it read, so a lost update is
+  impossible even for a caller that forgot to lock.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from regionlock.domain.device import (
+    DeviceRecord,
+    DeviceState,
+    Imei,
+    ManualExemption,
+    ManualLock,
+)
+from regionlock.domain.errors import RegionlockError
+from regionlock.domain.policy import Action
+from regionlock.storage.db import Database, Transaction
+
+Outcome = Literal["imported", "unchanged", "conflict"]
+
+
+class StaleState(RegionlockError):
+    """The device's state changed since it was read: retry the whole operation."""
+
+    status = 409
+    type_slug = "stale-state"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    device_id: str
+    outcome: Outcome
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDevice:
+    record: DeviceRecord
+    state: DeviceState
+    version: int
+
+
+# --- state codec -------------------------------------------------------------------------------
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def state_to_json(s: DeviceState) -> str:
+    doc: dict[str, Any] = {
+        "last_verdict": s.last_verdict.value if s.last_verdict else None,
+        "last_country": s.last_country,
+        "last_subdivision": s.last_subdivision,
+        "last_confidence": s.last_confidence,
+        "last_checkin_at": _dt(s.last_checkin_at),
+        "first_country": s.first_country,
+        "first_subdivision": s.first_subdivision,
+        "first_seen_at": _dt(s.first_seen_at),
+        "presence": {d.isoformat(): sorted(codes) for d, codes in s.presence.items()},
+        "warned_since": {rule: d.isoformat() for rule, d in s.warned_since.items()},
+        "manual_lock": None
+        if s.manual_lock is None
+        else {
+            "reason": s.manual_lock.reason,
+            "actor": s.manual_lock.actor,
+            "at": _dt(s.manual_lock.at),
+        },
+        "exemption": None
+        if s.exemption is None
+        else {
+            "reason": s.exemption.reason,
+            "actor": s.exemption.actor,
+            "until": s.exemption.until.isoformat() if s.exemption.until else None,
+        },
+        "counter": s.counter,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def state_from_json(text: str) -> DeviceState:
+    doc = json.loads(text) if text else {}
+    if not doc:
+        return DeviceState()
+    lock = doc.get("manual_lock")
+    ex = doc.get("exemption")
+    return DeviceState(
+        last_verdict=Action(doc["last_verdict"]) if doc.get("last_verdict") else None,
+        last_country=doc.get("last_country"),
+        last_subdivision=doc.get("last_subdivision"),
+        last_confidence=doc.get("last_confidence"),
+        last_checkin_at=_parse_dt(doc.get("last_checkin_at")),
+        first_country=doc.get("first_country"),
+        first_subdivision=doc.get("first_subdivision"),
+        first_seen_at=_parse_dt(doc.get("first_seen_at")),
+        presence={date.fromisoformat(d): frozenset(c) for d, c in doc.get("presence", {}).items()},
+        warned_since={r: date.fromisoformat(d) for r, d in doc.get("warned_since", {}).items()},
+        manual_lock=None
+        if not lock
+        else ManualLock(lock["reason"], lock["actor"], _parse_dt(lock["at"]) or datetime.now(UTC)),
+        exemption=None
+        if not ex
+        else ManualExemption(
+            ex["reason"], ex["actor"], date.fromisoformat(ex["until"]) if ex["until"] else None
+        ),
+        counter=doc.get("counter"),
+    )
+
+
+# --- store -------------------------------------------------------------------------------------
+
+_COLS = (
+    "d.id, d.serial, d.model, d.sku, d.sales_region, d.distributor, d.batch,"
+    " d.manufactured, d.shipped, d.public_key, d.state, d.state_version"
+)
+
+
+class SqlDeviceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def device_id_key(self) -> bytes:
+        """The installation's secret for deriving device ids (created on first use)."""
+        with self.db.write() as tx:
+            row = tx.one("SELECT device_id_key FROM installation WHERE one = 1")
+            if row is None:
+                tx.execute(
+                    "INSERT INTO installation (one, device_id_key, created_at) VALUES (1, ?, ?)",
+                    (secrets.token_bytes(32), int(datetime.now(UTC).timestamp() * 1000)),
+                )
+                row = tx.one("SELECT device_id_key FROM installation WHERE one = 1")
+        assert row is not None
+        return bytes(row[0])
+
+    def import_batch(
+        self, tx: Transaction, records: Sequence[DeviceRecord], at: int
+    ) -> list[ImportResult]:
+        """Register records; see the module docstring for the contract."""
+        if not records:
+            return []
+        imeis = [i.digits for r in records for i in r.imeis]
+        known: dict[str, str] = {}
+        for chunk in range(0, len(imeis), 500):
+            part = imeis[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for imei, device in tx.all(
+                f"SELECT imei, device_id FROM device_imeis WHERE imei IN ({marks})", part
+            ):
+                known[str(imei)] = str(device)
+        ids = sorted({r.id for r in records} | set(known.values()))
+        digests: dict[str, str] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for device, digest in tx.all(
+                f"SELECT id, record_digest FROM devices WHERE id IN ({marks})", part
+            ):
+                digests[str(device)] = str(digest)
+        out: list[ImportResult] = []
+        for r in records:
+            digest = r.fingerprint().hex()
+            owners = {known[i.digits] for i in r.imeis if i.digits in known}
+            if r.id in digests or owners:
+                if owners <= {r.id} and digests.get(r.id) == digest:
+                    out.append(ImportResult(r.id, "unchanged"))
+                else:
+                    out.append(
+                        ImportResult(
+                            r.id,
+                            "conflict",
+                            "an IMEI of this device is already registered with other data",
+                        )
+                    )
+                continue
+            tx.execute(
+                "INSERT INTO devices (id, serial, model, sku, sales_region, distributor, batch,"
+                " tac, manufactured, shipped, public_key, record_digest, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.id,
+                    r.serial,
+                    r.model,
+                    r.sku,
+                    r.sales_region,
+                    r.distributor,
+                    r.batch,
+                    r.tac,
+                    r.manufactured.isoformat() if r.manufactured else None,
+                    r.shipped.isoformat() if r.shipped else None,
+                    r.public_key,
+                    digest,
+                    at,
+                ),
+            )
+            tx.executemany(
+                "INSERT INTO device_imeis (imei, device_id, slot) VALUES (?, ?, ?)",
+                [(i.digits, r.id, n) for n, i in enumerate(r.imeis, start=1)],
+            )
+            for i in r.imeis:
+                known[i.digits] = r.id
+            digests[r.id] = digest
+            out.append(ImportResult(r.id, "imported"))
+        return out
+
+    def _load(self, tx: Transaction, key: str, lock: bool) -> StoredDevice | None:
+        suffix = " FOR UPDATE OF d" if lock and tx.dialect == "postgresql" else ""
+        row = tx.one(f"SELECT {_COLS} FROM devices d WHERE d.id = ?{suffix}", (key,))
+        if row is None and key.isdigit():
+            row = tx.one(
+                f"SELECT {_COLS} FROM devices d JOIN device_imeis i"
+                f" ON i.device_id = d.id WHERE i.imei = ?{suffix}",
+                (key,),
+            )
+        if row is None:
+            return None
+        imeis = tx.all("SELECT imei FROM device_imeis WHERE device_id = ? ORDER BY slot", (row[0],))
+        record = DeviceRecord(
+            id=row[0],
+            imeis=tuple(Imei(str(i[0])) for i in imeis),
+            serial=row[1],
+            model=row[2],
+            sku=row[3],
+            sales_region=row[4],
+            distributor=row[5],
+            batch=row[6],
+            manufactured=date.fromisoformat(row[7]) if row[7] else None,
+            shipped=date.fromisoformat(row[8]) if row[8] else None,
+            public_key=bytes(row[9]),
+        )
+        return StoredDevice(record, state_from_json(row[10]), int(row[11]))
+
+    def get(self, key: str) -> StoredDevice | None:
+        """A device by id or IMEI; None when there is none."""
+        with self.db.read() as tx:
+            return self._load(tx, key, lock=False)
+
+    def lock_for_update(self, tx: Transaction, key: str) -> StoredDevice | None:
+        """Read a device to change it in this transaction (row-locked on PostgreSQL)."""
+        return self._load(tx, key, lock=True)
+
+    def save_state(self, tx: Transaction, device: StoredDevice, state: DeviceState) -> int:
+        """Store a new state; StaleState if someone else changed it since `device` was read."""
+        changed = tx.execute(
+            "UPDATE devices SET state = ?, state_version = state_version + 1, last_verdict = ?,"
+            " last_country = ?, last_checkin_at = ? WHERE id = ? AND state_version = ?",
+            (
+                state_to_json(state),
+                state.last_verdict.value if state.last_verdict else None,
+                state.last_country,
+                int(state.last_checkin_at.timestamp() * 1000) if state.last_checkin_at else None,
+                device.record.id,
+                device.version,
+            ),
+        )
+        if changed != 1:
+            raise StaleState(f"device {device.record.id} changed while it was being updated")
+        return device.version + 1
+
+    def list(
+        self,
+        *,
+        model: str | None = None,
+        batch: str | None = None,
+        distributor: str | None = None,
+        country: str | None = None,
+        verdict: str | None = None,
+        after: str = "",
+        limit: int = 100,
+    ) -> list[str]:
+        """Device ids matching every given filter, in id order, after `after` (paging)."""
+        sql = "SELECT id FROM devices WHERE id > ?"
+        params: list[Any] = [after]
+        for column, value in (
+            ("model", model),
+            ("batch", batch),
+            ("distributor", distributor),
+            ("last_country", country),
+            ("last_verdict", verdict),
+        ):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        with self.db.read() as tx:
+            return [str(r[0]) for r in tx.all(sql, params)]

@@ -1,0 +1,136 @@
+"""Device registry conformance (both backends): idempotent import, look-up, no lost updates."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from regionlock.domain.device import DeviceRecord, DeviceState, luhn_check_digit, parse_imei
+from regionlock.storage import Database
+from regionlock.storage.devices import SqlDeviceStore, StaleState, state_from_json, state_to_json
+
+KEY = bytes(range(32))
+
+
+def imei(n: int) -> str:
+    body = f"35693803{n:06d}"
+    return body + str(luhn_check_digit(body))
+
+
+def record(n: int, **changes: object) -> DeviceRecord:
+    base = DeviceRecord.create(
+        imeis=(parse_imei(imei(n)),),
+        id_key=KEY,
+        serial=f"SN{n}",
+        model="X1",
+        sales_region="EEA",
+        distributor="D7" if n % 2 else "D8",
+        batch="B1",
+        public_key=bytes([n % 256]) * 31 + b"\x01",
+    )
+    return replace(base, **changes) if changes else base  # type: ignore[arg-type]
+
+
+def test_import_is_idempotent_and_refuses_conflicts(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    records = [record(i) for i in range(5)]
+    with db.write() as tx:
+        assert {r.outcome for r in store.import_batch(tx, records, at=1)} == {"imported"}
+    with db.write() as tx:
+        assert {r.outcome for r in store.import_batch(tx, records, at=2)} == {"unchanged"}
+    changed = record(3, model="X9")
+    with db.write() as tx:
+        (result,) = store.import_batch(tx, [changed], at=3)
+    assert result.outcome == "conflict"
+    stored = store.get(records[3].id)
+    assert stored is not None and stored.record.model == "X1"  # the stored record stands
+
+
+def test_get_by_id_or_imei(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    r = record(7)
+    with db.write() as tx:
+        store.import_batch(tx, [r], at=1)
+    by_id, by_imei = store.get(r.id), store.get(imei(7))
+    assert by_id is not None and by_imei is not None
+    assert by_id.record == r == by_imei.record
+    assert by_id.state == DeviceState() and by_id.version == 0
+    assert store.get("dev_missing") is None and store.get(imei(8)) is None
+
+
+def test_state_round_trips(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    r = record(1)
+    with db.write() as tx:
+        store.import_batch(tx, [r], at=1)
+    with db.write() as tx:
+        d = store.lock_for_update(tx, r.id)
+        assert d is not None
+        state = state_from_json(
+            '{"counter": 4, "last_verdict": "warn", "last_country": "IR",'
+            ' "presence": {"2026-11-26": ["IR", "IR-23"]},'
+            ' "warned_since": {"company": "2026-11-25"},'
+            ' "exemption": {"reason": "appeal", "actor": "ops", "until": null}}'
+        )
+        store.save_state(tx, d, state)
+    loaded = store.get(r.id)
+    assert loaded is not None and loaded.state == state and loaded.version == 1
+    assert state_from_json(state_to_json(state)) == state
+    assert store.list(country="IR", verdict="warn") == [r.id]
+
+
+def test_a_stale_state_is_refused(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    r = record(2)
+    with db.write() as tx:
+        store.import_batch(tx, [r], at=1)
+    old = store.get(r.id)
+    assert old is not None
+    with db.write() as tx:
+        store.save_state(tx, old, DeviceState(counter=1))
+    with pytest.raises(StaleState), db.write() as tx:
+        store.save_state(tx, old, DeviceState(counter=99))
+    final = store.get(r.id)
+    assert final is not None and final.state.counter == 1
+
+
+def test_concurrent_updates_lose_nothing(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    r = record(3)
+    with db.write() as tx:
+        store.import_batch(tx, [r], at=1)
+
+    def bump(times: int) -> None:
+        for _ in range(times):
+            with db.write() as tx:
+                d = store.lock_for_update(tx, r.id)
+                assert d is not None
+                store.save_state(tx, d, DeviceState(counter=(d.state.counter or 0) + 1))
+
+    threads = [threading.Thread(target=bump, args=(20,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = store.get(r.id)
+    assert final is not None and final.state.counter == 80 and final.version == 80
+
+
+def test_list_filters_and_pages(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    records = [record(i) for i in range(10)]
+    with db.write() as tx:
+        store.import_batch(tx, records, at=1)
+    odd = sorted(r.id for r in records if r.distributor == "D7")
+    assert store.list(distributor="D7") == odd
+    first = store.list(limit=4)
+    rest = store.list(after=first[-1], limit=100)
+    assert first + rest == sorted(r.id for r in records)
+
+
+def test_installation_key_is_stable(db: Database) -> None:
+    store = SqlDeviceStore(db)
+    key = store.device_id_key()
+    assert len(key) == 32 and store.device_id_key() == key
