@@ -9,6 +9,7 @@ import click
 
 from regionlock import __version__
 from regionlock.cli.demo import demo
+from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
 from regionlock.cli.store import activate, active, apikey, audit, migrate_cmd, rollback
@@ -43,6 +44,8 @@ cli.add_command(policy)
 cli.add_command(migrate_cmd)
 cli.add_command(audit)
 cli.add_command(apikey)
+cli.add_command(devices)
+cli.add_command(device)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

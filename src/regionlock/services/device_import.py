@@ -69,7 +69,21 @@ def parse_device_csv(
     id_key: bytes,
     stats: ImportStats | None = None,
 ) -> Iterator[DeviceRecord | ImportProblem]:
-    """Records and problems, in file order, from the lines of an import file.
+    """Records and problems, in file order (see `parse_device_rows` for the details)."""
+    for _, item in parse_device_rows(
+        lines, known_countries=known_countries, id_key=id_key, stats=stats
+    ):
+        yield item
+
+
+def parse_device_rows(
+    lines: Iterable[str],
+    *,
+    known_countries: Collection[str],
+    id_key: bytes,
+    stats: ImportStats | None = None,
+) -> Iterator[tuple[int, DeviceRecord | ImportProblem]]:
+    """(line, record or problem), in file order, from the lines of an import file.
 
     `lines` should come from a file opened with `newline=""` (as the csv module asks), so a
     quoted field may span lines. A header that cannot be used raises `InvalidInput` before
@@ -97,7 +111,7 @@ def parse_device_csv(
             line = reader.line_num
             stats.rows += 1
             stats.problems += 1
-            yield ImportProblem(start, f"not valid CSV ({exc})")
+            yield start, ImportProblem(start, f"not valid CSV ({exc})")
             continue
         line = reader.line_num
         if not any(cell.strip() for cell in row):
@@ -106,17 +120,17 @@ def parse_device_csv(
         result = _record(row, columns, start, known_countries, id_key)
         if isinstance(result, ImportProblem):
             stats.problems += 1
-            yield result
+            yield start, result
             continue
         outcome = seen.remember(result, start)
         if outcome == "new":
             stats.records += 1
-            yield result
+            yield start, result
         elif outcome == "repeat":
             stats.duplicates += 1
         else:
             stats.problems += 1
-            yield outcome
+            yield start, outcome
 
 
 def _columns(header: list[str]) -> dict[str, int]:

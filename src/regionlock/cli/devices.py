@@ -1,0 +1,204 @@
+"""`regionlock devices import|list` and `regionlock device show|lock|unlock|exempt DEVICE`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from regionlock.cli.store import actor, db_option
+from regionlock.domain.device import encode_public_key
+from regionlock.services.registry import Registry
+from regionlock.storage import open_database
+from regionlock.storage.devices import StoredDevice
+
+
+def device_json(d: StoredDevice) -> dict[str, Any]:
+    r, s = d.record, d.state
+    return {
+        "id": r.id,
+        "imeis": [i.digits for i in r.imeis],
+        "tac": r.tac,
+        "serial": r.serial,
+        "model": r.model,
+        "sku": r.sku,
+        "sales_region": r.sales_region,
+        "distributor": r.distributor,
+        "batch": r.batch,
+        "manufactured": r.manufactured.isoformat() if r.manufactured else None,
+        "shipped": r.shipped.isoformat() if r.shipped else None,
+        "public_key": encode_public_key(r.public_key),
+        "state": {
+            "last_verdict": s.last_verdict.value if s.last_verdict else None,
+            "last_country": s.last_country,
+            "last_subdivision": s.last_subdivision,
+            "last_confidence": s.last_confidence,
+            "last_checkin_at": s.last_checkin_at.isoformat() if s.last_checkin_at else None,
+            "first_country": s.first_country,
+            "first_seen_at": s.first_seen_at.isoformat() if s.first_seen_at else None,
+            "presence_days": {d.isoformat(): sorted(c) for d, c in s.presence.items()},
+            "manual_lock": None
+            if s.manual_lock is None
+            else {
+                "reason": s.manual_lock.reason,
+                "by": s.manual_lock.actor,
+                "at": s.manual_lock.at.isoformat(),
+            },
+            "exemption": None
+            if s.exemption is None
+            else {
+                "reason": s.exemption.reason,
+                "by": s.exemption.actor,
+                "until": s.exemption.until.isoformat() if s.exemption.until else None,
+            },
+        },
+    }
+
+
+@click.group()
+def devices() -> None:
+    """The device registry: bulk import and listing."""
+
+
+@devices.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, allow_dash=True))
+@click.option("--progress/--no-progress", default=None)
+@db_option
+def import_cmd(csv_file: str, progress: bool | None, db_url: str) -> None:
+    """Register devices from a CSV file (idempotent; bad rows reported by line).
+
+    Header: imei,serial,model,sales_region,distributor,batch,public_key (optional: imei2, sku,
+    manufactured, shipped). public_key is the raw 32-byte Ed25519 key, base64url, no padding.
+    """
+    db = open_database(db_url)
+    stream = sys.stdin if csv_file == "-" else open(csv_file, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    size = None if csv_file == "-" else os.fstat(stream.fileno()).st_size
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(
+        total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr, disable=not show
+    )
+
+    def lines() -> Any:
+        for line in stream:
+            bar.update(len(line.encode("utf-8")))
+            yield line
+
+    try:
+        report = Registry(db).import_csv(
+            lines(), actor=actor(), source=csv_file, now=datetime.now(UTC)
+        )
+    finally:
+        bar.close()
+        if stream is not sys.stdin:
+            stream.close()
+        db.close()
+    for p in report.problems[:50]:
+        click.echo(f"line {p.line}: {p.message}", err=True)
+    if len(report.problems) > 50:
+        click.echo(f"... and {len(report.problems) - 50} more", err=True)
+    click.echo(
+        f"imported {report.imported}, unchanged {report.unchanged}, repeated rows "
+        f"{report.duplicates_in_file}, problems {len(report.problems)}"
+    )
+    if report.problems:
+        sys.exit(1)
+
+
+@devices.command("list")
+@click.option("--model")
+@click.option("--batch")
+@click.option("--distributor")
+@click.option("--country", help="Last located country (ISO 3166-1).")
+@click.option("--verdict", type=click.Choice(["allow", "warn", "lock"]))
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@db_option
+def list_cmd(
+    model: str | None,
+    batch: str | None,
+    distributor: str | None,
+    country: str | None,
+    verdict: str | None,
+    limit: int,
+    db_url: str,
+) -> None:
+    """List device ids matching every filter given."""
+    db = open_database(db_url)
+    try:
+        ids = Registry(db).devices.list(
+            model=model,
+            batch=batch,
+            distributor=distributor,
+            country=country,
+            verdict=verdict,
+            limit=limit,
+        )
+    finally:
+        db.close()
+    for i in ids:
+        click.echo(i)
+
+
+@click.group()
+def device() -> None:
+    """One device, by id or IMEI: show it, lock, unlock or exempt it."""
+
+
+@device.command("show")
+@click.argument("device_key")
+@db_option
+def show(device_key: str, db_url: str) -> None:
+    """Print a device's record and state as JSON."""
+    db = open_database(db_url)
+    try:
+        found = Registry(db).devices.get(device_key)
+    finally:
+        db.close()
+    if found is None:
+        raise click.ClickException(f"no device with id or IMEI {device_key!r}")
+    click.echo(json.dumps(device_json(found), indent=2))
+
+
+def _act(name: str, device_key: str, reason: str, db_url: str, **kw: Any) -> None:
+    db = open_database(db_url)
+    try:
+        registry = Registry(db)
+        d = getattr(registry, name)(
+            device_key, reason=reason, actor=actor(), now=datetime.now(UTC), **kw
+        )
+    finally:
+        db.close()
+    click.echo(f"{name}: {d.record.id} (takes effect at its next check-in)")
+
+
+@device.command("lock")
+@click.argument("device_key")
+@click.option("--reason", required=True)
+@db_option
+def lock(device_key: str, reason: str, db_url: str) -> None:
+    """Lock a device at its next check-in."""
+    _act("lock", device_key, reason, db_url)
+
+
+@device.command("unlock")
+@click.argument("device_key")
+@click.option("--reason", required=True)
+@db_option
+def unlock(device_key: str, reason: str, db_url: str) -> None:
+    """Lift a manual lock."""
+    _act("unlock", device_key, reason, db_url)
+
+
+@device.command("exempt")
+@click.argument("device_key")
+@click.option("--reason", required=True)
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Exclusive end date.")
+@db_option
+def exempt(device_key: str, reason: str, until: datetime | None, db_url: str) -> None:
+    """Exempt a device from every lock (e.g. after an appeal)."""
+    end: date | None = until.date() if until else None
+    _act("exempt", device_key, reason, db_url, until=end)

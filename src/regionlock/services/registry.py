@@ -1,0 +1,190 @@
+"""Registry use cases: bulk import, and operators' lock / unlock / exempt, each audited.
+
+Manual actions change the device's stored state; they take effect at its next check-in, when
+the verdict is computed and signed (the device cannot be reached before that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+from regionlock.domain.device import DeviceRecord, ManualExemption, ManualLock
+from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.geo.countries import country_names
+from regionlock.services.device_import import ImportProblem, ImportStats, parse_device_rows
+from regionlock.storage.audit import SqlAuditStore
+from regionlock.storage.db import Database
+from regionlock.storage.devices import SqlDeviceStore, StoredDevice
+
+BATCH = 1000
+
+
+class UnknownDevice(RegionlockError):
+    status = 404
+    type_slug = "unknown-device"
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    unchanged: int = 0
+    duplicates_in_file: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _ms(now: datetime) -> int:
+    return int(now.timestamp() * 1000)
+
+
+@dataclass
+class Registry:
+    db: Database
+
+    def __post_init__(self) -> None:
+        self.devices = SqlDeviceStore(self.db)
+        self.audit = SqlAuditStore(self.db)
+
+    def import_csv(
+        self,
+        lines: Iterable[str],
+        *,
+        actor: str,
+        source: str,
+        now: datetime,
+        on_row: Callable[[], None] | None = None,
+    ) -> ImportReport:
+        """Stream an import file into the registry in batches of 1000 (one transaction each).
+
+        A crash loses at most the batch in flight, and re-running the same file afterwards
+        completes it: imports are idempotent.
+        """
+        report = ImportReport()
+        stats = ImportStats()
+        key = self.devices.device_id_key()
+        at = _ms(now)
+        pending: list[tuple[int, DeviceRecord]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            with self.db.write() as tx:
+                results = self.devices.import_batch(tx, [r for _, r in pending], at)
+            for (line, _), result in zip(pending, results, strict=True):
+                if result.outcome == "imported":
+                    report.imported += 1
+                elif result.outcome == "unchanged":
+                    report.unchanged += 1
+                else:
+                    report.problems.append(ImportProblem(line, result.message))
+            pending.clear()
+
+        rows = parse_device_rows(
+            lines, known_countries=set(country_names()), id_key=key, stats=stats
+        )
+        for line, item in rows:
+            if on_row is not None:
+                on_row()
+            if isinstance(item, ImportProblem):
+                report.problems.append(item)
+                continue
+            pending.append((line, item))
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+        report.duplicates_in_file = stats.duplicates
+        report.problems.sort(key=lambda p: p.line)
+        with self.db.write() as tx:
+            self.audit.append(
+                tx,
+                at=at,
+                actor=actor,
+                action="devices.import",
+                subject=source,
+                reason="bulk import",
+                details={
+                    "imported": report.imported,
+                    "unchanged": report.unchanged,
+                    "duplicates_in_file": report.duplicates_in_file,
+                    "problems": len(report.problems),
+                },
+            )
+        return report
+
+    def _change(
+        self,
+        device_key: str,
+        action: str,
+        reason: str,
+        actor: str,
+        now: datetime,
+        change: Callable[[StoredDevice], StoredDevice | None],
+    ) -> StoredDevice:
+        if not reason.strip():
+            raise InvalidInput("a reason is required (it goes into the audit trail)")
+        with self.db.write() as tx:
+            device = self.devices.lock_for_update(tx, device_key)
+            if device is None:
+                raise UnknownDevice(f"no device with id or IMEI {device_key!r}")
+            updated = change(device)
+            if updated is not None:
+                self.devices.save_state(tx, device, updated.state)
+            self.audit.append(
+                tx,
+                at=_ms(now),
+                actor=actor,
+                action=action,
+                subject=device.record.id,
+                reason=reason,
+                details={},
+            )
+        result = self.devices.get(device.record.id)
+        assert result is not None
+        return result
+
+    def lock(self, device_key: str, *, reason: str, actor: str, now: datetime) -> StoredDevice:
+        """Lock at the next check-in, whatever the policy says (an exemption still wins)."""
+        return self._change(
+            device_key,
+            "device.lock",
+            reason,
+            actor,
+            now,
+            lambda d: replace(
+                d,
+                state=replace(d.state, manual_lock=ManualLock(reason, actor, now.astimezone(UTC))),
+            ),
+        )
+
+    def unlock(self, device_key: str, *, reason: str, actor: str, now: datetime) -> StoredDevice:
+        """Lift a manual lock (the policy decides again at the next check-in)."""
+        return self._change(
+            device_key,
+            "device.unlock",
+            reason,
+            actor,
+            now,
+            lambda d: replace(d, state=replace(d.state, manual_lock=None)),
+        )
+
+    def exempt(
+        self, device_key: str, *, reason: str, actor: str, now: datetime, until: date | None
+    ) -> StoredDevice:
+        """Exempt from every lock until `until` (exclusive), e.g. after an appeal."""
+        if until is not None and until <= now.astimezone(UTC).date():
+            raise InvalidInput(f"exemption until {until} is not in the future")
+        return self._change(
+            device_key,
+            "device.exempt",
+            reason,
+            actor,
+            now,
+            lambda d: replace(
+                d, state=replace(d.state, exemption=ManualExemption(reason, actor, until))
+            ),
+        )

@@ -1,0 +1,81 @@
+"""`regionlock devices import` and `device lock|unlock|exempt|show`, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from regionlock.cli.main import cli
+from regionlock.domain.device import encode_public_key, luhn_check_digit
+
+HEADER = "imei,serial,model,sales_region,distributor,batch,public_key\n"
+
+
+def imei(n: int) -> str:
+    body = f"35693803{n:06d}"
+    return body + str(luhn_check_digit(body))
+
+
+def key() -> str:
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return encode_public_key(raw)
+
+
+def run(db: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [*args, "--db", db])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_is_idempotent_and_reports_bad_rows(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'rl.db'}"
+    good = [f"{imei(i)},SN{i},X1,EEA,D7,B1,{key()}" for i in range(5)]
+    bad_checksum = imei(9)[:-1] + str((int(imei(9)[-1]) + 1) % 10)
+    rows = [
+        *good,
+        f"{bad_checksum},SN9,X1,EEA,D7,B1,{key()}",
+        f"{imei(10)},SN10,X1,EEA,D7,B1,xx",
+        f"{imei(0)},SN0-other,X1,EEA,D7,B1,{key()}",
+    ]
+    path = tmp_path / "devices.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    code, out, err = run(db, "devices", "import", str(path))
+    assert code == 1
+    assert "imported 5, unchanged 0" in out and "problems 3" in out
+    assert "line 7: " in err and "check digit" in err
+    assert "line 8: " in err
+    assert "line 9: " in err
+    # The same file again changes nothing.
+    path.write_text(HEADER + "\n".join(good) + "\n")
+    code, out, _ = run(db, "devices", "import", str(path))
+    assert code == 0 and "imported 0, unchanged 5" in out
+    code, out, _ = run(db, "devices", "list", "--distributor", "D7")
+    assert len(out.split()) == 5
+
+
+def test_lock_unlock_exempt_are_audited(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'rl.db'}"
+    path = tmp_path / "devices.csv"
+    path.write_text(HEADER + f"{imei(1)},SN1,X1,EEA,D7,B1,{key()}\n")
+    run(db, "devices", "import", str(path))
+    code, out, _ = run(db, "device", "lock", imei(1), "--reason", "reported stolen")
+    assert code == 0 and "takes effect at its next check-in" in out
+    shown = json.loads(run(db, "device", "show", imei(1))[1])
+    assert shown["state"]["manual_lock"]["reason"] == "reported stolen"
+    run(db, "device", "unlock", shown["id"], "--reason", "found")
+    run(db, "device", "exempt", imei(1), "--reason", "appeal 17", "--until", "2099-01-01")
+    shown = json.loads(run(db, "device", "show", shown["id"])[1])
+    assert shown["state"]["manual_lock"] is None
+    assert shown["state"]["exemption"] == {
+        "reason": "appeal 17",
+        "by": shown["state"]["exemption"]["by"],
+        "until": "2099-01-01",
+    }
+    code, out, _ = run(db, "audit", "export")
+    actions = [json.loads(x)["action"] for x in out.splitlines()]
+    assert actions == ["devices.import", "device.lock", "device.unlock", "device.exempt"]
+    code, _, err = run(db, "device", "lock", "356938035643809", "--reason", "x")
+    assert code == 2 and "no device with id or IMEI" in err
