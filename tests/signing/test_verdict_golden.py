@@ -1,0 +1,67 @@
+"""The verdict token's exact bytes, pinned: device firmware depends on every one of them.
+
+A change here is a wire-format change. If it is intended, regenerate the golden file with
+`REGIONLOCK_UPDATE_GOLDEN=1 .venv/bin/pytest tests/signing/test_verdict_golden.py`, say why in
+the commit, and check docs/protocol.md still describes what is produced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from signing_fixtures import GOLDEN_SEED, T0, golden_jwks, golden_keyring, make_claims
+
+from regionlock.signing.jws import b64url_decode, b64url_encode
+from regionlock.signing.verdict import sign_verdict, verify_verdict
+
+GOLDEN = Path(__file__).parent / "golden" / "verdict-v1.txt"
+
+KID = "e_9r1VNGOzrwdndAcIcjzKL-AdFgW_fL68cej3plXAU"
+X = "4AG6N91xUjvGPwL1d4IoYg8ZLO33gLDefV2BeMHNLTM"
+HEADER = b'{"alg":"EdDSA","kid":"' + KID.encode() + b'","typ":"regionlock-verdict+jwt"}'
+PAYLOAD = (
+    '{"contact":"support@example.com","counter":42,"exp":1772971200,"iat":1772366400,'
+    '"iss":"regionlock-test","location":{"country":"IR","subdivision":"IR-23"},'
+    '"message":"Dieses Gerät ist für diese Region nicht freigegeben.",'
+    '"nonce":"q7Hn2Zk4PwX9bT1cVd8sLm",'
+    '"offline":{"action":"lock","lock_after_days":30,"warn_days":7},'
+    '"policy":{"id":"gray-market-2021","version":"3"},'
+    '"reasons":["jurisdiction.restricted","presence.established"],'
+    '"sub":"dev_7f3a9c","ver":1,"verdict":"lock"}'
+).encode()
+
+
+def golden_token() -> str:
+    return sign_verdict(make_claims(), golden_keyring(), T0)
+
+
+def test_golden_seed_is_fixed() -> None:
+    assert b64url_encode(GOLDEN_SEED) == "Cw52T5sEgKhtJHXs8DNK2kPGGVClO5LVAiblT7tdVRw"
+
+
+def test_verdict_token_bytes_are_pinned() -> None:
+    token = golden_token()
+    if os.environ.get("REGIONLOCK_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(token + "\n", encoding="ascii")
+    assert GOLDEN.read_text(encoding="ascii") == token + "\n"
+
+
+def test_golden_header_and_payload_bytes() -> None:
+    # The same bytes, readable: a failure here says which part of the token changed.
+    head, body, signature = GOLDEN.read_text(encoding="ascii").strip().split(".")
+    assert b64url_decode(head) == HEADER
+    assert b64url_decode(body) == PAYLOAD
+    assert len(b64url_decode(signature)) == 64
+
+
+def test_golden_jwks() -> None:
+    assert golden_jwks() == {
+        "keys": [{"kty": "OKP", "crv": "Ed25519", "x": X, "kid": KID, "use": "sig", "alg": "EdDSA"}]
+    }
+
+
+def test_golden_token_verifies_as_a_device_would() -> None:
+    token = GOLDEN.read_text(encoding="ascii").strip()
+    claims = verify_verdict(token, golden_jwks(), now=T0, expected_sub="dev_7f3a9c")
+    assert claims == make_claims()
