@@ -1,0 +1,206 @@
+"""The check-in pipeline: verify, locate, decide, record, sign (docs/protocol.md).
+
+Order matters for safety and cost:
+1. The header is parsed strictly and the device found by `kid` (id or IMEI); an unknown
+   device or a bad signature ends here, with no state read or written and never a verdict.
+2. Signature, payload contract and clock window are checked (stateless).
+3. Signals are validated and located outside any transaction (CPU work, no locks held).
+4. One write transaction: the device row is locked, the counter must be above the last and
+   the nonce unseen, the active policy decides, then state, check-in row and audit entry are
+   written together. A replay changes nothing; a crash leaves nothing half-applied.
+5. The verdict is signed with the service key.
+
+Raw signals are dropped here: only country, subdivision, confidence, flags and the kinds of
+signal present are stored (docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from regionlock.domain.decision import Verdict, decide
+from regionlock.domain.device import DeviceRecord, DeviceState, counts_as_presence
+from regionlock.domain.location import LocationEstimate
+from regionlock.domain.policy import Action, Exemption, Policy
+from regionlock.domain.signals import parse_signals
+from regionlock.geo.locator import Locator
+from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.services.registry import UnknownDevice
+from regionlock.settings import Settings
+from regionlock.signing import (
+    ReplayedNonce,
+    StaleCounter,
+    peek_header,
+    sign_verdict,
+    verdict_claims,
+    verdict_response,
+    verify_checkin,
+)
+from regionlock.storage.audit import SqlAuditStore
+from regionlock.storage.db import Database
+from regionlock.storage.devices import SqlDeviceStore
+from regionlock.storage.keys import SqlKeyStore
+
+# With no active policy every device is allowed: nothing restricts until an operator decides.
+NO_POLICY = Policy("none", "0", "no policy is active", ())
+MAX_TOKEN_LIFETIME = timedelta(days=366)
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+@dataclass
+class CheckinService:
+    """Everything a check-in needs, built once per process."""
+
+    db: Database
+    locator: Locator
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        self.devices = SqlDeviceStore(self.db)
+        self.audit = SqlAuditStore(self.db)
+        self.policies = PolicyAdmin(self.db)
+        self.keys = SqlKeyStore(self.db)
+
+    def check_in(self, token: str | bytes, *, peer_ip: str | None, now: datetime) -> dict[str, Any]:
+        """Process one device check-in; returns the response body (token + mirrored claims)."""
+        header = peek_header(token)
+        kid = str(header.get("kid", ""))
+        found = self.devices.get(kid) if kid else None
+        if found is None:
+            raise UnknownDevice("no registered device has this kid (device id or IMEI)")
+        request = verify_checkin(
+            token, found.record.public_key, now=now, window_s=self.settings.clock_skew_s
+        )
+        raw = dict(request.signals)
+        if "ip" not in raw and peer_ip is not None:
+            raw["ip"] = peer_ip
+        signals = parse_signals(raw)
+        location = self.locator.locate(signals)
+        active = self.policies.active()
+        policy = active[0] if active else NO_POLICY
+
+        with self.db.write() as tx:
+            device = self.devices.lock_for_update(tx, found.record.id)
+            if device is None:  # deleted meanwhile
+                raise UnknownDevice("the device is no longer registered")
+            state = device.state
+            if not state.accepts_counter(request.counter):
+                raise StaleCounter(
+                    f"counter {request.counter} is not above the last accepted ({state.counter})"
+                )
+            if tx.one(
+                "SELECT 1 FROM checkins WHERE device_id = ? AND nonce = ?",
+                (device.record.id, request.nonce),
+            ):
+                raise ReplayedNonce("this nonce was already used by this device")
+            verdict = self._decide(device.record.id, state, device.record, location, policy, now)
+            new_state = state.after_checkin(
+                location, verdict, at=now, counter=request.counter, policy=policy
+            )
+            self.devices.save_state(tx, device, new_state)
+            tx.execute(
+                "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
+                " confidence, flags, signal_kinds, verdict, reasons, policy_id, policy_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device.record.id,
+                    _ms(now),
+                    request.counter,
+                    request.nonce,
+                    location.country,
+                    location.subdivision,
+                    location.confidence,
+                    json.dumps(list(location.flags)),
+                    json.dumps(list(signals.kinds())),
+                    verdict.action.value,
+                    json.dumps(list(verdict.reasons)),
+                    verdict.policy_id,
+                    verdict.policy_version,
+                ),
+            )
+            self.audit.append(
+                tx,
+                at=_ms(now),
+                actor=f"device:{device.record.id}",
+                action="checkin.verdict",
+                subject=device.record.id,
+                reason=",".join(verdict.reasons),
+                details={
+                    "verdict": verdict.action.value,
+                    "country": location.country,
+                    "subdivision": location.subdivision,
+                    "confidence": location.confidence,
+                    "flags": list(location.flags),
+                    "signals": list(signals.kinds()),
+                    "policy": f"{verdict.policy_id}@{verdict.policy_version}",
+                    "counter": request.counter,
+                },
+            )
+        claims = verdict_claims(
+            verdict,
+            issuer=self.settings.service_id,
+            device_id=found.record.id,
+            country=location.country,
+            subdivision=location.subdivision,
+            nonce=request.nonce,
+            counter=request.counter,
+            issued_at=now,
+        )
+        token_out = sign_verdict(
+            claims, self.keys.keyring(now), now, max_lifetime=MAX_TOKEN_LIFETIME
+        )
+        return verdict_response(token_out, claims)
+
+    def _decide(
+        self,
+        device_id: str,
+        state: DeviceState,
+        record: DeviceRecord,
+        location: LocationEstimate,
+        policy: Policy,
+        now: datetime,
+    ) -> Verdict:
+        """The policy's verdict, with the operator's exemption and manual lock applied."""
+        if state.exemption is not None:
+            policy = replace(
+                policy,
+                exemptions=(
+                    *policy.exemptions,
+                    Exemption(
+                        f"operator exemption: {state.exemption.reason}",
+                        device=device_id,
+                        until=state.exemption.until,
+                    ),
+                ),
+            )
+        facts = state.to_facts(record)
+        if facts.first_country is None and counts_as_presence(location):
+            # This check-in is the first activation: judge it as one (a phone sold elsewhere
+            # and switched on for the first time in a restricted place is what a gray-market
+            # block exists to stop).
+            facts = replace(
+                facts,
+                first_country=location.country,
+                first_subdivision=location.subdivision,
+                first_seen=now.date(),
+            )
+        verdict = decide(facts, location, state.history(), policy, now)
+        if state.manual_lock is not None and not any(
+            r.startswith("exemption.") for r in verdict.reasons
+        ):
+            verdict = replace(
+                verdict,
+                action=Action.LOCK,
+                reasons=("operator.lock", *verdict.reasons),
+                explanation=f"Locked by an operator ({state.manual_lock.actor}): "
+                f"{state.manual_lock.reason}. " + verdict.explanation,
+                message=verdict.message or policy.message,
+                contact=verdict.contact or policy.contact,
+            )
+        return verdict

@@ -1,0 +1,66 @@
+"""The service's verdict-signing keys (the private halves live only in the store).
+
+The keyring is created on first use. `rotate` adds a key and retires the previous one as a
+signer; retired keys stay published in the JWKS until every token they signed has expired.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from regionlock.signing import Keyring, NoSigningKey, SigningKey
+from regionlock.storage.db import Database, Transaction
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+
+
+def _has_signer(ring: Keyring) -> bool:
+    try:
+        ring.active  # noqa: B018 - raises NoSigningKey when every key is retired
+    except NoSigningKey:
+        return False
+    return True
+
+
+class SqlKeyStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _read(self, tx: Transaction) -> Keyring:
+        rows = tx.all("SELECT private, created_at, retired_at FROM signing_keys")
+        return Keyring(
+            SigningKey.from_seed(bytes(r[0]), _dt(int(r[1])) or datetime.now(UTC), _dt(r[2]))
+            for r in rows
+        )
+
+    def _write_new(self, tx: Transaction, key: SigningKey) -> None:
+        tx.execute(
+            "INSERT INTO signing_keys (kid, private, created_at) VALUES (?, ?, ?)",
+            (key.kid, key.private_key.private_bytes_raw(), _ms(key.created)),
+        )
+
+    def keyring(self, now: datetime) -> Keyring:
+        """The keyring, with a first key created if there is none."""
+        with self.db.read() as tx:
+            ring = self._read(tx)
+        if _has_signer(ring):
+            return ring
+        with self.db.write() as tx:
+            ring = self._read(tx)
+            if not _has_signer(ring):
+                self._write_new(tx, SigningKey.generate(now))
+                ring = self._read(tx)
+        return ring
+
+    def rotate(self, tx: Transaction, now: datetime) -> SigningKey:
+        """Add a new signing key and retire the current one; returns the new key."""
+        new = SigningKey.generate(now)
+        tx.execute("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", (_ms(now),))
+        self._write_new(tx, new)
+        return new

@@ -1,0 +1,161 @@
+"""The check-in pipeline in process, on both stores: verify, locate, decide, record, sign."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+
+from regionlock.domain.device import DeviceRecord, luhn_check_digit, parse_imei
+from regionlock.geo import Locator
+from regionlock.services.checkin import CheckinService
+from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.services.registry import Registry, UnknownDevice
+from regionlock.settings import Settings
+from regionlock.signing import (
+    BadSignature,
+    CheckinRequest,
+    ReplayedNonce,
+    SigningKey,
+    StaleCounter,
+    sign_checkin,
+)
+from regionlock.storage import Database
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
+TEHRAN = {
+    "sim": ["432-11"],
+    "network": ["432-11"],
+    "gps": {"lat": 35.6892, "lon": 51.389},
+    "timezone": "Asia/Tehran",
+}
+
+
+def imei(n: int) -> str:
+    body = f"35693803{n:06d}"
+    return body + str(luhn_check_digit(body))
+
+
+@pytest.fixture
+def world(db: Database, locator: Locator) -> tuple[CheckinService, SigningKey, DeviceRecord]:
+    device_key = SigningKey.generate(T0)
+    registry = Registry(db)
+    record = DeviceRecord.create(
+        imeis=(parse_imei(imei(1)),),
+        id_key=registry.devices.device_id_key(),
+        serial="SN1",
+        model="X1",
+        sales_region="AE",
+        distributor="D7",
+        batch="B1",
+        public_key=device_key.private_key.public_key().public_bytes_raw(),
+    )
+    with db.write() as tx:
+        registry.devices.import_batch(tx, [record], at=0)
+    PolicyAdmin(db).activate(
+        (EXAMPLES / "gray-market-2021.toml").read_text(),
+        source="t",
+        actor="test",
+        reason="test",
+        now=T0,
+    )
+    return CheckinService(db, locator, Settings()), device_key, record
+
+
+def checkin(
+    key: SigningKey,
+    kid: str,
+    counter: int,
+    at: datetime,
+    signals: dict[str, object] = TEHRAN,
+    nonce: str | None = None,
+) -> str:
+    req = CheckinRequest(nonce or secrets.token_urlsafe(16), counter, int(at.timestamp()), signals)
+    return sign_checkin(req, key, kid)
+
+
+def test_first_activation_in_tehran_locks_at_once(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    verdicts = []
+    for day in range(6):
+        now = T0 + timedelta(days=day)
+        out = service.check_in(checkin(key, imei(1), day + 1, now), peer_ip="2.144.0.1", now=now)
+        verdicts.append(out["verdict"])
+    assert verdicts == ["lock"] * 6
+    assert "presence.first_activation" in out["reasons"]
+    assert out["location"] == {"country": "IR", "subdivision": "IR-23"}
+    jwks = service.keys.keyring(now).jwks(now, timedelta(days=400))
+    claims = jwt.decode(
+        out["token"],
+        jwt.PyJWK(jwks["keys"][0]).key,
+        algorithms=["EdDSA"],
+        options={"verify_exp": False, "verify_iat": False},
+    )
+    assert claims["sub"] == record.id and claims["verdict"] == "lock"
+    stored = service.devices.get(record.id)
+    assert stored is not None and stored.state.counter == 6
+    assert service.audit.verify().ok
+    with service.db.read() as tx:
+        rows = tx.all(
+            "SELECT country, signal_kinds FROM checkins WHERE device_id = ?", (record.id,)
+        )
+    assert rows[0] == ("IR", '["gps", "network", "sim", "ip", "timezone"]')
+
+
+def test_a_phone_from_its_sales_region_gets_traveller_grace(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    dubai = {"network": ["424-02"], "sim": ["424-02"], "gps": {"lat": 25.2048, "lon": 55.2708}}
+    service.check_in(checkin(key, record.id, 1, T0, dubai), peer_ip=None, now=T0)
+    verdicts = []
+    for day in range(1, 7):
+        now = T0 + timedelta(days=day)
+        out = service.check_in(checkin(key, record.id, day + 1, now), peer_ip=None, now=now)
+        verdicts.append((out["verdict"], out["reasons"][-1]))
+    # More than 3 days within 14 establishes presence: warned for 3 days, locked on the 4th.
+    assert verdicts == [("warn", "presence.grace")] * 3 + [("lock", "presence.established")] * 3
+    stored = service.devices.get(record.id)
+    assert stored is not None and stored.state.first_country == "AE"
+
+
+def test_replays_and_forgeries_change_nothing(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    token = checkin(key, record.id, 5, T0, nonce="n" * 20)
+    service.check_in(token, peer_ip=None, now=T0)
+    with pytest.raises(StaleCounter):
+        service.check_in(token, peer_ip=None, now=T0)
+    with pytest.raises(StaleCounter):
+        service.check_in(checkin(key, record.id, 4, T0), peer_ip=None, now=T0)
+    with pytest.raises(ReplayedNonce):
+        service.check_in(checkin(key, record.id, 6, T0, nonce="n" * 20), peer_ip=None, now=T0)
+    with pytest.raises(BadSignature):
+        service.check_in(checkin(SigningKey.generate(T0), record.id, 7, T0), peer_ip=None, now=T0)
+    with pytest.raises(UnknownDevice):
+        service.check_in(checkin(key, "dev_nobody", 8, T0), peer_ip=None, now=T0)
+    stored = service.devices.get(record.id)
+    assert stored is not None and stored.state.counter == 5 and stored.version == 1
+    assert [e.action for e in service.audit.entries()][-1] == "checkin.verdict"
+    assert len([e for e in service.audit.entries() if e.action == "checkin.verdict"]) == 1
+
+
+def test_operator_exemption_wins_and_manual_lock_applies(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    registry = Registry(service.db)
+    registry.lock(record.id, reason="stolen", actor="ops", now=T0)
+    berlin = {"network": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
+    out = service.check_in(checkin(key, record.id, 1, T0, berlin), peer_ip=None, now=T0)
+    assert out["verdict"] == "lock" and out["reasons"][0] == "operator.lock"
+    registry.exempt(record.id, reason="appeal 4711", actor="ops", now=T0, until=None)
+    out = service.check_in(checkin(key, record.id, 2, T0), peer_ip=None, now=T0)
+    assert out["verdict"] == "allow" and out["reasons"] == ["exemption.device"]
