@@ -89,3 +89,17 @@ def test_apikey_lifecycle(tmp_path: Path) -> None:
     assert "revoked" in out
     code, out, _ = run(db, "audit", "export")
     assert [json.loads(x)["action"] for x in out.splitlines()] == ["apikey.create", "apikey.revoke"]
+
+
+def test_keys_rotate_keeps_the_old_key_published(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'rl.db'}"
+    code, first, _ = run(db, "keys", "list")
+    assert code == 0 and first.count("signing") == 1
+    old_kid = first.split()[0]
+    code, out, _ = run(db, "keys", "rotate", "--reason", "yearly")
+    new_kid = out.split()[-1]
+    code, listing, _ = run(db, "keys", "list")
+    lines = listing.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(old_kid) and "retired" in lines[0]
+    assert lines[1].startswith(new_kid) and lines[1].endswith("signing")

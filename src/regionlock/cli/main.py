@@ -12,7 +12,7 @@ from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
-from regionlock.cli.store import activate, active, apikey, audit, migrate_cmd, rollback
+from regionlock.cli.store import activate, active, apikey, audit, keys, migrate_cmd, rollback
 from regionlock.domain.errors import RegionlockError
 
 
@@ -46,6 +46,7 @@ cli.add_command(audit)
 cli.add_command(apikey)
 cli.add_command(devices)
 cli.add_command(device)
+cli.add_command(keys)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

@@ -16,10 +16,12 @@ from typing import Any
 
 import click
 
+from regionlock.services.checkin import MAX_TOKEN_LIFETIME
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.storage import DEFAULT_URL, Database, open_database
 from regionlock.storage.apikeys import Role, SqlApiKeyStore
 from regionlock.storage.audit import SqlAuditStore
+from regionlock.storage.keys import SqlKeyStore
 from regionlock.storage.migrate import available, migrate
 
 db_option = click.option(
@@ -236,3 +238,48 @@ def apikey_revoke(key_id: str, reason: str, db_url: str) -> None:
     finally:
         db.close()
     click.echo(f"revoked {key_id}")
+
+
+@click.group()
+def keys() -> None:
+    """The service's verdict-signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--reason", required=True)
+@db_option
+def keys_rotate(reason: str, db_url: str) -> None:
+    """Add a new signing key; the old one stays published until its tokens expire."""
+    db = open_database(db_url)
+    now = datetime.now(UTC)
+    try:
+        store = SqlKeyStore(db)
+        store.keyring(now)  # make sure there is a key to retire
+        with db.write() as tx:
+            new = store.rotate(tx, now)
+            SqlAuditStore(db).append(
+                tx,
+                at=int(now.timestamp() * 1000),
+                actor=actor(),
+                action="keys.rotate",
+                subject=f"key:{new.kid}",
+                reason=reason,
+                details={},
+            )
+    finally:
+        db.close()
+    click.echo(f"new signing key {new.kid}")
+
+
+@keys.command("list")
+@db_option
+def keys_list(db_url: str) -> None:
+    """List signing keys (public ids and dates only)."""
+    db = open_database(db_url)
+    try:
+        ring = SqlKeyStore(db).keyring(datetime.now(UTC))
+    finally:
+        db.close()
+    for k in sorted(ring.published(datetime.now(UTC), MAX_TOKEN_LIFETIME), key=lambda k: k.created):
+        state = f"retired {k.retired.isoformat(timespec='seconds')}" if k.retired else "signing"
+        click.echo(f"{k.kid}  created {k.created.isoformat(timespec='seconds')}  {state}")
