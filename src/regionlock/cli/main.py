@@ -12,6 +12,7 @@ from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
+from regionlock.cli.serve import serve
 from regionlock.cli.store import activate, active, apikey, audit, keys, migrate_cmd, rollback
 from regionlock.domain.errors import RegionlockError
 
@@ -47,6 +48,7 @@ cli.add_command(apikey)
 cli.add_command(devices)
 cli.add_command(device)
 cli.add_command(keys)
+cli.add_command(serve)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)
@@ -59,3 +61,7 @@ def main() -> None:
         # `regionlock locate --input big.jsonl | head` is fine: stop quietly.
         sys.stderr.close()
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

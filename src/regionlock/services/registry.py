@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
-from regionlock.domain.device import DeviceRecord, ManualExemption, ManualLock
+from regionlock.domain.device import (
+    DeviceRecord,
+    ManualExemption,
+    ManualLock,
+    encode_public_key,
+)
 from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.geo.countries import country_names
 from regionlock.services.device_import import ImportProblem, ImportStats, parse_device_rows
@@ -188,3 +194,45 @@ class Registry:
                 d, state=replace(d.state, exemption=ManualExemption(reason, actor, until))
             ),
         )
+
+
+def device_json(d: StoredDevice) -> dict[str, Any]:
+    r, s = d.record, d.state
+    return {
+        "id": r.id,
+        "imeis": [i.digits for i in r.imeis],
+        "tac": r.tac,
+        "serial": r.serial,
+        "model": r.model,
+        "sku": r.sku,
+        "sales_region": r.sales_region,
+        "distributor": r.distributor,
+        "batch": r.batch,
+        "manufactured": r.manufactured.isoformat() if r.manufactured else None,
+        "shipped": r.shipped.isoformat() if r.shipped else None,
+        "public_key": encode_public_key(r.public_key),
+        "state": {
+            "last_verdict": s.last_verdict.value if s.last_verdict else None,
+            "last_country": s.last_country,
+            "last_subdivision": s.last_subdivision,
+            "last_confidence": s.last_confidence,
+            "last_checkin_at": s.last_checkin_at.isoformat() if s.last_checkin_at else None,
+            "first_country": s.first_country,
+            "first_seen_at": s.first_seen_at.isoformat() if s.first_seen_at else None,
+            "presence_days": {d.isoformat(): sorted(c) for d, c in s.presence.items()},
+            "manual_lock": None
+            if s.manual_lock is None
+            else {
+                "reason": s.manual_lock.reason,
+                "by": s.manual_lock.actor,
+                "at": s.manual_lock.at.isoformat(),
+            },
+            "exemption": None
+            if s.exemption is None
+            else {
+                "reason": s.exemption.reason,
+                "by": s.exemption.actor,
+                "until": s.exemption.until.isoformat() if s.exemption.until else None,
+            },
+        },
+    }

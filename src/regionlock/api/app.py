@@ -1,0 +1,345 @@
+"""The HTTP service: an app factory, its lifespan, typed dependencies, problem+json errors.
+
+Device-facing: `POST /v1/checkin` (application/jose), `GET /.well-known/jwks.json`.
+Operator-facing (Bearer API key; viewer < operator < admin): devices, audit, policies.
+Every regionlock error maps to an RFC 9457 problem document in one place (`_problem`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from regionlock import __version__
+from regionlock.domain.errors import RegionlockError
+from regionlock.geo.locator import Locator
+from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinService
+from regionlock.services.registry import Registry, UnknownDevice, device_json
+from regionlock.settings import Settings
+from regionlock.storage import open_database
+from regionlock.storage.apikeys import ApiKey, Role, SqlApiKeyStore
+
+PROBLEM_BASE = "https://regionlock.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class Unauthorized(RegionlockError):
+    status = 401
+    type_slug = "unauthorized"
+
+
+class Forbidden(RegionlockError):
+    status = 403
+    type_slug = "forbidden"
+
+
+class UnsupportedMediaType(RegionlockError):
+    status = 415
+    type_slug = "unsupported-media-type"
+
+
+def _problem(
+    status: int, slug: str, detail: str, instance: str, extra: dict[str, Any] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": slug.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+class State:
+    """What the app holds for its lifetime (one per process)."""
+
+    def __init__(self, settings: Settings, locator: Locator | None) -> None:
+        self.settings = settings
+        self.db = open_database(settings.database_url)
+        self.locator = locator or Locator(ip_source=settings.ip_db)
+        self.checkins = CheckinService(self.db, self.locator, settings)
+        self.registry = Registry(self.db)
+        self.apikeys = SqlApiKeyStore(self.db)
+
+
+def _state(request: Request) -> State:
+    state: State = request.app.state.regionlock
+    return state
+
+
+StateDep = Annotated[State, Depends(_state)]
+
+
+def require(role: Role) -> Callable[..., ApiKey]:
+    """A dependency admitting API keys with at least `role`."""
+
+    def check(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("send 'Authorization: Bearer <api key>'")
+        key = state.apikeys.authenticate(authorization.removeprefix("Bearer ").strip())
+        if key is None:
+            raise Unauthorized("unknown or revoked API key")
+        if not key.role.allows(role):
+            raise Forbidden(f"this needs the {role.value} role; the key is {key.role.value}")
+        return key
+
+    return check
+
+
+Viewer = Annotated[ApiKey, Depends(require(Role.VIEWER))]
+Operator = Annotated[ApiKey, Depends(require(Role.OPERATOR))]
+Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]
+
+
+class ActionBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+    until: date | None = None
+
+
+def create_app(settings: Settings | None = None, *, locator: Locator | None = None) -> FastAPI:
+    """The ASGI app. Tests pass their own settings (and a shared locator) instead of env vars."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.regionlock = State(settings, locator)
+        yield
+        app.state.regionlock.db.close()
+
+    app = FastAPI(
+        title="regionlock",
+        version=__version__,
+        lifespan=lifespan,
+        description="Device check-ins with signed verdicts; operator API.",
+    )
+
+    @app.exception_handler(RegionlockError)
+    async def regionlock_error(request: Request, exc: RegionlockError) -> JSONResponse:
+        extra = {k: getattr(exc, k) for k in ("field", "server_time") if hasattr(exc, k)}
+        return _problem(exc.status, exc.type_slug, exc.message, request.url.path, extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _problem(
+            422,
+            "invalid-input",
+            "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()),
+            request.url.path,
+        )
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        return {"ok": True, "version": __version__}
+
+    @app.get("/.well-known/jwks.json", tags=["device"])
+    def jwks(state: StateDep) -> dict[str, Any]:
+        """The verdict-signing keys, current and still-published retired ones."""
+        now = datetime.now(UTC)
+        return state.checkins.keys.keyring(now).jwks(now, MAX_TOKEN_LIFETIME)
+
+    @app.post(
+        "/v1/checkin",
+        tags=["device"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/jose": {
+                        "schema": {
+                            "type": "string",
+                            "description": "compact JWS signed by the device (protocol v1)",
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def checkin(request: Request) -> JSONResponse:
+        """A device checks in; the answer carries a verdict token it can verify offline."""
+        state: State = request.app.state.regionlock
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/jose":
+            raise UnsupportedMediaType("send the compact JWS as Content-Type: application/jose")
+        body = await request.body()
+        if len(body) > 16_384:
+            raise UnsupportedMediaType("a check-in is at most 16 KiB")
+        peer = _peer(request, state.settings)
+        out = state.checkins.check_in(body, peer_ip=peer, now=datetime.now(UTC))
+        return JSONResponse(out)
+
+    @app.get("/v1/devices", tags=["operators"])
+    def list_devices(
+        state: StateDep,
+        _: Viewer,
+        model: str | None = None,
+        batch: str | None = None,
+        distributor: str | None = None,
+        country: str | None = None,
+        verdict: str | None = None,
+        after: str = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        ids = state.registry.devices.list(
+            model=model,
+            batch=batch,
+            distributor=distributor,
+            country=country,
+            verdict=verdict,
+            after=after,
+            limit=limit,
+        )
+        return {"devices": ids, "next": ids[-1] if len(ids) == limit else None}
+
+    @app.get("/v1/devices/{key}", tags=["operators"])
+    def get_device(key: str, state: StateDep, _: Viewer) -> dict[str, Any]:
+        found = state.registry.devices.get(key)
+        if found is None:
+            raise UnknownDevice(f"no device with id or IMEI {key!r}")
+        return device_json(found)
+
+    @app.get("/v1/devices/{key}/checkins", tags=["operators"])
+    def device_checkins(
+        key: str, state: StateDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        found = state.registry.devices.get(key)
+        if found is None:
+            raise UnknownDevice(f"no device with id or IMEI {key!r}")
+        with state.db.read() as tx:
+            rows = tx.all(
+                "SELECT at, counter, country, subdivision, confidence, flags,"
+                " signal_kinds, verdict, reasons, policy_id, policy_version"
+                " FROM checkins WHERE device_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+                (found.record.id, limit),
+            )
+        return {
+            "device": found.record.id,
+            "checkins": [
+                {
+                    "at": datetime.fromtimestamp(r[0] / 1000, UTC).isoformat(),
+                    "counter": r[1],
+                    "country": r[2],
+                    "subdivision": r[3],
+                    "confidence": r[4],
+                    "flags": json.loads(r[5]),
+                    "signals": json.loads(r[6]),
+                    "verdict": r[7],
+                    "reasons": json.loads(r[8]),
+                    "policy": f"{r[9]}@{r[10]}",
+                }
+                for r in rows
+            ],
+        }
+
+    def _act(name: str) -> Callable[..., dict[str, Any]]:
+        def act(key: str, body: ActionBody, state: StateDep, who: Operator) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {"until": body.until} if name == "exempt" else {}
+            d = getattr(state.registry, name)(
+                key,
+                reason=body.reason,
+                actor=f"apikey:{who.id} ({who.name})",
+                now=datetime.now(UTC),
+                **kwargs,
+            )
+            return {
+                "device": d.record.id,
+                "action": name,
+                "effective": "at the device's next check-in",
+            }
+
+        return act
+
+    for name in ("lock", "unlock", "exempt"):
+        app.post(f"/v1/devices/{{key}}/{name}", tags=["operators"], name=f"device_{name}")(
+            _act(name)
+        )
+
+    @app.get("/v1/audit", tags=["operators"])
+    def audit(
+        state: StateDep,
+        _: Viewer,
+        after: int = 0,
+        subject: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    ) -> dict[str, Any]:
+        entries = state.checkins.audit.entries(after=after, subject=subject, limit=limit)
+        return {"entries": [e.to_json() for e in entries]}
+
+    @app.get("/v1/policies/active", tags=["policies"])
+    def active_policy(state: StateDep, _: Viewer) -> dict[str, Any]:
+        found = state.checkins.policies.active()
+        if found is None:
+            return {"active": None}
+        _policy, a = found
+        return {
+            "active": {
+                "id": a.policy.policy_id,
+                "version": a.policy.version,
+                "sha256": a.policy.sha256,
+                "activated_by": a.activated_by,
+                "reason": a.reason,
+                "document": a.policy.document,
+            }
+        }
+
+    @app.post(
+        "/v1/policies/activate",
+        tags=["policies"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/toml": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def activate_policy(
+        request: Request, reason: Annotated[str, Query(min_length=1)]
+    ) -> dict[str, Any]:
+        """Validate a TOML policy and make it active (admin). A bad policy is never stored."""
+        state: State = request.app.state.regionlock
+        who = require(Role.ADMIN)(state, request.headers.get("authorization"))
+        text = (await request.body()).decode("utf-8", errors="strict")
+        a = state.checkins.policies.activate(
+            text, source="api", actor=f"apikey:{who.id}", reason=reason, now=datetime.now(UTC)
+        )
+        return {"active": {"id": a.policy.policy_id, "version": a.policy.version}}
+
+    @app.post("/v1/policies/rollback", tags=["policies"])
+    def rollback_policy(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
+        a = state.checkins.policies.rollback(
+            actor=f"apikey:{who.id}", reason=body.reason, now=datetime.now(UTC)
+        )
+        return {"active": {"id": a.policy.policy_id, "version": a.policy.version}}
+
+    return app
+
+
+def _peer(request: Request, settings: Settings) -> str | None:
+    """The device's address: the socket peer, or X-Forwarded-For behind a trusted proxy only.
+
+    Anything that is not an IP address (a Unix socket, a test client) means "no address".
+    """
+    peer = request.client.host if request.client else None
+    try:
+        addr = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return None
+    if settings.trusted_proxies and any(
+        addr in ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies
+    ):
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            return str(addr)
+    return str(addr)

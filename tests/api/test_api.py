@@ -1,0 +1,135 @@
+"""The HTTP API in process: check-ins, JWKS, roles, problem+json, operator actions."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jwt
+from fastapi.testclient import TestClient
+
+from regionlock.domain.device import encode_public_key, luhn_check_digit
+from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+TEHRAN = {"network": ["432-11"], "sim": ["432-11"], "gps": {"lat": 35.6892, "lon": 51.389}}
+
+
+def imei(n: int) -> str:
+    body = f"35693803{n:06d}"
+    return body + str(luhn_check_digit(body))
+
+
+def setup(client: TestClient) -> tuple[SigningKey, dict[str, str]]:
+    """Register one device and create keys of every role through the service's own stores."""
+    from regionlock.storage.apikeys import Role
+
+    state = client.app.state.regionlock  # type: ignore[attr-defined]
+    key = SigningKey.generate(datetime.now(UTC))
+    csv = (
+        "imei,serial,model,sales_region,distributor,batch,public_key\n"
+        f"{imei(1)},SN1,X1,AE,D7,B1,"
+        f"{encode_public_key(key.private_key.public_key().public_bytes_raw())}\n"
+    )
+    report = state.registry.import_csv(
+        csv.splitlines(keepends=True), actor="test", source="t.csv", now=datetime.now(UTC)
+    )
+    assert report.imported == 1
+    tokens = {}
+    for role in Role:
+        with state.db.write() as tx:
+            _, tokens[role.value] = state.apikeys.create(tx, name=role.value, role=role, at=0)
+    return key, tokens
+
+
+def post_checkin(
+    client: TestClient,
+    key: SigningKey,
+    kid: str,
+    counter: int,
+    signals: dict[str, object] = TEHRAN,
+    nonce: str | None = None,
+):  # type: ignore[no-untyped-def]
+    req = CheckinRequest(nonce or secrets.token_urlsafe(16), counter, int(time.time()), signals)
+    return client.post(
+        "/v1/checkin",
+        content=sign_checkin(req, key, kid),
+        headers={"content-type": "application/jose"},
+    )
+
+
+def test_checkin_returns_a_token_verifiable_from_the_jwks(client: TestClient) -> None:
+    key, tokens = setup(client)
+    r = client.post(
+        "/v1/policies/activate?reason=2021",
+        content=(EXAMPLES / "gray-market-2021.toml").read_bytes(),
+        headers={"authorization": f"Bearer {tokens['admin']}"},
+    )
+    assert r.status_code == 200, r.text
+    r = post_checkin(client, key, imei(1), 1)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["verdict"] == "lock" and "presence.first_activation" in body["reasons"]
+    jwks = client.get("/.well-known/jwks.json").json()
+    signing = jwt.PyJWKSet.from_dict(jwks).keys[0]
+    claims = jwt.decode(body["token"], signing.key, algorithms=["EdDSA"])
+    assert claims["verdict"] == "lock" and claims["location"]["country"] == "IR"
+
+
+def test_bad_requests_get_problem_json_and_no_verdict(client: TestClient) -> None:
+    key, _ = setup(client)
+    r = client.post("/v1/checkin", content="x", headers={"content-type": "application/json"})
+    assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
+    r = post_checkin(client, SigningKey.generate(datetime.now(UTC)), imei(1), 1)
+    assert r.status_code == 401 and r.json()["type"].endswith("/bad-signature")
+    r = post_checkin(client, key, "dev_unknown", 1)
+    assert r.status_code == 404 and r.json()["type"].endswith("/unknown-device")
+    r = client.post(
+        "/v1/checkin", content="not.a.jws", headers={"content-type": "application/jose"}
+    )
+    assert r.status_code == 401 and "token" not in r.json()
+    ok = post_checkin(client, key, imei(1), 5, nonce="N" * 22)
+    assert ok.status_code == 200
+    replay = post_checkin(client, key, imei(1), 6, nonce="N" * 22)
+    assert replay.status_code == 409 and replay.json()["type"].endswith("/replayed-nonce")
+    stale = post_checkin(client, key, imei(1), 5)
+    assert stale.status_code == 409 and stale.json()["type"].endswith("/stale-counter")
+    bad_signal = post_checkin(client, key, imei(1), 7, {"gps": {"lat": 91, "lon": 0}})
+    assert bad_signal.status_code == 422 and "latitude 91" in bad_signal.json()["detail"]
+
+
+def test_roles_are_enforced(client: TestClient) -> None:
+    _, tokens = setup(client)
+    assert client.get("/v1/devices").status_code == 401
+    viewer = {"authorization": f"Bearer {tokens['viewer']}"}
+    operator = {"authorization": f"Bearer {tokens['operator']}"}
+    listed = client.get("/v1/devices", headers=viewer)
+    assert listed.status_code == 200 and len(listed.json()["devices"]) == 1
+    r = client.post(f"/v1/devices/{imei(1)}/lock", json={"reason": "stolen"}, headers=viewer)
+    assert r.status_code == 403 and r.json()["type"].endswith("/forbidden")
+    r = client.post(f"/v1/devices/{imei(1)}/lock", json={"reason": "stolen"}, headers=operator)
+    assert r.status_code == 200
+    r = client.post("/v1/policies/rollback", json={"reason": "x"}, headers=operator)
+    assert r.status_code == 403
+    device = client.get(f"/v1/devices/{imei(1)}", headers=viewer).json()
+    assert device["state"]["manual_lock"]["reason"] == "stolen"
+    audit = client.get("/v1/audit", headers=viewer).json()["entries"]
+    assert audit[-1]["action"] == "device.lock" and audit[-1]["actor"].startswith("apikey:")
+
+
+def test_openapi_describes_every_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = set(spec["paths"])
+    assert {
+        "/v1/checkin",
+        "/.well-known/jwks.json",
+        "/v1/devices",
+        "/v1/devices/{key}",
+        "/v1/devices/{key}/lock",
+        "/v1/audit",
+        "/v1/policies/activate",
+        "/v1/policies/rollback",
+    } <= paths
+    assert "application/jose" in spec["paths"]["/v1/checkin"]["post"]["requestBody"]["content"]

@@ -1,0 +1,114 @@
+"""End to end: the real server on loopback, devices with keys made here, tokens verified by an
+independent JOSE library (joserfc) from the published JWKS alone."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from joserfc import jws
+from joserfc.jwk import KeySet
+
+from regionlock.domain.device import encode_public_key, luhn_check_digit
+from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
+CLI = [sys.executable, "-m", "regionlock.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def imei(n: int) -> str:
+    body = f"35693803{n:06d}"
+    return body + str(luhn_check_digit(body))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str, list[SigningKey]]]:
+    db = f"sqlite:///{tmp_path / 'e2e.db'}"
+    keys = [SigningKey.generate(datetime.now(UTC)) for _ in range(3)]
+    rows = [
+        f"{imei(i)},SN{i},X1,AE,D7,B1,"
+        f"{encode_public_key(k.private_key.public_key().public_bytes_raw())}"
+        for i, k in enumerate(keys)
+    ]
+    csv = tmp_path / "devices.csv"
+    csv.write_text(
+        "imei,serial,model,sales_region,distributor,batch,public_key\n" + "\n".join(rows) + "\n"
+    )
+    env = {**os.environ, "REGIONLOCK_DATABASE_URL": db}
+    subprocess.run([*CLI, "devices", "import", str(csv)], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [*CLI, "policy", "activate", str(EXAMPLES / "gray-market-2021.toml"), "--reason", "e2e"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not start")
+        yield base, db, keys
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_checkins_over_loopback(server: tuple[str, str, list[SigningKey]]) -> None:
+    base, _, keys = server
+    places = [
+        {"network": ["432-11"], "gps": {"lat": 35.6892, "lon": 51.389}},  # Tehran
+        {"network": ["424-02"], "gps": {"lat": 25.2048, "lon": 55.2708}},  # Dubai
+        {"network": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}, "ip": "2.144.0.1"},
+    ]
+    jwks = KeySet.import_key_set(httpx.get(base + "/.well-known/jwks.json").json())
+    verdicts = []
+    for i, (key, signals) in enumerate(zip(keys, places, strict=True)):
+        req = CheckinRequest(secrets.token_urlsafe(16), 1, int(time.time()), signals)
+        r = httpx.post(
+            base + "/v1/checkin",
+            content=sign_checkin(req, key, imei(i)),
+            headers={"content-type": "application/jose"},
+        )
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
+        verified = jws.deserialize_compact(token, jwks, algorithms=["EdDSA"])
+        claims = __import__("json").loads(verified.payload)
+        assert claims["nonce"] == req.nonce and claims["counter"] == 1
+        verdicts.append(claims["verdict"])
+    assert verdicts == ["lock", "allow", "allow"]
+    replay = httpx.post(
+        base + "/v1/checkin",
+        content=sign_checkin(
+            CheckinRequest("x" * 20, 1, int(time.time()), places[1]), keys[1], imei(1)
+        ),
+        headers={"content-type": "application/jose"},
+    )
+    assert replay.status_code == 409
+    assert replay.headers["content-type"] == "application/problem+json"
