@@ -133,3 +133,43 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
         "/v1/policies/rollback",
     } <= paths
     assert "application/jose" in spec["paths"]["/v1/checkin"]["post"]["requestBody"]["content"]
+
+
+def test_import_validate_simulate_over_the_api(client: TestClient) -> None:
+    key, tokens = setup(client)
+    operator = {"authorization": f"Bearer {tokens['operator']}"}
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    k2 = SigningKey.generate(datetime.now(UTC))
+    csv = (
+        "imei,serial,model,sales_region,distributor,batch,public_key\n"
+        f"{imei(2)},SN2,X1,AE,D7,B1,"
+        f"{encode_public_key(k2.private_key.public_key().public_bytes_raw())}\n"
+        f"{imei(3)[:-1]}0,SN3,X1,AE,D7,B1,xx\n"
+    )
+    r = client.post("/v1/devices/import", content=csv, headers=operator)
+    assert r.status_code == 200
+    assert r.json()["imported"] == 1 and r.json()["problems"][0]["line"] == 3
+    bad = client.post("/v1/policies/validate", content=b'[policy]\nid = "x"\n', headers=admin)
+    assert bad.status_code == 422 and bad.json()["problems"][0]["path"] == "policy.version"
+    good = (EXAMPLES / "gray-market-2021.toml").read_bytes()
+    assert client.post("/v1/policies/validate", content=good, headers=admin).json()["valid"]
+    # Device 1 checks in from Tehran with no policy active: allowed; simulate the 2021 block.
+    assert post_checkin(client, key, imei(1), 1).json()["verdict"] == "allow"
+    report = client.post("/v1/policies/simulate", content=good, headers=operator).json()
+    assert report["devices"] == 2
+    assert report["changes"] == [{"country": "IR", "from": "allow", "to": "lock", "devices": 1}]
+
+
+def test_a_checkin_outside_the_clock_window_is_refused(client: TestClient) -> None:
+    key, _ = setup(client)
+    old = CheckinRequest(secrets.token_urlsafe(16), 1, int(time.time()) - 3600, TEHRAN)
+    r = client.post(
+        "/v1/checkin",
+        content=sign_checkin(old, key, imei(1)),
+        headers={"content-type": "application/jose"},
+    )
+    assert r.status_code == 401 and r.json()["type"].endswith("/clock-skew")
+    assert "server_time" in r.json()
+    state = client.app.state.regionlock  # type: ignore[attr-defined]
+    stored = state.registry.devices.get(imei(1))
+    assert stored.state.counter is None  # nothing changed

@@ -22,7 +22,9 @@ from pydantic import BaseModel, Field
 from regionlock import __version__
 from regionlock.domain.errors import RegionlockError
 from regionlock.geo.locator import Locator
+from regionlock.policies import PolicyError, parse_policy
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinService
+from regionlock.services.policy_tools import simulate_registry
 from regionlock.services.registry import Registry, UnknownDevice, device_json
 from regionlock.settings import Settings
 from regionlock.storage import open_database
@@ -313,6 +315,87 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
             text, source="api", actor=f"apikey:{who.id}", reason=reason, now=datetime.now(UTC)
         )
         return {"active": {"id": a.policy.policy_id, "version": a.policy.version}}
+
+    @app.post(
+        "/v1/policies/validate",
+        tags=["policies"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/toml": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def validate_policy(request: Request, _: Viewer) -> JSONResponse:
+        """Check a TOML policy; every problem is listed with its line (nothing is stored)."""
+        text = (await request.body()).decode("utf-8", errors="replace")
+        try:
+            p = parse_policy(text, "request body")
+        except PolicyError as exc:
+            return JSONResponse(
+                {
+                    "valid": False,
+                    "problems": [
+                        {"line": pr.line, "path": pr.path, "message": pr.message}
+                        for pr in exc.problems
+                    ],
+                },
+                status_code=422,
+            )
+        return JSONResponse(
+            {"valid": True, "id": p.id, "version": p.version, "restrictions": len(p.restrictions)}
+        )
+
+    @app.post(
+        "/v1/policies/simulate",
+        tags=["policies"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/toml": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def simulate_policy(request: Request, _: Viewer) -> dict[str, Any]:
+        """How many registered devices per country and verdict would change if this policy
+        replaced the active one (each device at its last known place)."""
+        state: State = request.app.state.regionlock
+        candidate = parse_policy(
+            (await request.body()).decode("utf-8", errors="replace"), "request body"
+        )
+        active = state.checkins.policies.active()
+        report = simulate_registry(
+            state.registry.devices, candidate, active[0] if active else None, datetime.now(UTC)
+        )
+        return report.to_json()
+
+    @app.post(
+        "/v1/devices/import",
+        tags=["operators"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def import_devices(request: Request) -> dict[str, Any]:
+        """Register devices from CSV (operator); idempotent; bad rows reported by line."""
+        state: State = request.app.state.regionlock
+        who = require(Role.OPERATOR)(state, request.headers.get("authorization"))
+        text = (await request.body()).decode("utf-8-sig", errors="strict")
+        report = state.registry.import_csv(
+            text.splitlines(keepends=True),
+            actor=f"apikey:{who.id} ({who.name})",
+            source="api",
+            now=datetime.now(UTC),
+        )
+        return {
+            "imported": report.imported,
+            "unchanged": report.unchanged,
+            "repeated_rows": report.duplicates_in_file,
+            "problems": [{"line": p.line, "message": p.message} for p in report.problems],
+        }
 
     @app.post("/v1/policies/rollback", tags=["policies"])
     def rollback_policy(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:

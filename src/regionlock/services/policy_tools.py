@@ -252,3 +252,43 @@ def simulate(
         if old != new:
             report.changes[(where.country or "unknown", old, new)] += 1
     return report
+
+
+def simulate_registry(
+    devices: Any,
+    policy: Policy,
+    baseline: Policy | None,
+    as_of: datetime,
+    page: int = 1000,
+) -> SimulationReport:
+    """`simulate` over the registry: every device at its last known place, with its history.
+
+    `devices` is a `SqlDeviceStore`; devices that never checked in are counted at an unknown
+    place (an unknown place never restricts).
+    """
+    report = SimulationReport()
+    after = ""
+    while True:
+        ids = devices.list(after=after, limit=page)
+        if not ids:
+            return report
+        for device_id in ids:
+            stored = devices.get(device_id)
+            if stored is None:
+                continue
+            s = stored.state
+            where = LocationEstimate(
+                s.last_country, s.last_subdivision, s.last_confidence or 0.0, (), ()
+            )
+            facts = s.to_facts(stored.record)
+            history = s.history()
+            new = decide(facts, where, history, policy, as_of).action.value
+            old = (
+                decide(facts, where, history, baseline, as_of).action.value if baseline else "allow"
+            )
+            report.devices += 1
+            report.before[old] += 1
+            report.after[new] += 1
+            if old != new:
+                report.changes[(where.country or "unknown", old, new)] += 1
+        after = ids[-1]
