@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
 import click
-from tqdm import tqdm
 
-from regionlock.cli.store import actor, db_option
+from regionlock.cli.progress import input_lines
+from regionlock.cli.store import actor, db_option, store
 from regionlock.services.registry import Registry, device_json
-from regionlock.storage import open_database
 
 
 @click.group()
@@ -31,28 +29,13 @@ def import_cmd(csv_file: str, progress: bool | None, db_url: str) -> None:
     Header: imei,serial,model,sales_region,distributor,batch,public_key (optional: imei2, sku,
     manufactured, shipped). public_key is the raw 32-byte Ed25519 key, base64url, no padding.
     """
-    db = open_database(db_url)
-    stream = sys.stdin if csv_file == "-" else open(csv_file, encoding="utf-8-sig", newline="")  # noqa: SIM115
-    size = None if csv_file == "-" else os.fstat(stream.fileno()).st_size
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr, disable=not show
-    )
-
-    def lines() -> Any:
-        for line in stream:
-            bar.update(len(line.encode("utf-8")))
-            yield line
-
-    try:
+    with (
+        store(db_url) as db,
+        input_lines(csv_file, "importing", progress, encoding="utf-8-sig", newline="") as lines,
+    ):
         report = Registry(db).import_csv(
-            lines(), actor=actor(), source=csv_file, now=datetime.now(UTC)
+            lines, actor=actor(), source=csv_file, now=datetime.now(UTC)
         )
-    finally:
-        bar.close()
-        if stream is not sys.stdin:
-            stream.close()
-        db.close()
     for p in report.problems[:50]:
         click.echo(f"line {p.line}: {p.message}", err=True)
     if len(report.problems) > 50:
@@ -83,8 +66,7 @@ def list_cmd(
     db_url: str,
 ) -> None:
     """List device ids matching every filter given."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         ids = Registry(db).devices.list(
             model=model,
             batch=batch,
@@ -93,8 +75,6 @@ def list_cmd(
             verdict=verdict,
             limit=limit,
         )
-    finally:
-        db.close()
     for i in ids:
         click.echo(i)
 
@@ -109,25 +89,19 @@ def device() -> None:
 @db_option
 def show(device_key: str, db_url: str) -> None:
     """Print a device's record and state as JSON."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         found = Registry(db).devices.get(device_key)
-    finally:
-        db.close()
     if found is None:
         raise click.ClickException(f"no device with id or IMEI {device_key!r}")
     click.echo(json.dumps(device_json(found), indent=2))
 
 
 def _act(name: str, device_key: str, reason: str, db_url: str, **kw: Any) -> None:
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         registry = Registry(db)
         d = getattr(registry, name)(
             device_key, reason=reason, actor=actor(), now=datetime.now(UTC), **kw
         )
-    finally:
-        db.close()
     click.echo(f"{name}: {d.record.id} (takes effect at its next check-in)")
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import IO, Any
+from typing import Any
 
 import click
-from tqdm import tqdm
 
+from regionlock.cli.progress import input_lines
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.signals import (
     GpsFix,
@@ -158,39 +157,14 @@ def locate(
 
 
 def _batch(path: str, locator: Locator, explain: bool, progress: bool | None) -> None:
-    stream: IO[str]
-    total: int | None = None
-    if path == "-":
-        stream = sys.stdin
-    else:
-        stream = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
-        total = os.fstat(stream.fileno()).st_size
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        desc="locating",
-        file=sys.stderr,
-        disable=not show,
-        dynamic_ncols=True,
-    )
     stats = BatchStats()
     out = sys.stdout
     try:
-        for record in locate_lines(
-            stream,
-            locator,
-            stats=stats,
-            explain=explain,
-            on_line=lambda line: bar.update(len(line.encode("utf-8"))),
-        ):
-            out.write(record)
-            out.write("\n")
+        with input_lines(path, "locating", progress) as lines:
+            for record in locate_lines(lines, locator, stats=stats, explain=explain):
+                out.write(record)
+                out.write("\n")
     finally:
-        bar.close()
-        if stream is not sys.stdin:
-            stream.close()
         out.flush()
     click.echo(f"located {stats.lines - stats.errors} device(s), {stats.errors} error(s)", err=True)
     if stats.errors:

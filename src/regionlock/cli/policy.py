@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, date, datetime, time
 from importlib import resources
-from typing import IO, Any
 
 import click
-from tqdm import tqdm
 
 from regionlock.cli.locate import SignalOptions, signal_options
+from regionlock.cli.progress import input_lines
 from regionlock.domain.decision import decide
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.policy import DeviceFacts
@@ -188,24 +186,8 @@ def simulate_cmd(
     pol = load_policy(policy_file)
     baseline = load_policy(against) if against else None
     when = _as_of(as_of)
-    stream: IO[str] = sys.stdin if fleet_path == "-" else open(fleet_path, encoding="utf-8")  # noqa: SIM115
-    total = None if fleet_path == "-" else os.fstat(stream.fileno()).st_size
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=total, unit="B", unit_scale=True, desc="simulating", file=sys.stderr, disable=not show
-    )
-
-    def lines() -> Any:
-        for line in stream:
-            bar.update(len(line.encode("utf-8")))
-            yield line
-
-    try:
-        report = simulate(read_fleet(lines(), fleet_path.endswith(".csv")), pol, baseline, when)
-    finally:
-        bar.close()
-        if stream is not sys.stdin:
-            stream.close()
+    with input_lines(fleet_path, "simulating", progress) as lines:
+        report = simulate(read_fleet(lines, fleet_path.endswith(".csv")), pol, baseline, when)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

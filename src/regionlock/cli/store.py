@@ -10,6 +10,8 @@ import csv
 import getpass
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,16 @@ db_option = click.option(
     metavar="URL",
     help="sqlite:///FILE or postgresql://USER@HOST/DB (env REGIONLOCK_DATABASE_URL).",
 )
+
+
+@contextmanager
+def store(db_url: str) -> Iterator[Database]:
+    """The store at `db_url` for one command (SQLite migrated on open), closed afterwards."""
+    db = open_database(db_url)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def actor() -> str:
@@ -65,8 +77,7 @@ def migrate_cmd(db_url: str) -> None:
 @db_option
 def activate(policy_file: str, reason: str, db_url: str) -> None:
     """Validate POLICY_FILE and make it the policy check-ins use."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         a = PolicyAdmin(db).activate(
             Path(policy_file).read_text("utf-8"),
             source=policy_file,
@@ -74,8 +85,6 @@ def activate(policy_file: str, reason: str, db_url: str) -> None:
             reason=reason,
             now=datetime.now(UTC),
         )
-    finally:
-        db.close()
     click.echo(f"active: {a.policy.policy_id} {a.policy.version} (sha256 {a.policy.sha256[:12]})")
 
 
@@ -84,11 +93,8 @@ def activate(policy_file: str, reason: str, db_url: str) -> None:
 @db_option
 def rollback(reason: str, db_url: str) -> None:
     """Re-activate the policy that was active before the current one."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         a = PolicyAdmin(db).rollback(actor=actor(), reason=reason, now=datetime.now(UTC))
-    finally:
-        db.close()
     click.echo(f"active: {a.policy.policy_id} {a.policy.version} (rolled back)")
 
 
@@ -96,11 +102,8 @@ def rollback(reason: str, db_url: str) -> None:
 @db_option
 def active(db_url: str) -> None:
     """Show the active policy and the activation history."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         history = PolicyAdmin(db).policies.activations(20)
-    finally:
-        db.close()
     if not history:
         click.echo("no policy is active: check-ins are allowed until one is activated")
         return
@@ -122,11 +125,8 @@ def audit() -> None:
 @db_option
 def audit_verify(db_url: str) -> None:
     """Check every entry's hash chain; name the first broken entry."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         result = SqlAuditStore(db).verify()
-    finally:
-        db.close()
     if result.ok:
         click.echo(f"audit trail intact: {result.checked} entries")
         return
@@ -204,11 +204,8 @@ def apikey_create(role: str, name: str, db_url: str) -> None:
 @db_option
 def apikey_list(db_url: str) -> None:
     """List keys (never their secrets)."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         keys = SqlApiKeyStore(db).list()
-    finally:
-        db.close()
     for k in keys:
         state = "revoked" if k.revoked_at else "active"
         when = datetime.fromtimestamp(k.created_at / 1000, UTC).isoformat(timespec="seconds")
@@ -275,11 +272,8 @@ def keys_rotate(reason: str, db_url: str) -> None:
 @db_option
 def keys_list(db_url: str) -> None:
     """List signing keys (public ids and dates only)."""
-    db = open_database(db_url)
-    try:
+    with store(db_url) as db:
         ring = SqlKeyStore(db).keyring(datetime.now(UTC))
-    finally:
-        db.close()
     for k in sorted(ring.published(datetime.now(UTC), MAX_TOKEN_LIFETIME), key=lambda k: k.created):
         state = f"retired {k.retired.isoformat(timespec='seconds')}" if k.retired else "signing"
         click.echo(f"{k.kid}  created {k.created.isoformat(timespec='seconds')}  {state}")

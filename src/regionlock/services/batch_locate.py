@@ -8,7 +8,7 @@ object naming the problem, and the rest go on.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,14 +58,11 @@ def locate_lines(
     *,
     stats: BatchStats | None = None,
     explain: bool = False,
-    on_line: Callable[[str], None] | None = None,
 ) -> Iterator[str]:
     """Yield one JSON text (no newline) per input line."""
     stats = stats if stats is not None else BatchStats()
     chunk: list[str] = []
     for line in lines:
-        if on_line is not None:
-            on_line(line)
         chunk.append(line)
         if len(chunk) >= CHUNK:
             yield from _chunk(chunk, locator, stats, explain)

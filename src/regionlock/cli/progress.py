@@ -1,0 +1,50 @@
+"""Shared by the batch commands: read a file (or stdin) line by line with a progress bar."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from tqdm import tqdm
+
+
+@contextmanager
+def input_lines(
+    path: str,
+    desc: str,
+    progress: bool | None,
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = None,
+) -> Iterator[Iterator[str]]:
+    """Lines of `path` ('-' = stdin); a byte-based progress bar on stderr when it is a terminal
+    (or when `progress` says so). The file is closed and the bar finished on exit."""
+    stream: IO[str] = (
+        sys.stdin if path == "-" else open(path, encoding=encoding, newline=newline)  # noqa: SIM115
+    )
+    total = None if path == "-" else os.fstat(stream.fileno()).st_size
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc=desc,
+        file=sys.stderr,
+        disable=not show,
+        dynamic_ncols=True,
+    )
+
+    def lines() -> Iterator[str]:
+        for line in stream:
+            bar.update(len(line.encode("utf-8")))
+            yield line
+
+    try:
+        yield lines()
+    finally:
+        bar.close()
+        if stream is not sys.stdin:
+            stream.close()
