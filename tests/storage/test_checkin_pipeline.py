@@ -159,3 +159,35 @@ def test_operator_exemption_wins_and_manual_lock_applies(
     registry.exempt(record.id, reason="appeal 4711", actor="ops", now=T0, until=None)
     out = service.check_in(checkin(key, record.id, 2, T0), peer_ip=None, now=T0)
     assert out["verdict"] == "allow" and out["reasons"] == ["exemption.device"]
+
+
+def test_one_checkin_sent_many_times_at_once_is_processed_once(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    import threading
+
+    service, key, record = world
+    token = checkin(key, record.id, 1, T0)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        try:
+            service.check_in(token, peer_ip=None, now=T0)
+            result = "ok"
+        except (StaleCounter, ReplayedNonce) as exc:
+            result = type(exc).__name__
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("ok") == 1 and len(outcomes) == 8
+    with service.db.read() as tx:
+        rows = tx.one("SELECT COUNT(*) FROM checkins WHERE device_id = ?", (record.id,))
+    assert rows == (1,)
+    assert len([e for e in service.audit.entries() if e.action == "checkin.verdict"]) == 1
+    assert service.audit.verify().ok
