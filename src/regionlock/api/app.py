@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -177,7 +178,11 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         if len(body) > 16_384:
             raise UnsupportedMediaType("a check-in is at most 16 KiB")
         peer = _peer(request, state.settings)
-        out = state.checkins.check_in(body, peer_ip=peer, now=datetime.now(UTC))
+        # The pipeline is synchronous (crypto, location, a database transaction): run it in
+        # the thread pool so one check-in never blocks the event loop for the others.
+        out = await run_in_threadpool(
+            state.checkins.check_in, body, peer_ip=peer, now=datetime.now(UTC)
+        )
         return JSONResponse(out)
 
     @app.get("/v1/devices", tags=["operators"])

@@ -17,6 +17,8 @@ signal present are stored (docs/privacy.md).
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +33,7 @@ from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
+    Keyring,
     ReplayedNonce,
     StaleCounter,
     peek_header,
@@ -40,7 +43,7 @@ from regionlock.signing import (
     verify_checkin,
 )
 from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database
+from regionlock.storage.db import Database, Transaction
 from regionlock.storage.devices import SqlDeviceStore
 from regionlock.storage.keys import SqlKeyStore
 
@@ -66,27 +69,66 @@ class CheckinService:
         self.audit = SqlAuditStore(self.db)
         self.policies = PolicyAdmin(self.db)
         self.keys = SqlKeyStore(self.db)
+        # Registry records never change once imported (a conflicting re-import is refused),
+        # so their keys are cached; state is always read under the row lock.
+        self._records: dict[str, DeviceRecord] = {}
+        self._active: tuple[int, Policy] | None = None
+        self._ring: tuple[float, Keyring] | None = None
+        self._lock = threading.Lock()
+
+    def _record(self, kid: str) -> DeviceRecord | None:
+        record = self._records.get(kid)
+        if record is None:
+            found = self.devices.get(kid)
+            if found is None:
+                return None
+            record = found.record
+            with self._lock:
+                if len(self._records) > 200_000:
+                    self._records.clear()
+                self._records[kid] = record
+        return record
+
+    def _policy(self, tx: Transaction) -> Policy:
+        """The active policy, re-read only when a new activation has been recorded (checked in
+        the check-in's own transaction, so an activation applies from the next check-in on)."""
+        row = tx.one("SELECT MAX(id) FROM policy_activations")
+        latest = int(row[0]) if row and row[0] is not None else 0
+        cached = self._active
+        if cached is not None and cached[0] == latest:
+            return cached[1]
+        active = self.policies.policies.active(tx)
+        policy = NO_POLICY if active is None else self.policies.parse(active.policy)
+        self._active = (latest, policy)
+        return policy
+
+    def _keyring(self, now: datetime) -> Keyring:
+        """The signing keys, re-read at most once a minute (a rotation is picked up within a
+        minute; the retired key stays published, so tokens it signed meanwhile still verify)."""
+        cached = self._ring
+        if cached is None or time.monotonic() - cached[0] > 60:
+            cached = self._ring = (time.monotonic(), self.keys.keyring(now))
+        return cached[1]
 
     def check_in(self, token: str | bytes, *, peer_ip: str | None, now: datetime) -> dict[str, Any]:
         """Process one device check-in; returns the response body (token + mirrored claims)."""
         header = peek_header(token)
         kid = str(header.get("kid", ""))
-        found = self.devices.get(kid) if kid else None
-        if found is None:
+        record = self._record(kid) if kid else None
+        if record is None:
             raise UnknownDevice("no registered device has this kid (device id or IMEI)")
         request = verify_checkin(
-            token, found.record.public_key, now=now, window_s=self.settings.clock_skew_s
+            token, record.public_key, now=now, window_s=self.settings.clock_skew_s
         )
         raw = dict(request.signals)
         if "ip" not in raw and peer_ip is not None:
             raw["ip"] = peer_ip
         signals = parse_signals(raw)
         location = self.locator.locate(signals)
-        active = self.policies.active()
-        policy = active[0] if active else NO_POLICY
 
         with self.db.write() as tx:
-            device = self.devices.lock_for_update(tx, found.record.id)
+            policy = self._policy(tx)
+            device = self.devices.lock_for_update(tx, record.id)
             if device is None:  # deleted meanwhile
                 raise UnknownDevice("the device is no longer registered")
             state = device.state
@@ -145,16 +187,14 @@ class CheckinService:
         claims = verdict_claims(
             verdict,
             issuer=self.settings.service_id,
-            device_id=found.record.id,
+            device_id=record.id,
             country=location.country,
             subdivision=location.subdivision,
             nonce=request.nonce,
             counter=request.counter,
             issued_at=now,
         )
-        token_out = sign_verdict(
-            claims, self.keys.keyring(now), now, max_lifetime=MAX_TOKEN_LIFETIME
-        )
+        token_out = sign_verdict(claims, self._keyring(now), now, max_lifetime=MAX_TOKEN_LIFETIME)
         return verdict_response(token_out, claims)
 
     def _decide(

@@ -13,7 +13,12 @@ from regionlock.domain.policy import Policy
 from regionlock.policies import parse_policy
 from regionlock.storage.audit import SqlAuditStore
 from regionlock.storage.db import Database
-from regionlock.storage.policies import Activation, PolicyConflict, SqlPolicyStore
+from regionlock.storage.policies import (
+    Activation,
+    PolicyConflict,
+    SqlPolicyStore,
+    StoredPolicy,
+)
 
 
 def _ms(now: datetime) -> int:
@@ -96,9 +101,12 @@ class PolicyAdmin:
         activation = self.policies.active()
         if activation is None:
             return None
-        stored = activation.policy
+        return self.parse(activation.policy), activation
+
+    def parse(self, stored: StoredPolicy) -> Policy:
+        """A stored document as a Policy (parsed once per content hash)."""
         policy = self._parsed.get(stored.sha256)
         if policy is None:
             policy = parse_policy(stored.document, f"{stored.policy_id}@{stored.version}")
             self._parsed[stored.sha256] = policy
-        return policy, activation
+        return policy

@@ -1,0 +1,833 @@
+"""The check-in service under load: POST /v1/checkin beside GET /health of the same server.
+
+Run: `.venv/bin/python bench/bench_checkin.py [--devices N] [--seconds S] [--concurrency C]
+[--backend sqlite|postgresql|both]` (defaults 2000, 10, 64, both; about 4 minutes). Needs the
+`wrk` load generator (`apt-get install -y wrk`) and, for PostgreSQL, a server that the URL of
+`--pg-admin-url` can create databases on. Not part of `make bench`: it starts servers, takes
+minutes and measures the machine as much as the code.
+
+For each backend:
+
+1. A fresh store (a temporary SQLite file, or a new PostgreSQL database that is dropped at the
+   end) gets N devices with Ed25519 keys made here, through `regionlock devices import`, and
+   the gray-market-2021 policy through `regionlock policy activate`.
+2. The in-process rate: `CheckinService.check_in(token, peer_ip=None, now=...)` in a loop on
+   that store, no HTTP, pinned to CPU 1, with a breakdown of where one check-in's time goes.
+3. `regionlock serve` in its own process, with 1 worker (pinned to CPU 1, wrk to CPU 0) and
+   then 2 workers (nothing pinned: workers and wrk share both cores). For each, wrk (a separate
+   C process, 1 thread, C keep-alive connections) runs GET /health then POST /v1/checkin, each
+   with a warm-up that is thrown away and then S measured seconds.
+
+Every check-in token is signed before the load starts (wrk reads them from a file and only
+sends them), so the load generator does no crypto. Tokens go round-robin over the devices,
+each device's counter strictly increasing across the whole run, with fresh nonces: a device's
+next token is N requests behind its previous one, far more than the C requests in flight, so
+no check-in is refused as a replay unless the server reorders requests by thousands. Signals
+are GPS + serving network + SIM for a handful of places (Tehran, Dubai, an Iranian SIM roaming
+in Dubai, Berlin, Istanbul, Mumbai), GPS jittered by up to ~1 km per check-in; the server adds
+the peer address (loopback, which the locator ignores as a special range).
+
+Enough tokens are signed for 1.5x the in-process rate times the number of workers (a worker
+cannot go faster over HTTP than the same pipeline without it); should wrk still run out, it
+stops, the row is marked and the run repeated once with three times as many.
+
+The CPU columns give the share of one core used during the measured check-in run by the server
+(all its processes), by wrk, and by everything else on the machine (other people's work: rows
+where it is high were disturbed). Figures are relative: on 2 cores the load generator and the
+server compete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from regionlock.domain.device import encode_public_key, luhn_check_digit
+from regionlock.domain.signals import parse_signals
+from regionlock.geo.locator import Locator
+from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinService
+from regionlock.settings import Settings
+from regionlock.signing import (
+    CheckinRequest,
+    SigningKey,
+    peek_header,
+    sign_checkin,
+    sign_verdict,
+    verify_checkin,
+)
+from regionlock.storage import Transaction, open_database
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "examples" / "policies" / "gray-market-2021.toml"
+CLI = [sys.executable, "-m", "regionlock.cli.main"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 50.0
+LOOKUP = "device look-up (read transaction)"
+VERIFY = "Ed25519 verify + payload checks"
+SIGN = "sign verdict (incl. keyring read)"
+
+# (name, GPS lat, lon, accuracy m, serving network, SIM): what a device in that place reports.
+PLACES = [
+    ("Tehran", 35.6892, 51.3890, 12.0, "432-11", "432-11"),
+    ("Dubai", 25.2048, 55.2708, 8.0, "424-02", "424-02"),
+    ("Iranian SIM roaming in Dubai", 25.1972, 55.2744, 15.0, "424-03", "432-35"),
+    ("Berlin", 52.5200, 13.4050, 10.0, "262-01", "262-01"),
+    ("Istanbul", 41.0082, 28.9784, 20.0, "286-01", "286-01"),
+    ("Mumbai", 19.0760, 72.8777, 25.0, "404-45", "404-45"),
+]
+
+# wrk script: GET /health, or POST /v1/checkin with one pre-signed token per request, read
+# from a file (one a line). Counts responses by status; stops the thread when tokens run out.
+WRK_LUA = r"""
+local mode = "health"
+local tokens = {}
+local n = 0
+local i = 0
+local jose = {["Content-Type"] = "application/jose"}
+statuses = {}
+issued = 0
+exhausted = 0
+
+function setup(thread)
+  threads = threads or {}
+  table.insert(threads, thread)
+end
+
+function init(args)
+  mode = args[1] or "health"
+  if mode == "checkin" then
+    for line in io.lines(args[2]) do
+      n = n + 1
+      tokens[n] = line
+    end
+  end
+end
+
+function request()
+  if mode == "health" then
+    return wrk.format("GET", "/health")
+  end
+  if i >= n then
+    exhausted = 1
+    wrk.thread:stop()
+    return wrk.format("GET", "/health")
+  end
+  i = i + 1
+  issued = i
+  return wrk.format("POST", "/v1/checkin", jose, tokens[i])
+end
+
+function response(status, headers, body)
+  local k = tostring(status)
+  statuses[k] = (statuses[k] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local parts = {}
+  local total_issued, total_exhausted = 0, 0
+  local merged = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do merged[k] = (merged[k] or 0) + v end
+    total_issued = total_issued + t:get("issued")
+    total_exhausted = total_exhausted + t:get("exhausted")
+  end
+  for k, v in pairs(merged) do table.insert(parts, string.format('"%s":%d', k, v)) end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH-JSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50":%d,"p95":%d,"p99":%d,"max":%d,"issued":%d,' ..
+    '"exhausted":%d,"statuses":{%s}}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
+    total_issued, total_exhausted, table.concat(parts, ",")))
+end
+"""
+
+
+def imei(n: int) -> str:
+    body = f"35{n:012d}"
+    return body + str(luhn_check_digit(body))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the fleet and its tokens ------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """N devices with keys and a place each; hands out tokens with ever-increasing counters."""
+
+    n: int
+    keys: list[SigningKey] = field(default_factory=list)
+    counters: list[int] = field(default_factory=list)
+    cursor: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(4))
+
+    def __post_init__(self) -> None:
+        now = datetime.now(UTC)
+        self.keys = [SigningKey.generate(now) for _ in range(self.n)]
+        self.counters = [0] * self.n
+
+    def place(self, i: int) -> tuple[str, float, float, float, str, str]:
+        return PLACES[i % len(PLACES)]
+
+    def csv(self, path: Path) -> None:
+        rows = ["imei,serial,model,sales_region,distributor,batch,public_key"]
+        for i, key in enumerate(self.keys):
+            rows.append(
+                f"{imei(i)},SN{i:07d},X{i % 3 + 1},AE,D{i % 7},B{i % 11},"
+                f"{encode_public_key(key.public_bytes)}"
+            )
+        path.write_text("\n".join(rows) + "\n")
+
+    def signals(self, i: int) -> dict[str, Any]:
+        _, lat, lon, acc, network, sim = self.place(i)
+        jitter = self.rng.uniform
+        return {
+            "gps": {
+                "lat": round(lat + jitter(-0.01, 0.01), 5),
+                "lon": round(lon + jitter(-0.01, 0.01), 5),
+                "accuracy_m": acc,
+            },
+            "network": [network],
+            "sim": [sim],
+        }
+
+    def tokens(self, count: int) -> list[str]:
+        """`count` check-in tokens, round-robin over the devices, signed now."""
+        out = []
+        iat = int(time.time())
+        for _ in range(count):
+            i = self.cursor
+            self.cursor = (self.cursor + 1) % self.n
+            self.counters[i] += 1
+            request = CheckinRequest(
+                secrets.token_urlsafe(16), self.counters[i], iat, self.signals(i)
+            )
+            out.append(sign_checkin(request, self.keys[i], imei(i)))
+        return out
+
+
+# -- stores ------------------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> None:
+    done = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"regionlock {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+
+@contextlib.contextmanager
+def fresh_store(backend: str, tmp: Path, pg_admin_url: str) -> Iterator[str]:
+    """A database URL for a store that exists only inside the block."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'bench-checkin.db'}"
+        return
+    import psycopg
+
+    name = f"regionlock_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = pg_admin_url.rsplit("/", 1)[0]
+    try:
+        url = f"{base}/{name}"
+        run_cli("migrate", "--db", url)
+        yield url
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def count_checkins(url: str) -> int:
+    db = open_database(url)
+    try:
+        with db.read() as tx:
+            row = tx.one("SELECT COUNT(*) FROM checkins")
+        return int(row[0]) if row else 0
+    finally:
+        db.close()
+
+
+# -- CPU accounting ----------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a live process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by `root` and its live descendants."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (s := _proc_stat(int(entry))) is not None:
+            stats[int(entry)] = s
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        if pid in stats:
+            total += stats[pid][1]
+            frontier.extend(p for p, (ppid, _) in stats.items() if ppid == pid)
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds all cores have spent not idle since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def pids_cpu(pids: list[int]) -> float:
+    return sum(s[1] for pid in pids if (s := _proc_stat(pid)) is not None)
+
+
+def postgres_backends(admin_url: str, url: str) -> list[int]:
+    """PostgreSQL server processes serving the bench database (the service's connections)."""
+    if not url.startswith("postgres"):
+        return []
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (url.rsplit("/", 1)[1],)
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+WAITED = [0.0]
+
+
+def wait_for_quiet(max_wait: float, below: float = 0.3) -> None:
+    """Wait (at most `max_wait` s) for a second in which the machine is busy less than `below`
+    of one core: other people's work on this shared VM would otherwise land in a measurement."""
+    started = time.monotonic()
+    while time.monotonic() - started < max_wait:
+        b0 = machine_busy()
+        time.sleep(1.0)
+        if machine_busy() - b0 < below:
+            break
+    WAITED[0] += time.monotonic() - started
+
+
+# -- the server and the load -------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    url: str
+    workers: int
+    pin: str | None
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.port = free_port()
+        cmd = [*CLI, "serve", "--port", str(self.port), "--db", self.url]
+        cmd += ["--workers", str(self.workers)]
+        if self.pin is not None:
+            cmd = ["taskset", "-c", self.pin, *cmd]
+        env = {**os.environ, "REGIONLOCK_ENVIRONMENT": "development"}
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise SystemExit(f"regionlock serve exited with {self.proc.returncode}:\n{err}")
+            try:
+                with urllib.request.urlopen(self.base + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        raise SystemExit("regionlock serve did not answer /health within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def post_checkin(self, token: str) -> tuple[int, dict[str, Any]]:
+        req = urllib.request.Request(
+            self.base + "/v1/checkin",
+            data=token.encode(),
+            headers={"Content-Type": "application/jose"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+
+@dataclass
+class Load:
+    """One wrk run: what it measured and what the CPUs did meanwhile."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    socket_errors: dict[str, int]
+    issued: int
+    exhausted: bool
+    server_cpu: float  # share of one core
+    wrk_cpu: float
+    db_cpu: float  # PostgreSQL backends of the bench database
+    others_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def errors(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for status, n in self.statuses.items():
+            if status != "200":
+                out[f"HTTP {status}"] += n
+        for kind, n in self.socket_errors.items():
+            if n:
+                out[f"socket {kind}"] += n
+        return out
+
+
+def run_wrk(
+    server: Server,
+    mode: str,
+    seconds: float,
+    concurrency: int,
+    lua: Path,
+    pin: str | None,
+    tokens: Path | None = None,
+    db_pids: list[int] | None = None,
+) -> Load:
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "30s"]
+    cmd += ["-s", str(lua), server.base, "--", mode]
+    if tokens is not None:
+        cmd.append(str(tokens))
+    if pin is not None:
+        cmd = ["taskset", "-c", pin, *cmd]
+    assert server.proc is not None
+    db_pids = db_pids or []
+    s0, w0, p0 = tree_cpu(server.proc.pid), children_cpu(), pids_cpu(db_pids)
+    b0, t0 = machine_busy(), time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    s1, w1, p1 = tree_cpu(server.proc.pid), children_cpu(), pids_cpu(db_pids)
+    b1, t1 = machine_busy(), time.monotonic()
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-JSON ")), None)
+    if done.returncode or line is None:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    r = json.loads(line.removeprefix("BENCH-JSON "))
+    wall = t1 - t0
+    server_cpu, wrk_cpu, db_cpu = (s1 - s0) / wall, (w1 - w0) / wall, (p1 - p0) / wall
+    return Load(
+        requests=r["requests"],
+        seconds=r["duration_us"] / 1e6,
+        p50_ms=r["p50"] / 1000,
+        p95_ms=r["p95"] / 1000,
+        p99_ms=r["p99"] / 1000,
+        statuses=r["statuses"],
+        socket_errors={k: r[k] for k in ("connect", "read", "write", "timeout")},
+        issued=r["issued"],
+        exhausted=bool(r["exhausted"]),
+        server_cpu=server_cpu,
+        wrk_cpu=wrk_cpu,
+        db_cpu=db_cpu,
+        others_cpu=max(0.0, (b1 - b0) / wall - server_cpu - wrk_cpu - db_cpu),
+    )
+
+
+def write_tokens(path: Path, tokens: list[str]) -> Path:
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+# -- in process --------------------------------------------------------------------------------
+
+
+@dataclass
+class InProcess:
+    rate: float
+    ok: int
+    errors: Counter[str]
+    verdicts: Counter[str]
+    stages_us: dict[str, float]
+
+
+def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
+    """check_in in a loop on `url` (pinned to CPU 1), then a breakdown of one check-in."""
+    settings = Settings(database_url=url)
+    db = open_database(url)
+    locator = Locator(ip_source=settings.ip_db)
+    service = CheckinService(db, locator, settings)
+    old_affinity = os.sched_getaffinity(0)
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {1})
+    try:
+        # A pilot sizes the run; then pre-signed tokens for `seconds` at the pilot's rate x1.3.
+        pilot, verdicts = fleet.tokens(300), Counter[str]()
+        t = time.perf_counter()
+        for token in pilot:
+            verdicts[service.check_in(token, peer_ip=None, now=datetime.now(UTC))["verdict"]] += 1
+        pilot_rate = len(pilot) / (time.perf_counter() - t)
+        tokens = fleet.tokens(max(500, int(pilot_rate * seconds * 1.3)))
+        # The write transaction is timed where it happens (everything inside `db.write()`).
+        real_write, in_write = db.write, [0.0]
+
+        @contextlib.contextmanager
+        def timed_write() -> Iterator[Transaction]:
+            t = time.perf_counter()
+            with real_write() as tx:
+                yield tx
+            in_write[0] += time.perf_counter() - t
+
+        setattr(db, "write", timed_write)  # noqa: B010 - an instance attribute shadows it
+        ok, errors = 0, Counter[str]()
+        last: dict[str, Any] = {}
+        t = time.perf_counter()
+        deadline = t + seconds
+        for token in tokens:
+            try:
+                last = service.check_in(token, peer_ip=None, now=datetime.now(UTC))
+            except Exception as exc:
+                errors[type(exc).__name__] += 1
+            else:
+                ok += 1
+                verdicts[last["verdict"]] += 1
+            if time.perf_counter() >= deadline:
+                break
+        elapsed = time.perf_counter() - t
+        setattr(db, "write", real_write)  # noqa: B010
+        done = ok + sum(errors.values())
+        rate = done / elapsed
+        stages = stage_costs(
+            service, tokens[:2000], {k: v for k, v in last.items() if k != "token"}
+        )
+        stages["write transaction"] = in_write[0] / done * 1e6
+        stages["the rest (parsing, decide, glue)"] = max(0.0, 1e6 / rate - sum(stages.values()))
+        stages["whole check_in"] = 1e6 / rate
+        return InProcess(rate, ok + len(pilot), errors, verdicts, stages)
+    finally:
+        os.sched_setaffinity(0, old_affinity)
+        db.close()
+
+
+def stage_costs(
+    service: CheckinService, tokens: list[str], claims: dict[str, Any]
+) -> dict[str, float]:
+    """Microseconds per call of the read-only steps of check_in, on tokens already used."""
+    settings = service.settings
+    now = datetime.now(UTC)
+    found = [service.devices.get(str(peek_header(t)["kid"])) for t in tokens]
+    requests = []
+    sums = dict.fromkeys((LOOKUP, VERIFY, "locate", "active policy", SIGN), 0.0)
+    t = time.perf_counter()
+    for token in tokens:
+        service.devices.get(str(peek_header(token)["kid"]))
+    sums[LOOKUP] = time.perf_counter() - t
+    t = time.perf_counter()
+    for token, f in zip(tokens, found, strict=True):
+        assert f is not None
+        requests.append(
+            verify_checkin(token, f.record.public_key, now=now, window_s=settings.clock_skew_s)
+        )
+    sums[VERIFY] = time.perf_counter() - t
+    t = time.perf_counter()
+    for request in requests:
+        service.locator.locate(parse_signals(dict(request.signals)))
+    sums["locate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in tokens:
+        service.policies.active()
+    sums["active policy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in tokens:
+        sign_verdict(claims, service.keys.keyring(now), now, max_lifetime=MAX_TOKEN_LIFETIME)
+    sums[SIGN] = time.perf_counter() - t
+    return {k: v / len(tokens) * 1e6 for k, v in sums.items()}
+
+
+# -- one backend -------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    backend: str
+    workers: int
+    health: Load
+    checkin: Load
+    inproc: InProcess
+    warmup_errors: Counter[str]
+    retried: bool = False
+
+
+def bench_backend(
+    backend: str, args: argparse.Namespace, tmp: Path, lua: Path
+) -> tuple[list[Row], InProcess, str]:
+    rows: list[Row] = []
+    with fresh_store(backend, tmp, args.pg_admin_url) as url:
+        t = time.monotonic()
+        fleet = Fleet(args.devices)
+        csv = tmp / f"devices-{backend}.csv"
+        fleet.csv(csv)
+        run_cli("devices", "import", str(csv), "--db", url, "--no-progress")
+        run_cli("policy", "activate", str(POLICY), "--reason", "bench", "--db", url)
+        print(
+            f"  {backend}: store ready, {args.devices} devices, policy active"
+            f" ({time.monotonic() - t:.1f} s)",
+            file=sys.stderr,
+        )
+        wait_for_quiet(args.quiet_wait)
+        inproc = in_process(url, fleet, args.seconds)
+        print(f"  {backend}: in process {inproc.rate:,.0f} check-ins/s", file=sys.stderr)
+        ok_200 = inproc.ok
+        for workers in args.workers:
+            pin_server, pin_wrk = ("1", "0") if workers == 1 else (None, None)
+            wait_for_quiet(args.quiet_wait)
+            with Server(url, workers, pin_server) as server:
+                status, body = server.post_checkin(fleet.tokens(1)[0])
+                if status != 200 or "token" not in body:
+                    raise SystemExit(f"smoke check-in failed: {status} {body}")
+                ok_200 += 1
+                run_wrk(server, "health", args.warmup, args.concurrency, lua, pin_wrk)
+                health = run_wrk(server, "health", args.seconds, args.concurrency, lua, pin_wrk)
+                cap = inproc.rate * workers * 1.5 + 200
+                retried = False
+                warm = write_tokens(tmp / "warm.txt", fleet.tokens(int(cap * args.warmup)))
+                measured = write_tokens(tmp / "run.txt", fleet.tokens(int(cap * args.seconds)))
+                w = run_wrk(server, "checkin", args.warmup, args.concurrency, lua, pin_wrk, warm)
+                ok_200 += w.statuses.get("200", 0)
+                pids = postgres_backends(args.pg_admin_url, url)
+                checkin = run_wrk(
+                    server, "checkin", args.seconds, args.concurrency, lua, pin_wrk, measured, pids
+                )
+                if checkin.exhausted:
+                    retried = True
+                    ok_200 += checkin.statuses.get("200", 0)
+                    more = fleet.tokens(int(3 * cap * args.seconds))
+                    measured = write_tokens(tmp / "run.txt", more)
+                    checkin = run_wrk(
+                        server,
+                        "checkin",
+                        args.seconds,
+                        args.concurrency,
+                        lua,
+                        pin_wrk,
+                        measured,
+                        pids,
+                    )
+                ok_200 += checkin.statuses.get("200", 0)
+                rows.append(
+                    Row(backend, workers, health, checkin, inproc, w.errors(), retried=retried)
+                )
+            print(
+                f"  {backend}, {workers} worker(s): health {health.rate:,.0f}/s,"
+                f" check-in {checkin.rate:,.0f}/s, p99 {checkin.p99_ms:.1f} ms",
+                file=sys.stderr,
+            )
+        stored = count_checkins(url)
+    # Every 200 is a stored check-in; requests still in flight when wrk stopped may have been
+    # stored too (at most `concurrency` per wrk run), and nothing else may be.
+    runs = 2 * len(args.workers) + sum(r.retried for r in rows)
+    extra = stored - ok_200
+    verdict = "ok" if 0 <= extra <= runs * args.concurrency else "MISMATCH"
+    check = (
+        f"{backend}: {stored:,} check-ins stored, {ok_200:,} answered 200"
+        f" ({extra} more stored: requests in flight when wrk stopped; at most"
+        f" {runs * args.concurrency}) - {verdict}"
+    )
+    return rows, inproc, check
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def fmt_errors(errors: Counter[str]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(errors.items())) or "none"
+
+
+def report(rows: list[Row], inprocs: dict[str, InProcess], checks: list[str], meta: str) -> str:
+    out = [meta, ""]
+    out.append(
+        "| backend | workers | health req/s | check-in req/s | check-in / health"
+        " | check-in p50 / p95 / p99 ms | in-process check-ins/s | errors (measured runs)"
+        " | CPU: server / PostgreSQL / wrk / others |"
+    )
+    out.append("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in rows:
+        errors = r.health.errors() + r.checkin.errors()
+        note = " (tokens ran out; rerun with 3x)" if r.retried else ""
+        if r.checkin.exhausted:
+            note = " (tokens ran out: rate understated)"
+        ratio = r.checkin.rate / r.health.rate
+        db = f"{r.checkin.db_cpu:.0%}" if r.backend == "postgresql" else "-"
+        p99 = r.checkin.p99_ms
+        out.append(
+            f"| {r.backend} | {r.workers} | {r.health.rate:,.0f} | {r.checkin.rate:,.0f}{note}"
+            f" | {ratio:.2f} {'✓' if ratio >= TARGET_RATIO else '✗'}"
+            f" | {r.checkin.p50_ms:.1f} / {r.checkin.p95_ms:.1f} / {p99:.1f}"
+            f" {'✓' if p99 < TARGET_P99_MS else '✗'}"
+            f" | {r.inproc.rate:,.0f} | {fmt_errors(errors)}"
+            f" | {r.checkin.server_cpu:.0%} / {db} / {r.checkin.wrk_cpu:.0%}"
+            f" / {r.checkin.others_cpu:.0%} |"
+        )
+    out.append("")
+    out.append(
+        f"Targets: check-in / health >= {TARGET_RATIO}, p99 check-in < {TARGET_P99_MS:g} ms."
+        " CPU: share of one core during the measured check-in run (PostgreSQL: the backends"
+        " serving the bench database; its WAL writer and checkpointer count as others)."
+    )
+    warm = [f"{r.backend}/{r.workers}w: {fmt_errors(r.warmup_errors)}" for r in rows]
+    out.append(f"Warm-up errors (not in the table): {'; '.join(warm)}.")
+    out.append("")
+    names = list(next(iter(inprocs.values())).stages_us)
+    out.append(
+        "In process, one check-in in us: the write transaction timed inside the loop,"
+        " the read-only steps timed alone on tokens already used, the rest by difference:"
+    )
+    out.append("")
+    out.append("| stage | " + " | ".join(inprocs) + " |")
+    out.append("|---|" + "---:|" * len(inprocs))
+    for name in names:
+        cells = " | ".join(f"{p.stages_us[name]:,.0f}" for p in inprocs.values())
+        out.append(f"| {name} | {cells} |")
+    out.append("")
+    for backend, p in inprocs.items():
+        out.append(
+            f"In process, {backend}: {p.ok:,} check-ins, verdicts"
+            f" {dict(sorted(p.verdicts.items()))}, errors {fmt_errors(p.errors)}."
+        )
+    out.append("Stored vs answered: " + "; ".join(checks) + ".")
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="thrown-away seconds per run")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=15.0,
+        help="before each server and the in-process loop, wait up to this long for a second"
+        " in which the machine is nearly idle (default 15; 0 to skip)",
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--workers", default="1,2", help="server worker counts, comma-separated (default 1,2)"
+    )
+    parser.add_argument(
+        "--pg-admin-url",
+        default=os.environ.get(
+            "REGIONLOCK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+        help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
+    )
+    args = parser.parse_args()
+    args.workers = [int(w) for w in args.workers.split(",")]
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    if args.seconds + args.warmup > 240:
+        print(
+            "tokens carry iat and the service accepts 300 s of skew: keep runs short",
+            file=sys.stderr,
+        )
+        return 2
+    if args.devices < 8 * args.concurrency:
+        print(
+            f"warning: {args.devices} devices for {args.concurrency} connections: a device's"
+            " next token may overtake its previous one (409s)",
+            file=sys.stderr,
+        )
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    rows: list[Row] = []
+    inprocs: dict[str, InProcess] = {}
+    checks: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-checkin-") as d:
+        tmp = Path(d)
+        lua = tmp / "checkin.lua"
+        lua.write_text(WRK_LUA)
+        for backend in backends:
+            r, p, check = bench_backend(backend, args, tmp, lua)
+            rows += r
+            inprocs[backend] = p
+            checks.append(check)
+    load_after = os.getloadavg()
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    meta = (
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {(time.monotonic() - started) / 60:.1f} min,"
+        f" Python {platform.python_version()}, {os.cpu_count()} CPUs,"
+        f" {(wrk_version.splitlines() or ['wrk'])[0].split(' [')[0]}:"
+        f" {args.devices} devices, {args.concurrency} connections (wrk, 1 thread, keep-alive),"
+        f" {args.warmup:g} s warm-up then {args.seconds:g} s per endpoint."
+        " 1 worker: server pinned to CPU 1, wrk to CPU 0; 2 workers: nothing pinned, workers"
+        " and wrk share both cores. In process: pinned to CPU 1, no server running."
+        f" Waited {WAITED[0]:.0f} s in all for the machine to be nearly idle before each"
+        " measurement."
+        f" Load average before {load_before[0]:.2f} / {load_before[1]:.2f} /"
+        f" {load_before[2]:.2f}, after {load_after[0]:.2f} / {load_after[1]:.2f} /"
+        f" {load_after[2]:.2f} (1 / 5 / 15 min)."
+    )
+    print(report(rows, inprocs, checks, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
