@@ -82,6 +82,10 @@ def test_bad_requests_get_problem_json_and_no_verdict(client: TestClient) -> Non
     key, _ = setup(client)
     r = client.post("/v1/checkin", content="x", headers={"content-type": "application/json"})
     assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
+    r = client.post(
+        "/v1/checkin", content="a" * 70_000, headers={"content-type": "application/jose"}
+    )
+    assert r.status_code == 413 and r.json()["type"].endswith("/payload-too-large")
     r = post_checkin(client, SigningKey.generate(datetime.now(UTC)), imei(1), 1)
     assert r.status_code == 401 and r.json()["type"].endswith("/bad-signature")
     r = post_checkin(client, key, "dev_unknown", 1)

@@ -50,6 +50,14 @@ class UnsupportedMediaType(RegionlockError):
     type_slug = "unsupported-media-type"
 
 
+class PayloadTooLarge(RegionlockError):
+    status = 413
+    type_slug = "payload-too-large"
+
+
+MAX_CHECKIN_BYTES = 64 * 1024  # docs/protocol.md
+
+
 def _problem(
     status: int, slug: str, detail: str, instance: str, extra: dict[str, Any] | None = None
 ) -> JSONResponse:
@@ -175,8 +183,8 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         if ctype != "application/jose":
             raise UnsupportedMediaType("send the compact JWS as Content-Type: application/jose")
         body = await request.body()
-        if len(body) > 16_384:
-            raise UnsupportedMediaType("a check-in is at most 16 KiB")
+        if len(body) > MAX_CHECKIN_BYTES:
+            raise PayloadTooLarge("a check-in is at most 64 KiB")
         peer = _peer(request, state.settings)
         # The pipeline is synchronous (crypto, location, a database transaction): run it in
         # the thread pool so one check-in never blocks the event loop for the others.
