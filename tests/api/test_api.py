@@ -177,3 +177,37 @@ def test_a_checkin_outside_the_clock_window_is_refused(client: TestClient) -> No
     state = client.app.state.regionlock  # type: ignore[attr-defined]
     stored = state.registry.devices.get(imei(1))
     assert stored.state.counter is None  # nothing changed
+
+
+def test_admins_manage_api_keys_and_signing_keys(client: TestClient) -> None:
+    key, tokens = setup(client)
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    operator = {"authorization": f"Bearer {tokens['operator']}"}
+    assert (
+        client.post(
+            "/v1/apikeys", json={"name": "x", "role": "viewer"}, headers=operator
+        ).status_code
+        == 403
+    )
+    created = client.post("/v1/apikeys", json={"name": "auditor", "role": "viewer"}, headers=admin)
+    assert created.status_code == 201
+    new_token = created.json()["token"]
+    assert (
+        client.get("/v1/audit", headers={"authorization": f"Bearer {new_token}"}).status_code == 200
+    )
+    listed = client.get("/v1/apikeys", headers=admin).json()["keys"]
+    assert new_token not in str(listed) and any(k["name"] == "auditor" for k in listed)
+    r = client.post(
+        f"/v1/apikeys/{created.json()['id']}/revoke", json={"reason": "left"}, headers=admin
+    )
+    assert r.status_code == 200
+    assert (
+        client.get("/v1/audit", headers={"authorization": f"Bearer {new_token}"}).status_code == 401
+    )
+    before = post_checkin(client, key, imei(1), 1).json()["token"]
+    kid = client.post("/v1/keys/rotate", json={"reason": "yearly"}, headers=admin).json()["kid"]
+    after = post_checkin(client, key, imei(1), 2).json()["token"]
+    assert jwt.get_unverified_header(after)["kid"] == kid
+    assert jwt.get_unverified_header(before)["kid"] != kid
+    jwks = client.get("/.well-known/jwks.json").json()
+    assert {k["kid"] for k in jwks["keys"]} >= {kid, jwt.get_unverified_header(before)["kid"]}

@@ -118,6 +118,11 @@ class ActionBody(BaseModel):
     until: date | None = None
 
 
+class NewKey(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
 def create_app(settings: Settings | None = None, *, locator: Locator | None = None) -> FastAPI:
     """The ASGI app. Tests pass their own settings (and a shared locator) instead of env vars."""
     settings = settings or Settings.from_env()
@@ -409,6 +414,73 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
             "repeated_rows": report.duplicates_in_file,
             "problems": [{"line": p.line, "message": p.message} for p in report.problems],
         }
+
+    @app.get("/v1/apikeys", tags=["admin"])
+    def list_apikeys(state: StateDep, _: Admin) -> dict[str, Any]:
+        return {
+            "keys": [
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "role": k.role.value,
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }
+                for k in state.apikeys.list()
+            ]
+        }
+
+    @app.post("/v1/apikeys", tags=["admin"], status_code=201)
+    def create_apikey(body: NewKey, state: StateDep, who: Admin) -> dict[str, Any]:
+        """Create an API key; the token is in this response only and never stored."""
+        at = int(datetime.now(UTC).timestamp() * 1000)
+        with state.db.write() as tx:
+            key, token = state.apikeys.create(tx, name=body.name, role=body.role, at=at)
+            state.checkins.audit.append(
+                tx,
+                at=at,
+                actor=f"apikey:{who.id}",
+                action="apikey.create",
+                subject=f"apikey:{key.id}",
+                reason=body.name,
+                details={"role": body.role.value},
+            )
+        return {"id": key.id, "role": key.role.value, "token": token}
+
+    @app.post("/v1/apikeys/{key_id}/revoke", tags=["admin"])
+    def revoke_apikey(key_id: str, body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
+        at = int(datetime.now(UTC).timestamp() * 1000)
+        with state.db.write() as tx:
+            state.apikeys.revoke(tx, key_id, at=at)
+            state.checkins.audit.append(
+                tx,
+                at=at,
+                actor=f"apikey:{who.id}",
+                action="apikey.revoke",
+                subject=f"apikey:{key_id}",
+                reason=body.reason,
+                details={},
+            )
+        return {"id": key_id, "revoked": True}
+
+    @app.post("/v1/keys/rotate", tags=["admin"])
+    def rotate_signing_key(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
+        """Add a verdict-signing key; the old one stays in the JWKS until its tokens expire."""
+        now = datetime.now(UTC)
+        state.checkins.keys.keyring(now)
+        with state.db.write() as tx:
+            new = state.checkins.keys.rotate(tx, now)
+            state.checkins.audit.append(
+                tx,
+                at=int(now.timestamp() * 1000),
+                actor=f"apikey:{who.id}",
+                action="keys.rotate",
+                subject=f"key:{new.kid}",
+                reason=body.reason,
+                details={},
+            )
+        state.checkins.forget_keyring()
+        return {"kid": new.kid}
 
     @app.post("/v1/policies/rollback", tags=["policies"])
     def rollback_policy(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:

@@ -102,6 +102,10 @@ class CheckinService:
         self._active = (latest, policy)
         return policy
 
+    def forget_keyring(self) -> None:
+        """Re-read the keys at the next check-in (after a rotation in this process)."""
+        self._ring = None
+
     def _keyring(self, now: datetime) -> Keyring:
         """The signing keys, re-read at most once a minute (a rotation is picked up within a
         minute; the retired key stays published, so tokens it signed meanwhile still verify)."""
