@@ -132,50 +132,52 @@ class CheckinService:
 
         with self.db.write() as tx:
             policy = self._policy(tx)
-            device = self.devices.lock_for_update(tx, record.id)
-            if device is None:  # deleted meanwhile
+            locked = self.devices.lock_state(tx, record.id)
+            if locked is None:  # deleted meanwhile
                 raise UnknownDevice("the device is no longer registered")
-            state = device.state
+            state, version = locked
             if not state.accepts_counter(request.counter):
                 raise StaleCounter(
                     f"counter {request.counter} is not above the last accepted ({state.counter})"
                 )
-            if tx.one(
-                "SELECT 1 FROM checkins WHERE device_id = ? AND nonce = ?",
-                (device.record.id, request.nonce),
-            ):
-                raise ReplayedNonce("this nonce was already used by this device")
-            verdict = self._decide(device.record.id, state, device.record, location, policy, now)
+            verdict = self._decide(record.id, state, record, location, policy, now)
+            # The check-in row goes first: its UNIQUE (device_id, nonce) refuses a replayed
+            # nonce, and the whole transaction (state, audit) rolls back with it.
+            try:
+                tx.execute(
+                    "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
+                    " confidence, flags, signal_kinds, verdict, reasons, policy_id,"
+                    " policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        _ms(now),
+                        request.counter,
+                        request.nonce,
+                        location.country,
+                        location.subdivision,
+                        location.confidence,
+                        json.dumps(list(location.flags)),
+                        json.dumps(list(signals.kinds())),
+                        verdict.action.value,
+                        json.dumps(list(verdict.reasons)),
+                        verdict.policy_id,
+                        verdict.policy_version,
+                    ),
+                )
+            except Exception as exc:
+                if self.db.is_unique_violation(exc):
+                    raise ReplayedNonce("this nonce was already used by this device") from None
+                raise
             new_state = state.after_checkin(
                 location, verdict, at=now, counter=request.counter, policy=policy
             )
-            self.devices.save_state(tx, device, new_state)
-            tx.execute(
-                "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
-                " confidence, flags, signal_kinds, verdict, reasons, policy_id, policy_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    device.record.id,
-                    _ms(now),
-                    request.counter,
-                    request.nonce,
-                    location.country,
-                    location.subdivision,
-                    location.confidence,
-                    json.dumps(list(location.flags)),
-                    json.dumps(list(signals.kinds())),
-                    verdict.action.value,
-                    json.dumps(list(verdict.reasons)),
-                    verdict.policy_id,
-                    verdict.policy_version,
-                ),
-            )
+            self.devices.save_state_at(tx, record.id, version, new_state)
             self.audit.append(
                 tx,
                 at=_ms(now),
-                actor=f"device:{device.record.id}",
+                actor=f"device:{record.id}",
                 action="checkin.verdict",
-                subject=device.record.id,
+                subject=record.id,
                 reason=",".join(verdict.reasons),
                 details={
                     "verdict": verdict.action.value,

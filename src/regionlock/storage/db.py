@@ -171,6 +171,14 @@ class Database:
             self._connections.clear()
         self._local = threading.local()
 
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether `exc` is this backend's "duplicate key" error."""
+        if self.dialect == "sqlite":
+            return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+        import psycopg
+
+        return isinstance(exc, psycopg.errors.UniqueViolation)
+
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager

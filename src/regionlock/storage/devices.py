@@ -257,8 +257,21 @@ class SqlDeviceStore:
         """Read a device to change it in this transaction (row-locked on PostgreSQL)."""
         return self._load(tx, key, lock=True)
 
+    def lock_state(self, tx: Transaction, device_id: str) -> tuple[DeviceState, int] | None:
+        """Just the state and its version, row-locked: the check-in path, where the
+        (immutable) record is already known."""
+        suffix = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+        row = tx.one(f"SELECT state, state_version FROM devices WHERE id = ?{suffix}", (device_id,))
+        return None if row is None else (state_from_json(row[0]), int(row[1]))
+
     def save_state(self, tx: Transaction, device: StoredDevice, state: DeviceState) -> int:
         """Store a new state; StaleState if someone else changed it since `device` was read."""
+        return self.save_state_at(tx, device.record.id, device.version, state)
+
+    def save_state_at(
+        self, tx: Transaction, device_id: str, version: int, state: DeviceState
+    ) -> int:
+        """Store a new state over `version`; StaleState if the stored version differs."""
         changed = tx.execute(
             "UPDATE devices SET state = ?, state_version = state_version + 1, last_verdict = ?,"
             " last_country = ?, last_checkin_at = ? WHERE id = ? AND state_version = ?",
@@ -267,13 +280,13 @@ class SqlDeviceStore:
                 state.last_verdict.value if state.last_verdict else None,
                 state.last_country,
                 int(state.last_checkin_at.timestamp() * 1000) if state.last_checkin_at else None,
-                device.record.id,
-                device.version,
+                device_id,
+                version,
             ),
         )
         if changed != 1:
-            raise StaleState(f"device {device.record.id} changed while it was being updated")
-        return device.version + 1
+            raise StaleState(f"device {device_id} changed while it was being updated")
+        return version + 1
 
     def list(
         self,
