@@ -25,6 +25,12 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
             os.environ[f"REGIONLOCK_{name}"] = str(value)  # workers read settings from env
     settings = Settings.from_env()
     open_database(settings.database_url).close()  # migrate SQLite / check PostgreSQL now
+    if settings.workers > 1 and settings.database_url.startswith("sqlite:"):
+        click.echo(
+            "note: SQLite has one writer; several workers queue on its file lock and "
+            "were slower than one in bench/README.md. Scale out with PostgreSQL.",
+            err=True,
+        )
     click.echo(
         f"regionlock serving on http://{settings.host}:{settings.port} "
         f"({settings.database_url}); API docs at /docs",
