@@ -214,3 +214,17 @@ def test_as_of_dates_bound_a_jurisdiction() -> None:
     j = Jurisdiction("SY", "Syria", date(2011, 8, 17), date(2025, 7, 1))
     assert j.active(date(2025, 6, 30)) and not j.active(date(2025, 7, 1))
     assert not j.active(date(2011, 8, 16)) and j.active(date(2011, 8, 17))
+
+
+def test_warnings_from_an_earlier_stay_do_not_count() -> None:
+    rule = Restriction(
+        "r",
+        (Jurisdiction("IR", "Iran", date(2020, 1, 1)),),
+        Action.LOCK,
+        presence=Presence(min_days=0, window_days=14),
+        warn_days=2,
+    )
+    policy = Policy("p", "1", "", (rule,))
+    old = PresenceHistory(warned_since={"r": NOW.date() - timedelta(days=90)})
+    v = decide(DeviceFacts("d"), loc("IR", "IR-23"), old, policy, NOW)
+    assert v.action is Action.WARN and "escalation.warning" in v.reasons

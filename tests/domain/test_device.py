@@ -508,3 +508,16 @@ def test_operator_settings_survive_a_checkin_and_state_is_read_only() -> None:
     assert exemption.active(date(2026, 3, 31)) and not exemption.active(date(2026, 4, 1))
     with pytest.raises(TypeError):
         after.presence[date(2026, 1, 1)] = frozenset({"DE"})  # type: ignore[index]
+
+
+def test_leaving_ends_the_warning_clock_and_a_return_is_warned_afresh() -> None:
+    state, _ = check_in(DeviceState(), loc("DE"), T0)
+    state, _ = check_in(state, loc("IR", "IR-23"), T0 + timedelta(days=1))
+    assert state.warned_since == {"ir": T0.date() + timedelta(days=1)}
+    # Back home: no rule restricts the device, so the clock of that stay ends.
+    state, verdict = check_in(state, loc("DE"), T0 + timedelta(days=2))
+    assert verdict.reasons == ("policy.no_match",) and state.warned_since == {}
+    # A later return starts a new clock rather than locking on the old one.
+    state, verdict = check_in(state, loc("IR", "IR-23"), T0 + timedelta(days=60))
+    assert verdict.action is Action.WARN
+    assert state.warned_since == {"ir": T0.date() + timedelta(days=60)}

@@ -259,6 +259,8 @@ def _judge(
             notes.append("its IP points elsewhere (VPN suspected); presence signals decide")
     if action is Action.LOCK and rule.warn_days > 0:
         first = history.warned_since.get(rule.id)
+        if first is not None and (today - first).days >= rule.presence.window_days:
+            first = None  # warnings from an earlier stay do not count
         warned = (today - first).days if first is not None else 0
         if warned < rule.warn_days:
             action = Action.WARN

@@ -528,7 +528,14 @@ class DeviceState:
         oldest = today - timedelta(days=keep - 1)
         presence = {d: codes for d, codes in presence.items() if d >= oldest}
 
-        warned_since = dict(self.warned_since)
+        # Warning clocks belong to one stay: a check-in where no rule restricts the device ends
+        # them, and a clock older than its rule's window is stale (a device returning months
+        # later is warned afresh before any lock).
+        warned_since = {} if verdict.reasons == ("policy.no_match",) else dict(self.warned_since)
+        windows = {r.id: r.presence.window_days for r in policy.restrictions}
+        for rule_id, since in list(warned_since.items()):
+            if (today - since).days >= windows.get(rule_id, retention_days):
+                del warned_since[rule_id]
         rule = verdict.rule
         if rule is not None and rule not in warned_since and _starts_warning(verdict, policy):
             warned_since[rule] = today
