@@ -228,3 +228,18 @@ def test_warnings_from_an_earlier_stay_do_not_count() -> None:
     old = PresenceHistory(warned_since={"r": NOW.date() - timedelta(days=90)})
     v = decide(DeviceFacts("d"), loc("IR", "IR-23"), old, policy, NOW)
     assert v.action is Action.WARN and "escalation.warning" in v.reasons
+
+
+def test_a_lock_rule_held_back_is_reported_even_when_another_rule_decides() -> None:
+    lock_rule = Restriction(
+        "lock-ir",
+        (Jurisdiction("IR", "Iran", date(2020, 1, 1)),),
+        Action.LOCK,
+        presence=Presence(min_days=0),
+        warn_days=2,
+    )
+    warn_rule = Restriction("warn-ir", (Jurisdiction("IR", "Iran", date(2020, 1, 1)),), Action.WARN)
+    policy = Policy("p", "1", "", (warn_rule, lock_rule))
+    v = decide(DeviceFacts("d"), loc("IR", "IR-23"), PresenceHistory(), policy, NOW)
+    assert v.action is Action.WARN
+    assert v.held_back == ("lock-ir",)

@@ -28,7 +28,7 @@ Everything is a pure function of its arguments: the same inputs give the same ve
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from regionlock.domain.location import (
@@ -93,6 +93,9 @@ class Verdict:
     message: str = ""
     contact: str = ""
     rule: str | None = None  # the rule that decided, when one did
+    # Lock rules that matched but were held back to a warning (grace, evidence, escalation):
+    # each one's warn-before-lock clock runs, whichever rule decided.
+    held_back: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,9 @@ def decide(
             if r not in reasons:
                 reasons.append(r)
     text = f"{best.action.value.capitalize()}: " + "; ".join(p.text for p in proposals) + "."
-    return verdict(best.action, tuple(reasons), text, best)
+    lock_rules = {r.id for r in policy.restrictions if r.action is Action.LOCK}
+    held = tuple(p.rule for p in proposals if p.rule in lock_rules and p.action is Action.WARN)
+    return replace(verdict(best.action, tuple(reasons), text, best), held_back=held)
 
 
 def _where(location: LocationEstimate) -> str:

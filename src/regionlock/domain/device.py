@@ -539,6 +539,8 @@ class DeviceState:
         rule = verdict.rule
         if rule is not None and rule not in warned_since and _starts_warning(verdict, policy):
             warned_since[rule] = today
+        for held in verdict.held_back:
+            warned_since.setdefault(held, today)
 
         return DeviceState(
             last_verdict=verdict.action,
