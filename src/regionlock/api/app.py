@@ -27,6 +27,7 @@ from regionlock import __version__
 from regionlock.domain.errors import RegionlockError
 from regionlock.geo.locator import Locator
 from regionlock.policies import PolicyError, parse_policy
+from regionlock.services.access import Access
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinService
 from regionlock.services.policy_tools import simulate_registry
 from regionlock.services.registry import Registry, UnknownDevice, device_json
@@ -85,6 +86,7 @@ class State:
         self.checkins = CheckinService(self.db, self.locator, settings)
         self.registry = Registry(self.db)
         self.apikeys = SqlApiKeyStore(self.db)
+        self.access = Access(self.db)
         # Check-ins run in a small pool of their own: SQLite has one writer, so more threads
         # only fight over the GIL and the write lock; PostgreSQL gains from overlapping
         # round trips, so it gets more.
@@ -432,52 +434,24 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
     @app.post("/v1/apikeys", tags=["admin"], status_code=201)
     def create_apikey(body: NewKey, state: StateDep, who: Admin) -> dict[str, Any]:
         """Create an API key; the token is in this response only and never stored."""
-        at = int(datetime.now(UTC).timestamp() * 1000)
-        with state.db.write() as tx:
-            key, token = state.apikeys.create(tx, name=body.name, role=body.role, at=at)
-            state.checkins.audit.append(
-                tx,
-                at=at,
-                actor=f"apikey:{who.id}",
-                action="apikey.create",
-                subject=f"apikey:{key.id}",
-                reason=body.name,
-                details={"role": body.role.value},
-            )
+        key, token = state.access.create_apikey(
+            name=body.name, role=body.role, actor=f"apikey:{who.id}", now=datetime.now(UTC)
+        )
         return {"id": key.id, "role": key.role.value, "token": token}
 
     @app.post("/v1/apikeys/{key_id}/revoke", tags=["admin"])
     def revoke_apikey(key_id: str, body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
-        at = int(datetime.now(UTC).timestamp() * 1000)
-        with state.db.write() as tx:
-            state.apikeys.revoke(tx, key_id, at=at)
-            state.checkins.audit.append(
-                tx,
-                at=at,
-                actor=f"apikey:{who.id}",
-                action="apikey.revoke",
-                subject=f"apikey:{key_id}",
-                reason=body.reason,
-                details={},
-            )
+        state.access.revoke_apikey(
+            key_id, reason=body.reason, actor=f"apikey:{who.id}", now=datetime.now(UTC)
+        )
         return {"id": key_id, "revoked": True}
 
     @app.post("/v1/keys/rotate", tags=["admin"])
     def rotate_signing_key(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
         """Add a verdict-signing key; the old one stays in the JWKS until its tokens expire."""
-        now = datetime.now(UTC)
-        state.checkins.keys.keyring(now)
-        with state.db.write() as tx:
-            new = state.checkins.keys.rotate(tx, now)
-            state.checkins.audit.append(
-                tx,
-                at=int(now.timestamp() * 1000),
-                actor=f"apikey:{who.id}",
-                action="keys.rotate",
-                subject=f"key:{new.kid}",
-                reason=body.reason,
-                details={},
-            )
+        new = state.access.rotate_signing_key(
+            reason=body.reason, actor=f"apikey:{who.id}", now=datetime.now(UTC)
+        )
         state.checkins.forget_keyring()
         return {"kid": new.kid}
 

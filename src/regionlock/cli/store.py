@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from regionlock.services.access import Access
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.storage import DEFAULT_URL, Database, open_database
@@ -177,22 +178,10 @@ def apikey() -> None:
 @db_option
 def apikey_create(role: str, name: str, db_url: str) -> None:
     """Create a key. The token is printed once; only its hash is stored."""
-    db = open_database(db_url)
-    now = int(datetime.now(UTC).timestamp() * 1000)
-    try:
-        with db.write() as tx:
-            key, token = SqlApiKeyStore(db).create(tx, name=name, role=Role(role), at=now)
-            SqlAuditStore(db).append(
-                tx,
-                at=now,
-                actor=actor(),
-                action="apikey.create",
-                subject=f"apikey:{key.id}",
-                reason=name,
-                details={"role": role},
-            )
-    finally:
-        db.close()
+    with store(db_url) as db:
+        key, token = Access(db).create_apikey(
+            name=name, role=Role(role), actor=actor(), now=datetime.now(UTC)
+        )
     click.echo(token)
     click.echo(
         f"created {role} key {key.id} for {name!r}; store the token now, it is not shown again",
@@ -218,22 +207,8 @@ def apikey_list(db_url: str) -> None:
 @db_option
 def apikey_revoke(key_id: str, reason: str, db_url: str) -> None:
     """Revoke a key at once."""
-    db = open_database(db_url)
-    now = int(datetime.now(UTC).timestamp() * 1000)
-    try:
-        with db.write() as tx:
-            SqlApiKeyStore(db).revoke(tx, key_id, at=now)
-            SqlAuditStore(db).append(
-                tx,
-                at=now,
-                actor=actor(),
-                action="apikey.revoke",
-                subject=f"apikey:{key_id}",
-                reason=reason,
-                details={},
-            )
-    finally:
-        db.close()
+    with store(db_url) as db:
+        Access(db).revoke_apikey(key_id, reason=reason, actor=actor(), now=datetime.now(UTC))
     click.echo(f"revoked {key_id}")
 
 
@@ -247,24 +222,8 @@ def keys() -> None:
 @db_option
 def keys_rotate(reason: str, db_url: str) -> None:
     """Add a new signing key; the old one stays published until its tokens expire."""
-    db = open_database(db_url)
-    now = datetime.now(UTC)
-    try:
-        store = SqlKeyStore(db)
-        store.keyring(now)  # make sure there is a key to retire
-        with db.write() as tx:
-            new = store.rotate(tx, now)
-            SqlAuditStore(db).append(
-                tx,
-                at=int(now.timestamp() * 1000),
-                actor=actor(),
-                action="keys.rotate",
-                subject=f"key:{new.kid}",
-                reason=reason,
-                details={},
-            )
-    finally:
-        db.close()
+    with store(db_url) as db:
+        new = Access(db).rotate_signing_key(reason=reason, actor=actor(), now=datetime.now(UTC))
     click.echo(f"new signing key {new.kid}")
 
 

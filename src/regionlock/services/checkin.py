@@ -43,17 +43,13 @@ from regionlock.signing import (
     verify_checkin,
 )
 from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database, Transaction
+from regionlock.storage.db import Database, Transaction, epoch_ms
 from regionlock.storage.devices import SqlDeviceStore
 from regionlock.storage.keys import SqlKeyStore
 
 # With no active policy every device is allowed: nothing restricts until an operator decides.
 NO_POLICY = Policy("none", "0", "no policy is active", ())
 MAX_TOKEN_LIFETIME = timedelta(days=366)
-
-
-def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
 
 
 @dataclass
@@ -150,7 +146,7 @@ class CheckinService:
                     " policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
-                        _ms(now),
+                        epoch_ms(now),
                         request.counter,
                         request.nonce,
                         location.country,
@@ -174,7 +170,7 @@ class CheckinService:
             self.devices.save_state_at(tx, record.id, version, new_state)
             self.audit.append(
                 tx,
-                at=_ms(now),
+                at=epoch_ms(now),
                 actor=f"device:{record.id}",
                 action="checkin.verdict",
                 subject=record.id,

@@ -12,17 +12,13 @@ from datetime import datetime
 from regionlock.domain.policy import Policy
 from regionlock.policies import parse_policy
 from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database
+from regionlock.storage.db import Database, epoch_ms
 from regionlock.storage.policies import (
     Activation,
     PolicyConflict,
     SqlPolicyStore,
     StoredPolicy,
 )
-
-
-def _ms(now: datetime) -> int:
-    return int(now.timestamp() * 1000)
 
 
 @dataclass
@@ -40,7 +36,7 @@ class PolicyAdmin:
         self, document: str, *, source: str, actor: str, reason: str, now: datetime
     ) -> Activation:
         policy = parse_policy(document, source)  # raises PolicyError: nothing is written
-        at = _ms(now)
+        at = epoch_ms(now)
         with self.db.write() as tx:
             stored, new = self.policies.upload(
                 tx,
@@ -74,7 +70,7 @@ class PolicyAdmin:
         return activation
 
     def rollback(self, *, actor: str, reason: str, now: datetime) -> Activation:
-        at = _ms(now)
+        at = epoch_ms(now)
         with self.db.write() as tx:
             current = self.policies.active(tx)
             previous = self.policies.previous(tx)

@@ -21,7 +21,7 @@ from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.geo.countries import country_names
 from regionlock.services.device_import import ImportProblem, ImportStats, parse_device_rows
 from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database
+from regionlock.storage.db import Database, epoch_ms
 from regionlock.storage.devices import SqlDeviceStore, StoredDevice
 
 BATCH = 1000
@@ -42,10 +42,6 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _ms(now: datetime) -> int:
-    return int(now.timestamp() * 1000)
 
 
 @dataclass
@@ -73,7 +69,7 @@ class Registry:
         report = ImportReport()
         stats = ImportStats()
         key = self.devices.device_id_key()
-        at = _ms(now)
+        at = epoch_ms(now)
         pending: list[tuple[int, DeviceRecord]] = []
 
         def flush() -> None:
@@ -142,7 +138,7 @@ class Registry:
                 self.devices.save_state(tx, device, updated.state)
             self.audit.append(
                 tx,
-                at=_ms(now),
+                at=epoch_ms(now),
                 actor=actor,
                 action=action,
                 subject=device.record.id,

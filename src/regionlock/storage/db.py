@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -27,6 +28,13 @@ from urllib.parse import urlparse
 from regionlock.domain.errors import InvalidInput
 
 Dialect = Literal["sqlite", "postgresql"]
+
+
+def epoch_ms(t: datetime) -> int:
+    """How the store keeps times: UTC epoch milliseconds."""
+    return int(t.timestamp() * 1000)
+
+
 DEFAULT_URL = "sqlite:///regionlock.db"
 
 

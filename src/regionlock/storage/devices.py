@@ -29,7 +29,7 @@ from regionlock.domain.device import (
 )
 from regionlock.domain.errors import RegionlockError
 from regionlock.domain.policy import Action
-from regionlock.storage.db import Database, Transaction
+from regionlock.storage.db import Database, Transaction, epoch_ms
 
 Outcome = Literal["imported", "unchanged", "conflict"]
 
@@ -145,7 +145,7 @@ class SqlDeviceStore:
             if row is None:
                 tx.execute(
                     "INSERT INTO installation (one, device_id_key, created_at) VALUES (1, ?, ?)",
-                    (secrets.token_bytes(32), int(datetime.now(UTC).timestamp() * 1000)),
+                    (secrets.token_bytes(32), epoch_ms(datetime.now(UTC))),
                 )
                 row = tx.one("SELECT device_id_key FROM installation WHERE one = 1")
         assert row is not None
@@ -279,7 +279,7 @@ class SqlDeviceStore:
                 state_to_json(state),
                 state.last_verdict.value if state.last_verdict else None,
                 state.last_country,
-                int(state.last_checkin_at.timestamp() * 1000) if state.last_checkin_at else None,
+                epoch_ms(state.last_checkin_at) if state.last_checkin_at else None,
                 device_id,
                 version,
             ),

@@ -9,11 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from regionlock.signing import Keyring, NoSigningKey, SigningKey
-from regionlock.storage.db import Database, Transaction
-
-
-def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
+from regionlock.storage.db import Database, Transaction, epoch_ms
 
 
 def _dt(ms: int | None) -> datetime | None:
@@ -42,7 +38,7 @@ class SqlKeyStore:
     def _write_new(self, tx: Transaction, key: SigningKey) -> None:
         tx.execute(
             "INSERT INTO signing_keys (kid, private, created_at) VALUES (?, ?, ?)",
-            (key.kid, key.private_key.private_bytes_raw(), _ms(key.created)),
+            (key.kid, key.private_key.private_bytes_raw(), epoch_ms(key.created)),
         )
 
     def keyring(self, now: datetime) -> Keyring:
@@ -61,6 +57,8 @@ class SqlKeyStore:
     def rotate(self, tx: Transaction, now: datetime) -> SigningKey:
         """Add a new signing key and retire the current one; returns the new key."""
         new = SigningKey.generate(now)
-        tx.execute("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", (_ms(now),))
+        tx.execute(
+            "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", (epoch_ms(now),)
+        )
         self._write_new(tx, new)
         return new
