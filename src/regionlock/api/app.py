@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import json
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -236,30 +235,9 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         found = state.registry.devices.get(key)
         if found is None:
             raise UnknownDevice(f"no device with id or IMEI {key!r}")
-        with state.db.read() as tx:
-            rows = tx.all(
-                "SELECT at, counter, country, subdivision, confidence, flags,"
-                " signal_kinds, verdict, reasons, policy_id, policy_version"
-                " FROM checkins WHERE device_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-                (found.record.id, limit),
-            )
         return {
             "device": found.record.id,
-            "checkins": [
-                {
-                    "at": datetime.fromtimestamp(r[0] / 1000, UTC).isoformat(),
-                    "counter": r[1],
-                    "country": r[2],
-                    "subdivision": r[3],
-                    "confidence": r[4],
-                    "flags": json.loads(r[5]),
-                    "signals": json.loads(r[6]),
-                    "verdict": r[7],
-                    "reasons": json.loads(r[8]),
-                    "policy": f"{r[9]}@{r[10]}",
-                }
-                for r in rows
-            ],
+            "checkins": state.checkins.checkin_rows.recent(found.record.id, limit),
         }
 
     def _act(name: str) -> Callable[..., dict[str, Any]]:

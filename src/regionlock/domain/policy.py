@@ -82,11 +82,6 @@ class Scope:
         )
         return all(not allowed or value in allowed for allowed, value in checks)
 
-    def is_everything(self) -> bool:
-        return not (
-            self.models or self.skus or self.sales_regions or self.distributors or self.batches
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Presence:

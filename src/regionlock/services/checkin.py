@@ -16,7 +16,6 @@ signal present are stored (docs/privacy.md).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -43,6 +42,7 @@ from regionlock.signing import (
     verify_checkin,
 )
 from regionlock.storage.audit import SqlAuditStore
+from regionlock.storage.checkins import DuplicateNonce, SqlCheckinStore
 from regionlock.storage.db import Database, Transaction, epoch_ms
 from regionlock.storage.devices import SqlDeviceStore
 from regionlock.storage.keys import SqlKeyStore
@@ -65,6 +65,7 @@ class CheckinService:
         self.audit = SqlAuditStore(self.db)
         self.policies = PolicyAdmin(self.db)
         self.keys = SqlKeyStore(self.db)
+        self.checkin_rows = SqlCheckinStore(self.db)
         # Registry records never change once imported (a conflicting re-import is refused),
         # so their keys are cached; state is always read under the row lock.
         self._records: dict[str, DeviceRecord] = {}
@@ -140,30 +141,24 @@ class CheckinService:
             # The check-in row goes first: its UNIQUE (device_id, nonce) refuses a replayed
             # nonce, and the whole transaction (state, audit) rolls back with it.
             try:
-                tx.execute(
-                    "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
-                    " confidence, flags, signal_kinds, verdict, reasons, policy_id,"
-                    " policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.id,
-                        epoch_ms(now),
-                        request.counter,
-                        request.nonce,
-                        location.country,
-                        location.subdivision,
-                        location.confidence,
-                        json.dumps(list(location.flags)),
-                        json.dumps(list(signals.kinds())),
-                        verdict.action.value,
-                        json.dumps(list(verdict.reasons)),
-                        verdict.policy_id,
-                        verdict.policy_version,
-                    ),
+                self.checkin_rows.record(
+                    tx,
+                    device_id=record.id,
+                    at=now,
+                    counter=request.counter,
+                    nonce=request.nonce,
+                    country=location.country,
+                    subdivision=location.subdivision,
+                    confidence=location.confidence,
+                    flags=location.flags,
+                    signal_kinds=signals.kinds(),
+                    verdict=verdict.action.value,
+                    reasons=verdict.reasons,
+                    policy_id=verdict.policy_id,
+                    policy_version=verdict.policy_version,
                 )
-            except Exception as exc:
-                if self.db.is_unique_violation(exc):
-                    raise ReplayedNonce("this nonce was already used by this device") from None
-                raise
+            except DuplicateNonce:
+                raise ReplayedNonce("this nonce was already used by this device") from None
             new_state = state.after_checkin(
                 location, verdict, at=now, counter=request.counter, policy=policy
             )
