@@ -100,14 +100,6 @@ class Locator:
                 out.append(exc)
         return out
 
-    def readings(self, signals: Signals) -> list[SignalReading]:
-        """Every signal of one device resolved on its own (raises InvalidSignal on bad ones)."""
-        match = None
-        if signals.gps is not None:
-            match = self.boundaries.lookup(signals.gps.lat, signals.gps.lon)
-        ip = self.ip.resolve(signals.ip) if signals.ip is not None else None
-        return self._readings(signals, match, ip)
-
     def _readings(
         self, s: Signals, gps: GpsMatch | None, ip: SignalReading | None
     ) -> list[SignalReading]:
