@@ -41,7 +41,8 @@ class Settings:
     clock_skew_s: int = 300
     """How far a check-in's `iat` may be from the server's clock, in seconds."""
     simulated_clock: bool = False
-    """Let a demo drive the clock (days pass in minutes). Refused in production."""
+    """Let a demo drive the clock (days pass in minutes) through `PUT /v1/clock` (admin).
+    Refused in production and with more than one worker."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,4 +89,7 @@ class Settings:
                 raise InvalidInput(f"REGIONLOCK_TRUSTED_PROXIES: {cidr!r} is not a CIDR") from None
         if self.environment == "production" and self.simulated_clock:
             raise InvalidInput("REGIONLOCK_SIMULATED_CLOCK cannot be enabled in production")
+        if self.simulated_clock and self.workers > 1:
+            # Each worker process would keep its own time: one simulated clock means one worker.
+            raise InvalidInput("REGIONLOCK_SIMULATED_CLOCK needs a single worker (workers = 1)")
         return self

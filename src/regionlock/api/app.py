@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -23,7 +23,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from regionlock import __version__
-from regionlock.domain.errors import RegionlockError
+from regionlock.clock import Clock, ClockError, SimulatedClock, SystemClock
+from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.geo.locator import Locator
 from regionlock.policies import PolicyError, parse_policy
 from regionlock.services.access import Access
@@ -31,6 +32,7 @@ from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinService
 from regionlock.services.policy_tools import simulate_registry
 from regionlock.services.registry import Registry, UnknownDevice, device_json
 from regionlock.settings import Settings
+from regionlock.signing.jws import b64url_encode
 from regionlock.storage import open_database
 from regionlock.storage.apikeys import ApiKey, Role, SqlApiKeyStore
 
@@ -78,8 +80,12 @@ def _problem(
 class State:
     """What the app holds for its lifetime (one per process)."""
 
-    def __init__(self, settings: Settings, locator: Locator | None) -> None:
+    def __init__(self, settings: Settings, locator: Locator | None, clock: Clock | None) -> None:
         self.settings = settings
+        # A simulated clock only where the settings allow one (never in production).
+        self.clock: Clock = clock or (
+            SimulatedClock() if settings.simulated_clock else SystemClock()
+        )
         self.db = open_database(settings.database_url)
         self.locator = locator or Locator(ip_source=settings.ip_db)
         self.checkins = CheckinService(self.db, self.locator, settings)
@@ -128,18 +134,32 @@ class ActionBody(BaseModel):
     until: date | None = None
 
 
+class UnlockCodeBody(BaseModel):
+    challenge: str = Field(min_length=8, max_length=12, examples=["1234-5678"])
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ClockBody(BaseModel):
+    now: datetime
+
+
 class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role
 
 
-def create_app(settings: Settings | None = None, *, locator: Locator | None = None) -> FastAPI:
-    """The ASGI app. Tests pass their own settings (and a shared locator) instead of env vars."""
+def create_app(
+    settings: Settings | None = None, *, locator: Locator | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """The ASGI app. Tests pass their own settings (and a shared locator) instead of env vars;
+    a `clock` other than the system's is accepted only when the settings allow a simulated one."""
     settings = settings or Settings.from_env()
+    if clock is not None and not settings.simulated_clock:
+        raise ValueError("a clock may be passed only with simulated_clock enabled in the settings")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.regionlock = State(settings, locator)
+        app.state.regionlock = State(settings, locator, clock)
         yield
         app.state.regionlock.checkin_pool.shutdown(wait=True)
         app.state.regionlock.db.close()
@@ -172,7 +192,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
     @app.get("/.well-known/jwks.json", tags=["device"])
     def jwks(state: StateDep) -> dict[str, Any]:
         """The verdict-signing keys, current and still-published retired ones."""
-        now = datetime.now(UTC)
+        now = state.clock.now()
         return state.checkins.keys.keyring(now).jwks(now, MAX_TOKEN_LIFETIME)
 
     async def checkin(request: Request) -> JSONResponse:
@@ -189,7 +209,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         # the thread pool so one check-in never blocks the event loop for the others.
         out = await asyncio.get_running_loop().run_in_executor(
             state.checkin_pool,
-            functools.partial(state.checkins.check_in, body, peer_ip=peer, now=datetime.now(UTC)),
+            functools.partial(state.checkins.check_in, body, peer_ip=peer, now=state.clock.now()),
         )
         return JSONResponse(out)
 
@@ -247,7 +267,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
                 key,
                 reason=body.reason,
                 actor=f"apikey:{who.id} ({who.name})",
-                now=datetime.now(UTC),
+                now=state.clock.now(),
                 **kwargs,
             )
             return {
@@ -262,6 +282,48 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         app.post(f"/v1/devices/{{key}}/{name}", tags=["operators"], name=f"device_{name}")(
             _act(name)
         )
+
+    @app.post("/v1/devices/{key}/unlock-code", tags=["operators"])
+    def device_unlock_code(
+        key: str, body: UnlockCodeBody, state: StateDep, who: Operator
+    ) -> dict[str, Any]:
+        """The offline unlock code for the challenge a locked device shows (operator).
+
+        The code lifts the lock on that device, for that challenge, once; the next verdict
+        decides again (add an exemption to keep it unlocked)."""
+        device, code = state.registry.unlock_code(
+            key,
+            body.challenge,
+            reason=body.reason,
+            actor=f"apikey:{who.id} ({who.name})",
+            now=state.clock.now(),
+        )
+        return {"device": device, "challenge": body.challenge, "code": code}
+
+    @app.get("/.well-known/regionlock-unlock-key", tags=["device"])
+    def unlock_public_key(state: StateDep) -> dict[str, str]:
+        """The service's X25519 public key for offline unlock codes, provisioned on devices."""
+        key = state.checkins.keys.unlock_key(state.clock.now()).public_key()
+        return {"kty": "OKP", "crv": "X25519", "x": b64url_encode(key.public_bytes_raw())}
+
+    if settings.simulated_clock:
+
+        @app.get("/v1/clock", tags=["simulation"])
+        def get_clock(state: StateDep) -> dict[str, Any]:
+            """The service's simulated time (only with REGIONLOCK_SIMULATED_CLOCK)."""
+            return {"now": state.clock.now().isoformat(), "simulated": True}
+
+        @app.put("/v1/clock", tags=["simulation"])
+        def set_clock(body: ClockBody, state: StateDep, _: Admin) -> dict[str, Any]:
+            """Move the simulated time forward (admin; never available in production)."""
+            clock = state.clock
+            if not isinstance(clock, SimulatedClock):
+                raise Forbidden("this service's clock is not simulated")
+            try:
+                now = clock.set(body.now)
+            except ClockError as exc:
+                raise InvalidInput(str(exc)) from None
+            return {"now": now.isoformat(), "simulated": True}
 
     @app.get("/v1/audit", tags=["operators"])
     def audit(
@@ -309,7 +371,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         who = require(Role.ADMIN)(state, request.headers.get("authorization"))
         text = (await request.body()).decode("utf-8", errors="strict")
         a = state.checkins.policies.activate(
-            text, source="api", actor=f"apikey:{who.id}", reason=reason, now=datetime.now(UTC)
+            text, source="api", actor=f"apikey:{who.id}", reason=reason, now=state.clock.now()
         )
         return {"active": {"id": a.policy.policy_id, "version": a.policy.version}}
 
@@ -362,7 +424,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
         )
         active = state.checkins.policies.active()
         report = simulate_registry(
-            state.registry.devices, candidate, active[0] if active else None, datetime.now(UTC)
+            state.registry.devices, candidate, active[0] if active else None, state.clock.now()
         )
         return report.to_json()
 
@@ -385,7 +447,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
             text.splitlines(keepends=True),
             actor=f"apikey:{who.id} ({who.name})",
             source="api",
-            now=datetime.now(UTC),
+            now=state.clock.now(),
         )
         return {
             "imported": report.imported,
@@ -413,14 +475,14 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
     def create_apikey(body: NewKey, state: StateDep, who: Admin) -> dict[str, Any]:
         """Create an API key; the token is in this response only and never stored."""
         key, token = state.access.create_apikey(
-            name=body.name, role=body.role, actor=f"apikey:{who.id}", now=datetime.now(UTC)
+            name=body.name, role=body.role, actor=f"apikey:{who.id}", now=state.clock.now()
         )
         return {"id": key.id, "role": key.role.value, "token": token}
 
     @app.post("/v1/apikeys/{key_id}/revoke", tags=["admin"])
     def revoke_apikey(key_id: str, body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
         state.access.revoke_apikey(
-            key_id, reason=body.reason, actor=f"apikey:{who.id}", now=datetime.now(UTC)
+            key_id, reason=body.reason, actor=f"apikey:{who.id}", now=state.clock.now()
         )
         return {"id": key_id, "revoked": True}
 
@@ -428,7 +490,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
     def rotate_signing_key(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
         """Add a verdict-signing key; the old one stays in the JWKS until its tokens expire."""
         new = state.access.rotate_signing_key(
-            reason=body.reason, actor=f"apikey:{who.id}", now=datetime.now(UTC)
+            reason=body.reason, actor=f"apikey:{who.id}", now=state.clock.now()
         )
         state.checkins.forget_keyring()
         return {"kid": new.kid}
@@ -436,7 +498,7 @@ def create_app(settings: Settings | None = None, *, locator: Locator | None = No
     @app.post("/v1/policies/rollback", tags=["policies"])
     def rollback_policy(body: ActionBody, state: StateDep, who: Admin) -> dict[str, Any]:
         a = state.checkins.policies.rollback(
-            actor=f"apikey:{who.id}", reason=body.reason, now=datetime.now(UTC)
+            actor=f"apikey:{who.id}", reason=body.reason, now=state.clock.now()
         )
         return {"active": {"id": a.policy.policy_id, "version": a.policy.version}}
 

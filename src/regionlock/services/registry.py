@@ -1,4 +1,5 @@
-"""Registry use cases: bulk import, and operators' lock / unlock / exempt, each audited.
+"""Registry use cases: bulk import, operators' lock / unlock / exempt and offline unlock codes,
+each audited.
 
 Manual actions change the device's stored state; they take effect at its next check-in, when
 the verdict is computed and signed (the device cannot be reached before that).
@@ -20,9 +21,16 @@ from regionlock.domain.device import (
 from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.geo.countries import country_names
 from regionlock.services.device_import import ImportProblem, ImportStats, parse_device_rows
+from regionlock.signing.unlock import (
+    format_challenge,
+    normalize_challenge,
+    service_secret,
+    unlock_code,
+)
 from regionlock.storage.audit import SqlAuditStore
 from regionlock.storage.db import Database, epoch_ms
 from regionlock.storage.devices import SqlDeviceStore, StoredDevice
+from regionlock.storage.keys import SqlKeyStore
 
 BATCH = 1000
 
@@ -51,6 +59,7 @@ class Registry:
     def __post_init__(self) -> None:
         self.devices = SqlDeviceStore(self.db)
         self.audit = SqlAuditStore(self.db)
+        self.keys = SqlKeyStore(self.db)
 
     def import_csv(
         self,
@@ -190,6 +199,32 @@ class Registry:
                 d, state=replace(d.state, exemption=ManualExemption(reason, actor, until))
             ),
         )
+
+    def unlock_code(
+        self, device_key: str, challenge: str, *, reason: str, actor: str, now: datetime
+    ) -> tuple[str, str]:
+        """The offline unlock code answering the challenge a locked device shows; returns
+        (device id, code). The code lifts the lock on the device only: the next verdict
+        decides again, so pair it with an exemption or unlock when the device should stay
+        unlocked. Every code issued is audited (the challenge, never the code)."""
+        digits = normalize_challenge(challenge)
+        if not reason.strip():
+            raise InvalidInput("a reason is required (it goes into the audit trail)")
+        found = self.devices.get(device_key)
+        if found is None:
+            raise UnknownDevice(f"no device with id or IMEI {device_key!r}")
+        secret = service_secret(self.keys.unlock_key(now), found.record.public_key)
+        with self.db.write() as tx:
+            self.audit.append(
+                tx,
+                at=epoch_ms(now),
+                actor=actor,
+                action="device.unlock_code",
+                subject=found.record.id,
+                reason=reason,
+                details={"challenge": format_challenge(digits)},
+            )
+        return found.record.id, unlock_code(secret, digits)
 
 
 def device_json(d: StoredDevice) -> dict[str, Any]:

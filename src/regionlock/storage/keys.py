@@ -1,4 +1,5 @@
-"""The service's verdict-signing keys (the private halves live only in the store).
+"""The service's keys: verdict-signing keys and the offline-unlock key (private halves live
+only in the store).
 
 The keyring is created on first use. `rotate` adds a key and retires the previous one as a
 signer; retired keys stay published in the JWKS until every token they signed has expired.
@@ -7,6 +8,8 @@ signer; retired keys stay published in the JWKS until every token they signed ha
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from regionlock.signing import Keyring, NoSigningKey, SigningKey
 from regionlock.storage.db import Database, Transaction, epoch_ms
@@ -62,3 +65,19 @@ class SqlKeyStore:
         )
         self._write_new(tx, new)
         return new
+
+    def unlock_key(self, now: datetime) -> X25519PrivateKey:
+        """The service's X25519 offline-unlock key, created on first use (signing/unlock.py)."""
+        with self.db.read() as tx:
+            row = tx.one("SELECT private FROM unlock_key WHERE one = 1")
+        if row is None:
+            with self.db.write() as tx:
+                row = tx.one("SELECT private FROM unlock_key WHERE one = 1")
+                if row is None:
+                    fresh = X25519PrivateKey.generate().private_bytes_raw()
+                    tx.execute(
+                        "INSERT INTO unlock_key (one, private, created_at) VALUES (1, ?, ?)",
+                        (fresh, epoch_ms(now)),
+                    )
+                    row = (fresh,)
+        return X25519PrivateKey.from_private_bytes(bytes(row[0]))

@@ -1,0 +1,97 @@
+"""Moving an agent's check-ins over HTTP, and what to do with each answer (docs/protocol.md).
+
+`handle_response` is shared by the synchronous client below (the CLI) and the fleet
+simulator's asyncio driver, so both follow the same rules: a `clock-skew` answer makes the
+device adopt the server's time and sign again, a `stale-counter` answer makes it jump its
+counter ahead (protocol rule 2), and every other refusal leaves its verdict as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from regionlock.agent.core import Agent, Enforcement
+from regionlock.domain.errors import RegionlockError
+from regionlock.signing.jws import b64url_decode
+
+PROBLEM_PREFIX = "https://regionlock.dev/problems/"
+RETRIES = 1  # one more signed attempt after clock-skew or stale-counter
+
+
+class CheckinFailed(RegionlockError):
+    """The service refused the check-in (or could not be reached); the device keeps its
+    current verdict."""
+
+    status = 502
+    type_slug = "checkin-failed"
+
+    def __init__(self, problem: str, detail: str, status: int | None = None) -> None:
+        super().__init__(f"{problem}: {detail}")
+        self.problem = problem
+        self.http_status = status
+
+
+class Retry(Exception):
+    """Sign a new check-in and send it again (the agent has corrected its clock or counter)."""
+
+
+def handle_response(
+    agent: Agent, status: int, body: Mapping[str, Any] | None, *, may_retry: bool
+) -> Enforcement:
+    """Apply a check-in answer. Raises `Retry` when a corrected check-in should be sent."""
+    if status == 200 and body is not None and isinstance(body.get("token"), str):
+        return agent.accept(body["token"])
+    agent.abandon_checkin()
+    body = body or {}
+    problem = str(body.get("type", "")).removeprefix(PROBLEM_PREFIX) or f"http-{status}"
+    detail = str(body.get("detail", ""))
+    if may_retry and problem == "clock-skew" and isinstance(body.get("server_time"), int):
+        agent.sync_clock(body["server_time"])
+        raise Retry
+    if may_retry and problem == "stale-counter":
+        # Protocol rule 2: a device that lost its counter recovers with the time in ms.
+        agent.state.counter = max(agent.state.counter + 1, int(time.time() * 1000))
+        agent.store.save(agent.state)
+        raise Retry
+    raise CheckinFailed(problem, detail, status)
+
+
+def _json(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def check_in(agent: Agent, client: httpx.Client, signals: dict[str, Any]) -> Enforcement:
+    """One check-in over HTTP (with at most one corrected retry); the enforcement after it."""
+    for attempt in range(RETRIES + 1):
+        token = agent.begin_checkin(signals)
+        try:
+            response = client.post(
+                "/v1/checkin", content=token, headers={"content-type": "application/jose"}
+            )
+        except httpx.HTTPError as exc:
+            agent.abandon_checkin()
+            raise CheckinFailed("unreachable", str(exc)) from None
+        try:
+            return handle_response(
+                agent, response.status_code, _json(response), may_retry=attempt < RETRIES
+            )
+        except Retry:
+            continue
+    raise AssertionError("unreachable")  # the last attempt never raises Retry
+
+
+def fetch_provisioning(client: httpx.Client) -> tuple[dict[str, Any], bytes]:
+    """The service's JWKS and unlock public key, as a factory provisions them on a device."""
+    jwks = client.get("/.well-known/jwks.json")
+    jwks.raise_for_status()
+    unlock = client.get("/.well-known/regionlock-unlock-key")
+    unlock.raise_for_status()
+    return jwks.json(), b64url_decode(unlock.json()["x"])
