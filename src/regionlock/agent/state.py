@@ -29,6 +29,7 @@ class AgentState:
     seed: bytes  # the Ed25519 private seed (32 bytes)
     jwks: dict[str, Any]  # the service's verdict keys, pinned at provisioning
     issuer: str | None = None  # the provisioned service id (`iss`), checked when set
+    service_url: str | None = None  # where it checks in
     unlock_key: bytes | None = None  # the service's X25519 unlock public key
     device_id: str | None = None  # learnt from the first verified verdict, then required
     counter: int = 0  # the last counter signed (stored before sending)

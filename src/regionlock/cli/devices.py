@@ -81,7 +81,8 @@ def list_cmd(
 
 @click.group()
 def device() -> None:
-    """One device, by id or IMEI: show it, lock, unlock or exempt it."""
+    """One device, by id or IMEI: show it, lock, unlock or exempt it, or answer its unlock
+    challenge."""
 
 
 @device.command("show")
@@ -132,3 +133,23 @@ def exempt(device_key: str, reason: str, until: datetime | None, db_url: str) ->
     """Exempt a device from every lock (e.g. after an appeal)."""
     end: date | None = until.date() if until else None
     _act("exempt", device_key, reason, db_url, until=end)
+
+
+@device.command("unlock-code")
+@click.argument("device_key")
+@click.argument("challenge")
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@db_option
+def unlock_code(device_key: str, challenge: str, reason: str, db_url: str) -> None:
+    """The offline unlock code for the CHALLENGE a locked device shows (e.g. 1234-5678).
+
+    Read it to the user; the device accepts it for that challenge, once. It lifts the lock on
+    the device only: the next verdict decides again, so also `exempt` a device that should
+    stay unlocked.
+    """
+    with store(db_url) as db:
+        device_id, code = Registry(db).unlock_code(
+            device_key, challenge, reason=reason, actor=actor(), now=datetime.now(UTC)
+        )
+    click.echo(f"unlock code for {device_id}, challenge {challenge}: ", err=True, nl=False)
+    click.echo(code)

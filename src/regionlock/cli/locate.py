@@ -63,6 +63,26 @@ class SignalOptions:
             locale=parse_locale(self.locale) if self.locale is not None else None,
         )
 
+    def wire(self) -> dict[str, Any]:
+        """The signals as a check-in carries them (validated first: nothing invalid is sent)."""
+        self.signals()
+        out: dict[str, Any] = {}
+        if self.ip is not None:
+            out["ip"] = self.ip
+        if self.sim:
+            out["sim"] = list(self.sim)
+        if self.network:
+            out["network"] = list(self.network)
+        if self.lat is not None and self.lon is not None:
+            out["gps"] = {"lat": self.lat, "lon": self.lon}
+            if self.accuracy is not None:
+                out["gps"]["accuracy_m"] = self.accuracy
+        if self.timezone is not None:
+            out["timezone"] = self.timezone
+        if self.locale is not None:
+            out["locale"] = self.locale
+        return out
+
 
 _SIGNAL_OPTIONS = [
     click.option("--ip", help="IPv4 or IPv6 address the device was seen from."),

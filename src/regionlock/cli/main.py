@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from regionlock import __version__
+from regionlock.cli.agent import agent
 from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
@@ -49,6 +50,7 @@ cli.add_command(devices)
 cli.add_command(device)
 cli.add_command(keys)
 cli.add_command(serve)
+cli.add_command(agent)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)
