@@ -1,166 +1,195 @@
-"""`regionlock demo`: the README's main job.
+"""`regionlock demo`: the README's main job, the whole gray-market story on SQLite.
 
-Until the check-in service exists (issues 4 and 5) the demo shows the location resolver and the
-policy engine on the cases that matter for a region lock: devices in sanctioned places,
-travellers, VPN users and border towns, under the 2021 block and after it was lifted. Later
-issues change what this runs, not how it is started.
+It starts the real service (`regionlock serve`, with a simulated clock), registers a synthetic
+fleet, activates a policy modelled on the 2021 block, runs a simulated week of check-ins with a
+reference agent per device, shows what happened, lifts the block, and shows the devices that
+unlock at their next check-in. Then it leaves the service running (Ctrl-C stops it) and says
+where to look; `--no-serve` stops it instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
+import httpx
 
-from regionlock.domain.decision import decide
-from regionlock.domain.policy import DeviceFacts
-from regionlock.domain.signals import parse_signals
-from regionlock.geo.locator import Locator
-from regionlock.policies import example_policy
-from regionlock.services.policy_tools import history_for, verdict_json
+from regionlock.cli.simulate import print_story, tqdm_progress
+from regionlock.clock import SimulatedClock
+from regionlock.policies import example_policy_text
+from regionlock.services.access import Access
+from regionlock.sim.driver import FleetDriver
+from regionlock.sim.fleet import FleetSpec, generate_fleet
+from regionlock.sim.story import run_story
+from regionlock.storage import open_database
+from regionlock.storage.apikeys import Role
 
-# (title, signals, earlier days seen there)
-SCENARIOS: list[tuple[str, dict[str, Any], int]] = [
-    (
-        "Phone in Tehran, Iranian SIM, in use for weeks",
-        {
-            "ip": "2.144.0.1",
-            "sim": ["432-11"],
-            "network": ["432-11"],
-            "gps": {"lat": 35.6892, "lon": 51.389, "accuracy_m": 15},
-            "timezone": "Asia/Tehran",
-            "locale": "fa_IR",
-        },
-        20,
-    ),
-    (
-        "French tourist roaming in Iran, day 2 (data routed home)",
-        {
-            "ip": "90.0.0.1",
-            "sim": ["208-01"],
-            "network": ["432-11"],
-            "gps": {"lat": 29.6100, "lon": 52.5311, "accuracy_m": 30},
-            "timezone": "Asia/Tehran",
-            "locale": "fr_FR",
-        },
-        1,
-    ),
-    (
-        "Berlin user behind a VPN exit in Iran",
-        {
-            "ip": "2.144.0.1",
-            "sim": ["262-01"],
-            "network": ["262-01"],
-            "gps": {"lat": 52.52, "lon": 13.405, "accuracy_m": 10},
-            "timezone": "Europe/Berlin",
-            "locale": "de_DE",
-        },
-        30,
-    ),
-    (
-        "Kilis, Turkey, 3 km from the Syrian border",
-        {"network": ["286-01"], "gps": {"lat": 36.7184, "lon": 37.1212, "accuracy_m": 25}},
-        30,
-    ),
-    (
-        "Dandong, China, across the Yalu from Sinuiju",
-        {"network": ["460-00"], "gps": {"lat": 40.1290, "lon": 124.3940, "accuracy_m": 25}},
-        30,
-    ),
-    (
-        "Sinuiju, North Korea",
-        {"network": ["467-05"], "gps": {"lat": 40.1006, "lon": 124.3984, "accuracy_m": 25}},
-        30,
-    ),
-    (
-        "Simferopol, Crimea, Crimean operator",
-        {
-            "network": ["250-60"],
-            "gps": {"lat": 44.9521, "lon": 34.1024, "accuracy_m": 20},
-            "timezone": "Europe/Simferopol",
-        },
-        30,
-    ),
-    (
-        "Kyiv",
-        {
-            "network": ["255-01"],
-            "gps": {"lat": 50.4501, "lon": 30.5234},
-            "timezone": "Europe/Kyiv",
-            "locale": "uk_UA",
-        },
-        30,
-    ),
-    (
-        "Dual-SIM in Khartoum, one Emirati SIM roaming",
-        {
-            "sim": ["634-01", "424-02"],
-            "network": ["634-01", "634-01"],
-            "gps": {"lat": 15.5007, "lon": 32.5599},
-            "timezone": "Africa/Khartoum",
-        },
-        30,
-    ),
-    ("Only a private IP and a locale", {"ip": "192.168.1.20", "locale": "fa_IR"}, 30),
-]
 
-COLOURS = {"allow": "green", "warn": "yellow", "lock": "red"}
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def start_service(db_url: str, host: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`regionlock serve` in a child process with a simulated clock; waits until it answers."""
+    env = {**os.environ, "REGIONLOCK_SIMULATED_CLOCK": "true", "REGIONLOCK_WORKERS": "1"}
+    env.pop("REGIONLOCK_ENVIRONMENT", None)  # a simulated clock is refused in production
+    command = [sys.executable, "-m", "regionlock.cli.main", "serve"]
+    command += ["--host", host, "--port", str(port), "--db", db_url]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    url = f"http://{host}:{port}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(
+                f"the service exited at start (status {process.returncode}); see {log}:\n"
+                + log.read_text(errors="replace")[-2000:]
+            )
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise click.ClickException(f"the service did not answer within 60 s; see {log}")
+
+
+def stop_service(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON Lines.")
-def demo(as_json: bool) -> None:
-    """Locate border, roaming and VPN cases and decide them under the 2021 block and after."""
+@click.option("--devices", default=3000, show_default=True, help="Fleet size.")
+@click.option("--days", default=7, show_default=True, help="Simulated days under the block.")
+@click.option("--seed", default=2021, show_default=True, help="Scenario seed (reproducible).")
+@click.option(
+    "--dir",
+    "workdir",
+    default="regionlock-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo keeps its database, API key and logs (recreated on each run).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, help="Taken? A free one is used.")
+@click.option("--concurrency", default=16, show_default=True, help="Devices in flight at once.")
+@click.option("--no-serve", is_flag=True, help="Stop the service when the story ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def demo(
+    devices: int,
+    days: int,
+    seed: int,
+    workdir: str,
+    host: str,
+    port: int,
+    concurrency: int,
+    no_serve: bool,
+    as_json: bool,
+) -> None:
+    """The gray-market story: block a fleet's diverted phones, spare travellers, lift it."""
+    if devices < 1 or days < 1:
+        raise click.BadParameter("--devices and --days must be at least 1")
+    say: Callable[..., None] = (lambda *a, **k: None) if as_json else click.secho
+    root = Path(workdir)
+    if root.exists():
+        shutil.rmtree(root)  # the demo's own directory: a fresh story every run
+    root.mkdir(parents=True)
+    db_path = (root / "regionlock.db").resolve()
+    db_url = f"sqlite:///{db_path}"
+    db = open_database(db_url)
+    try:
+        _, admin = Access(db).create_apikey(
+            name="demo admin", role=Role.ADMIN, actor="demo", now=datetime.now(UTC)
+        )
+    finally:
+        db.close()
+    key_file = root / "admin-key.txt"
+    key_file.write_text(admin + "\n")
+    key_file.chmod(0o600)
+    if not _port_free(host, port):
+        chosen = _free_port(host)
+        say(f"port {port} is taken; using {chosen}", fg="yellow", err=True)
+        port = chosen
+    url = f"http://{host}:{port}"
+
+    say("regionlock demo: the 2021 gray-market block, replayed", bold=True)
     started = time.perf_counter()
-    locator = Locator()
-    block = example_policy("gray-market-2021")
-    lifted = example_policy("gray-market-2021-lifted")
-    load = time.perf_counter() - started
-    now = datetime.now(UTC)
-    if not as_json:
-        click.secho("regionlock: where is this device, and may it run there?", bold=True)
-        click.echo(
-            f"Reference data loaded in {load:.2f} s: IP {locator.info.ip_source}; "
-            f"tz {locator.info.tz_version}; {locator.info.boundaries}"
+    service = start_service(db_url, host, port, root / "service.log")
+    try:
+        say(f"service up at {url} (SQLite {db_path}, simulated clock)")
+        spec = FleetSpec(devices=devices, seed=seed, days=days + 1)
+        fleet = generate_fleet(spec)
+        # Day 0 is tomorrow, 08:00 UTC: the service clock only moves forward.
+        start = (datetime.now(UTC) + timedelta(days=1)).replace(
+            hour=8, minute=0, second=0, microsecond=0
         )
-        click.echo(
-            f"Policies: {block.id} {block.version} (the 2021 block), then "
-            f"{lifted.version} (block lifted, US law remains). As of {now.date()}.\n"
-        )
-    for title, raw, days in SCENARIOS:
-        where = locator.locate(parse_signals(raw))
-        history = history_for(where, days, now.date())
-        device = DeviceFacts("demo")
-        during = decide(device, where, history, block, now)
-        after = decide(device, where, history, lifted, now)
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "scenario": title,
-                        "location": where.to_json(),
-                        "block": verdict_json(during),
-                        "lifted": verdict_json(after),
-                    }
-                )
+        clock = SimulatedClock(datetime.now(UTC))
+        driver = FleetDriver(url, admin, fleet, spec, clock=clock, concurrency=concurrency)
+        result = asyncio.run(
+            run_story(
+                driver,
+                block_policy=example_policy_text("gray-market-2021"),
+                lifted_policy=example_policy_text("gray-market-2021-lifted"),
+                start=start,
+                progress=tqdm_progress(disable=as_json),
+                on_day=None,
             )
-            continue
-        place = where.country or "unknown"
-        if where.subdivision:
-            place += f" / {where.subdivision}"
-        flags = ", ".join(where.flags) or "-"
-        click.secho(title, bold=True)
-        click.echo(f"  located: {place}  confidence {where.confidence:.2f}  flags: {flags}")
-        for label, v in (("2021 block", during), ("lifted", after)):
-            click.echo(f"  {label:>10}: ", nl=False)
-            click.secho(f"{v.action.value:<5}", fg=COLOURS[v.action.value], bold=True, nl=False)
-            click.echo(f"  {', '.join(v.reasons)}")
-        click.echo(f"  why: {during.explanation}\n")
-    if not as_json:
-        click.echo(
-            "Next: .venv/bin/regionlock locate --help | policy explain --help | "
-            "policy simulate --help; docs/location.md, docs/policy.md"
         )
+        if as_json:
+            click.echo(json.dumps(result.to_json(), indent=1))
+        else:
+            print_story(result, fleet)
+            _where_next(url, db_url, key_file, fleet[0].imei, time.perf_counter() - started)
+        if no_serve:
+            return
+        say(f"\nThe service is still running at {url}. Ctrl-C stops it.", bold=True)
+        try:
+            service.wait()
+        except KeyboardInterrupt:
+            say("\nstopping the service")
+    finally:
+        stop_service(service)
+
+
+def _where_next(url: str, db_url: str, key_file: Path, imei: str, elapsed: float) -> None:
+    db = f"--db {db_url}"
+    click.secho(f"\nStory told in {elapsed:.0f} s. Where to look next:", bold=True)
+    for line in (
+        f"  API docs        {url}/docs   (admin key in {key_file})",
+        f"  verdict keys    {url}/.well-known/jwks.json",
+        f"  one device      regionlock device show {imei} {db}",
+        f'  its check-ins   curl -H "Authorization: Bearer $(cat {key_file})" '
+        f"{url}/v1/devices/{imei}/checkins",
+        f"  audit trail     regionlock audit verify {db}",
+        "  a device of     regionlock agent init --url " + url + " --imei 356938035643809",
+        "  your own        (then: devices import, agent checkin --network 432-11 ...)",
+        f"  locked phones   regionlock devices list --verdict lock {db}",
+        "  docs            docs/demo.md, docs/agent.md, docs/protocol.md",
+    ):
+        click.echo(line)

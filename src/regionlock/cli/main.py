@@ -14,6 +14,7 @@ from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
 from regionlock.cli.serve import serve
+from regionlock.cli.simulate import simulate
 from regionlock.cli.store import activate, active, apikey, audit, keys, migrate_cmd, rollback
 from regionlock.domain.errors import RegionlockError
 
@@ -51,6 +52,7 @@ cli.add_command(device)
 cli.add_command(keys)
 cli.add_command(serve)
 cli.add_command(agent)
+cli.add_command(simulate)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

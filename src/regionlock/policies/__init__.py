@@ -19,6 +19,7 @@ __all__ = [
     "Problem",
     "Regime",
     "example_policy",
+    "example_policy_text",
     "load_policy",
     "names",
     "presets",
@@ -44,10 +45,15 @@ def presets() -> dict[str, Regime]:
     return out
 
 
-def example_policy(name: str) -> Policy:
-    """One of the example policies shipped with the package (examples/policies/NAME.toml)."""
+def example_policy_text(name: str) -> str:
+    """The TOML of an example policy shipped with the package (examples/policies/NAME.toml)."""
     entry = resources.files("regionlock").joinpath("data", "policies", f"{name}.toml")
-    return parse_policy(entry.read_text("utf-8"), f"examples/policies/{name}.toml")
+    return entry.read_text("utf-8")
+
+
+def example_policy(name: str) -> Policy:
+    """One of the example policies shipped with the package, validated."""
+    return parse_policy(example_policy_text(name), f"examples/policies/{name}.toml")
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:

@@ -1,0 +1,210 @@
+"""`regionlock simulate`: a synthetic fleet checking in against a running service.
+
+The service must run with a simulated clock (REGIONLOCK_SIMULATED_CLOCK=true, development only):
+the simulator moves it a day at a time. Shared with `regionlock demo`: the progress bars and the
+printed summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import httpx
+from tqdm import tqdm
+
+from regionlock.clock import SimulatedClock
+from regionlock.policies import example_policy_text
+from regionlock.sim.driver import FleetDriver
+from regionlock.sim.fleet import FleetSpec, SimDevice, generate_fleet
+from regionlock.sim.story import StoryResult, run_story
+
+COLOURS = {"allow": "green", "warn": "yellow", "lock": "red"}
+
+
+def tqdm_progress(*, disable: bool = False) -> Callable[[str, int], Callable[[int], None]]:
+    """Progress bars on stderr, one per phase (only on a terminal unless forced)."""
+    current: list[tqdm] = []  # type: ignore[type-arg]
+    show = sys.stderr.isatty() and not disable
+
+    def start(phase: str, total: int) -> Callable[[int], None]:
+        if current:
+            current.pop().close()
+        bar = tqdm(
+            total=total,
+            desc=f"{phase:>14}",
+            unit=" devices" if phase == "register" else " check-ins",
+            file=sys.stderr,
+            disable=not show,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        current.append(bar)
+
+        def advance(n: int) -> None:
+            bar.update(n)
+            if bar.n >= total:
+                bar.close()
+
+        return advance
+
+    return start
+
+
+def _actions(counts: dict[str, int]) -> str:
+    return "  ".join(
+        click.style(f"{a} {counts.get(a, 0):,}", fg=COLOURS[a]) for a in ("allow", "warn", "lock")
+    )
+
+
+def print_story(result: StoryResult, fleet: Sequence[SimDevice]) -> None:
+    """The human-readable summary of a story run."""
+    r = result.registered
+    click.echo(
+        f"fleet: {len(fleet):,} devices registered ({r.imported:,} new, {r.unchanged:,} "
+        f"unchanged, {len(r.problems)} problems)"
+    )
+    click.secho(
+        "\nThe block: gray-market-2021 (IR, SY, CU, KP, SD, Crimea; US embargoes)", bold=True
+    )
+    for d in result.days:
+        errors = f"  errors {d.errors}" if d.errors else ""
+        click.echo(
+            f"  day {d.day + 1} {d.date}: {d.checkins:>7,} check-ins  {_actions(d.actions)}{errors}"
+        )
+    week = result.week
+    if week is None:
+        return
+    profiles = ", ".join(f"{n:,} {p}" for p, n in sorted(week.profiles.items()))
+    click.echo(f"  fleet: {profiles}")
+    click.secho("\nWhat happened", bold=True)
+    locked = ", ".join(f"{p} {n}" for p, n in week.locked_by_place.most_common()) or "none"
+    click.echo(f"  devices locked at the end of the week, by where they are: {locked}")
+    wrong = len(week.wrongly_locked)
+    click.secho(
+        f"  legitimate users wrongly locked: {wrong}",
+        fg="green" if wrong == 0 else "red",
+        bold=True,
+    )
+    for line in week.wrongly_locked[:10]:
+        click.echo(f"    {line}")
+    click.echo(
+        f"  travellers who visited a restricted place: {week.travellers_visited}, "
+        f"warned: {week.travellers_warned}, locked: "
+        f"{sum(1 for w in week.wrongly_locked if w.startswith('traveller'))}"
+    )
+    click.echo(f"  VPN users: {week.vpn_users}, locked: {week.vpn_users_locked}")
+    missed = len(week.diverted_missed)
+    click.echo(
+        f"  diverted devices: {week.diverted}; seen in the restricted place: "
+        f"{week.diverted_seen_there}; locked: {week.diverted_locked}; never checked in from "
+        f"there: {week.diverted_never_seen_there}"
+    )
+    click.secho(
+        f"  diverted devices missed: {missed}", fg="green" if missed == 0 else "red", bold=True
+    )
+    for line in week.diverted_missed[:10]:
+        click.echo(f"    {line}")
+    if missed > 10:
+        click.echo(f"    ... and {missed - 10} more (--json lists them all)")
+    lat = week.latencies_ms
+    errors = ", ".join(f"{k} {v}" for k, v in week.errors.items()) or "none"
+    click.echo(
+        f"  service: {week.checkins:,} check-ins at {week.rate:,.0f}/s; latency p50 "
+        f"{lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; errors: {errors}"
+    )
+    if result.lift is None or result.lift_day is None:
+        return
+    lift = result.lift
+    d = result.lift_day
+    click.secho("\nThe block is lifted: gray-market-2021-lifted (US embargoes only)", bold=True)
+    click.echo(f"  day {d.day + 1} {d.date}: {d.checkins:>7,} check-ins  {_actions(d.actions)}")
+    unlocked = sum(lift.unlocked.values())
+    by_place = ", ".join(f"{p} {n}" for p, n in lift.unlocked.most_common()) or "none"
+    click.echo(
+        f"  of {lift.locked_before} devices locked, {lift.checked_in_after} checked in again: "
+        f"{unlocked} unlocked ({by_place})"
+    )
+    for place, n in lift.still_locked.most_common():
+        click.echo(f"  still locked, as the law requires: {n} in {place}")
+
+
+@click.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option(
+    "--api-key",
+    envvar="REGIONLOCK_API_KEY",
+    required=True,
+    help="An admin key (env REGIONLOCK_API_KEY).",
+)
+@click.option("--devices", default=100_000, show_default=True, help="Fleet size.")
+@click.option("--days", default=7, show_default=True, help="Simulated days under the policy.")
+@click.option("--seed", default=2021, show_default=True)
+@click.option("--concurrency", default=16, show_default=True, help="Devices in flight at once.")
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Policy to activate first (default: the 2021 block example).",
+)
+@click.option(
+    "--lift",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Policy to activate after the days, for one more day (default: the 2021 lift example).",
+)
+@click.option("--no-lift", is_flag=True, help="Stop after the days under the policy.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def simulate(
+    url: str,
+    api_key: str,
+    devices: int,
+    days: int,
+    seed: int,
+    concurrency: int,
+    policy: str | None,
+    lift: str | None,
+    no_lift: bool,
+    as_json: bool,
+) -> None:
+    """Register a synthetic fleet with a running service and drive days of check-ins."""
+    try:
+        clock_reply = httpx.get(f"{url}/v1/clock", timeout=10)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    if clock_reply.status_code != 200:
+        raise click.ClickException(
+            "the service's clock is not simulated: start it with REGIONLOCK_SIMULATED_CLOCK=true "
+            "(development only), or use `regionlock demo`"
+        )
+    server_now = datetime.fromisoformat(clock_reply.json()["now"])
+    start = (server_now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    block = Path(policy).read_text("utf-8") if policy else example_policy_text("gray-market-2021")
+    lifted = None
+    if not no_lift:
+        lifted = (
+            Path(lift).read_text("utf-8")
+            if lift
+            else example_policy_text("gray-market-2021-lifted")
+        )
+    spec = FleetSpec(devices=devices, seed=seed, days=days + (0 if no_lift else 1))
+    fleet = generate_fleet(spec)
+    driver = FleetDriver(
+        url, api_key, fleet, spec, clock=SimulatedClock(datetime.now(UTC)), concurrency=concurrency
+    )
+    result = asyncio.run(
+        run_story(
+            driver,
+            block_policy=block,
+            lifted_policy=lifted,
+            start=start,
+            progress=tqdm_progress(disable=as_json),
+        )
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        print_story(result, fleet)

@@ -1,0 +1,120 @@
+"""The gray-market story, end to end, against a running service (what `regionlock demo` and
+`regionlock simulate` run).
+
+1. Register a synthetic fleet (its devices' public keys) through the operator API.
+2. Activate a policy modelled on the 2021 block.
+3. Run simulated days of check-ins: every device is a reference agent; the service's clock and
+   the agents' move together, a day at a time.
+4. Judge the week against the scenario's ground truth.
+5. Lift the block (activate the policy without the company-only jurisdictions) and run one more
+   day: devices unlock at their next check-in, except where the law still applies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from regionlock.sim.driver import FleetDriver, ImportResult, Outcome
+from regionlock.sim.report import LiftSummary, RunSummary, summarize, summarize_lift
+
+# Called with (phase, total) when a phase starts; returns a function advanced by each item done.
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+def _phase(progress: Progress, name: str) -> Callable[[int], Callable[[int], None]]:
+    return lambda total: progress(name, total)
+
+
+@dataclass
+class DayLine:
+    day: int
+    date: str
+    checkins: int
+    actions: dict[str, int]
+    errors: int
+
+
+@dataclass
+class StoryResult:
+    registered: ImportResult
+    days: list[DayLine] = field(default_factory=list)
+    week: RunSummary | None = None
+    lift: LiftSummary | None = None
+    lift_day: DayLine | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "registered": {
+                "imported": self.registered.imported,
+                "unchanged": self.registered.unchanged,
+                "problems": self.registered.problems,
+            },
+            "days": [d.__dict__ for d in self.days],
+            "week": self.week.to_json() if self.week else None,
+            "lift": self.lift.to_json() if self.lift else None,
+            "lift_day": self.lift_day.__dict__ if self.lift_day else None,
+        }
+
+
+def _day_line(day: int, start: datetime, outcomes: list[Outcome]) -> DayLine:
+    actions: dict[str, int] = {}
+    for o in outcomes:
+        if not o.error and o.action:
+            actions[o.action] = actions.get(o.action, 0) + 1
+    return DayLine(
+        day=day,
+        date=(start + timedelta(days=day)).date().isoformat(),
+        checkins=len(outcomes),
+        actions=actions,
+        errors=sum(1 for o in outcomes if o.error),
+    )
+
+
+async def run_story(
+    driver: FleetDriver,
+    *,
+    block_policy: str,
+    lifted_policy: str | None,
+    start: datetime,
+    progress: Progress,
+    on_day: Callable[[DayLine], None] | None = None,
+) -> StoryResult:
+    """Register, block, simulate, judge, then lift (if given). The scenario's last day is the
+    day after the lift when there is one; every day before it runs under the block."""
+    try:
+        return await _tell(driver, block_policy, lifted_policy, start, progress, on_day)
+    finally:
+        await driver.close()
+
+
+async def _tell(
+    driver: FleetDriver,
+    block_policy: str,
+    lifted_policy: str | None,
+    start: datetime,
+    progress: Progress,
+    on_day: Callable[[DayLine], None] | None,
+) -> StoryResult:
+    result = StoryResult(await driver.register(progress("register", len(driver.devices))))
+    await driver.activate(block_policy, "demo: the 2021 gray-market block")
+    week: list[Outcome] = []
+    started = time.perf_counter()
+    block_days = driver.spec.days - (1 if lifted_policy is not None else 0)
+    for day in range(block_days):
+        outcomes = await driver.run_day(day, start, progress=_phase(progress, f"day {day + 1}"))
+        week += outcomes
+        line = _day_line(day, start, outcomes)
+        result.days.append(line)
+        if on_day:
+            on_day(line)
+    result.week = summarize(driver.devices, week, time.perf_counter() - started)
+    if lifted_policy is not None:
+        await driver.activate(lifted_policy, "demo: the block is lifted")
+        after = await driver.run_day(block_days, start, progress=_phase(progress, "after the lift"))
+        result.lift_day = _day_line(block_days, start, after)
+        result.lift = summarize_lift(week, after)
+    return result
