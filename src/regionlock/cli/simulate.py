@@ -29,7 +29,7 @@ COLOURS = {"allow": "green", "warn": "yellow", "lock": "red"}
 
 def tqdm_progress(*, disable: bool = False) -> Callable[[str, int], Callable[[int], None]]:
     """Progress bars on stderr, one per phase (only on a terminal unless forced)."""
-    current: list[tqdm] = []  # type: ignore[type-arg]
+    current: list[tqdm] = []
     show = sys.stderr.isatty() and not disable
 
     def start(phase: str, total: int) -> Callable[[int], None]:
