@@ -24,7 +24,13 @@ from pathlib import Path
 import click
 import httpx
 
-from regionlock.cli.simulate import print_story, tqdm_progress
+from regionlock.cli.simulate import (
+    print_day,
+    print_lift,
+    print_stage,
+    print_week,
+    tqdm_progress,
+)
 from regionlock.clock import SimulatedClock
 from regionlock.policies import example_policy_text
 from regionlock.services.access import Access
@@ -158,13 +164,15 @@ def demo(
                 lifted_policy=example_policy_text("gray-market-2021-lifted"),
                 start=start,
                 progress=tqdm_progress(disable=as_json),
-                on_day=None,
+                on_day=None if as_json else print_day,
+                on_stage=None if as_json else print_stage,
+                on_week=None if as_json else print_week,
             )
         )
         if as_json:
             click.echo(json.dumps(result.to_json(), indent=1))
         else:
-            print_story(result, fleet)
+            print_lift(result)
             _where_next(url, db_url, key_file, fleet[0].imei, time.perf_counter() - started)
         if no_serve:
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from tqdm import tqdm
 from regionlock.clock import SimulatedClock
 from regionlock.policies import example_policy_text
 from regionlock.sim.driver import FleetDriver
-from regionlock.sim.fleet import FleetSpec, SimDevice, generate_fleet
-from regionlock.sim.story import StoryResult, run_story
+from regionlock.sim.fleet import FleetSpec, generate_fleet
+from regionlock.sim.report import RunSummary
+from regionlock.sim.story import DayLine, StoryResult, run_story
 
 COLOURS = {"allow": "green", "warn": "yellow", "lock": "red"}
 
@@ -62,27 +63,24 @@ def _actions(counts: dict[str, int]) -> str:
     )
 
 
-def print_story(result: StoryResult, fleet: Sequence[SimDevice]) -> None:
-    """The human-readable summary of a story run."""
-    r = result.registered
+def print_day(d: DayLine) -> None:
+    """One simulated day, as it ends."""
+    errors = f"  errors {d.errors}" if d.errors else ""
     click.echo(
-        f"fleet: {len(fleet):,} devices registered ({r.imported:,} new, {r.unchanged:,} "
-        f"unchanged, {len(r.problems)} problems)"
+        f"  day {d.day + 1} {d.date}: {d.checkins:>7,} check-ins  {_actions(d.actions)}{errors}"
     )
-    click.secho(
-        "\nThe block: gray-market-2021 (IR, SY, CU, KP, SD, Crimea; US embargoes)", bold=True
-    )
-    for d in result.days:
-        errors = f"  errors {d.errors}" if d.errors else ""
-        click.echo(
-            f"  day {d.day + 1} {d.date}: {d.checkins:>7,} check-ins  {_actions(d.actions)}{errors}"
-        )
-    week = result.week
-    if week is None:
-        return
+
+
+def print_stage(stage: str, detail: str) -> None:
+    """A stage of the story as it starts (registration, the block, the lift)."""
+    click.secho(f"\n{detail}" if stage != "register" else detail, bold=stage != "register")
+
+
+def print_week(week: RunSummary) -> None:
+    """What happened under the block, judged against the scenario's ground truth."""
     profiles = ", ".join(f"{n:,} {p}" for p, n in sorted(week.profiles.items()))
-    click.echo(f"  fleet: {profiles}")
     click.secho("\nWhat happened", bold=True)
+    click.echo(f"  fleet: {profiles}")
     locked = ", ".join(f"{p} {n}" for p, n in week.locked_by_place.most_common()) or "none"
     click.echo(f"  devices locked at the end of the week, by where they are: {locked}")
     wrong = len(week.wrongly_locked)
@@ -112,18 +110,21 @@ def print_story(result: StoryResult, fleet: Sequence[SimDevice]) -> None:
         click.echo(f"    {line}")
     if missed > 10:
         click.echo(f"    ... and {missed - 10} more (--json lists them all)")
+    if missed:
+        click.echo("    (why a rule leaves such devices unlocked: docs/demo.md, trade-offs)")
     lat = week.latencies_ms
     errors = ", ".join(f"{k} {v}" for k, v in week.errors.items()) or "none"
     click.echo(
         f"  service: {week.checkins:,} check-ins at {week.rate:,.0f}/s; latency p50 "
         f"{lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; errors: {errors}"
     )
-    if result.lift is None or result.lift_day is None:
-        return
+
+
+def print_lift(result: StoryResult) -> None:
+    """What the first check-in after the lift did to the devices locked before it."""
     lift = result.lift
-    d = result.lift_day
-    click.secho("\nThe block is lifted: gray-market-2021-lifted (US embargoes only)", bold=True)
-    click.echo(f"  day {d.day + 1} {d.date}: {d.checkins:>7,} check-ins  {_actions(d.actions)}")
+    if lift is None:
+        return
     unlocked = sum(lift.unlocked.values())
     by_place = ", ".join(f"{p} {n}" for p, n in lift.unlocked.most_common()) or "none"
     click.echo(
@@ -202,9 +203,12 @@ def simulate(
             lifted_policy=lifted,
             start=start,
             progress=tqdm_progress(disable=as_json),
+            on_day=None if as_json else print_day,
+            on_stage=None if as_json else print_stage,
+            on_week=None if as_json else print_week,
         )
     )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
-        print_story(result, fleet)
+        print_lift(result)

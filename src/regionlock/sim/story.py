@@ -60,6 +60,15 @@ class StoryResult:
         }
 
 
+def _quiet(*_: object) -> None:
+    return None
+
+
+def _name(activated: dict[str, Any]) -> str:
+    active = activated.get("active", {})
+    return f"{active.get('id')} {active.get('version')}"
+
+
 def _day_line(day: int, start: datetime, outcomes: list[Outcome]) -> DayLine:
     actions: dict[str, int] = {}
     for o in outcomes:
@@ -82,11 +91,22 @@ async def run_story(
     start: datetime,
     progress: Progress,
     on_day: Callable[[DayLine], None] | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+    on_week: Callable[[RunSummary], None] | None = None,
 ) -> StoryResult:
     """Register, block, simulate, judge, then lift (if given). The scenario's last day is the
     day after the lift when there is one; every day before it runs under the block."""
     try:
-        return await _tell(driver, block_policy, lifted_policy, start, progress, on_day)
+        return await _tell(
+            driver,
+            block_policy,
+            lifted_policy,
+            start,
+            progress,
+            on_day or _quiet,
+            on_stage or _quiet,
+            on_week or _quiet,
+        )
     finally:
         await driver.close()
 
@@ -97,10 +117,21 @@ async def _tell(
     lifted_policy: str | None,
     start: datetime,
     progress: Progress,
-    on_day: Callable[[DayLine], None] | None,
+    on_day: Callable[[DayLine], None],
+    on_stage: Callable[[str, str], None],
+    on_week: Callable[[RunSummary], None],
 ) -> StoryResult:
     result = StoryResult(await driver.register(progress("register", len(driver.devices))))
-    await driver.activate(block_policy, "demo: the 2021 gray-market block")
+    r = result.registered
+    on_stage(
+        "register",
+        f"fleet: {len(driver.devices):,} devices registered ({r.imported:,} new, "
+        f"{r.unchanged:,} unchanged, {len(r.problems)} refused)",
+    )
+    block = await driver.activate(block_policy, "demo: the 2021 gray-market block")
+    on_stage(
+        "block", f"Policy {_name(block)} active; {driver.spec.days - bool(lifted_policy)} days:"
+    )
     week: list[Outcome] = []
     started = time.perf_counter()
     block_days = driver.spec.days - (1 if lifted_policy is not None else 0)
@@ -109,12 +140,14 @@ async def _tell(
         week += outcomes
         line = _day_line(day, start, outcomes)
         result.days.append(line)
-        if on_day:
-            on_day(line)
+        on_day(line)
     result.week = summarize(driver.devices, week, time.perf_counter() - started)
+    on_week(result.week)
     if lifted_policy is not None:
-        await driver.activate(lifted_policy, "demo: the block is lifted")
+        lifted = await driver.activate(lifted_policy, "demo: the block is lifted")
+        on_stage("lift", f"The block is lifted: policy {_name(lifted)} active; one more day:")
         after = await driver.run_day(block_days, start, progress=_phase(progress, "after the lift"))
         result.lift_day = _day_line(block_days, start, after)
+        on_day(result.lift_day)
         result.lift = summarize_lift(week, after)
     return result
