@@ -15,8 +15,10 @@ from regionlock.domain.location import (
     ROAMING,
     SIGNALS_DISAGREE,
     VPN_SUSPECTED,
+    SharedReading,
     explain,
     fuse,
+    fuse_ordered,
 )
 from regionlock.domain.reading import SignalKind, SignalReading
 
@@ -179,3 +181,26 @@ def test_confidence_is_a_probability(rs: list[SignalReading]) -> None:
     e = fuse(rs)
     assert 0.0 <= e.confidence <= 1.0
     assert (e.country is None) <= (e.confidence == 0.0)
+
+
+_KIND_RANK = {kind: i for i, kind in enumerate(SignalKind)}
+
+
+@given(st.lists(readings, max_size=8), st.randoms())
+def test_fuse_ordered_with_shared_readings_is_fuse(
+    rs: list[SignalReading], rnd: random.Random
+) -> None:
+    # One reading per kind and slot, in fusion order: what a Locator makes.
+    unique = {(x.kind, x.slot): x for x in rs}
+    ordered = sorted(unique.values(), key=lambda x: (_KIND_RANK[x.kind], x.slot or 0))
+    parts = [SharedReading(x) if rnd.random() < 0.5 else x for x in ordered]
+    assert fuse_ordered(parts) == fuse(ordered)
+
+
+def test_a_reading_shared_by_devices_with_different_winners() -> None:
+    # Its evidence is worked out once per winning country: agreement must follow the winner.
+    sim, zone = SharedReading(r(K.SIM, "IR", slot=1)), SharedReading(r(K.TIMEZONE, "IR", "AE"))
+    for country in ("IR", "DE", "TR", "DE", "IR"):
+        gps = r(K.GPS, country)
+        assert fuse_ordered([gps, sim, zone]) == fuse([gps, sim.reading, zone.reading])
+    assert fuse_ordered([]) == fuse([])

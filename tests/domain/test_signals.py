@@ -1,9 +1,13 @@
 """Signal validation: bad values are errors naming the field, never guesses."""
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from regionlock.domain.errors import InvalidSignal
-from regionlock.domain.signals import GpsFix, Plmn, parse_signals
+from regionlock.domain.signals import GpsFix, Plmn, ipv4_number, parse_ip, parse_signals
 
 
 def test_full_shape_parses() -> None:
@@ -57,3 +61,55 @@ def test_bad_values_name_the_field(obj: dict[str, object], field: str, fragment:
         parse_signals(obj)
     assert info.value.signal == field
     assert fragment in info.value.message
+
+
+# Text ipaddress takes or refuses as an address, canonical or not, plus the odd cases.
+_ip_texts = (
+    st.ip_addresses().map(str)
+    | st.ip_addresses(v=4).map(
+        lambda a: ".".join(
+            f"{int(o):0{w}d}" for o, w in zip(str(a).split("."), (1, 2, 1, 3), strict=True)
+        )
+    )
+    | st.text(alphabet="0123456789.:abcdefx%/ \n\u0661\uff11", max_size=24)
+    | st.sampled_from(
+        ["1.2.3.4\n", " 8.8.8.8 ", "256.1.1.1", "1.2.3", "1.2.3.4.5", "::ffff:1.2.3.4"]
+    )
+)
+
+
+@given(_ip_texts)
+def test_parse_ip_is_exactly_ipaddress(text: str) -> None:
+    """The IPv4 fast path accepts and rewrites exactly what `ipaddress` does."""
+    try:
+        expected: str | None = str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        expected = None
+    try:
+        got: str | None = parse_ip(text)
+    except InvalidSignal:
+        got = None
+    assert got == expected
+
+
+@given(st.ip_addresses(v=4))
+def test_ipv4_number_of_canonical_text(address: ipaddress.IPv4Address) -> None:
+    assert ipv4_number(str(address)) == int(address)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["01.2.3.4", " 1.2.3.4", "1.2.3.4\n", "1.2.3", "1.2.3.4.5", "256.1.1.1", "::1", "0x7f.0.0.1"],
+)
+def test_ipv4_number_is_none_for_anything_else(text: str) -> None:
+    assert ipv4_number(text) is None
+
+
+def test_equal_plmns_are_one_object_and_bad_ones_still_fail() -> None:
+    sim = parse_signals({"sim": ["432-11", {"mcc": "432", "mnc": "11"}, "43211"]}).sim
+    assert sim == (Plmn("432", "11"),) * 3
+    assert sim[0] is sim[1] is sim[2]
+    assert parse_signals({"network": ["432-11"]}).network[0] is sim[0]
+    with pytest.raises(InvalidSignal) as info:
+        parse_signals({"sim": ["432-11", "4x2-11"]})
+    assert info.value.signal == "sim[1]"

@@ -195,6 +195,33 @@ def test_resolve_many_rejects_a_short_answer() -> None:
         IpResolver(ShortSource("IR")).resolve_many(["2.144.0.1", "8.8.8.8"])
 
 
+@pytest.mark.parametrize(
+    "ip", ["2.144.0.1", "8.8.8.8", "10.1.2.3", "100.64.0.1", "0.0.0.0", "255.255.255.255"]
+)
+def test_canonical_ipv4_shortcut_agrees_with_the_general_path(ip: str) -> None:
+    # Padded text is not canonical, so it goes the long way (parse_ip, then ipaddress).
+    resolver = IpResolver()
+    assert resolver.resolve_many([ip, f" {ip} "]) == [resolver.resolve(f" {ip} ")] * 2
+
+
+def test_a_rir_source_subclass_answers_for_itself() -> None:
+    class Relabelled(RirSource):
+        def countries(self, addresses: Sequence[IpAddress]) -> list[str | None]:
+            return ["DE" for _ in addresses]
+
+    assert IpResolver(Relabelled()).resolve_many(["2.144.0.1"])[0].countries == ("DE",)
+
+
+def test_notes_follow_the_source_name() -> None:
+    source = FixedSource("IR")
+    resolver = IpResolver(source)
+    before = resolver.resolve_many(["2.144.0.1"])[0]
+    source.name = "Renamed"
+    after = resolver.resolve_many(["2.144.0.1"])[0]
+    assert before.note == "2.144.0.1 is located in Iran (IR) according to Fixed data"
+    assert after.note == "2.144.0.1 is located in Iran (IR) according to Renamed data"
+
+
 # ---------------------------------------------------------------------------------------------
 # Special-purpose addresses never reach the source
 # ---------------------------------------------------------------------------------------------

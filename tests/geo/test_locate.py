@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from regionlock.domain.errors import InvalidSignal
+from regionlock.domain.location import fuse
 from regionlock.domain.signals import parse_signals
 from regionlock.geo import Locator, locate
 from regionlock.geo.boundaries import Boundaries
+from regionlock.services.batch_locate import estimate_json, locate_lines
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +230,49 @@ def test_locate_each_keeps_going_past_a_bad_device(locator: Locator) -> None:
     first, second = locator.locate_each(batch)
     assert isinstance(first, InvalidSignal)
     assert not isinstance(second, InvalidSignal) and second.country == "IR"
+
+
+# A mix of shapes: dual SIM roaming, shared and unassigned MCCs, hints alone, special and IPv6
+# addresses, disputed and offshore positions, nothing at all; repeated so that the batch path's
+# shared readings and cached JSON are used as well as built.
+MIXED_DEVICES: list[dict[str, Any]] = [
+    {
+        "ip": "2.144.0.1",
+        "sim": ["432-11"],
+        "network": ["432-11", "286-01"],
+        "gps": {"lat": 35.7, "lon": 51.4, "accuracy_m": 20},
+        "timezone": "Asia/Tehran",
+        "locale": "fa_IR",
+    },
+    {"sim": ["208-10", "432-11"], "network": ["432-35", "432-11"], "ip": "90.0.0.1"},
+    {"gps": {"lat": 44.95, "lon": 34.1}, "network": ["250-01"], "timezone": "Europe/Simferopol"},
+    {"gps": {"lat": 28.9, "lon": 50.7, "accuracy_m": 8000}, "ip": "::ffff:2.144.0.1"},
+    {"network": ["340-01"], "sim": ["901-01"], "timezone": "Etc/UTC", "locale": "es-419"},
+    {"timezone": "Asia/Dubai", "locale": "ar_AE"},
+    {"ip": "100.64.1.1", "locale": "de_DE.UTF-8"},
+    {"ip": "2001:da8::1", "gps": {"lat": 0.0, "lon": -30.0}},
+    {"ip": " 8.8.8.8 ", "gps": {"lat": 52.52, "lon": 13.405, "accuracy_m": 50000}},
+    {},
+]
+
+
+def test_batch_is_one_at_a_time_and_plain_fusion(locator: Locator) -> None:
+    signals = [parse_signals(d) for d in MIXED_DEVICES * 3]
+    batch = locator.locate_many(signals)
+    assert batch == [locator.locate(s) for s in signals]
+    for estimate in batch:
+        # The batch path skips the sort and shares readings; the answer must not change.
+        assert fuse([e.reading for e in estimate.evidence]) == estimate
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_batch_lines_are_json_dumps_of_the_records(locator: Locator, explain: bool) -> None:
+    ids: list[Any] = [7, "d-ø", 10**30, "x\u2028y", -1]
+    devices = [{"id": ids[i % len(ids)], **d} for i, d in enumerate(MIXED_DEVICES * 3)]
+    lines = [json.dumps(d) for d in devices]
+    for device, text in zip(devices, locate_lines(lines, locator, explain=explain), strict=True):
+        estimate = locator.locate(parse_signals(device))
+        record = estimate_json(device["id"], estimate)
+        if explain:
+            record["explanation"] = locator.explain(estimate)
+        assert text == json.dumps(record, ensure_ascii=False, separators=(",", ":"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -99,6 +99,9 @@ class LocationEstimate(NamedTuple):
     evidence: tuple[Evidence, ...]
     flags: tuple[str, ...]
     scores: Mapping[str, float] = MappingProxyType({})
+    # When the evidence narrows the place to several subdivisions but not to one (a network
+    # that serves only Crimea and Sevastopol), those candidates; `subdivision` is then None.
+    subdivisions: tuple[str, ...] = ()
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
@@ -111,13 +114,21 @@ class LocationEstimate(NamedTuple):
         return tuple(seen)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = self.summary_json()
+        out["evidence"] = [e.to_json() for e in self.evidence]  # last: batch output relies on it
+        return out
+
+    def summary_json(self) -> dict[str, Any]:
+        """`to_json` without the evidence."""
+        out: dict[str, Any] = {
             "country": self.country,
             "subdivision": self.subdivision,
             "confidence": self.confidence,
             "flags": list(self.flags),
-            "evidence": [e.to_json() for e in self.evidence],
         }
+        if self.subdivisions:
+            out["subdivision_candidates"] = list(self.subdivisions)
+        return out
 
 
 _KIND_ORDER = {kind: i for i, kind in enumerate(SignalKind)}
@@ -156,16 +167,65 @@ def _skeleton(r: SignalReading) -> _Skeleton:
 def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
     """Combine resolved readings into one estimate (pure and deterministic)."""
     ordered = list(readings)
-    if not ordered:
-        return LocationEstimate(None, None, 0.0, (), (NO_SIGNALS, LOW_CONFIDENCE_FLAG))
     if len(ordered) > 1:
         ordered.sort(key=_sort_key)
+    return fuse_ordered(ordered)
+
+
+class SharedReading:
+    """A reading that many devices share, resolved once: a fleet has few distinct MCCs, time
+    zones and locales. Fusion works out its skeleton once, and its evidence once per winning
+    country, instead of once per device."""
+
+    __slots__ = ("_evidence", "reading", "skeleton")
+
+    def __init__(self, reading: SignalReading) -> None:
+        self.reading = reading
+        self.skeleton = _skeleton(reading)
+        # Weight and agreement depend only on the reading and the winning country, so the
+        # evidence is the same for every device with the same winner. At most one entry per
+        # country code (and None).
+        self._evidence: dict[str | None, Evidence] = {}
+
+    def _evidence_in(self, out: _Outcome, at: int) -> Evidence:
+        """This reading's evidence in an outcome where it is at position `at`."""
+        found = self._evidence.get(out.country)
+        if found is None:
+            found = Evidence(self.reading, out.weights[at], out.agrees[at])
+            self._evidence[out.country] = found
+        return found
+
+
+_NO_SIGNALS_ESTIMATE = LocationEstimate(None, None, 0.0, (), (NO_SIGNALS, LOW_CONFIDENCE_FLAG))
+
+
+def fuse_ordered(parts: Sequence[SignalReading | SharedReading]) -> LocationEstimate:
+    """`fuse` for readings that are already in fusion order, some of them shared.
+
+    The result is exactly `fuse` of all the readings; this skips the sort, and the per-device
+    work on shared readings. The caller guarantees the order: ascending `_sort_key`, which
+    holds when readings are made kind by kind (`SignalKind` order) and slot by slot, at most
+    one per kind and slot. `Locator` does so; anything else should call `fuse`.
+    """
+    # Plain loops, not comprehensions: this runs once per device, and a batch spends more
+    # here than in any look-up but the GPS one.
+    skeletons = []
+    for part in parts:
+        skeletons.append(part.skeleton if isinstance(part, SharedReading) else _skeleton(part))
+    if not skeletons:
+        return _NO_SIGNALS_ESTIMATE
     # Devices in one place send readings that differ only in their raw values; the conclusion
     # depends on the skeleton alone, so it is computed once per distinct skeleton.
-    out = _fuse_skeleton(tuple([_skeleton(r) for r in ordered]))
-    evidence = tuple(map(Evidence, ordered, out.weights, out.agrees))
+    out = _fuse_skeleton(tuple(skeletons))
+    weights, agrees = out.weights, out.agrees
+    evidence = []
+    for at, part in enumerate(parts):
+        if isinstance(part, SharedReading):
+            evidence.append(part._evidence_in(out, at))
+        else:
+            evidence.append(Evidence(part, weights[at], agrees[at]))
     return LocationEstimate(
-        out.country, out.subdivision, out.confidence, evidence, out.flags, out.scores
+        out.country, out.subdivision, out.confidence, tuple(evidence), out.flags, out.scores
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,16 @@ _TZ_RE = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 _LOCALE_RE = re.compile(
     r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*(\.[A-Za-z0-9\-]+)?(@[A-Za-z0-9]+)?$"
 )
+# Exactly the text `ipaddress` accepts as an IPv4 address: four ASCII decimal octets of at most
+# 255, no leading zeros. Such text is also exactly what `str()` of the address gives back, so it
+# is valid and canonical as it stands; matching it costs a tenth of the parse-and-format round
+# trip through `ipaddress`, which dominated batches of IPv4 signals.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_CANONICAL = re.compile(r"\.".join([_OCTET] * 4))
 
 KNOWN_FIELDS = frozenset({"id", "ip", "sim", "network", "gps", "timezone", "locale"})
+_PLMN_KEYS = frozenset({"mcc", "mnc"})
+_GPS_KEYS = frozenset({"lat", "lon", "accuracy_m"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +94,57 @@ class Signals:
         return tuple(present)
 
 
+def ipv4_number(text: str) -> int | None:
+    """The 32-bit value of `text` when it is an IPv4 address in canonical form, else None.
+
+    None says nothing about validity: " 8.8.8.8", "::1" and "x" all give None.
+    """
+    if _IPV4_CANONICAL.fullmatch(text) is None:
+        return None
+    # inet_aton alone is lax (it takes "1.2", "0x7f.1", octal); here it only converts text the
+    # pattern has accepted, in C, at a fifth of the cost of splitting and converting in Python.
+    return int.from_bytes(socket.inet_aton(text), "big")
+
+
 def parse_ip(value: object) -> str:
     """Validate an IPv4 or IPv6 address and return its canonical text."""
     if not isinstance(value, str):
         raise InvalidSignal("ip", f"expected a string, got {type(value).__name__}")
     text = value.strip()
+    if _IPV4_CANONICAL.fullmatch(text):
+        return text  # the common case, already canonical (see _IPV4_CANONICAL)
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise InvalidSignal("ip", f"{value!r} is not a valid IPv4 or IPv6 address") from None
 
 
+# A fleet reports a few thousand distinct PLMNs at most, each in millions of signals: every
+# distinct text is parsed once, and equal PLMNs share one (immutable) object, which the
+# locator's look-ups by PLMN then compare by identity. Bounded: starts afresh when full.
+_PLMN_TEXTS: dict[str, Plmn] = {}
+_PLMNS: dict[tuple[str, str | None], Plmn] = {}
+_PLMN_MEMO_SIZE = 4096
+
+
+def _plmn(mcc: str, mnc: str | None) -> Plmn:
+    found = _PLMNS.get((mcc, mnc))
+    if found is None:
+        if len(_PLMNS) >= _PLMN_MEMO_SIZE:
+            _PLMNS.clear()
+        found = _PLMNS[(mcc, mnc)] = Plmn(mcc, mnc)
+    return found
+
+
 def parse_plmn(value: object, field: str) -> Plmn:
     """Accept {"mcc": "432", "mnc": "11"} or the text forms "432-11", "43211", "432"."""
+    if isinstance(value, str):
+        found = _PLMN_TEXTS.get(value)
+        if found is not None:
+            return found
     if isinstance(value, Mapping):
-        unknown = set(value) - {"mcc", "mnc"}
-        if unknown:
+        if not _PLMN_KEYS.issuperset(value):
+            unknown = set(value) - _PLMN_KEYS
             raise InvalidSignal(field, f"unknown key(s) {sorted(unknown)}; expected mcc and mnc")
         mcc, mnc = value.get("mcc"), value.get("mnc")
         if isinstance(mcc, int) and not isinstance(mcc, bool):
@@ -109,12 +153,16 @@ def parse_plmn(value: object, field: str) -> Plmn:
             raise InvalidSignal(field, f"MCC {mcc!r} is not three digits")
         if mnc is not None and (not isinstance(mnc, str) or not _MNC_RE.match(mnc)):
             raise InvalidSignal(field, f"MNC {mnc!r} is not two or three digits (as a string)")
-        return Plmn(mcc, mnc)
+        return _plmn(mcc, mnc)
     if isinstance(value, str):
         m = _PLMN_TEXT_RE.match(value.strip())
         if not m:
             raise InvalidSignal(field, f"{value!r} is not an MCC-MNC pair such as 432-11")
-        return Plmn(m.group(1), m.group(2))
+        plmn = _plmn(m.group(1), m.group(2))
+        if len(_PLMN_TEXTS) >= _PLMN_MEMO_SIZE:
+            _PLMN_TEXTS.clear()
+        _PLMN_TEXTS[value] = plmn
+        return plmn
     raise InvalidSignal(field, f"expected an object with mcc/mnc, got {type(value).__name__}")
 
 
@@ -123,7 +171,12 @@ def parse_plmns(value: object, field: str) -> tuple[Plmn, ...]:
     if value is None:
         return ()
     items = value if isinstance(value, list) else [value]
-    return tuple(parse_plmn(v, f"{field}[{i}]") for i, v in enumerate(items))
+    out = []
+    for i, item in enumerate(items):
+        # The memo first: naming the field costs more than finding a known text.
+        found = _PLMN_TEXTS.get(item) if isinstance(item, str) else None
+        out.append(found if found is not None else parse_plmn(item, f"{field}[{i}]"))
+    return tuple(out)
 
 
 def _number(value: object, field: str) -> float:
@@ -139,8 +192,8 @@ def parse_gps(value: object) -> GpsFix:
     """Validate {"lat": .., "lon": .., "accuracy_m": ..}; ranges are checked, not clamped."""
     if not isinstance(value, Mapping):
         raise InvalidSignal("gps", "expected an object with lat, lon and optional accuracy_m")
-    unknown = set(value) - {"lat", "lon", "accuracy_m"}
-    if unknown:
+    if not _GPS_KEYS.issuperset(value):
+        unknown = set(value) - _GPS_KEYS
         raise InvalidSignal("gps", f"unknown key(s) {sorted(unknown)}")
     if "lat" not in value or "lon" not in value:
         raise InvalidSignal("gps", "lat and lon are both required")
@@ -174,15 +227,10 @@ def parse_locale(value: object) -> str:
 
 def parse_signals(obj: Mapping[str, Any]) -> Signals:
     """Validate one device's signals (the batch/check-in JSON shape). Unknown keys are errors."""
-    unknown = set(obj) - KNOWN_FIELDS
-    if unknown:
+    if not KNOWN_FIELDS.issuperset(obj):
+        unknown = set(obj) - KNOWN_FIELDS
         raise InvalidSignal("input", f"unknown field(s) {sorted(unknown)}")
-
-    def opt(key: str) -> Any:
-        value = obj.get(key)
-        return None if value is None else value
-
-    ip, gps, tz, locale = opt("ip"), opt("gps"), opt("timezone"), opt("locale")
+    ip, gps, tz, locale = obj.get("ip"), obj.get("gps"), obj.get("timezone"), obj.get("locale")
     return Signals(
         ip=parse_ip(ip) if ip is not None else None,
         sim=parse_plmns(obj.get("sim"), "sim"),

@@ -77,6 +77,9 @@ class _Layer:
             return arrays[f"{prefix}_{name}"]
 
         self.labels: list[str] = json.loads(arr("labels").tobytes())
+        # What each grid value says, as the tuple a look-up answers (0 and MIXED: nothing yet),
+        # built once: a batch then allocates no tuple per point.
+        self._found: list[tuple[str, ...]] = [()] + [(label,) for label in self.labels]
         self.nx, self.ny = nx, ny
         self.cell = 360.0 / nx
         grid = np.frombuffer(lzma.decompress(arr("grid").tobytes()), dtype=np.uint16)
@@ -110,9 +113,8 @@ class _Layer:
     ) -> tuple[list[tuple[str, ...]], npt.NDArray[np.bool_]]:
         """Labels containing each point, and which points fell in a mixed cell but no polygon."""
         codes = self.cells(lats, lons)
-        out: list[tuple[str, ...]] = [
-            () if c == 0 or c == MIXED else (self.labels[c - 1],) for c in codes.tolist()
-        ]
+        by_code = self._found
+        out: list[tuple[str, ...]] = [() if c == MIXED else by_code[c] for c in codes.tolist()]
         missed = np.zeros(len(out), dtype=bool)
         mixed = np.flatnonzero(codes == MIXED)
         if len(mixed):

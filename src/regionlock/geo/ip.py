@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import string
 import struct
 import threading
 from bisect import bisect_right
@@ -39,7 +40,7 @@ import maxminddb
 
 from regionlock.domain.errors import DataUnavailable, InvalidInput, InvalidSignal
 from regionlock.domain.reading import SignalKind, SignalReading
-from regionlock.domain.signals import parse_ip
+from regionlock.domain.signals import ipv4_number, parse_ip
 from regionlock.geo.countries import country_name
 
 __all__ = [
@@ -57,6 +58,9 @@ __all__ = [
 IpAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _ISO_CODE = re.compile(r"[A-Z]{2}")
+# The same test as `_ISO_CODE.fullmatch`, as one set look-up: it runs for every answer a source
+# gives, and a regex match costs more than the RIR look-up itself.
+_ISO_SHAPED = frozenset(a + b for a in string.ascii_uppercase for b in string.ascii_uppercase)
 
 # Two-letter codes that look like countries but are not one.
 _NOT_A_COUNTRY = {
@@ -89,7 +93,7 @@ class IpCountrySource(Protocol):
 
 def _iso_or_none(raw: object) -> str | None:
     """`raw` when it is shaped like an ISO 3166-1 alpha-2 code, otherwise None."""
-    if isinstance(raw, str) and _ISO_CODE.fullmatch(raw):
+    if isinstance(raw, str) and raw in _ISO_SHAPED:
         return raw
     return None
 
@@ -121,10 +125,13 @@ class RirSource:
         return _iso_or_none(iptocc.country_code(_address_text(address)))
 
     def countries(self, addresses: Sequence[IpAddress]) -> list[str | None]:
-        if not addresses:
+        return self.countries_of_text([_address_text(a) for a in addresses])
+
+    def countries_of_text(self, texts: Sequence[str]) -> list[str | None]:
+        """`countries` for addresses already written out (canonical or full form, no zone)."""
+        if not texts:
             return []
-        codes = iptocc.country_code([_address_text(a) for a in addresses])
-        return [_iso_or_none(code) for code in codes]
+        return [_iso_or_none(code) for code in iptocc.country_code(list(texts))]
 
     def close(self) -> None:
         """Nothing to release: the data lives inside the iptocc extension."""
@@ -463,9 +470,21 @@ class _Plan(NamedTuple):
     subject: str  # how notes name the address
     lookup: IpAddress | None  # what the source is asked about
     note: str = ""  # the whole note when `lookup` is None
+    text: str = ""  # `lookup` as text, when it was at hand already
 
 
-def _plan(canonical: str) -> _Plan:
+def _plan(ip: object) -> _Plan:
+    """Validate `ip` (InvalidSignal when it is not an address) and decide what to do with it."""
+    if isinstance(ip, str):
+        number = ipv4_number(ip)
+        if number is not None:
+            # Canonical IPv4 text, what `Signals.ip` almost always holds: valid as it stands,
+            # so the two `ipaddress` parses below (~4 us) are skipped.
+            found = _V4_TABLE.find(number)
+            if found is not None:
+                return _Plan(ip, ip, None, f"{found}: {_NOTHING}")
+            return _Plan(ip, ip, ipaddress.IPv4Address(number), "", ip)
+    canonical = parse_ip(ip)
     address = ipaddress.ip_address(canonical)
     if isinstance(address, ipaddress.IPv4Address):
         found = _V4_TABLE.find(int(address))
@@ -496,9 +515,10 @@ class IpResolver:
 
     def __init__(self, source: IpCountrySource | None = None) -> None:
         self.source: IpCountrySource = source if source is not None else RirSource()
+        self._answers: dict[tuple[str, str | None], tuple[tuple[str, ...], str]] = {}
 
     def resolve(self, ip: str) -> SignalReading:
-        plan = _plan(parse_ip(ip))
+        plan = _plan(ip)
         if plan.lookup is None:
             return self._unknown(plan.value, plan.note)
         return self._reading(plan, self.source.country(plan.lookup))
@@ -508,11 +528,11 @@ class IpResolver:
         plans = []
         for index, ip in enumerate(ips):
             try:
-                plans.append(_plan(parse_ip(ip)))
+                plans.append(_plan(ip))
             except InvalidSignal as exc:
                 raise InvalidSignal(f"ip[{index}]", exc.message.removeprefix("ip: ")) from None
-        lookups = [plan.lookup for plan in plans if plan.lookup is not None]
-        codes = self.source.countries(lookups) if lookups else []
+        lookups = [plan for plan in plans if plan.lookup is not None]
+        codes = self._countries(lookups) if lookups else []
         if len(codes) != len(lookups):
             raise DataUnavailable(
                 f"{self.source.name} answered {len(codes)} of {len(lookups)} look-ups"
@@ -525,29 +545,53 @@ class IpResolver:
             for plan in plans
         ]
 
+    def _countries(self, plans: list[_Plan]) -> list[str | None]:
+        """The source's answers for plans that need a look-up, in one batch call."""
+        source = self.source
+        if type(source) is RirSource:  # exactly: a subclass may answer `countries` its own way
+            # iptocc takes text, and IPv4 plans hold it already: writing each address out again
+            # would cost ten times the look-up itself.
+            return source.countries_of_text(
+                [
+                    plan.text or _address_text(plan.lookup)
+                    for plan in plans
+                    if plan.lookup is not None
+                ]
+            )
+        return source.countries([plan.lookup for plan in plans if plan.lookup is not None])
+
     @staticmethod
     def _unknown(value: str, note: str) -> SignalReading:
         return SignalReading(kind=SignalKind.IP, value=value, countries=(), note=note)
 
     def _reading(self, plan: _Plan, code: object) -> SignalReading:
+        # Sources answer with a few hundred distinct codes: what a code means, and the wording
+        # after the address, are worked out once per code and source name, then shared.
+        if code is not None and type(code) is not str:
+            countries, rest = self._answer(code)  # a malformed answer: rare, not memoised
+        else:
+            key = (self.source.name, code)
+            found = self._answers.get(key)
+            if found is None:
+                if len(self._answers) >= 4096:  # bounded, for a source full of odd strings
+                    self._answers.clear()
+                found = self._answers[key] = self._answer(code)
+            countries, rest = found
+        return SignalReading(SignalKind.IP, plan.value, countries, plan.subject + rest)
+
+    def _answer(self, code: object) -> tuple[tuple[str, ...], str]:
+        """The countries a source's answer names, and the note's words after the address."""
         data = f"{self.source.name} data"
         if code is None:
-            return self._unknown(plan.value, f"{plan.subject}: not in {data}")
+            return (), f": not in {data}"
         if not isinstance(code, str) or not _ISO_CODE.fullmatch(code):
-            return self._unknown(
-                plan.value,
-                f"{plan.subject}: {data} gives {code!r}, which is not an ISO 3166-1 country code",
-            )
+            return (), f": {data} gives {code!r}, which is not an ISO 3166-1 country code"
         if code in _NOT_A_COUNTRY:
-            return self._unknown(
-                plan.value, f"{plan.subject}: {data} names {_NOT_A_COUNTRY[code]}, not a country"
-            )
+            return (), f": {data} names {_NOT_A_COUNTRY[code]}, not a country"
         given = ""
         if code in _NON_ISO_ALIASES:
             given, code = f" (given as {code})", _NON_ISO_ALIASES[code]
         place = f"{country_name(code)} ({code}){given}"
         if self.source.name == _RIR_NAME:
-            note = f"{plan.subject} is registered to {place} in {data}"
-        else:
-            note = f"{plan.subject} is located in {place} according to {data}"
-        return SignalReading(kind=SignalKind.IP, value=plan.value, countries=(code,), note=note)
+            return (code,), f" is registered to {place} in {data}"
+        return (code,), f" is located in {place} according to {data}"

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from regionlock.domain.errors import InvalidInput
-from regionlock.domain.location import LocationEstimate, explain, fuse
+from regionlock.domain.location import LocationEstimate, SharedReading, explain, fuse_ordered
 from regionlock.domain.reading import SignalKind, SignalReading
 from regionlock.domain.signals import GpsFix, Signals
 from regionlock.geo.boundaries import Boundaries, GpsMatch
 from regionlock.geo.ip import IpResolver, load_ip_source
 from regionlock.geo.mcc import MccTable
 from regionlock.geo.tz import LocaleResolver, TimezoneResolver, TzTables
+
+_NETWORK, _SIM = SignalKind.NETWORK, SignalKind.SIM
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ class Locator:
         source = load_ip_source(ip_source)
         self.ip = IpResolver(source)
         self.timezones = TimezoneResolver(self.tz_tables)
-        self._memo_table: dict[Hashable, SignalReading] = {}
+        self._memo_table: dict[Hashable, SharedReading] = {}
         # Notes depend only on the match (a few thousand distinct ones): format each once.
         self._gps_notes: dict[tuple[tuple[str, ...], str | None, tuple[str, ...]], str] = {}
         self.locales = LocaleResolver(self.tz_tables)
@@ -81,65 +83,74 @@ class Locator:
         A device with an invalid signal (an unknown time zone, say) gets its error in its place;
         the others are located as usual.
         """
-        gps_index = [i for i, s in enumerate(batch) if s.gps is not None]
-        gps_matches: dict[int, GpsMatch] = {}
-        if gps_index:
-            fixes = [f for f in (batch[i].gps for i in gps_index) if f is not None]
-            matches = self.boundaries.lookup_many([f.lat for f in fixes], [f.lon for f in fixes])
-            gps_matches = dict(zip(gps_index, matches, strict=True))
-        ip_index = [i for i, s in enumerate(batch) if s.ip is not None]
-        ip_readings: dict[int, SignalReading] = {}
-        if ip_index:
-            ips = [batch[i].ip or "" for i in ip_index]
-            ip_readings = dict(zip(ip_index, self.ip.resolve_many(ips), strict=True))
+        gps_matches = self._gps_matches(batch)
+        ip_readings = self._ip_readings(batch)
         out: list[LocationEstimate | InvalidInput] = []
-        for i, s in enumerate(batch):
+        for s, match, ip in zip(batch, gps_matches, ip_readings, strict=True):
+            gps = None if s.gps is None or match is None else self._gps_reading(s.gps, match)
             try:
-                out.append(fuse(self._readings(s, gps_matches.get(i), ip_readings.get(i))))
+                out.append(fuse_ordered(self._parts(s, gps, ip)))
             except InvalidInput as exc:
                 out.append(exc)
         return out
 
-    def _readings(
-        self, s: Signals, gps: GpsMatch | None, ip: SignalReading | None
-    ) -> list[SignalReading]:
-        out: list[SignalReading] = []
-        if s.gps is not None and gps is not None:
-            out.append(self._gps_reading(s.gps, gps))
+    def _parts(
+        self, s: Signals, gps: SignalReading | None, ip: SignalReading | None
+    ) -> list[SignalReading | SharedReading]:
+        """The device's readings made kind by kind in SignalKind order (GPS, network and SIM
+        slot by slot, IP, time zone, locale): already in fusion order, so `fuse_ordered` needs
+        no sort. Raises InvalidSignal for an unknown zone etc."""
+        parts: list[SignalReading | SharedReading] = [] if gps is None else [gps]
+        resolve = self.mcc.resolve
         for slot, plmn in enumerate(s.network, start=1):
-            out.append(
-                self._memo(
-                    (SignalKind.NETWORK, plmn, slot),
-                    self.mcc.resolve,
-                    plmn,
-                    SignalKind.NETWORK,
-                    slot,
-                )
-            )
+            parts.append(self._memo((_NETWORK, plmn, slot), resolve, plmn, _NETWORK, slot))
         for slot, plmn in enumerate(s.sim, start=1):
-            out.append(
-                self._memo(
-                    (SignalKind.SIM, plmn, slot), self.mcc.resolve, plmn, SignalKind.SIM, slot
-                )
-            )
+            parts.append(self._memo((_SIM, plmn, slot), resolve, plmn, _SIM, slot))
         if ip is not None:
-            out.append(ip)
+            parts.append(ip)
         if s.timezone is not None:
-            out.append(
+            parts.append(
                 self._memo((SignalKind.TIMEZONE, s.timezone), self.timezones.resolve, s.timezone)
             )
         if s.locale is not None:
-            out.append(self._memo((SignalKind.LOCALE, s.locale), self.locales.resolve, s.locale))
-        return out
+            parts.append(self._memo((SignalKind.LOCALE, s.locale), self.locales.resolve, s.locale))
+        return parts
+
+    def _gps_matches(self, batch: Sequence[Signals]) -> list[GpsMatch | None]:
+        """Each device's GPS match (None without a fix), in one vectorised look-up."""
+        matches: list[GpsMatch | None] = [None] * len(batch)
+        index = [i for i, s in enumerate(batch) if s.gps is not None]
+        fixes = [f for f in (batch[i].gps for i in index) if f is not None]
+        if len(fixes) == 1:
+            # One point (a single `locate`): the scalar look-up answers most land points from
+            # the grid alone, without numpy's per-call overhead; same answers either way.
+            matches[index[0]] = self.boundaries.lookup(fixes[0].lat, fixes[0].lon)
+        elif fixes:
+            found = self.boundaries.lookup_many([f.lat for f in fixes], [f.lon for f in fixes])
+            for i, match in zip(index, found, strict=True):
+                matches[i] = match
+        return matches
+
+    def _ip_readings(self, batch: Sequence[Signals]) -> list[SignalReading | None]:
+        """Each device's IP reading (None without an address), in one batch call to the source."""
+        readings: list[SignalReading | None] = [None] * len(batch)
+        index = [i for i, s in enumerate(batch) if s.ip is not None]
+        if index:
+            found = self.ip.resolve_many([batch[i].ip or "" for i in index])
+            for i, reading in zip(index, found, strict=True):
+                readings[i] = reading
+        return readings
 
     def _memo(
         self, key: Hashable, resolve: Callable[..., SignalReading], *args: Any
-    ) -> SignalReading:
+    ) -> SharedReading:
         """MCCs, zones and locales repeat across a fleet; their readings are immutable values,
-        resolved once and shared. Bounded: the memo starts afresh past 100,000 entries."""
+        resolved once and shared, and fusion's work on each is shared too (`SharedReading`).
+        Bounded: the memo starts afresh past 100,000 entries."""
         found = self._memo_table.get(key)
         if found is None:
-            found = resolve(*args)  # raises InvalidSignal for a bad value: never memoised
+            # raises InvalidSignal for a bad value: never memoised
+            found = SharedReading(resolve(*args))
             if len(self._memo_table) >= 100_000:
                 self._memo_table.clear()
             self._memo_table[key] = found
@@ -150,14 +161,16 @@ class Locator:
         note = self._gps_notes.get(key)
         if note is None:
             note = self._gps_notes[key] = self._gps_note(match)
+        # Positional: keywords cost a third more, once per device.
         return SignalReading(
             SignalKind.GPS,
             str(fix),
             match.countries,
             note,
-            subdivision=match.subdivision,
-            accuracy_m=fix.accuracy_m,
-            tags=match.tags,
+            match.subdivision,  # subdivision
+            None,  # slot
+            fix.accuracy_m,
+            match.tags,
         )
 
     def _gps_note(self, match: GpsMatch) -> str:
