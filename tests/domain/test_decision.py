@@ -243,3 +243,26 @@ def test_a_lock_rule_held_back_is_reported_even_when_another_rule_decides() -> N
     v = decide(DeviceFacts("d"), loc("IR", "IR-23"), PresenceHistory(), policy, NOW)
     assert v.action is Action.WARN
     assert v.held_back == ("lock-ir",)
+
+
+def test_several_candidate_subdivisions_restrict_only_when_the_rule_names_them_all() -> None:
+    # A network that serves only Crimea and Sevastopol narrows the place to UA-43 or UA-40.
+    where = LocationEstimate("UA", None, 0.8, (), (), subdivisions=("UA-40", "UA-43"))
+    crimea = (
+        Jurisdiction("UA-43", "Crimea", date(2014, 3, 1)),
+        Jurisdiction("UA-40", "Sevastopol", date(2014, 3, 1)),
+    )
+    both = Restriction("both", crimea, Action.LOCK, presence=Presence(min_days=3))
+    policy = Policy("p", "1", "", (both,))
+    today = NOW.date()
+    settled = PresenceHistory(
+        {today - timedelta(days=d): frozenset({"UA", "UA-40", "UA-43"}) for d in (1, 2, 3)}
+    )
+    locked = decide(DeviceFacts("d"), where, settled, policy, NOW)
+    assert locked.action is Action.LOCK and "presence.established" in locked.reasons
+    assert "UA/UA-40 or UA-43" in locked.explanation
+    visiting = decide(DeviceFacts("d"), where, PresenceHistory(), policy, NOW)
+    assert visiting.action is Action.WARN  # traveller grace, as for any restricted place
+    # A rule naming only one of the candidates cannot tell whether the device is there.
+    only_crimea = Policy("p", "1", "", (replace(both, jurisdictions=crimea[:1]),))
+    assert decide(DeviceFacts("d"), where, settled, only_crimea, NOW).action is Action.ALLOW

@@ -81,6 +81,16 @@ def print_week(week: RunSummary) -> None:
     profiles = ", ".join(f"{n:,} {p}" for p, n in sorted(week.profiles.items()))
     click.secho("\nWhat happened", bold=True)
     click.echo(f"  fleet: {profiles}")
+    click.echo("  check-ins by where the service placed them (warn and lock first):")
+    ranked = sorted(
+        week.verdicts_by_country.items(),
+        key=lambda kv: (-(kv[1]["lock"] + kv[1]["warn"]), -sum(kv[1].values()), kv[0]),
+    )
+    for country, counts in ranked[:12]:
+        click.echo(f"    {country:<8} {_actions(dict(counts))}")
+    if len(ranked) > 12:
+        rest = sum(sum(c.values()) for _, c in ranked[12:])
+        click.echo(f"    ... {len(ranked) - 12} more countries, {rest:,} check-ins (--json)")
     locked = ", ".join(f"{p} {n}" for p, n in week.locked_by_place.most_common()) or "none"
     click.echo(f"  devices locked at the end of the week, by where they are: {locked}")
     wrong = len(week.wrongly_locked)

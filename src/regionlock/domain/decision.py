@@ -207,6 +207,8 @@ def decide(
 def _where(location: LocationEstimate) -> str:
     if location.subdivision:
         return f"{location.country}/{location.subdivision}"
+    if location.subdivisions:
+        return f"{location.country}/{' or '.join(location.subdivisions)}"
     return location.country or "an unknown place"
 
 
@@ -214,6 +216,22 @@ def _matching(rule: Restriction, location: LocationEstimate, today: date) -> Jur
     for j in rule.jurisdictions:
         if j.active(today) and j.contains(location.country, location.subdivision):
             return j
+    if location.subdivision is None and location.subdivisions:
+        # The evidence narrows the place to a few subdivisions without telling which: if the
+        # rule restricts every one of them, the device is in a restricted place either way.
+        found = [
+            next(
+                (
+                    j
+                    for j in rule.jurisdictions
+                    if j.active(today) and j.contains(location.country, s)
+                ),
+                None,
+            )
+            for s in location.subdivisions
+        ]
+        if all(found):
+            return found[0]
     return None
 
 

@@ -516,7 +516,9 @@ class DeviceState:
         )
         presence = dict(self.presence)
         if counts_as_presence(location):
-            codes = {c for c in (location.country, location.subdivision) if c}
+            codes = {
+                c for c in (location.country, location.subdivision, *location.subdivisions) if c
+            }
             presence[today] = presence.get(today, frozenset()) | codes
             if first_country is None:
                 first_country, first_subdivision, first_seen_at = (

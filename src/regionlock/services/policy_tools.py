@@ -18,7 +18,9 @@ from regionlock.domain.policy import DeviceFacts, Jurisdiction, Policy, Restrict
 
 def history_for(location: LocationEstimate, days_before: int, today: date) -> PresenceHistory:
     """A history in which the device was where it is now on each of the `days_before` days."""
-    codes = frozenset(c for c in (location.country, location.subdivision) if c)
+    codes = frozenset(
+        c for c in (location.country, location.subdivision, *location.subdivisions) if c
+    )
     if not codes or days_before <= 0:
         return PresenceHistory()
     return PresenceHistory({today - timedelta(days=d): codes for d in range(1, days_before + 1)})
