@@ -204,3 +204,28 @@ def test_a_reading_shared_by_devices_with_different_winners() -> None:
         gps = r(K.GPS, country)
         assert fuse_ordered([gps, sim, zone]) == fuse([gps, sim.reading, zone.reading])
     assert fuse_ordered([]) == fuse([])
+
+
+def test_a_vpn_exit_does_not_lower_the_confidence_of_a_measured_place() -> None:
+    """GPS or the serving network measure where the phone is; an IP elsewhere is where its
+    traffic leaves. Flagged, but no evidence against the place (or a VPN would dodge a lock)."""
+    for presence in ([r(K.GPS, "SY")], [r(K.NETWORK, "SY", slot=1), r(K.SIM, "TR", slot=1)]):
+        without = fuse(presence)
+        behind_vpn = fuse([*presence, r(K.IP, "US")])
+        assert behind_vpn.country == "SY" and VPN_SUSPECTED in behind_vpn.flags
+        assert behind_vpn.confidence == without.confidence
+    # With no presence signal the IP still counts against a weak answer.
+    weak = fuse([r(K.SIM, "SY", slot=1), r(K.IP, "US")])
+    assert weak.country is None or weak.confidence < fuse([r(K.SIM, "SY", slot=1)]).confidence
+
+
+def test_a_network_serving_several_subdivisions_gives_them_as_candidates() -> None:
+    crimea = ("UA-40", "UA-43")
+    e = fuse([r(K.NETWORK, "UA", slot=1, tags=("disputed",), subdivisions=crimea)])
+    assert (e.country, e.subdivision, e.subdivisions) == ("UA", None, crimea)
+    assert e.summary_json()["subdivision_candidates"] == list(crimea)
+    # A GPS fix, stronger, names the one subdivision.
+    gps = r(K.GPS, "UA", subdivision="UA-40", tags=("disputed",))
+    e = fuse([gps, r(K.NETWORK, "UA", slot=1, tags=("disputed",), subdivisions=crimea)])
+    assert (e.subdivision, e.subdivisions) == ("UA-40", ())
+    assert "subdivision_candidates" not in e.summary_json()

@@ -246,6 +246,8 @@ MIXED_DEVICES: list[dict[str, Any]] = [
     },
     {"sim": ["208-10", "432-11"], "network": ["432-35", "432-11"], "ip": "90.0.0.1"},
     {"gps": {"lat": 44.95, "lon": 34.1}, "network": ["250-01"], "timezone": "Europe/Simferopol"},
+    {"network": ["250-60"], "ip": "95.24.1.74", "timezone": "Europe/Simferopol"},
+    {"network": ["250-60", "250-97"], "sim": ["250-60"]},
     {"gps": {"lat": 28.9, "lon": 50.7, "accuracy_m": 8000}, "ip": "::ffff:2.144.0.1"},
     {"network": ["340-01"], "sim": ["901-01"], "timezone": "Etc/UTC", "locale": "es-419"},
     {"timezone": "Asia/Dubai", "locale": "ar_AE"},

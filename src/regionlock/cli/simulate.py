@@ -122,6 +122,14 @@ def print_week(week: RunSummary) -> None:
         click.echo(f"    ... and {missed - 10} more (--json lists them all)")
     if missed:
         click.echo("    (why a rule leaves such devices unlocked: docs/demo.md, trade-offs)")
+    grace = week.diverted_in_grace
+    if grace:
+        click.echo(
+            f"  diverted devices not locked yet, within the traveller grace: {len(grace)} "
+            "(seen there on too few days to tell from a visitor; their next day there locks them)"
+        )
+        for line in grace[:5]:
+            click.echo(f"    {line}")
     lat = week.latencies_ms
     errors = ", ".join(f"{k} {v}" for k, v in week.errors.items()) or "none"
     click.echo(

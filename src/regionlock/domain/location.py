@@ -82,6 +82,8 @@ class Evidence(NamedTuple):
         out["countries"] = list(r.countries)
         if r.subdivision is not None:
             out["subdivision"] = r.subdivision
+        elif r.subdivisions:
+            out["subdivisions"] = list(r.subdivisions)
         out["weight"] = round(self.weight, 4)
         out["agrees"] = self.agrees
         out["note"] = r.note
@@ -144,6 +146,7 @@ class _Outcome:
 
     country: str | None
     subdivision: str | None
+    subdivisions: tuple[str, ...]  # candidates when there are several (subdivision is None)
     confidence: float
     flags: tuple[str, ...]
     scores: Mapping[str, float]
@@ -152,7 +155,13 @@ class _Outcome:
 
 
 _Skeleton = tuple[
-    SignalKind, tuple[str, ...], str | None, int | None, float | None, tuple[str, ...]
+    SignalKind,
+    tuple[str, ...],
+    str | None,
+    int | None,
+    float | None,
+    tuple[str, ...],
+    tuple[str, ...],
 ]
 
 
@@ -161,7 +170,7 @@ def _skeleton(r: SignalReading) -> _Skeleton:
     acc = r.accuracy_m
     if acc is not None:
         acc = None if acc <= 1_000 else (5_000.0 if acc <= 10_000 else 50_000.0)
-    return (r.kind, r.countries, r.subdivision, r.slot, acc, r.tags)
+    return (r.kind, r.countries, r.subdivision, r.slot, acc, r.tags, r.subdivisions)
 
 
 def fuse(readings: Iterable[SignalReading]) -> LocationEstimate:
@@ -225,15 +234,21 @@ def fuse_ordered(parts: Sequence[SignalReading | SharedReading]) -> LocationEsti
         else:
             evidence.append(Evidence(part, weights[at], agrees[at]))
     return LocationEstimate(
-        out.country, out.subdivision, out.confidence, tuple(evidence), out.flags, out.scores
+        out.country,
+        out.subdivision,
+        out.confidence,
+        tuple(evidence),
+        out.flags,
+        out.scores,
+        out.subdivisions,
     )
 
 
 @functools.lru_cache(maxsize=65_536)
 def _fuse_skeleton(skeletons: tuple[_Skeleton, ...]) -> _Outcome:
     ordered = [
-        SignalReading(kind, "", countries, "", sub, slot, acc, tags)
-        for kind, countries, sub, slot, acc, tags in skeletons
+        SignalReading(kind, "", countries, "", sub, slot, acc, tags, subs)
+        for kind, countries, sub, slot, acc, tags, subs in skeletons
     ]
     # Per kind and country, the strongest vote.
     votes: dict[SignalKind, dict[str, float]] = defaultdict(dict)
@@ -276,10 +291,11 @@ def _fuse_skeleton(skeletons: tuple[_Skeleton, ...]) -> _Outcome:
         flags.add(DISPUTED_TERRITORY)
     if confidence < LOW_CONFIDENCE:
         flags.add(LOW_CONFIDENCE_FLAG)
-    subdivision = _subdivision(ordered, country)
+    subdivision, candidates = _subdivision(ordered, country)
     return _Outcome(
         country,
         subdivision,
+        candidates,
         confidence,
         tuple(sorted(flags)),
         MappingProxyType(dict(sorted(scores.items()))),
@@ -293,16 +309,22 @@ def _fuse_skeleton(skeletons: tuple[_Skeleton, ...]) -> _Outcome:
 def _explained_weight(
     readings: list[SignalReading], votes: Mapping[SignalKind, Mapping[str, float]], country: str
 ) -> float:
-    """Votes for elsewhere that roaming explains, and so do not count against the winner.
+    """Votes for elsewhere that are explained, and so do not count against the winner.
 
     A SIM roaming on a network of the winning country says where its owner is from, not where
-    the phone is; an IP in that same home country is roaming data routed home. Neither is
-    evidence against the place the phone is being served in.
+    the phone is; an IP in that same home country is roaming data routed home. And when GPS or
+    the serving network places the phone in the winning country, an IP elsewhere says where its
+    traffic leaves (a VPN, a proxy, an operator's gateway), not where the phone is: it is
+    flagged (`vpn_suspected`) but is no evidence against a place the phone is measured in.
+    None of these is evidence against the place the phone is being served in.
     """
     serving: dict[int | None, set[str]] = defaultdict(set)
+    presence_backed = False
     for r in readings:
         if r.kind is SignalKind.NETWORK:
             serving[r.slot] |= set(r.countries)
+        if r.kind in PRESENCE_KINDS and country in r.countries:
+            presence_backed = True
     homes: set[str] = set()
     for r in readings:
         if (
@@ -312,26 +334,47 @@ def _explained_weight(
             and country in serving.get(r.slot, set())
         ):
             homes |= set(r.countries)
-    if not homes:
-        return 0.0
     explained = sum(votes.get(SignalKind.SIM, {}).get(c, 0.0) for c in homes)
     for r in readings:
-        if r.kind is SignalKind.IP and r.countries and set(r.countries) <= homes:
+        if r.kind is not SignalKind.IP or not r.countries or country in r.countries:
+            continue
+        if (homes and set(r.countries) <= homes) or presence_backed:
             explained += sum(votes.get(SignalKind.IP, {}).get(c, 0.0) for c in r.countries)
             break
     return explained
 
 
-def _subdivision(readings: list[SignalReading], country: str | None) -> str | None:
-    """The subdivision named by the strongest agreeing reading that names one."""
+def _subdivision(
+    readings: list[SignalReading], country: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """The subdivision named by the strongest agreeing reading that names one; or, when that
+    reading narrows it to several, no subdivision and those candidates.
+
+    Weaker readings narrow the candidates when they agree with them: a network that serves only
+    Crimea and Sevastopol and a GPS fix in Crimea (even one weakened offshore) give UA-43.
+    """
     if country is None:
-        return None
-    named = [r for r in readings if r.subdivision and country in r.countries]
+        return None, ()
+    named = [r for r in readings if (r.subdivision or r.subdivisions) and country in r.countries]
     if not named:
-        return None
-    best = max(named, key=lambda r: (reading_weight(r), -_sort_key(r)[0]))
-    candidates = {r.subdivision for r in named if reading_weight(r) == reading_weight(best)}
-    return best.subdivision if len(candidates) == 1 else None
+        return None, ()
+
+    def place(r: SignalReading) -> tuple[str, ...]:
+        return (r.subdivision,) if r.subdivision else r.subdivisions
+
+    named.sort(key=lambda r: (-reading_weight(r), _sort_key(r)[0]))
+    top = reading_weight(named[0])
+    strongest = {place(r) for r in named if reading_weight(r) == top}
+    if len(strongest) != 1:
+        return None, ()
+    candidates = set(strongest.pop())
+    for r in named:
+        narrower = candidates & set(place(r))
+        if narrower and len(narrower) < len(candidates):
+            candidates = narrower
+    if len(candidates) == 1:
+        return candidates.pop(), ()
+    return None, tuple(sorted(candidates))
 
 
 def _conflict_flags(readings: list[SignalReading], country: str | None) -> set[str]:

@@ -37,3 +37,6 @@ class SignalReading(NamedTuple):
     # Kind-specific qualifiers the fusion may use (e.g. GPS accuracy, "at_sea", "disputed").
     accuracy_m: float | None = None
     tags: tuple[str, ...] = ()
+    # Candidates when the signal narrows the place to several subdivisions but not to one (a
+    # network serving only Crimea and Sevastopol); `subdivision` is then None.
+    subdivisions: tuple[str, ...] = ()

@@ -157,6 +157,7 @@ class MccTable:
             subdivision=found.subdivisions[0] if len(found.subdivisions) == 1 else None,
             slot=slot,
             tags=tuple(sorted(set(base.tags) | set(found.tags))),
+            subdivisions=found.subdivisions if len(found.subdivisions) > 1 else (),
         )
 
 

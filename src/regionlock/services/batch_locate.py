@@ -58,7 +58,13 @@ class _Writer:
 
     def located(self, device_id: Any, estimate: LocationEstimate, explanation: str | None) -> str:
         # The key holds every field `summary_json` writes.
-        key = (estimate.country, estimate.subdivision, estimate.confidence, estimate.flags)
+        key = (
+            estimate.country,
+            estimate.subdivision,
+            estimate.confidence,
+            estimate.flags,
+            estimate.subdivisions,
+        )
         summary = self._summaries.get(key)
         if summary is None:
             summary = self._encode(estimate.summary_json())[1:-1]  # the members, no braces

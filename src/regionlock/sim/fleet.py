@@ -35,13 +35,12 @@ see `places.py`; models and distributors are fictional, see `catalog.py`):
   activation and always has a check-in.
 
 Crimea: our MCC table knows the Crimea-only operators (250-32/33/60...), so the serving network
-alone locates a device there in UA, but it cannot say UA-43 or UA-40 (they serve both), and the
-policy names the subdivisions. Only GPS gives the subdivision. Crimea's devices get the same GPS
-share as everyone (75 %): people there use navigation and taxi apps like anywhere else, and no
-reason makes diverted phones keep location off. So about a quarter of the Crimean devices are
-located in UA without a subdivision and are never restricted: an expected miss, not hidden.
-A Wi-Fi-only device there without GPS (Russian-registered IP, Europe/Simferopol, ru_RU) is
-located in RU with no presence evidence.
+alone locates a device there in UA, narrowed to UA-43 or UA-40 (they serve both): the policy
+restricts both, so such a device is in a restricted place either way. GPS gives the one
+subdivision. Crimea's devices get the same GPS share as everyone (75 %): people there use
+navigation and taxi apps like anywhere else. A Wi-Fi-only device there without GPS
+(Russian-registered IP, Europe/Simferopol, ru_RU) is located in RU with no presence evidence,
+and cannot be restricted: an expected miss, not hidden.
 """
 
 from __future__ import annotations

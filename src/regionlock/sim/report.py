@@ -1,14 +1,17 @@
 """What happened in a simulated run, judged against the scenario's ground truth.
 
 The two numbers that matter come first: travellers (and other legitimate users) wrongly locked,
-the worst failure; then diverted devices missed, the second worst. "Missed" is counted without
-excuses: a diverted device that checked in from the restricted place and is not locked at the
-end of the period is missed, and the report says why it was not locked (its last reasons), so
-a reader can tell a policy trade-off (traveller grace) from a defect.
+the worst failure; then diverted devices missed, the second worst. A diverted device that checked
+in from the restricted place and is not locked at the end of the period is missed, with one
+exception reported on its own line: a device warned under the traveller grace (seen there on no
+more days than the policy's `min_days`, and not first activated there) is indistinguishable
+from a visitor so far, and its next day there locks it. Every such device is listed with why it
+was not locked (its last reasons), so a reader can tell a policy trade-off from a defect.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]
 
 
@@ -50,6 +53,9 @@ class RunSummary:
     diverted_seen_there: int = 0
     diverted_locked: int = 0
     diverted_missed: list[str] = field(default_factory=list)  # "imei place: last reasons"
+    # Not locked yet only because they were seen there on too few days: the traveller grace
+    # (policy presence.min_days) treats them as visitors until their next day there.
+    diverted_in_grace: list[str] = field(default_factory=list)
     diverted_never_seen_there: int = 0
     locked_by_place: Counter[str] = field(default_factory=Counter)  # at the end of the period
 
@@ -70,6 +76,7 @@ class RunSummary:
             "diverted_seen_there": self.diverted_seen_there,
             "diverted_locked": self.diverted_locked,
             "diverted_missed": self.diverted_missed,
+            "diverted_in_grace": self.diverted_in_grace,
             "diverted_never_seen_there": self.diverted_never_seen_there,
             "locked_by_place": dict(self.locked_by_place),
         }
@@ -127,11 +134,13 @@ def summarize(
                 s.diverted_locked += 1
             else:
                 days = len({o.day for o in there})
-                s.diverted_missed.append(
+                line = (
                     f"{device.imei} in {_place(last)}, seen there on {days} day(s), placed in "
                     f"{last.subdivision or last.country or 'unknown'}: "
                     f"{last.action} ({', '.join(last.reasons) or 'no reason'})"
                 )
+                grace = last.action == "warn" and "presence.grace" in last.reasons
+                (s.diverted_in_grace if grace else s.diverted_missed).append(line)
         if ok and ok[-1].action == "lock":
             s.locked_by_place[_place(ok[-1])] += 1
     return s
