@@ -521,3 +521,15 @@ def test_leaving_ends_the_warning_clock_and_a_return_is_warned_afresh() -> None:
     state, verdict = check_in(state, loc("IR", "IR-23"), T0 + timedelta(days=60))
     assert verdict.action is Action.WARN
     assert state.warned_since == {"ir": T0.date() + timedelta(days=60)}
+
+
+def test_only_the_first_checkin_can_be_the_first_activation() -> None:
+    """A traveller whose check-ins at home could not be placed (low confidence) must not have
+    the first confident check-in abroad taken for its activation there."""
+    home, _ = check_in(DeviceState(), loc("US", None, 0.45, ("low_confidence",)), T0)
+    assert not home.is_new and home.first_seen_at == T0 and home.first_country is None
+    abroad, _ = check_in(home, loc("IR", "IR-23"), T0 + timedelta(days=2))
+    assert abroad.first_country is None  # unknown for good, never the restricted place
+    assert abroad.first_seen_at == T0
+    assert abroad.presence == {(T0 + timedelta(days=2)).date(): frozenset({"IR", "IR-23"})}
+    assert DeviceState().is_new

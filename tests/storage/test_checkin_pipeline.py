@@ -125,6 +125,22 @@ def test_a_phone_from_its_sales_region_gets_traveller_grace(
     assert stored is not None and stored.state.first_country == "AE"
 
 
+def test_a_traveller_whose_home_checkins_were_uncertain_is_not_locked_on_arrival(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    """Found by the fleet simulator: check-ins at home placed with low confidence must not
+    let the first confident check-in abroad count as the first activation there."""
+    service, key, record = world
+    home = {"ip": "5.30.2.9", "timezone": "Asia/Dubai"}  # IP only: no presence evidence
+    first = service.check_in(checkin(key, record.id, 1, T0, home), peer_ip=None, now=T0)
+    assert first["verdict"] == "allow"
+    now = T0 + timedelta(days=1)
+    out = service.check_in(checkin(key, record.id, 2, now), peer_ip=None, now=now)
+    assert (out["verdict"], out["reasons"][-1]) == ("warn", "presence.grace")
+    stored = service.devices.get(record.id)
+    assert stored is not None and stored.state.first_country is None
+
+
 def test_replays_and_forgeries_change_nothing(
     world: tuple[CheckinService, SigningKey, DeviceRecord],
 ) -> None:

@@ -474,6 +474,11 @@ class DeviceState:
         """The presence summary `decide` reads."""
         return PresenceHistory(days=self.presence, warned_since=self.warned_since)
 
+    @property
+    def is_new(self) -> bool:
+        """Whether the device has never checked in (its next check-in is its activation)."""
+        return self.counter is None and self.first_seen_at is None
+
     def accepts_counter(self, counter: int) -> bool:
         """Whether a check-in with this counter is new (strictly above the last accepted one)."""
         return self.counter is None or counter > self.counter
@@ -496,6 +501,10 @@ class DeviceState:
           presence (`counts_as_presence`): a place named by IP or SIM alone, or with low
           confidence, must not become the first-activation country or a day of presence, as
           either can lead to a lock later.
+        - The first activation is the device's *first* check-in, or none: when that check-in
+          could not place it, the first activation stays unknown for good. Taking a later
+          check-in instead would make a traveller's first confident check-in abroad its
+          "first activation" in a restricted place, and lock it.
         - A warning decided by a lock rule (`policy` names the rule) starts that rule's warning
           clock (`warned_since`), unless it is already running.
         - Presence older than the retention window (the longer of `retention_days` and the
@@ -520,12 +529,10 @@ class DeviceState:
                 c for c in (location.country, location.subdivision, *location.subdivisions) if c
             }
             presence[today] = presence.get(today, frozenset()) | codes
-            if first_country is None:
-                first_country, first_subdivision, first_seen_at = (
-                    location.country,
-                    location.subdivision,
-                    at,
-                )
+            if self.is_new:
+                first_country, first_subdivision = location.country, location.subdivision
+        if self.is_new:
+            first_seen_at = at
         keep = max(retention_days, *(r.presence.window_days for r in policy.restrictions), 1)
         oldest = today - timedelta(days=keep - 1)
         presence = {d: codes for d, codes in presence.items() if d >= oldest}

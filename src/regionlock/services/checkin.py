@@ -217,10 +217,10 @@ class CheckinService:
                 ),
             )
         facts = state.to_facts(record)
-        if facts.first_country is None and counts_as_presence(location):
+        if state.is_new and counts_as_presence(location):
             # This check-in is the first activation: judge it as one (a phone sold elsewhere
             # and switched on for the first time in a restricted place is what a gray-market
-            # block exists to stop).
+            # block exists to stop). Only the very first check-in is: see after_checkin.
             facts = replace(
                 facts,
                 first_country=location.country,
