@@ -1,132 +1,43 @@
-"""The HTTP service: an app factory, its lifespan, typed dependencies, problem+json errors.
+"""The HTTP service: an app factory, its lifespan, and the operator-facing routes.
 
-Device-facing: `POST /v1/checkin` (application/jose), `GET /.well-known/jwks.json`.
-Operator-facing (Bearer API key; viewer < operator < admin): devices, audit, policies.
-Every regionlock error maps to an RFC 9457 problem document in one place (`_problem`).
+Device-facing routes (`POST /v1/checkin`, `GET /.well-known/jwks.json`, the unlock key, the
+simulated clock) live in `api/device.py`; shared state, roles and errors in `api/deps.py`.
+Operator-facing (Bearer API key; viewer < operator < admin): devices, audit, policies, keys.
+Every regionlock error maps to an RFC 9457 problem document in one place (`deps.problem`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import ipaddress
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from regionlock import __version__
-from regionlock.clock import Clock, ClockError, SimulatedClock, SystemClock
-from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.api.deps import (
+    Admin,
+    Operator,
+    State,
+    StateDep,
+    Viewer,
+    problem,
+    require,
+)
+from regionlock.api.device import CHECKIN_OPENAPI, add_device_routes
+from regionlock.clock import Clock
+from regionlock.domain.errors import RegionlockError
 from regionlock.geo.locator import Locator
 from regionlock.policies import PolicyError, parse_policy
-from regionlock.services.access import Access
-from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinService
 from regionlock.services.policy_tools import simulate_registry
-from regionlock.services.registry import Registry, UnknownDevice, device_json
+from regionlock.services.registry import UnknownDevice, device_json
 from regionlock.settings import Settings
-from regionlock.signing.jws import b64url_encode
-from regionlock.storage import open_database
-from regionlock.storage.apikeys import ApiKey, Role, SqlApiKeyStore
-
-PROBLEM_BASE = "https://regionlock.dev/problems/"
-PROBLEM_JSON = "application/problem+json"
-
-
-class Unauthorized(RegionlockError):
-    status = 401
-    type_slug = "unauthorized"
-
-
-class Forbidden(RegionlockError):
-    status = 403
-    type_slug = "forbidden"
-
-
-class UnsupportedMediaType(RegionlockError):
-    status = 415
-    type_slug = "unsupported-media-type"
-
-
-class PayloadTooLarge(RegionlockError):
-    status = 413
-    type_slug = "payload-too-large"
-
-
-MAX_CHECKIN_BYTES = 64 * 1024  # docs/protocol.md
-
-
-def _problem(
-    status: int, slug: str, detail: str, instance: str, extra: dict[str, Any] | None = None
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": slug.replace("-", " ").capitalize(),
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-    }
-    body.update(extra or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
-
-
-class State:
-    """What the app holds for its lifetime (one per process)."""
-
-    def __init__(self, settings: Settings, locator: Locator | None, clock: Clock | None) -> None:
-        self.settings = settings
-        # A simulated clock only where the settings allow one (never in production).
-        self.clock: Clock = clock or (
-            SimulatedClock() if settings.simulated_clock else SystemClock()
-        )
-        self.db = open_database(settings.database_url)
-        self.locator = locator or Locator(ip_source=settings.ip_db)
-        self.checkins = CheckinService(self.db, self.locator, settings)
-        self.registry = Registry(self.db)
-        self.apikeys = SqlApiKeyStore(self.db)
-        self.access = Access(self.db)
-        # Check-ins run in a small pool of their own: SQLite has one writer, so more threads
-        # only fight over the GIL and the write lock; PostgreSQL gains from overlapping
-        # round trips, so it gets more.
-        self.checkin_pool = ThreadPoolExecutor(
-            max_workers=2 if self.db.dialect == "sqlite" else 8, thread_name_prefix="checkin"
-        )
-
-
-def _state(request: Request) -> State:
-    state: State = request.app.state.regionlock
-    return state
-
-
-StateDep = Annotated[State, Depends(_state)]
-
-
-def require(role: Role) -> Callable[..., ApiKey]:
-    """A dependency admitting API keys with at least `role`."""
-
-    def check(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("send 'Authorization: Bearer <api key>'")
-        key = state.apikeys.authenticate(authorization.removeprefix("Bearer ").strip())
-        if key is None:
-            raise Unauthorized("unknown or revoked API key")
-        if not key.role.allows(role):
-            raise Forbidden(f"this needs the {role.value} role; the key is {key.role.value}")
-        return key
-
-    return check
-
-
-Viewer = Annotated[ApiKey, Depends(require(Role.VIEWER))]
-Operator = Annotated[ApiKey, Depends(require(Role.OPERATOR))]
-Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]
+from regionlock.storage.apikeys import Role
 
 
 class ActionBody(BaseModel):
@@ -137,10 +48,6 @@ class ActionBody(BaseModel):
 class UnlockCodeBody(BaseModel):
     challenge: str = Field(min_length=8, max_length=12, examples=["1234-5678"])
     reason: str = Field(min_length=1, max_length=500)
-
-
-class ClockBody(BaseModel):
-    now: datetime
 
 
 class NewKey(BaseModel):
@@ -174,11 +81,11 @@ def create_app(
     @app.exception_handler(RegionlockError)
     async def regionlock_error(request: Request, exc: RegionlockError) -> JSONResponse:
         extra = {k: getattr(exc, k) for k in ("field", "server_time") if hasattr(exc, k)}
-        return _problem(exc.status, exc.type_slug, exc.message, request.url.path, extra)
+        return problem(exc.status, exc.type_slug, exc.message, request.url.path, extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _problem(
+        return problem(
             422,
             "invalid-input",
             "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()),
@@ -189,34 +96,7 @@ def create_app(
     def health() -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 
-    @app.get("/.well-known/jwks.json", tags=["device"])
-    def jwks(state: StateDep) -> dict[str, Any]:
-        """The verdict-signing keys, current and still-published retired ones."""
-        now = state.clock.now()
-        return state.checkins.keys.keyring(now).jwks(now, MAX_TOKEN_LIFETIME)
-
-    async def checkin(request: Request) -> JSONResponse:
-        """A device checks in; the answer carries a verdict token it can verify offline."""
-        state: State = request.app.state.regionlock
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/jose":
-            raise UnsupportedMediaType("send the compact JWS as Content-Type: application/jose")
-        body = await request.body()
-        if len(body) > MAX_CHECKIN_BYTES:
-            raise PayloadTooLarge("a check-in is at most 64 KiB")
-        peer = _peer(request, state.settings)
-        # The pipeline is synchronous (crypto, location, a database transaction): run it in
-        # the thread pool so one check-in never blocks the event loop for the others.
-        out = await asyncio.get_running_loop().run_in_executor(
-            state.checkin_pool,
-            functools.partial(state.checkins.check_in, body, peer_ip=peer, now=state.clock.now()),
-        )
-        return JSONResponse(out)
-
-    # The device path is the hot one: a plain route skips FastAPI's dependency solving and
-    # response model machinery (31 % more requests/s in bench/frameworks-2026-11.md). Errors
-    # still go through the problem+json handlers; its OpenAPI entry is added below.
-    app.router.add_route("/v1/checkin", checkin, methods=["POST"], include_in_schema=False)
+    add_device_routes(app, settings)
 
     @app.get("/v1/devices", tags=["operators"])
     def list_devices(
@@ -299,31 +179,6 @@ def create_app(
             now=state.clock.now(),
         )
         return {"device": device, "challenge": body.challenge, "code": code}
-
-    @app.get("/.well-known/regionlock-unlock-key", tags=["device"])
-    def unlock_public_key(state: StateDep) -> dict[str, str]:
-        """The service's X25519 public key for offline unlock codes, provisioned on devices."""
-        key = state.checkins.keys.unlock_key(state.clock.now()).public_key()
-        return {"kty": "OKP", "crv": "X25519", "x": b64url_encode(key.public_bytes_raw())}
-
-    if settings.simulated_clock:
-
-        @app.get("/v1/clock", tags=["simulation"])
-        def get_clock(state: StateDep) -> dict[str, Any]:
-            """The service's simulated time (only with REGIONLOCK_SIMULATED_CLOCK)."""
-            return {"now": state.clock.now().isoformat(), "simulated": True}
-
-        @app.put("/v1/clock", tags=["simulation"])
-        def set_clock(body: ClockBody, state: StateDep, _: Admin) -> dict[str, Any]:
-            """Move the simulated time forward (admin; never available in production)."""
-            clock = state.clock
-            if not isinstance(clock, SimulatedClock):
-                raise Forbidden("this service's clock is not simulated")
-            try:
-                now = clock.set(body.now)
-            except ClockError as exc:
-                raise InvalidInput(str(exc)) from None
-            return {"now": now.isoformat(), "simulated": True}
 
     @app.get("/v1/audit", tags=["operators"])
     def audit(
@@ -513,66 +368,3 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-CHECKIN_OPENAPI: dict[str, Any] = {
-    "post": {
-        "tags": ["device"],
-        "summary": "Check in",
-        "description": "A device checks in with a compact JWS it signed (docs/protocol.md); the "
-        "answer carries a verdict token it can verify offline against the JWKS.",
-        "operationId": "checkin",
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/jose": {
-                    "schema": {
-                        "type": "string",
-                        "description": "compact JWS signed by the device (protocol v1)",
-                    }
-                }
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "The verdict: `token` and its claims mirrored",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            **{
-                code: {
-                    "description": what,
-                    "content": {PROBLEM_JSON: {"schema": {"type": "object"}}},
-                }
-                for code, what in (
-                    ("401", "bad signature, malformed token, clock skew"),
-                    ("404", "unknown device"),
-                    ("409", "replayed nonce or stale counter"),
-                    ("413", "payload too large"),
-                    ("415", "not application/jose"),
-                    ("422", "invalid check-in payload or signal"),
-                )
-            },
-        },
-    }
-}
-
-
-def _peer(request: Request, settings: Settings) -> str | None:
-    """The device's address: the socket peer, or X-Forwarded-For behind a trusted proxy only.
-
-    Anything that is not an IP address (a Unix socket, a test client) means "no address".
-    """
-    peer = request.client.host if request.client else None
-    try:
-        addr = ipaddress.ip_address(peer or "")
-    except ValueError:
-        return None
-    if settings.trusted_proxies and any(
-        addr in ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies
-    ):
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            return str(addr)
-    return str(addr)
