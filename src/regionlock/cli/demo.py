@@ -185,19 +185,31 @@ def demo(
         stop_service(service)
 
 
+def _command() -> str:
+    """How to call regionlock from this shell: by name if it is on PATH, else by its path."""
+    if shutil.which("regionlock"):
+        return "regionlock"
+    script = Path(sys.executable).parent / "regionlock"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _where_next(url: str, db_url: str, key_file: Path, imei: str, elapsed: float) -> None:
     db = f"--db {db_url}"
+    rl = _command()
     click.secho(f"\nStory told in {elapsed:.0f} s. Where to look next:", bold=True)
     for line in (
         f"  API docs        {url}/docs   (admin key in {key_file})",
         f"  verdict keys    {url}/.well-known/jwks.json",
-        f"  one device      regionlock device show {imei} {db}",
+        f"  one device      {rl} device show {imei} {db}",
         f'  its check-ins   curl -H "Authorization: Bearer $(cat {key_file})" '
         f"{url}/v1/devices/{imei}/checkins",
-        f"  audit trail     regionlock audit verify {db}",
-        "  a device of     regionlock agent init --url " + url + " --imei 356938035643809",
-        "  your own        (then: devices import, agent checkin --network 432-11 ...)",
-        f"  locked phones   regionlock devices list --verdict lock {db}",
+        f"  audit trail     {rl} audit verify {db}",
+        f"  locked phones   {rl} devices list --verdict lock {db}",
+        f"  a device of     {rl} agent init --url {url} --imei 356938035643809",
+        "  your own        (then devices import, agent checkin ...: docs/agent.md)",
         "  docs            docs/demo.md, docs/agent.md, docs/protocol.md",
     ):
         click.echo(line)
