@@ -398,3 +398,21 @@ def test_state_survives_a_restart_and_is_rechecked(
     got = tampered.enforcement()
     assert (got.action, got.reason) == (Action.LOCK, "tampered")  # editing is no unlock
     assert round_trip(tampered, service, sub="dev_test").action is Action.ALLOW
+
+
+def test_a_verdict_under_an_unknown_key_asks_for_the_jwks_once(
+    agent: Agent, service: Service
+) -> None:
+    from regionlock.agent.client import RefreshJwks, accept_after_refresh, handle_response
+
+    rotated = SigningKey.generate(T0)
+    token = service.answer(agent, agent.begin_checkin({}), key=rotated)
+    with pytest.raises(RefreshJwks):
+        handle_response(agent, 200, {"token": token}, may_retry=True)
+    # A JWKS that still lacks the key: refused, and no second refresh.
+    with pytest.raises(UnknownKey):
+        accept_after_refresh(agent, service.jwks, token)
+    assert agent.state.pending_nonce is None and agent.state.token is None
+    token = service.answer(agent, agent.begin_checkin({}), key=rotated)
+    jwks = {"keys": [service.key.public_jwk(), rotated.public_jwk()]}
+    assert accept_after_refresh(agent, jwks, token).action is Action.ALLOW

@@ -122,3 +122,22 @@ def test_settings_refuse_a_simulated_clock_where_it_could_mislead() -> None:
         Settings(simulated_clock=True, workers=2).validated()
     with pytest.raises(ValueError, match="simulated_clock"):
         create_app(Settings(), clock=SimulatedClock())
+
+
+def test_after_a_key_rotation_the_agent_fetches_the_jwks_once_and_carries_on(
+    client: TestClient,
+) -> None:
+    key, tokens = setup(client)
+    state = client.app.state.regionlock  # type: ignore[attr-defined]
+    agent = agent_for(client, key.private_key.private_bytes_raw(), state.clock)
+    assert check_in(agent, client, {"network": ["262-01"]}).action is Action.ALLOW  # type: ignore[arg-type]
+    old_kids = {k["kid"] for k in agent.state.jwks["keys"]}
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    assert (
+        client.post("/v1/keys/rotate", json={"reason": "yearly"}, headers=admin).status_code == 200
+    )
+    got = check_in(agent, client, {"network": ["262-01"]})  # type: ignore[arg-type]
+    assert got.action is Action.ALLOW
+    new_kids = {k["kid"] for k in agent.state.jwks["keys"]}
+    assert old_kids < new_kids  # the retired key stays published beside the new one
+    assert agent.state.counter == 2 and agent.state.pending_nonce is None

@@ -16,6 +16,7 @@ import httpx
 
 from regionlock.agent.core import Agent, Enforcement
 from regionlock.domain.errors import RegionlockError
+from regionlock.signing import UnknownKey
 from regionlock.signing.jws import b64url_decode
 
 PROBLEM_PREFIX = "https://regionlock.dev/problems/"
@@ -39,12 +40,24 @@ class Retry(Exception):
     """Sign a new check-in and send it again (the agent has corrected its clock or counter)."""
 
 
+class RefreshJwks(Exception):
+    """The verdict names a key the pinned JWKS lacks: fetch the JWKS again, then call
+    `accept_after_refresh` with the same token (docs/protocol.md, verifying step 3)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("unknown verdict key")
+        self.token = token
+
+
 def handle_response(
     agent: Agent, status: int, body: Mapping[str, Any] | None, *, may_retry: bool
 ) -> Enforcement:
     """Apply a check-in answer. Raises `Retry` when a corrected check-in should be sent."""
     if status == 200 and body is not None and isinstance(body.get("token"), str):
-        return agent.accept(body["token"])
+        try:
+            return agent.accept(body["token"])
+        except UnknownKey:
+            raise RefreshJwks(body["token"]) from None
     agent.abandon_checkin()
     body = body or {}
     problem = str(body.get("type", "")).removeprefix(PROBLEM_PREFIX) or f"http-{status}"
@@ -58,6 +71,16 @@ def handle_response(
         agent.store.save(agent.state)
         raise Retry
     raise CheckinFailed(problem, detail, status)
+
+
+def accept_after_refresh(agent: Agent, jwks: Mapping[str, Any], token: str) -> Enforcement:
+    """Pin the JWKS fetched again and check the same verdict once more (no second refresh)."""
+    agent.replace_jwks(dict(jwks))
+    try:
+        return agent.accept(token)
+    except UnknownKey:
+        agent.abandon_checkin()
+        raise
 
 
 def _json(response: httpx.Response) -> dict[str, Any] | None:
@@ -85,6 +108,14 @@ def check_in(agent: Agent, client: httpx.Client, signals: dict[str, Any]) -> Enf
             )
         except Retry:
             continue
+        except RefreshJwks as refresh:
+            try:
+                jwks = client.get("/.well-known/jwks.json")
+                jwks.raise_for_status()
+            except httpx.HTTPError as exc:
+                agent.abandon_checkin()
+                raise CheckinFailed("unreachable", f"JWKS: {exc}") from None
+            return accept_after_refresh(agent, jwks.json(), refresh.token)
     raise AssertionError("unreachable")  # the last attempt never raises Retry
 
 

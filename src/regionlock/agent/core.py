@@ -226,6 +226,15 @@ class Agent:
             raise TokenExpired(f"the verdict expired at {claims['exp']}")
         return claims
 
+    def replace_jwks(self, jwks: dict[str, Any]) -> None:
+        """Pin a JWKS fetched again from the provisioned service (after an unknown `kid`: the
+        service rotated its key). Only ever call this with what that service served over TLS."""
+        if not isinstance(jwks.get("keys"), list):
+            raise VerdictRejected("the JWKS has no 'keys' list")
+        self.state.jwks = jwks
+        self._verified = None  # the held verdict is checked again against the new set
+        self.store.save(self.state)
+
     def abandon_checkin(self) -> None:
         """Forget the check-in in flight (no answer came); its counter stays used."""
         self._clear_pending()

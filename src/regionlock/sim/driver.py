@@ -19,7 +19,14 @@ from typing import Any
 import aiohttp
 
 from regionlock.agent import Agent, AgentState
-from regionlock.agent.client import PROBLEM_PREFIX, CheckinFailed, Retry, handle_response
+from regionlock.agent.client import (
+    PROBLEM_PREFIX,
+    CheckinFailed,
+    RefreshJwks,
+    Retry,
+    accept_after_refresh,
+    handle_response,
+)
 from regionlock.clock import SimulatedClock
 from regionlock.signing import TokenError
 from regionlock.signing.jws import b64url_decode
@@ -224,13 +231,21 @@ class FleetDriver:
                 error = f"unreachable: {type(exc).__name__}"
                 break
             try:
-                handle_response(agent, status, body, may_retry=attempt == 0)
+                try:
+                    handle_response(agent, status, body, may_retry=attempt == 0)
+                except RefreshJwks as refresh:
+                    jwks = await self._operator(client, "GET", "/.well-known/jwks.json")
+                    self._jwks = jwks  # agents provisioned from now on get the new set
+                    accept_after_refresh(agent, jwks, refresh.token)
             except Retry:
                 continue
             except CheckinFailed as exc:
                 error = exc.problem.removeprefix(PROBLEM_PREFIX)
             except TokenError as exc:  # the agent refused the verdict
                 error = f"verdict refused: {exc.type_slug}"
+            except (ServiceError, aiohttp.ClientError, TimeoutError) as exc:
+                agent.abandon_checkin()
+                error = f"unreachable: JWKS ({type(exc).__name__})"
             break
         latency = time.perf_counter() - started
         claims = None if error else agent.held_claims()
