@@ -31,6 +31,13 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
             "were slower than one in bench/README.md. Scale out with PostgreSQL.",
             err=True,
         )
+    if settings.simulated_clock:
+        click.secho(
+            "warning: simulated clock (REGIONLOCK_SIMULATED_CLOCK): an admin key can move this "
+            "service's time forward with PUT /v1/clock. For demos and tests only.",
+            fg="yellow",
+            err=True,
+        )
     click.echo(
         f"regionlock serving on http://{settings.host}:{settings.port} "
         f"({settings.database_url}); API docs at /docs",
