@@ -229,3 +229,18 @@ def test_a_network_serving_several_subdivisions_gives_them_as_candidates() -> No
     e = fuse([gps, r(K.NETWORK, "UA", slot=1, tags=("disputed",), subdivisions=crimea)])
     assert (e.subdivision, e.subdivisions) == ("UA-40", ())
     assert "subdivision_candidates" not in e.summary_json()
+
+
+def test_a_shared_code_is_ambiguity_not_conflict() -> None:
+    """310-410 is assigned to the US and the US Virgin Islands: a phone the IP places in the US
+    is not contradicted by the code's other territory (found by the fleet simulator: such US
+    residents stayed below the confidence that records presence)."""
+    shared = [r(K.NETWORK, "US", "VI", slot=1), r(K.SIM, "US", "VI", slot=1), r(K.IP, "US")]
+    e = fuse(shared)
+    # Agreement is whole: the confidence is the support of the US votes alone.
+    assert e.country == "US" and e.confidence == round(1 - (1 - 0.4) * (1 - 0.175) * (1 - 0.3), 4)
+    assert LOW_CONFIDENCE_FLAG not in e.flags and SIGNALS_DISAGREE not in e.flags
+    # A reading for the other territory alone still counts against the winner.
+    contested = fuse([*shared, r(K.TIMEZONE, "VI")])
+    assert contested.country == "US" and contested.confidence < e.confidence
+    assert fuse([*shared, r(K.GPS, "VI")]).country == "VI"

@@ -11,9 +11,12 @@ The rules, in full (docs/location.md explains them with examples):
   Time zone and locale are hints: when nothing else points anywhere, there is no country.
 * confidence = support x agreement, where support = 1 - prod(1 - w) over the votes for the winner
   (how much independent evidence backs it) and agreement = winner's score / all scores (how much
-  of the evidence it explains); votes that roaming explains (a foreign SIM served in the winning
-  country, its home-routed IP) are left out of "all scores". Adding an agreeing signal raises
-  both, so it never lowers the confidence; the order of inputs changes nothing.
+  of the evidence it explains). Left out of "all scores": votes that roaming explains (a foreign
+  SIM served in the winning country, its home-routed IP), an IP elsewhere when GPS or the
+  serving network place the phone in the winning country (a VPN exit), and the other countries
+  of a reading that also names the winner (a shared code is ambiguity, not conflict). Adding an
+  agreeing signal raises both, so it never lowers the confidence; the order of inputs changes
+  nothing.
 """
 
 from __future__ import annotations
@@ -279,7 +282,11 @@ def _fuse_skeleton(skeletons: tuple[_Skeleton, ...]) -> _Outcome:
             miss = 1.0
             for per_country in votes.values():
                 miss *= 1.0 - per_country.get(country, 0.0)
-            counted = total - _explained_weight(ordered, votes, country)
+            counted = (
+                total
+                - _explained_weight(ordered, votes, country)
+                - _ambiguous_weight(ordered, votes, country)
+            )
             confidence = round((1.0 - miss) * (best / counted), 4)
             if not any(country in votes.get(k, {}) for k in PRESENCE_KINDS):
                 flags.add(NO_PRESENCE_EVIDENCE)
@@ -342,6 +349,25 @@ def _explained_weight(
             explained += sum(votes.get(SignalKind.IP, {}).get(c, 0.0) for c in r.countries)
             break
     return explained
+
+
+def _ambiguous_weight(
+    readings: list[SignalReading], votes: Mapping[SignalKind, Mapping[str, float]], country: str
+) -> float:
+    """Votes for elsewhere that only share a reading with the winner: ambiguity, not conflict.
+
+    A network code assigned to the US and the US Virgin Islands votes for both; when the US
+    wins, its vote for the islands says the code is shared, not that the phone is elsewhere. So
+    a kind's vote for another country is left out when every reading of that kind naming that
+    country also names the winner.
+    """
+    ambiguous = 0.0
+    for kind, per_country in votes.items():
+        named = [r.countries for r in readings if r.kind is kind and r.countries]
+        for other, weight in per_country.items():
+            if other != country and all(country in cs for cs in named if other in cs):
+                ambiguous += weight
+    return ambiguous
 
 
 def _subdivision(
