@@ -205,18 +205,15 @@ def test_a_verdict_without_a_checkin_in_flight_is_refused(agent: Agent, service:
         agent.accept(token)
 
 
-def test_an_out_of_order_verdict_never_overrides_a_newer_one(
+def test_a_fresh_verdict_counts_even_if_the_service_clock_stepped_back(
     agent: Agent, service: Service, clock: ManualClock
 ) -> None:
-    round_trip(agent, service, verdict="lock", sub="dev_test")
-    lock_iat = jws_payload(held(agent) or "")["iat"]
+    """Ordering comes from the nonce and counter of the check-in in flight, not from iat: a
+    service whose clock was a week ahead and then corrected must still be able to unlock."""
+    round_trip(agent, service, verdict="lock", sub="dev_test", iat=int(T0.timestamp()) + 7 * DAY)
     clock.advance(seconds=10)
-    checkin = agent.begin_checkin({})
-    # Answers the check-in in flight, but claims to be older than the lock held.
-    older = service.answer(agent, checkin, verdict="allow", sub="dev_test", iat=lock_iat - 1)
-    with pytest.raises(VerdictRejected, match="not newer"):
-        agent.accept(older)
-    assert agent.enforcement().action is Action.LOCK
+    got = round_trip(agent, service, verdict="allow", sub="dev_test")
+    assert got.action is Action.ALLOW
 
 
 def test_expired_and_held_back_verdicts_are_refused(
@@ -224,15 +221,18 @@ def test_expired_and_held_back_verdicts_are_refused(
 ) -> None:
     checkin = agent.begin_checkin({})
     sent = jws_payload(checkin)["iat"]
-    expired = service.answer(agent, checkin, iat=sent - 100, exp=sent - 10)
+    short = service.answer(agent, checkin, iat=sent, exp=sent + 5)
+    clock.advance(seconds=10)  # the lease ended on the way
     with pytest.raises(TokenExpired):
-        agent.accept(expired)
+        agent.accept(short)
     # A true answer held back for a day: refused, or it would wind the device's time back.
-    held_back = service.answer(agent, checkin, iat=sent - DAY, exp=sent + 6 * DAY)
-    with pytest.raises(VerdictRejected, match="long before"):
+    held_back = service.answer(agent, checkin, iat=sent)
+    clock.advance(days=1)
+    with pytest.raises(VerdictRejected, match="held back"):
         agent.accept(held_back)
     assert agent.state.token is None
-    assert agent.accept(service.answer(agent, checkin)).action is Action.ALLOW
+    fresh = agent.begin_checkin({})
+    assert agent.accept(service.answer(agent, fresh)).action is Action.ALLOW
 
 
 def test_lease_expiry_follows_the_offline_rule(
@@ -277,6 +277,22 @@ def test_offline_rules_are_never_less_strict_than_the_verdict(
     assert agent.enforcement().action is after
 
 
+def test_setting_the_clock_back_before_the_lease_ends_does_not_extend_it(
+    agent: Agent, service: Service, clock: ManualClock
+) -> None:
+    round_trip(agent, service, verdict="allow")  # lease 7 days, then 23 quiet days, 7 warned
+    clock.at = T0 - timedelta(days=365)  # set back at once, while the lease runs
+    assert agent.enforcement().action is Action.ALLOW  # the device, running, sees it
+    for _ in range(8):  # eight real days pass, the device checking now and then
+        clock.advance(days=1)
+        got = agent.enforcement()
+    assert got.lease_expires is not None and agent.now() > got.lease_expires
+    for _ in range(30):
+        clock.advance(days=1)
+        got = agent.enforcement()
+    assert got.action is Action.LOCK  # 38 real days: the offline lock
+
+
 def test_setting_the_clock_back_does_not_extend_a_lease(
     agent: Agent, service: Service, clock: ManualClock
 ) -> None:
@@ -300,11 +316,23 @@ def test_a_clock_ahead_is_corrected_by_the_next_fresh_verdict(
     round_trip(agent, service, verdict="allow")
     clock.advance(days=400)  # the user set the clock a year ahead: the lease looks over
     assert agent.enforcement().action is Action.LOCK
-    clock.advance(days=-400)
     agent.sync_clock(int(T0.timestamp()))  # the service said clock-skew with its time
     checkin = agent.begin_checkin({})
     assert abs(jws_payload(checkin)["iat"] - T0.timestamp()) < 5
     assert agent.accept(service.answer(agent, checkin, sub="dev_test")).action is Action.ALLOW
+    assert abs(agent.now() - T0.timestamp()) < 5  # the signed time put it right
+
+
+def test_an_unsigned_clock_skew_answer_never_moves_enforcement(
+    agent: Agent, service: Service, clock: ManualClock
+) -> None:
+    round_trip(agent, service, verdict="allow")
+    before = agent.now()
+    agent.sync_clock(before + 60 * DAY)  # forged: would end the lease and lock
+    assert agent.enforcement().action is Action.ALLOW and agent.now() == before
+    agent.sync_clock(before - 200 * DAY)  # forged: would freeze the lease
+    clock.advance(days=60)
+    assert agent.enforcement().action is Action.LOCK
 
 
 def lock_it(agent: Agent, service: Service) -> None:
@@ -361,7 +389,7 @@ def test_offline_unlock_refuses_wrong_and_other_devices_codes(
     assert agent.enter_unlock_code(code_for(service, agent, fresh)).action is Action.ALLOW
 
 
-def test_support_unlock_lasts_until_the_next_verdict_or_its_lease(
+def test_support_unlock_lasts_until_the_next_verdict(
     agent: Agent, service: Service, clock: ManualClock
 ) -> None:
     lock_it(agent, service)
@@ -370,6 +398,59 @@ def test_support_unlock_lasts_until_the_next_verdict_or_its_lease(
     assert agent.enforcement().action is Action.ALLOW
     round_trip(agent, service, verdict="lock", sub="dev_test")
     assert agent.enforcement().action is Action.LOCK
+
+
+@pytest.mark.parametrize("offline", ["keep", "warn", "lock"])
+def test_support_unlock_ends_after_seven_days_without_contact(
+    agent: Agent, service: Service, clock: ManualClock, offline: str
+) -> None:
+    rule = {"action": offline, "lock_after_days": 30, "warn_days": 7}
+    round_trip(agent, service, verdict="lock", offline=rule)
+    agent.enter_unlock_code(code_for(service, agent, agent.challenge()))
+    clock.advance(days=6, hours=23)
+    assert agent.enforcement().reason == "support-unlock"
+    clock.advance(hours=2)
+    assert agent.enforcement().action is Action.LOCK  # the held lock applies again
+
+
+def test_the_delay_after_exhausted_challenges_stops_at_a_day(
+    agent: Agent, service: Service, clock: ManualClock
+) -> None:
+    lock_it(agent, service)
+    for _ in range(40):
+        agent.challenge()
+        for _ in range(5):
+            with pytest.raises(UnlockRefused):
+                agent.enter_unlock_code("00000-00000")
+        assert agent.state.lockout_until - agent.now() <= 86_400
+        clock.advance(days=1, seconds=1)
+
+
+def test_a_try_is_counted_before_the_code_is_compared(agent: Agent, service: Service) -> None:
+    """Cutting the power between comparing and saving must not give a free try."""
+    saved: list[int] = []
+
+    class Recording:
+        def save(self, state: AgentState) -> None:
+            saved.append(state.attempts)
+
+    lock_it(agent, service)
+    challenge = agent.challenge()
+    agent.store = Recording()
+    agent.enter_unlock_code(code_for(service, agent, challenge))
+    assert saved[0] == 1  # the try was on record before the (right) code was checked
+
+
+def test_a_locked_device_whose_state_was_damaged_can_still_be_unlocked_by_support(
+    agent: Agent, service: Service
+) -> None:
+    round_trip(agent, service, verdict="allow")
+    agent.state.token = None  # someone deleted the stored verdict to get rid of a lock
+    got = agent.enforcement()
+    assert (got.action, got.reason) == (Action.LOCK, "tampered")
+    assert agent.enter_unlock_code(code_for(service, agent, agent.challenge())).action is (
+        Action.ALLOW
+    )
 
 
 def test_an_unlocked_device_has_no_challenge(agent: Agent, service: Service) -> None:
@@ -405,14 +486,50 @@ def test_a_verdict_under_an_unknown_key_asks_for_the_jwks_once(
 ) -> None:
     from regionlock.agent.client import RefreshJwks, accept_after_refresh, handle_response
 
+    round_trip(agent, service, verdict="allow")
+    pinned = agent.state.jwks
     rotated = SigningKey.generate(T0)
     token = service.answer(agent, agent.begin_checkin({}), key=rotated)
     with pytest.raises(RefreshJwks):
         handle_response(agent, 200, {"token": token}, may_retry=True)
-    # A JWKS that still lacks the key: refused, and no second refresh.
-    with pytest.raises(UnknownKey):
-        accept_after_refresh(agent, service.jwks, token)
-    assert agent.state.pending_nonce is None and agent.state.token is None
-    token = service.answer(agent, agent.begin_checkin({}), key=rotated)
-    jwks = {"keys": [service.key.public_jwk(), rotated.public_jwk()]}
-    assert accept_after_refresh(agent, jwks, token).action is Action.ALLOW
+    # A JWKS that still lacks the key (or is garbage): refused, no second refresh, and the
+    # keys pinned before stay pinned, so the verdict held still verifies.
+    for stale in ({"keys": []}, "garbage", {"keys": "x"}):
+        with pytest.raises(TokenError):
+            accept_after_refresh(agent, stale, token)
+        assert agent.state.jwks == pinned and agent.state.pending_nonce is None
+        assert agent.enforcement().action is Action.ALLOW
+        token = service.answer(agent, agent.begin_checkin({}), key=rotated, sub="dev_test")
+    got = accept_after_refresh(agent, {"keys": [rotated.public_jwk()]}, token)
+    assert got.action is Action.ALLOW
+    assert {k["kid"] for k in agent.state.jwks["keys"]} == {service.key.kid, rotated.kid}
+
+
+def test_garbage_answers_are_refusals_not_crashes(agent: Agent) -> None:
+    from regionlock.agent.client import CheckinFailed, handle_response
+
+    for status, body in ((200, [1, 2]), (200, {"token": 7}), (502, "oops"), (200, None)):
+        agent.begin_checkin({})
+        with pytest.raises(CheckinFailed):
+            handle_response(agent, status, body, may_retry=True)
+        assert agent.state.pending_nonce is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("counter", "7"), ("token", 5), ("trusted_time", None), ("seed", "c2hvcnQ"), ("jwks", [])],
+)
+def test_a_damaged_state_file_is_refused_with_a_clear_error(
+    service: Service, clock: ManualClock, tmp_path: Path, field: str, value: object
+) -> None:
+    import json
+
+    from regionlock.domain.errors import InvalidInput
+
+    store = FileStore(tmp_path / "agent.json")
+    make_agent(service, clock, store).begin_checkin({})
+    data = json.loads((tmp_path / "agent.json").read_text())
+    data[field] = value
+    (tmp_path / "agent.json").write_text(json.dumps(data))
+    with pytest.raises(InvalidInput, match="damaged"):
+        store.load()

@@ -70,7 +70,9 @@ def test_no_legitimate_user_is_locked_and_no_diverted_device_is_missed(
     assert week["diverted_missed"] == []
     # Locked, or (seen there on too few days yet) warned under the traveller grace.
     assert week["diverted_locked"] + len(week["diverted_in_grace"]) == week["diverted_seen_there"]
-    assert all("presence.grace" in line for line in week["diverted_in_grace"])
+    for line in week["diverted_in_grace"]:  # grace ends after 3 days there (min_days = 3)
+        days = int(line.split("seen there on ")[1].split(" ")[0])
+        assert 1 <= days <= 3, line
 
 
 def test_lifting_the_block_unlocks_what_only_the_company_rule_held(story: dict[str, Any]) -> None:
@@ -81,7 +83,6 @@ def test_lifting_the_block_unlocks_what_only_the_company_rule_held(story: dict[s
     for place_reasons in lift["still_locked"]:
         place = place_reasons.split(":")[0]
         assert place in {"IR", "CU", "KP", "UA-43", "UA-40"}, place_reasons
-        assert "SD" not in place
 
 
 def test_the_audit_trail_of_the_run_verifies(story: dict[str, Any]) -> None:
@@ -91,3 +92,15 @@ def test_the_audit_trail_of_the_run_verifies(story: dict[str, Any]) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("audit trail intact:")
+
+
+def test_the_demo_refuses_to_delete_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "thesis.txt").write_text("years of work")
+    done = subprocess.run(
+        [*CLI, "demo", "--devices", "10", "--no-serve", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "not a regionlock demo directory" in done.stderr
+    assert (tmp_path / "thesis.txt").read_text() == "years of work"

@@ -8,7 +8,6 @@ counter ahead (protocol rule 2), and every other refusal leaves its verdict as i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 
 from regionlock.agent.core import Agent, Enforcement
 from regionlock.domain.errors import RegionlockError
-from regionlock.signing import UnknownKey
+from regionlock.signing import TokenError, UnknownKey
 from regionlock.signing.jws import b64url_decode
 
 PROBLEM_PREFIX = "https://regionlock.dev/problems/"
@@ -49,10 +48,10 @@ class RefreshJwks(Exception):
         self.token = token
 
 
-def handle_response(
-    agent: Agent, status: int, body: Mapping[str, Any] | None, *, may_retry: bool
-) -> Enforcement:
+def handle_response(agent: Agent, status: int, body: Any, *, may_retry: bool) -> Enforcement:
     """Apply a check-in answer. Raises `Retry` when a corrected check-in should be sent."""
+    if not isinstance(body, Mapping):
+        body = None  # not a JSON object: garbage, handled as a refusal below
     if status == 200 and body is not None and isinstance(body.get("token"), str):
         try:
             return agent.accept(body["token"])
@@ -67,18 +66,20 @@ def handle_response(
         raise Retry
     if may_retry and problem == "stale-counter":
         # Protocol rule 2: a device that lost its counter recovers with the time in ms.
-        agent.state.counter = max(agent.state.counter + 1, int(time.time() * 1000))
+        agent.state.counter = max(agent.state.counter + 1, agent.now() * 1000)
         agent.store.save(agent.state)
         raise Retry
     raise CheckinFailed(problem, detail, status)
 
 
-def accept_after_refresh(agent: Agent, jwks: Mapping[str, Any], token: str) -> Enforcement:
-    """Pin the JWKS fetched again and check the same verdict once more (no second refresh)."""
-    agent.replace_jwks(dict(jwks))
+def accept_after_refresh(agent: Agent, jwks: Any, token: str) -> Enforcement:
+    """Check the same verdict against the JWKS fetched again (once; no second refresh). The
+    new keys are pinned only if the verdict verifies with them."""
     try:
-        return agent.accept(token)
-    except UnknownKey:
+        if not isinstance(jwks, dict):
+            raise UnknownKey("the service's JWKS is not a JSON object")
+        return agent.accept(token, jwks=jwks)
+    except TokenError:
         agent.abandon_checkin()
         raise
 
@@ -115,7 +116,7 @@ def check_in(agent: Agent, client: httpx.Client, signals: dict[str, Any]) -> Enf
             except httpx.HTTPError as exc:
                 agent.abandon_checkin()
                 raise CheckinFailed("unreachable", f"JWKS: {exc}") from None
-            return accept_after_refresh(agent, jwks.json(), refresh.token)
+            return accept_after_refresh(agent, _json(jwks), refresh.token)
     raise AssertionError("unreachable")  # the last attempt never raises Retry
 
 
@@ -125,4 +126,11 @@ def fetch_provisioning(client: httpx.Client) -> tuple[dict[str, Any], bytes]:
     jwks.raise_for_status()
     unlock = client.get("/.well-known/regionlock-unlock-key")
     unlock.raise_for_status()
-    return jwks.json(), b64url_decode(unlock.json()["x"])
+    keys, x = _json(jwks), (_json(unlock) or {}).get("x")
+    if keys is None or not isinstance(keys.get("keys"), list) or not isinstance(x, str):
+        raise CheckinFailed("bad-provisioning", "the service's JWKS or unlock key is malformed")
+    try:
+        unlock_key = b64url_decode(x)
+    except ValueError:
+        raise CheckinFailed("bad-provisioning", "the unlock key is not base64url") from None
+    return keys, unlock_key

@@ -35,7 +35,6 @@ from regionlock.signing import (
     SigningKey,
     TokenError,
     TokenExpired,
-    TokenNotYetValid,
     sign_checkin,
     verify_verdict,
 )
@@ -47,14 +46,13 @@ from regionlock.signing.unlock import (
     format_challenge,
     new_challenge,
 )
-from regionlock.signing.verdict import CLOCK_WINDOW_S, DEFAULT_LEEWAY_S
 
 DAY = 86_400
 SUPPORT_UNLOCK_DAYS = 7  # an unlock code keeps the device usable this long without contact
 LOCKOUT_BASE_S = 60  # the first delay after MAX_ATTEMPTS wrong codes; it doubles each time
 MAX_REJECTIONS_KEPT = 20
-FRESH_WINDOW_S = CLOCK_WINDOW_S + DEFAULT_LEEWAY_S  # how far a fresh verdict's iat may lie from
-# the time its check-in was signed
+MAX_ROUND_TRIP_S = 600  # an answer later than this after its check-in was held back
+MAX_LOCKOUT_S = 86_400  # the delay after exhausted challenges stops doubling at a day
 
 
 class VerdictRejected(TokenError):
@@ -100,6 +98,16 @@ def _unverified_claims(token: str) -> dict[str, Any]:
     return data
 
 
+def _merged(pinned: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
+    """The keys fetched again, plus every key pinned before that they lack (the stored verdict
+    stays verifiable by the key that signed it). Malformed input adds nothing."""
+    new = fetched.get("keys") if isinstance(fetched, dict) else None
+    fresh = [k for k in new if isinstance(k, dict)] if isinstance(new, list) else []
+    kids = {k.get("kid") for k in fresh}
+    old = [k for k in pinned.get("keys", []) if isinstance(k, dict) and k.get("kid") not in kids]
+    return {"keys": [*fresh, *old]}
+
+
 def _stricter(a: Action, b: Action) -> Action:
     return a if a.severity >= b.severity else b
 
@@ -117,23 +125,35 @@ class Agent:
     # -- time ------------------------------------------------------------------------------
 
     def now(self) -> int:
-        """The device's notion of now: its clock corrected by the server's signed time, and
-        never earlier than any time it has seen before (a clock set back changes nothing)."""
-        current = self._signing_time()
-        if current > self.state.max_seen:
-            self.state.max_seen = current
-        return self.state.max_seen
+        """The device's trusted time, for leases and delays (seconds).
+
+        It is the last signed verdict time, advanced by the device clock's *forward* steps
+        only: setting the clock back neither winds it back nor freezes it (later forward steps
+        count from the new reading). A clock set forward ends leases early, the safe direction,
+        until the next fresh verdict puts it right. Unsigned inputs (a `clock-skew` answer)
+        never move it. Firmware should feed it from a clock the user cannot set (Android's
+        `elapsedRealtime`); the reference agent has only the wall clock.
+        """
+        raw = int(self.clock.now().timestamp())
+        last = self.state.clock_raw
+        if last is None or self.state.trusted_time == 0:
+            self.state.trusted_time = max(self.state.trusted_time, raw)
+        elif raw > last:
+            self.state.trusted_time += raw - last
+        self.state.clock_raw = raw
+        return self.state.trusted_time
 
     def _signing_time(self) -> int:
         """The time a check-in is signed with: the device clock, corrected by the server."""
-        return int(self.clock.now().timestamp()) + self.state.clock_offset
+        return int(self.clock.now().timestamp()) + self.state.sign_offset
 
     def sync_clock(self, server_time: int) -> None:
         """Adopt the server's time, as told by a `clock-skew` problem, for signing check-ins.
 
-        Unsigned, so it only moves the time the device *signs with*; leases are measured
-        from signed verdict times (`accept`), and `max_seen` never goes back here."""
-        self.state.clock_offset = server_time - int(self.clock.now().timestamp())
+        Unsigned, so it moves only the time the device signs with: enforcement time (`now`)
+        moves with signed verdicts alone, so a forged `clock-skew` can neither lock a device
+        nor extend its lease."""
+        self.state.sign_offset = server_time - int(self.clock.now().timestamp())
         self.store.save(self.state)
 
     # -- checking in -----------------------------------------------------------------------
@@ -146,29 +166,27 @@ class Agent:
         self.state.counter = counter
         self.state.pending_nonce = nonce
         self.state.pending_counter = counter
-        self.state.pending_sent_at = iat
+        self.state.pending_sent_at = self.now()
         self.store.save(self.state)
         request = CheckinRequest(nonce=nonce, counter=counter, iat=iat, signals=signals)
         return sign_checkin(request, self.key, self.state.device_id or self.state.kid)
 
-    def accept(self, token: str) -> Enforcement:
+    def accept(self, token: str, *, jwks: dict[str, Any] | None = None) -> Enforcement:
         """Check a verdict token received for the check-in in flight and apply it.
 
         Raises `TokenError` (the verdict is refused, the one held stays) for a token that is
-        forged, for another device or another check-in, expired, or not newer than the one
-        held."""
+        forged, for another device or another check-in, late, expired, or not newer than the
+        one held. `jwks`, a set fetched again from the service after an unknown `kid`, is
+        pinned only if the token verifies against it (merged with the keys pinned before)."""
+        keys = self.state.jwks if jwks is None else _merged(self.state.jwks, jwks)
         try:
-            claims = self._verify_fresh(token)
+            claims, round_trip = self._verify_fresh(token, keys)
         except TokenError as exc:
             self._note_rejection(exc)
             raise
-        try:
-            held = self.held_claims()
-        except VerdictRejected:
-            held = None  # a damaged stored verdict is replaced by any fresh, valid one
-        if held is not None and (
-            claims["counter"] <= held["counter"] or claims["iat"] < held["iat"]
-        ):
+        held = self.held_or_none()
+        if held is not None and claims["counter"] <= held["counter"]:
+            # Nonce and counter bind the token to this check-in; this is belt and braces.
             older = VerdictRejected(
                 f"verdict {claims['counter']} is not newer than the one held ({held['counter']})"
             )
@@ -176,14 +194,16 @@ class Agent:
             raise older
         if self.state.device_id is None:
             self.state.device_id = claims["sub"]  # learnt once, required from now on
+        self.state.jwks = keys
         self.state.token = token
         self._verified = (token, claims)
         self._clear_pending()
-        # The signed, fresh iat is the server's time: the device adopts it, even backwards
-        # (its clock was ahead). Winding back needs a fresh token from the service, whose
-        # lease then starts from the service's own time, so nothing is extended by it.
-        self.state.clock_offset = claims["iat"] - int(self.clock.now().timestamp())
-        self.state.max_seen = claims["iat"]
+        # The signed iat of a fresh answer (nonce-bound, arrived within MAX_ROUND_TRIP_S) is
+        # the service's time: the device adopts it, backwards too (its clock was ahead). A
+        # held-back answer cannot wind it back: it is refused as late.
+        self.state.clock_raw = int(self.clock.now().timestamp())
+        self.state.trusted_time = claims["iat"] + round_trip
+        self.state.sign_offset = self.state.trusted_time - self.state.clock_raw
         if claims["verdict"] != Action.LOCK.value:
             self.state.challenge = None
             self.state.attempts = 0
@@ -192,18 +212,18 @@ class Agent:
         self.store.save(self.state)
         return self.enforcement()
 
-    def _verify_fresh(self, token: str) -> dict[str, Any]:
+    def _verify_fresh(self, token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], int]:
         sent = self.state.pending_sent_at
         if self.state.pending_nonce is None or sent is None:
             raise VerdictRejected("no check-in is waiting for a verdict")
-        # Signature, claims and binding first (verified at the token's own iat: its times are
-        # judged below against the time the check-in was signed, which the server accepted).
+        # Signature, claims and binding (verified at the token's own iat: the nonce of the
+        # check-in in flight is what proves it fresh, whatever the device clock says).
         at = _unverified_claims(token).get("iat")
         if not isinstance(at, int) or isinstance(at, bool):
             raise VerdictRejected("the verdict has no integer iat")
         claims = verify_verdict(
             token,
-            self.state.jwks,
+            jwks,
             now=datetime.fromtimestamp(at, UTC),
             expected_sub=self.state.device_id,
             expected_nonce=self.state.pending_nonce,
@@ -211,29 +231,24 @@ class Agent:
         )
         if claims["counter"] != self.state.pending_counter:
             raise ClaimMismatch("counter", "the verdict does not answer the check-in in flight")
-        # The service accepted the check-in only with its iat within CLOCK_WINDOW_S of the
-        # server clock, so a true answer is issued within that of `sent`. One issued long
-        # before was held back (and would wind the device's time back); one after cannot be.
-        if claims["iat"] < sent - FRESH_WINDOW_S:
+        # How long the answer took, on the device's own forward-only clock: a true answer
+        # comes in seconds; one held back by a man in the middle would wind time back.
+        round_trip = max(0, self.now() - sent)
+        if round_trip > MAX_ROUND_TRIP_S:
             raise VerdictRejected(
-                f"the verdict was issued at {claims['iat']}, long before the check-in ({sent})"
+                f"the answer arrived {round_trip} s after the check-in was sent (at most "
+                f"{MAX_ROUND_TRIP_S} s): held back on the way"
             )
-        if claims["iat"] > sent + FRESH_WINDOW_S:
-            raise TokenNotYetValid(
-                f"the verdict is issued at {claims['iat']}, after the check-in ({sent})"
-            )
-        if claims["exp"] <= self._signing_time():
-            raise TokenExpired(f"the verdict expired at {claims['exp']}")
-        return claims
+        if claims["exp"] <= claims["iat"] + round_trip:
+            raise TokenExpired(f"the verdict's lease ended ({claims['exp']}) before it arrived")
+        return claims, round_trip
 
-    def replace_jwks(self, jwks: dict[str, Any]) -> None:
-        """Pin a JWKS fetched again from the provisioned service (after an unknown `kid`: the
-        service rotated its key). Only ever call this with what that service served over TLS."""
-        if not isinstance(jwks.get("keys"), list):
-            raise VerdictRejected("the JWKS has no 'keys' list")
-        self.state.jwks = jwks
-        self._verified = None  # the held verdict is checked again against the new set
-        self.store.save(self.state)
+    def held_or_none(self) -> dict[str, Any] | None:
+        """The claims of the verdict held, or None if there is none or it no longer verifies."""
+        try:
+            return self.held_claims()
+        except VerdictRejected:
+            return None  # a damaged stored verdict is replaced by any fresh, valid one
 
     def abandon_checkin(self) -> None:
         """Forget the check-in in flight (no answer came); its counter stays used."""
@@ -282,29 +297,23 @@ class Agent:
         now = self.now()
         try:
             claims = self.held_claims()
+            if claims is None and self.state.device_id is not None:
+                raise VerdictRejected("the stored verdict is missing")
         except VerdictRejected:
             # Someone edited the stored verdict, or its key was withdrawn. Failing open would
-            # make editing a file an unlock; the next check-in replaces it.
-            return Enforcement(
-                Action.LOCK,
-                "tampered",
-                "This device's authorisation could not be verified. Connect to the network.",
-                "",
-                None,
-                None,
-            )
+            # make editing a file an unlock; the next check-in (or support) replaces it.
+            if self._support_unlocked(None, now):
+                return self._unlocked(now, "")
+            text = "This device's authorisation could not be verified. Connect to the network."
+            return Enforcement(Action.LOCK, "tampered", text, "", None, None)
         if claims is None:
             return Enforcement(Action.ALLOW, "none", "", "", None, None)
+        if self._support_unlocked(claims["counter"], now):
+            return self._unlocked(now, claims["contact"])
         action = Action(claims["verdict"])
         message, contact, exp = claims["message"], claims["contact"], claims["exp"]
-        reason = "verdict"
-        if self._support_unlocked(claims):
-            assert self.state.support_unlock_at is not None
-            action, reason = Action.ALLOW, "support-unlock"
-            message = "Unlocked by support. Connect to the network to confirm."
-            exp = max(exp, self.state.support_unlock_at + SUPPORT_UNLOCK_DAYS * DAY)
         if now < exp:
-            return Enforcement(action, reason, message, contact, exp, exp)
+            return Enforcement(action, "verdict", message, contact, exp, exp)
         offline = claims["offline"]
         kind = offline["action"]
         connect = "Connect to the network to renew this device's authorisation."
@@ -316,31 +325,49 @@ class Agent:
         lock_at = exp + offline["lock_after_days"] * DAY
         warn_at = max(exp, lock_at - offline["warn_days"] * DAY)
         if now >= lock_at:
-            return Enforcement(Action.LOCK, "offline.lock", connect, contact, exp, None)
+            text = message if action is Action.LOCK else connect
+            return Enforcement(Action.LOCK, "offline.lock", text, contact, exp, None)
         if now >= warn_at:
-            warned = _stricter(action, Action.WARN)
+            if action is Action.LOCK:  # a lock stays a lock, with its own message
+                return Enforcement(action, "verdict", message, contact, exp, None)
             text = f"{connect} Without contact it locks on {_day(lock_at)}."
-            return Enforcement(warned, "offline.lock", text, contact, exp, lock_at)
-        return Enforcement(action, reason, message, contact, exp, warn_at)
+            return Enforcement(Action.WARN, "offline.lock", text, contact, exp, lock_at)
+        return Enforcement(action, "verdict", message, contact, exp, warn_at)
 
-    def _support_unlocked(self, claims: dict[str, Any]) -> bool:
+    def _support_unlocked(self, counter: int | None, now: int) -> bool:
+        """Whether an unlock code was entered for the verdict held (or the damaged state), and
+        its SUPPORT_UNLOCK_DAYS have not passed; after them the held verdict applies again."""
+        at = self.state.support_unlock_at
         return (
-            self.state.support_unlock_at is not None
-            and self.state.support_unlock_counter == claims["counter"]
+            at is not None
+            and self.state.support_unlock_counter == counter
+            and now < at + SUPPORT_UNLOCK_DAYS * DAY
         )
 
+    def _unlocked(self, now: int, contact: str) -> Enforcement:
+        assert self.state.support_unlock_at is not None
+        until = self.state.support_unlock_at + SUPPORT_UNLOCK_DAYS * DAY
+        text = f"Unlocked by support until {_day(until)}. Connect to the network to confirm."
+        return Enforcement(Action.ALLOW, "support-unlock", text, contact, until, until)
+
     # -- offline unlock --------------------------------------------------------------------
+
+    def _held_counter(self) -> int | None:
+        held = self.held_or_none()
+        return None if held is None else int(held["counter"])
+
+    def _check_lockout(self, now: int) -> None:
+        if now < self.state.lockout_until:
+            raise UnlockRefused(
+                f"too many wrong codes: try again after {_time(self.state.lockout_until)}"
+            )
 
     def challenge(self) -> str:
         """The challenge to show on the lock screen (`1234-5678`); the same until it is used
         or exhausted. Only a locked device has one."""
         if self.enforcement().action is not Action.LOCK:
             raise UnlockRefused("the device is not locked")
-        now = self.now()
-        if now < self.state.lockout_until:
-            raise UnlockRefused(
-                f"too many wrong codes: try again after {_time(self.state.lockout_until)}"
-            )
+        self._check_lockout(self.now())
         if self.state.challenge is None:
             self.state.challenge = new_challenge()
             self.state.attempts = 0
@@ -348,41 +375,40 @@ class Agent:
         return format_challenge(self.state.challenge)
 
     def enter_unlock_code(self, code: str) -> Enforcement:
-        """Try an unlock code for the challenge shown. Right: the device unlocks and the
-        challenge is spent. Wrong: one of MAX_ATTEMPTS tries is used; the last one discards
-        the challenge and imposes a delay that doubles each time."""
+        """Try an unlock code for the challenge shown. Right: the device unlocks for
+        SUPPORT_UNLOCK_DAYS (or until the next verdict) and the challenge is spent. Wrong: one
+        of MAX_ATTEMPTS tries is used (counted and saved *before* the code is compared, so
+        cutting the power cannot undo it); the last one discards the challenge and imposes a
+        delay that doubles each time, up to a day."""
         now = self.now()
-        if now < self.state.lockout_until:
-            raise UnlockRefused(
-                f"too many wrong codes: try again after {_time(self.state.lockout_until)}"
-            )
+        self._check_lockout(now)
         challenge = self.state.challenge
-        claims = self.held_claims()
-        if challenge is None or claims is None:
+        if challenge is None:
             raise UnlockRefused("no unlock challenge is shown; ask for one first")
         if self.state.unlock_key is None:
             raise UnlockRefused("this device has no unlock key provisioned")
+        self.state.attempts += 1
+        self.store.save(self.state)
         secret = device_secret(self.state.seed, self.key.public_bytes, self.state.unlock_key)
         if not code_matches(secret, challenge, code):
-            self.state.attempts += 1
             left = MAX_ATTEMPTS - self.state.attempts
             if left <= 0:
                 self.state.challenge = None
                 self.state.attempts = 0
                 self.state.lockouts += 1
-                self.state.lockout_until = now + LOCKOUT_BASE_S * 2 ** (self.state.lockouts - 1)
+                delay = LOCKOUT_BASE_S * 2 ** min(self.state.lockouts - 1, 20)
+                self.state.lockout_until = now + min(delay, MAX_LOCKOUT_S)
                 self.store.save(self.state)
                 raise UnlockRefused(
                     f"wrong code; this challenge is discarded. Ask again after "
                     f"{_time(self.state.lockout_until)} for a new one"
                 )
-            self.store.save(self.state)
             raise UnlockRefused(f"wrong code ({left} tries left for this challenge)")
         self.state.challenge = None  # spent: the same code never works again
         self.state.attempts = 0
         self.state.lockouts = 0
         self.state.support_unlock_at = now
-        self.state.support_unlock_counter = claims["counter"]
+        self.state.support_unlock_counter = self._held_counter()
         self.store.save(self.state)
         return self.enforcement()
 

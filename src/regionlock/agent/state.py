@@ -8,9 +8,12 @@ check-in is sent (docs/protocol.md, replay rule 2).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,10 +38,11 @@ class AgentState:
     counter: int = 0  # the last counter signed (stored before sending)
     pending_nonce: str | None = None  # the check-in awaiting its verdict
     pending_counter: int | None = None
-    pending_sent_at: int | None = None  # the iat it was signed with
+    pending_sent_at: int | None = None  # trusted time when it was sent
     token: str | None = None  # the last verified verdict token
-    max_seen: int = 0  # the latest time seen: the device's clock going back does not count
-    clock_offset: int = 0  # server time minus the device clock, learnt from signed verdicts
+    trusted_time: int = 0  # enforcement time: the last signed time + forward clock steps
+    clock_raw: int | None = None  # the device clock's reading when trusted_time last moved
+    sign_offset: int = 0  # server time minus the device clock, for signing check-ins only
     challenge: str | None = None  # the unlock challenge on the lock screen
     attempts: int = 0  # wrong unlock codes entered for this challenge
     lockouts: int = 0  # challenges exhausted by wrong codes (the delay doubles each time)
@@ -56,16 +60,56 @@ class AgentState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AgentState:
-        if data.get("version") != STATE_VERSION:
-            raise InvalidInput(f"agent state version {data.get('version')!r} is not supported")
+        """The state from its stored form; InvalidInput names what is damaged.
+
+        Types are checked field by field: a damaged file is refused, never half-read. Its
+        integrity beyond that rests on the storage (a phone keeps it in protected storage):
+        whoever can rewrite this file can also read the device's private key.
+        """
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise InvalidInput("the agent state is damaged or of an unsupported version")
         values = {k: v for k, v in data.items() if k != "version"}
         try:
             values["seed"] = b64url_decode(values["seed"])
             if values.get("unlock_key"):
                 values["unlock_key"] = b64url_decode(values["unlock_key"])
-            return cls(**values)
+            state = cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"the agent state is damaged: {exc}") from None
+        for name, kinds in _TYPES.items():
+            value = getattr(state, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise InvalidInput(f"the agent state is damaged: {name} is {value!r}")
+        if len(state.seed) != 32 or (state.unlock_key is not None and len(state.unlock_key) != 32):
+            raise InvalidInput("the agent state is damaged: a key has the wrong length")
+        if not isinstance(state.jwks.get("keys"), list):
+            raise InvalidInput("the agent state is damaged: jwks has no key list")
+        return state
+
+
+_NONE = type(None)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "kid": (str,),
+    "jwks": (dict,),
+    "issuer": (str, _NONE),
+    "service_url": (str, _NONE),
+    "device_id": (str, _NONE),
+    "counter": (int,),
+    "pending_nonce": (str, _NONE),
+    "pending_counter": (int, _NONE),
+    "pending_sent_at": (int, _NONE),
+    "token": (str, _NONE),
+    "trusted_time": (int,),
+    "clock_raw": (int, _NONE),
+    "sign_offset": (int,),
+    "challenge": (str, _NONE),
+    "attempts": (int,),
+    "lockouts": (int,),
+    "lockout_until": (int,),
+    "support_unlock_at": (int, _NONE),
+    "support_unlock_counter": (int, _NONE),
+    "rejected": (list,),
+}
 
 
 class StateStore(Protocol):
@@ -113,3 +157,22 @@ class FileStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        # The rename is durable only once the directory is: otherwise a power cut could bring
+        # back an older counter or an older count of wrong unlock codes.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the state for one load-change-save (an advisory lock on a sidecar file), so
+        two processes never both read the same count of unlock attempts."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -41,9 +44,15 @@ state_option = click.option(
 COLOURS = {"allow": "green", "warn": "yellow", "lock": "red"}
 
 
-def _load(path: str) -> tuple[Agent, FileStore]:
+@contextmanager
+def _device(path: str) -> Iterator[Agent]:
+    """The device of the state file, held exclusively for the command (no two processes
+    change one device's state at once)."""
     store = FileStore(path)
-    return Agent(store.load(), SystemClock(), store), store
+    with store.exclusive():
+        device = Agent(store.load(), SystemClock(), store)
+        yield device
+        store.save(device.state)
 
 
 def _show(agent: Agent, enforcement: Enforcement, as_json: bool) -> None:
@@ -63,6 +72,11 @@ def _show(agent: Agent, enforcement: Enforcement, as_json: bool) -> None:
     if action == "lock":
         click.echo("  On a phone only emergency calls and network settings remain.")
         click.echo("  Support can unlock it offline: `regionlock agent challenge`.")
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "127.0.0.1", "::1")
 
 
 @click.group()
@@ -93,6 +107,13 @@ def init(
 ) -> None:
     """Provision a device: new key, pinned JWKS and unlock key; prints its import CSV row."""
     parsed = parse_imei(imei)
+    if not url.startswith("https://") and not _loopback(url):
+        click.secho(
+            f"warning: {url} is not https: whoever answers it could pin their own verdict key. "
+            "Provision devices over TLS.",
+            fg="yellow",
+            err=True,
+        )
     store = FileStore(state_path)
     if store.path.exists() and not force:
         raise InvalidInput(f"{state_path} exists; pass --force to replace it (and its key)")
@@ -126,14 +147,14 @@ def init(
 @state_option
 def checkin(opts: SignalOptions, as_json: bool, state_path: str) -> None:
     """Check in with these signals (as the device would sense them) and apply the verdict."""
-    device, _ = _load(state_path)
     signals: dict[str, Any] = opts.wire()
-    url = device.state.service_url
-    if url is None:
-        raise InvalidInput("the state has no service URL; run `regionlock agent init`")
-    with httpx.Client(base_url=url, timeout=30) as client:
-        enforcement = check_in(device, client, signals)
-    _show(device, enforcement, as_json)
+    with _device(state_path) as device:
+        url = device.state.service_url
+        if url is None:
+            raise InvalidInput("the state has no service URL; run `regionlock agent init`")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            enforcement = check_in(device, client, signals)
+        _show(device, enforcement, as_json)
 
 
 @agent.command("status")
@@ -141,23 +162,22 @@ def checkin(opts: SignalOptions, as_json: bool, state_path: str) -> None:
 @state_option
 def status(as_json: bool, state_path: str) -> None:
     """What the device enforces now, offline (lease, offline rule, support unlock)."""
-    device, store = _load(state_path)
-    enforcement = device.enforcement()
-    store.save(device.state)  # keeps the latest time seen
-    _show(device, enforcement, as_json)
-    if not as_json and device.state.rejected:
-        click.echo(f"  last refused verdict: {device.state.rejected[-1]}")
+    with _device(state_path) as device:
+        enforcement = device.enforcement()
+        _show(device, enforcement, as_json)
+        if not as_json and device.state.rejected:
+            click.echo(f"  last refused verdict: {device.state.rejected[-1]}")
 
 
 @agent.command("challenge")
 @state_option
 def challenge(state_path: str) -> None:
     """Show the unlock challenge of a locked device (read it to support)."""
-    device, _ = _load(state_path)
-    try:
-        click.echo(device.challenge())
-    except UnlockRefused as exc:
-        raise InvalidInput(str(exc)) from None
+    with _device(state_path) as device:
+        try:
+            click.echo(device.challenge())
+        except UnlockRefused as exc:
+            raise InvalidInput(str(exc)) from None
 
 
 @agent.command("unlock")
@@ -165,9 +185,9 @@ def challenge(state_path: str) -> None:
 @state_option
 def unlock(code: str, state_path: str) -> None:
     """Enter the unlock code support read out for the challenge shown."""
-    device, _ = _load(state_path)
-    try:
-        enforcement = device.enter_unlock_code(code)
-    except UnlockRefused as exc:
-        raise InvalidInput(str(exc)) from None
-    _show(device, enforcement, False)
+    with _device(state_path) as device:
+        try:
+            enforcement = device.enter_unlock_code(code)
+        except UnlockRefused as exc:
+            raise InvalidInput(str(exc)) from None
+        _show(device, enforcement, False)

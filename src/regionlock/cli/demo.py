@@ -40,6 +40,8 @@ from regionlock.sim.story import run_story
 from regionlock.storage import open_database
 from regionlock.storage.apikeys import Role
 
+MARKER = ".regionlock-demo"
+
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
@@ -123,9 +125,15 @@ def demo(
         raise click.BadParameter("--devices and --days must be at least 1")
     say: Callable[..., None] = (lambda *a, **k: None) if as_json else click.secho
     root = Path(workdir)
+    marker = root / MARKER
+    if root.exists() and any(root.iterdir()) and not marker.exists():
+        raise click.ClickException(
+            f"{root} exists and is not a regionlock demo directory; choose another --dir"
+        )
     if root.exists():
-        shutil.rmtree(root)  # the demo's own directory: a fresh story every run
+        shutil.rmtree(root)  # the demo's own directory (it has the marker): a fresh story
     root.mkdir(parents=True)
+    marker.write_text("Made by `regionlock demo`, which deletes and recreates this directory.\n")
     db_path = (root / "regionlock.db").resolve()
     db_url = f"sqlite:///{db_path}"
     db = open_database(db_url)

@@ -17,9 +17,9 @@ The construction (docs/protocol.md, "Offline unlock"):
   reduced modulo 10^10: 10 digits, shown as `12345-67890`, short enough to read over the phone.
   (The modulo bias is below 10^-9.)
 - The device accepts a code only for the challenge on its screen, at most once, and allows
-  `MAX_ATTEMPTS` wrong codes per challenge before drawing a new one after a growing delay. A
-  guesser therefore wins with probability 5 x 10^-10 per challenge, and needs on average about
-  10^9 challenges, each behind a longer delay: hopeless.
+  `MAX_ATTEMPTS` wrong codes per challenge before drawing a new one after a growing delay (up
+  to a day). A guesser therefore wins with probability 5 x 10^-10 per challenge, and needs on
+  average 2 x 10^9 challenges: hopeless.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ class FleetDriver:
                 error = f"unreachable: JWKS ({type(exc).__name__})"
             break
         latency = time.perf_counter() - started
-        claims = None if error else agent.held_claims()
+        claims = None if error else agent.held_or_none()
         return Outcome(
             index=device.index,
             day=day,

@@ -2,7 +2,7 @@
 
 The two numbers that matter come first: travellers (and other legitimate users) wrongly locked,
 the worst failure; then diverted devices missed, the second worst. A diverted device that checked
-in from the restricted place and is not locked at the end of the period is missed, with one
+in from the restricted place and was not locked at its last check-in there is missed, with one
 exception reported on its own line: a device warned under the traveller grace (seen there on no
 more days than the policy's `min_days`, and not first activated there) is indistinguishable
 from a visitor so far, and its next day there locks it. Every such device is listed with why it
