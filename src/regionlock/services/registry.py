@@ -213,7 +213,14 @@ class Registry:
         found = self.devices.get(device_key)
         if found is None:
             raise UnknownDevice(f"no device with id or IMEI {device_key!r}")
-        secret = service_secret(self.keys.unlock_key(now), found.record.public_key)
+        try:
+            secret = service_secret(self.keys.unlock_key(now), found.record.public_key)
+        except ValueError:
+            # Import refuses small-order keys; anything else that gives no shared secret is
+            # reported, never a 500.
+            raise InvalidInput(
+                "this device's registered key cannot derive unlock codes; re-register it"
+            ) from None
         with self.db.write() as tx:
             self.audit.append(
                 tx,
