@@ -19,6 +19,21 @@ from regionlock.sim.places import GPS_JITTER_DEG, PLACES, RESTRICTED, VPN_EXITS,
 CORNERS = [(0.0, 0.0)] + [
     (dlat * GPS_JITTER_DEG, dlon * GPS_JITTER_DEG) for dlat in (-1, 1) for dlon in (-1, 1)
 ]
+GRID = [
+    (dlat * GPS_JITTER_DEG, dlon * GPS_JITTER_DEG)
+    for dlat in (-1, -0.5, 0, 0.5, 1)
+    for dlon in (-1, -0.5, 0, 0.5, 1)
+]
+
+
+@pytest.mark.parametrize("place", PLACES.values(), ids=list(PLACES))
+def test_no_jittered_fix_falls_in_the_sea(locator: Locator, place: Place) -> None:
+    """A fix at sea counts less ("offshore"): found by the fleet simulator, whose Feodosia
+    phones dropped below the confidence a lock needs on days their fix fell in the bay."""
+    for city in place.cities:
+        for dlat, dlon in GRID:
+            match = locator.boundaries.lookup(city.lat + dlat, city.lon + dlon)
+            assert "offshore" not in match.tags and match.countries, (city.name, dlat, dlon)
 
 
 def test_restricted_places_are_the_demo_policys_company_block() -> None:

@@ -306,9 +306,12 @@ _PLACES = (
     ),
     Place(
         "UA-43", "UA", "UA-43",
+        # Inland towns: around the coastal ones (Yalta, Feodosia, Yevpatoria) the GPS jitter
+        # reached the sea, where a fix counts less (offshore), which is not what phones there
+        # report on a normal day.
         _cities("Europe/Simferopol", ("Simferopol", 44.9521, 34.1024),
-                ("Yevpatoria", 45.1904, 33.3669), ("Feodosia", 45.0319, 35.3824),
-                ("Dzhankoi", 45.7086, 34.3933), ("Yalta", 44.4952, 34.1663)),
+                ("Krasnohvardiiske", 45.4982, 34.2972), ("Bilohirsk", 45.0544, 34.6022),
+                ("Dzhankoi", 45.7086, 34.3933), ("Bakhchysarai", 44.7517, 33.8600)),
         _nets("250", ("60", "Volna mobile"), ("32", "Win Mobile")),
         ("5.3.3", "95.24.1", "178.64.2"),
         ("ru_RU", "ru_RU", "ru_RU", "uk_UA"),
@@ -316,7 +319,9 @@ _PLACES = (
     ),
     Place(
         "UA-40", "UA", "UA-40",
-        _cities("Europe/Simferopol", ("Sevastopol", 44.6166, 33.5254)),
+        # The residential south of the city rather than the centre on the bays, for the same
+        # reason.
+        _cities("Europe/Simferopol", ("Sevastopol", 44.5700, 33.5300)),
         _nets("250", ("33", "Sevmobile"), ("60", "Volna mobile"), ("32", "Win Mobile")),
         ("5.3.3", "95.24.1", "178.64.2"),
         ("ru_RU", "ru_RU", "ru_RU", "uk_UA"),
