@@ -206,17 +206,48 @@ def test_a_reading_shared_by_devices_with_different_winners() -> None:
     assert fuse_ordered([]) == fuse([])
 
 
-def test_a_vpn_exit_does_not_lower_the_confidence_of_a_measured_place() -> None:
-    """GPS or the serving network measure where the phone is; an IP elsewhere is where its
-    traffic leaves. Flagged, but no evidence against the place (or a VPN would dodge a lock)."""
-    for presence in ([r(K.GPS, "SY")], [r(K.NETWORK, "SY", slot=1), r(K.SIM, "TR", slot=1)]):
+def test_a_vpn_exit_does_not_lower_the_confidence_of_a_served_phone() -> None:
+    """A serving network of the winner, and no GPS or network naming the IP's country: the IP
+    is where traffic leaves (flagged, no evidence against). Otherwise it still counts."""
+    for presence in (
+        [r(K.NETWORK, "SY", slot=1), r(K.SIM, "TR", slot=1)],
+        [r(K.GPS, "SY"), r(K.NETWORK, "SY", slot=1)],
+    ):
         without = fuse(presence)
         behind_vpn = fuse([*presence, r(K.IP, "US")])
         assert behind_vpn.country == "SY" and VPN_SUSPECTED in behind_vpn.flags
         assert behind_vpn.confidence == without.confidence
-    # With no presence signal the IP still counts against a weak answer.
-    weak = fuse([r(K.SIM, "SY", slot=1), r(K.IP, "US")])
-    assert weak.country is None or weak.confidence < fuse([r(K.SIM, "SY", slot=1)]).confidence
+    # Wi-Fi only (GPS, no network): on a riverbank across from Sinuiju the IP still counts.
+    wifi = fuse([r(K.GPS, "KP", accuracy_m=900), r(K.IP, "CN"), r(K.TIMEZONE, "CN")])
+    assert wifi.confidence < fuse([r(K.GPS, "KP", accuracy_m=900)]).confidence
+    # A fix in Turkey and a Syrian cell across the border: the Turkish IP is no VPN.
+    border = [r(K.GPS, "TR"), r(K.NETWORK, "SY", slot=1), r(K.SIM, "SY", slot=1)]
+    assert fuse([*border, r(K.IP, "TR")]).confidence < fuse(border).confidence
+
+
+def test_a_sim_never_names_the_subdivision() -> None:
+    """A Crimean SIM in a phone on Kyivstar elsewhere in Ukraine says where it was issued."""
+    crimea = ("UA-40", "UA-43")
+    e = fuse([r(K.NETWORK, "UA", slot=1), r(K.SIM, "UA", slot=2, subdivisions=crimea)])
+    assert (e.country, e.subdivision, e.subdivisions) == ("UA", None, ())
+
+
+def test_a_presence_reading_outside_the_candidates_is_a_conflict() -> None:
+    crimea = ("UA-40", "UA-43")
+    net = r(K.NETWORK, "UA", slot=1, subdivisions=crimea)
+    henichesk = r(K.GPS, "UA", subdivision="UA-65", accuracy_m=5000)
+    e = fuse([net, henichesk])
+    assert (e.subdivision, e.subdivisions) == (None, ())
+
+
+def test_weaker_readings_narrow_candidates_whatever_their_order() -> None:
+    crimea = ("UA-40", "UA-43")
+    net = r(K.NETWORK, "UA", slot=1, subdivisions=crimea)
+    g40 = r(K.GPS, "UA", subdivision="UA-40", accuracy_m=5000)
+    g43 = SignalReading(K.GPS, "gps-None", ("UA",), "test", "UA-43", None, 5000.0)
+    a, b = fuse([net, g40, g43]), fuse([net, g43, g40])
+    assert (a.subdivision, a.subdivisions, a.confidence) == (None, crimea, b.confidence)
+    assert (b.subdivision, b.subdivisions) == (None, crimea)
 
 
 def test_a_network_serving_several_subdivisions_gives_them_as_candidates() -> None:

@@ -319,19 +319,21 @@ def _explained_weight(
     """Votes for elsewhere that are explained, and so do not count against the winner.
 
     A SIM roaming on a network of the winning country says where its owner is from, not where
-    the phone is; an IP in that same home country is roaming data routed home. And when GPS or
-    the serving network places the phone in the winning country, an IP elsewhere says where its
-    traffic leaves (a VPN, a proxy, an operator's gateway), not where the phone is: it is
-    flagged (`vpn_suspected`) but is no evidence against a place the phone is measured in.
+    the phone is; an IP in that same home country is roaming data routed home. And when a
+    serving network of the winning country serves the phone, and no GPS or network reading
+    names the IP's country, an IP elsewhere says where its traffic leaves (a VPN, a proxy),
+    not where the phone is: it is flagged (`vpn_suspected`) but is no evidence against it.
     None of these is evidence against the place the phone is being served in.
     """
     serving: dict[int | None, set[str]] = defaultdict(set)
-    presence_backed = False
+    network_backed = False
+    measured: set[str] = set()  # every country a GPS or network reading names
     for r in readings:
         if r.kind is SignalKind.NETWORK:
             serving[r.slot] |= set(r.countries)
-        if r.kind in PRESENCE_KINDS and country in r.countries:
-            presence_backed = True
+            network_backed = network_backed or country in r.countries
+        if r.kind in PRESENCE_KINDS:
+            measured |= set(r.countries)
     homes: set[str] = set()
     for r in readings:
         if (
@@ -345,7 +347,11 @@ def _explained_weight(
     for r in readings:
         if r.kind is not SignalKind.IP or not r.countries or country in r.countries:
             continue
-        if (homes and set(r.countries) <= homes) or presence_backed:
+        # A VPN exit: the phone is served by a network of the winning country, and no GPS or
+        # network reading names the IP's country (near a border, where a fix or a cell may
+        # lie across it, the IP stays evidence; so it does for a Wi-Fi-only phone).
+        vpn_exit = network_backed and not measured & set(r.countries)
+        if (homes and set(r.countries) <= homes) or vpn_exit:
             explained += sum(votes.get(SignalKind.IP, {}).get(c, 0.0) for c in r.countries)
             break
     return explained
@@ -358,11 +364,14 @@ def _ambiguous_weight(
 
     A network code assigned to the US and the US Virgin Islands votes for both; when the US
     wins, its vote for the islands says the code is shared, not that the phone is elsewhere. So
-    a kind's vote for another country is left out when every reading of that kind naming that
-    country also names the winner.
+    a network's or SIM's vote for another country is left out when every reading of that kind
+    naming that country also names the winner. (GPS in a disputed area and time zones used in
+    several countries keep their split.)
     """
     ambiguous = 0.0
     for kind, per_country in votes.items():
+        if kind not in (SignalKind.NETWORK, SignalKind.SIM):
+            continue  # a disputed GPS fix or a shared zone stays a split, never a guess
         named = [r.countries for r in readings if r.kind is kind and r.countries]
         for other, weight in per_country.items():
             if other != country and all(country in cs for cs in named if other in cs):
@@ -373,34 +382,43 @@ def _ambiguous_weight(
 def _subdivision(
     readings: list[SignalReading], country: str | None
 ) -> tuple[str | None, tuple[str, ...]]:
-    """The subdivision named by the strongest agreeing reading that names one; or, when that
-    reading narrows it to several, no subdivision and those candidates.
+    """The subdivision the presence readings (GPS, serving network) agree on; or candidates.
 
-    Weaker readings narrow the candidates when they agree with them: a network that serves only
-    Crimea and Sevastopol and a GPS fix in Crimea (even one weakened offshore) give UA-43.
+    The strongest agreeing presence reading gives the candidates (one subdivision, or several
+    for a network serving several). Weaker presence readings narrow them when they all agree
+    on a subset (a GPS fix weakened offshore in Crimea and a network serving Crimea and
+    Sevastopol give UA-43); one naming a subdivision outside them is a conflict, and then
+    nothing is named. A SIM says where it was issued, not where the phone is: never used.
     """
     if country is None:
         return None, ()
-    named = [r for r in readings if (r.subdivision or r.subdivisions) and country in r.countries]
+    named = [
+        r
+        for r in readings
+        if r.kind in PRESENCE_KINDS and (r.subdivision or r.subdivisions) and country in r.countries
+    ]
     if not named:
         return None, ()
 
-    def place(r: SignalReading) -> tuple[str, ...]:
-        return (r.subdivision,) if r.subdivision else r.subdivisions
+    def place(r: SignalReading) -> frozenset[str]:
+        return frozenset((r.subdivision,) if r.subdivision else r.subdivisions)
 
-    named.sort(key=lambda r: (-reading_weight(r), _sort_key(r)[0]))
-    top = reading_weight(named[0])
+    top = max(reading_weight(r) for r in named)
     strongest = {place(r) for r in named if reading_weight(r) == top}
     if len(strongest) != 1:
         return None, ()
-    candidates = set(strongest.pop())
+    candidates = strongest.pop()
+    narrowed = candidates
     for r in named:
-        narrower = candidates & set(place(r))
-        if narrower and len(narrower) < len(candidates):
-            candidates = narrower
-    if len(candidates) == 1:
-        return candidates.pop(), ()
-    return None, tuple(sorted(candidates))
+        other = place(r)
+        if not other & candidates:
+            return None, ()  # a presence reading places it elsewhere: name nothing
+        narrowed &= other
+    if not narrowed:
+        narrowed = candidates  # weaker readings disagree among the candidates: keep them all
+    if len(narrowed) == 1:
+        return next(iter(narrowed)), ()
+    return None, tuple(sorted(narrowed))
 
 
 def _conflict_flags(readings: list[SignalReading], country: str | None) -> set[str]:
