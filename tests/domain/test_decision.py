@@ -266,3 +266,47 @@ def test_several_candidate_subdivisions_restrict_only_when_the_rule_names_them_a
     # A rule naming only one of the candidates cannot tell whether the device is there.
     only_crimea = Policy("p", "1", "", (replace(both, jurisdictions=crimea[:1]),))
     assert decide(DeviceFacts("d"), where, settled, only_crimea, NOW).action is Action.ALLOW
+
+
+def _history(*days: LocationEstimate) -> PresenceHistory:
+    from regionlock.domain.device import presence_codes
+
+    today = NOW.date()
+    return PresenceHistory(
+        {
+            today - timedelta(days=len(days) - i): frozenset(presence_codes(w))
+            for i, w in enumerate(days)
+        }
+    )
+
+
+def test_days_narrowed_to_candidates_count_only_for_a_rule_restricting_them_all() -> None:
+    """Found in review: a Sevastopol resident under a rule restricting only Crimea (UA-43)
+    must not have days on a Crimea-and-Sevastopol network counted as days in Crimea."""
+    candidates = LocationEstimate("UA", None, 0.8, (), (), subdivisions=("UA-40", "UA-43"))
+    sevastopol, simferopol = loc("UA", "UA-40"), loc("UA", "UA-43")
+    history = _history(sevastopol, candidates, candidates, candidates, candidates)
+    crimea = Jurisdiction("UA-43", "Crimea", date(2014, 3, 1))
+    only_crimea = Policy(
+        "p", "1", "", (Restriction("r", (crimea,), Action.LOCK, presence=Presence(min_days=3)),)
+    )
+    v = decide(DeviceFacts("d"), simferopol, history, only_crimea, NOW)
+    assert (v.action, v.reasons[-1]) == (Action.WARN, "presence.grace")
+    # Under a rule restricting both, the same days count, whichever way the place was known.
+    both = Policy(
+        "p",
+        "1",
+        "",
+        (
+            Restriction(
+                "r",
+                (crimea, Jurisdiction("UA-40", "Sevastopol", date(2014, 3, 1))),
+                Action.LOCK,
+                presence=Presence(min_days=3),
+            ),
+        ),
+    )
+    settled = _history(simferopol, simferopol, simferopol, simferopol)
+    assert decide(DeviceFacts("d"), candidates, settled, both, NOW).action is Action.LOCK
+    mixed = _history(candidates, candidates, simferopol, simferopol)
+    assert decide(DeviceFacts("d"), simferopol, mixed, both, NOW).action is Action.LOCK

@@ -523,7 +523,7 @@ def test_leaving_ends_the_warning_clock_and_a_return_is_warned_afresh() -> None:
     assert state.warned_since == {"ir": T0.date() + timedelta(days=60)}
 
 
-def test_only_the_first_checkin_can_be_the_first_activation() -> None:
+def test_a_first_confident_checkin_abroad_is_not_the_activation() -> None:
     """A traveller whose check-ins at home could not be placed (low confidence) must not have
     the first confident check-in abroad taken for its activation there."""
     home, _ = check_in(DeviceState(), loc("US", None, 0.45, ("low_confidence",)), T0)
@@ -533,3 +533,21 @@ def test_only_the_first_checkin_can_be_the_first_activation() -> None:
     assert abroad.first_seen_at == T0
     assert abroad.presence == {(T0 + timedelta(days=2)).date(): frozenset({"IR", "IR-23"})}
     assert DeviceState().is_new
+
+
+def test_a_phone_set_up_over_wifi_is_activated_where_it_is_first_placed() -> None:
+    """Found in review: with only the very first check-in counting, one check-in over Wi-Fi
+    (an IP, no presence evidence) made the first activation unknown for good, and a gray-market
+    phone escaped the first-activation lock."""
+    wifi = loc("IR", None, 0.43, ("no_presence_evidence",))
+    state, _ = check_in(DeviceState(), wifi, T0)
+    assert state.first_country is None and state.early_countries == frozenset({"IR"})
+    activated, _ = check_in(state, loc("IR", "IR-23"), T0 + timedelta(hours=20))
+    assert (activated.first_country, activated.first_seen_at) == ("IR", T0)
+    assert activated.early_countries == frozenset()
+    # Too late (after ACTIVATION_WINDOW), or after another country was named: unknown.
+    late, _ = check_in(state, loc("IR", "IR-23"), T0 + timedelta(hours=73))
+    assert late.first_country is None
+    nothing, _ = check_in(DeviceState(), loc(None), T0)
+    assert nothing.early_countries == frozenset()
+    assert check_in(nothing, loc("IR"), T0 + timedelta(hours=1))[0].first_country == "IR"

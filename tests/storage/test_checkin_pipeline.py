@@ -141,6 +141,18 @@ def test_a_traveller_whose_home_checkins_were_uncertain_is_not_locked_on_arrival
     assert stored is not None and stored.state.first_country is None
 
 
+def test_a_phone_set_up_over_wifi_in_tehran_is_locked_as_activated_there(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    wifi = {"ip": "2.144.0.1", "timezone": "Asia/Tehran", "locale": "fa_IR"}
+    first = service.check_in(checkin(key, record.id, 1, T0, wifi), peer_ip=None, now=T0)
+    assert first["verdict"] == "warn"  # placed by its IP alone: never a lock
+    now = T0 + timedelta(hours=6)
+    out = service.check_in(checkin(key, record.id, 2, now), peer_ip=None, now=now)
+    assert (out["verdict"], out["reasons"][-1]) == ("lock", "presence.first_activation")
+
+
 def test_replays_and_forgeries_change_nothing(
     world: tuple[CheckinService, SigningKey, DeviceRecord],
 ) -> None:

@@ -27,7 +27,7 @@ Everything is a pure function of its arguments: the same inputs give the same ve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -46,14 +46,18 @@ from regionlock.domain.policy import (
     Restriction,
 )
 
+CANDIDATES_SEPARATOR = "|"
+
 
 @dataclass(frozen=True, slots=True)
 class PresenceHistory:
     """What the service remembers of where a device was: no raw signals, only places by day.
 
     `days` maps a UTC date to the codes (country and subdivision) where the device was located
-    with enough confidence that day. `warned_since` maps a rule id to the first day a warning
-    for it was issued, for warn-before-lock.
+    with enough confidence that day; a place narrowed to several subdivisions is one code
+    joining them with `CANDIDATES_SEPARATOR` ("UA-40|UA-43"), never each of them.
+    `warned_since` maps a rule id to the first day a warning for it was issued, for
+    warn-before-lock.
     """
 
     days: Mapping[date, frozenset[str]] = field(default_factory=dict)
@@ -63,8 +67,21 @@ class PresenceHistory:
         self, code: str, today: date, window_days: int, *, present_today: bool = False
     ) -> int:
         """Distinct days in the window ending today (inclusive) the device was seen in `code`."""
+        return self.days_where(
+            lambda codes: code in codes, today, window_days, present_today=present_today
+        )
+
+    def days_where(
+        self,
+        counts: Callable[[frozenset[str]], bool],
+        today: date,
+        window_days: int,
+        *,
+        present_today: bool = False,
+    ) -> int:
+        """Distinct days in the window ending today (inclusive) whose codes `counts`."""
         start = today - timedelta(days=window_days - 1)
-        seen = {d for d, codes in self.days.items() if start <= d <= today and code in codes}
+        seen = {d for d, codes in self.days.items() if start <= d <= today and counts(codes)}
         if present_today:
             seen.add(today)
         return len(seen)
@@ -274,7 +291,7 @@ def _judge(
             f"the instrument covers only part of {j.code}, so no lock from the subdivision alone"
         )
     if action is Action.LOCK:
-        action, why, code = _presence(rule, j, device, history, today)
+        action, why, code = _presence(rule, j, device, history, today, location)
         reasons.append(code)
         notes.append(why)
         if location.has(VPN_SUSPECTED):
@@ -299,12 +316,34 @@ def _presence(
     device: DeviceFacts,
     history: PresenceHistory,
     today: date,
+    location: LocationEstimate,
 ) -> tuple[Action, str, str]:
     p = rule.presence
     if p.first_activation_locks and j.contains(device.first_country, device.first_subdivision):
         return Action.LOCK, f"first activated in {j.code}", "presence.first_activation"
+    # The places that count: the jurisdiction matched, or all the candidates when the device
+    # was narrowed to several (the rule restricts each of them, or it would not match). A day
+    # recorded with candidates counts only if this rule restricts every one of them.
+    targets = (
+        frozenset(location.subdivisions)
+        if location.subdivision is None and location.subdivisions
+        else frozenset((j.code,))
+    )
+
+    def covered(code: str) -> bool:
+        return any(k.active(today) and k.code == code for k in rule.jurisdictions)
+
+    def counts(codes: frozenset[str]) -> bool:
+        if codes & targets:
+            return True
+        for code in codes:
+            parts = code.split(CANDIDATES_SEPARATOR)
+            if len(parts) > 1 and targets & set(parts) and all(covered(x) for x in parts):
+                return True
+        return False
+
     # Today counts as a day of presence: the device is there now.
-    seen = history.days_in(j.code, today, p.window_days, present_today=True)
+    seen = history.days_where(counts, today, p.window_days, present_today=True)
     if seen > p.min_days:
         return (
             Action.LOCK,

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from regionlock.domain import regions
-from regionlock.domain.decision import PresenceHistory, Verdict
+from regionlock.domain.decision import CANDIDATES_SEPARATOR, PresenceHistory, Verdict
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.location import LOW_CONFIDENCE_FLAG, NO_PRESENCE_EVIDENCE, LocationEstimate
 from regionlock.domain.policy import Action, DeviceFacts, Policy
@@ -419,6 +419,11 @@ def _frozen(items: Mapping[_K, object]) -> Mapping[_K, object]:
     return MappingProxyType(dict(sorted(items.items(), key=lambda kv: kv[0])))
 
 
+# How long after its first check-in a device that could not be placed yet may still be
+# activated where it is first placed (DeviceState.may_activate).
+ACTIVATION_WINDOW = timedelta(hours=72)
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceState:
     """What the service has learnt of a device from its check-ins and from operators.
@@ -431,6 +436,7 @@ class DeviceState:
     last_verdict: Action | None = None
     last_country: str | None = None
     last_subdivision: str | None = None
+    last_subdivisions: tuple[str, ...] = ()  # candidates, when narrowed to several
     last_confidence: float | None = None
     last_checkin_at: datetime | None = None
     first_country: str | None = None
@@ -441,6 +447,9 @@ class DeviceState:
     manual_lock: ManualLock | None = None
     exemption: ManualExemption | None = None
     counter: int | None = None
+    # Countries that check-ins before the first activation named without enough evidence to
+    # count (an IP, a low-confidence fix): see `may_activate`.
+    early_countries: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("last_checkin_at", "first_seen_at"):
@@ -479,6 +488,23 @@ class DeviceState:
         """Whether the device has never checked in (its next check-in is its activation)."""
         return self.counter is None and self.first_seen_at is None
 
+    def may_activate(self, location: LocationEstimate, at: datetime) -> bool:
+        """Whether a check-in placing the device at `location` would be its first activation.
+
+        The first check-in, or, when the first ones could not place it (set up over Wi-Fi, a
+        low-confidence fix), the first that can, if it comes within ACTIVATION_WINDOW of the
+        first check-in and nothing before named another country. A traveller whose uncertain
+        check-ins at home named home is never "activated" abroad; a phone switched on over
+        Wi-Fi before its SIM goes in is still activated where it is.
+        """
+        if self.first_country is not None or location.country is None:
+            return False
+        if self.is_new:
+            return True
+        if self.first_seen_at is None or at - self.first_seen_at > ACTIVATION_WINDOW:
+            return False
+        return self.early_countries <= {location.country}
+
     def accepts_counter(self, counter: int) -> bool:
         """Whether a check-in with this counter is new (strictly above the last accepted one)."""
         return self.counter is None or counter > self.counter
@@ -501,10 +527,11 @@ class DeviceState:
           presence (`counts_as_presence`): a place named by IP or SIM alone, or with low
           confidence, must not become the first-activation country or a day of presence, as
           either can lead to a lock later.
-        - The first activation is the device's *first* check-in, or none: when that check-in
-          could not place it, the first activation stays unknown for good. Taking a later
-          check-in instead would make a traveller's first confident check-in abroad its
-          "first activation" in a restricted place, and lock it.
+        - The first activation is the first check-in, or the first that can place the device
+          within ACTIVATION_WINDOW of it when nothing before named another country
+          (`may_activate`); otherwise it stays unknown for good. Taking any later check-in
+          would make a traveller's first confident check-in abroad its "first activation" in
+          a restricted place, and lock it.
         - A warning decided by a lock rule (`policy` names the rule) starts that rule's warning
           clock (`warned_since`), unless it is already running.
         - Presence older than the retention window (the longer of `retention_days` and the
@@ -525,12 +552,13 @@ class DeviceState:
         )
         presence = dict(self.presence)
         if counts_as_presence(location):
-            codes = {
-                c for c in (location.country, location.subdivision, *location.subdivisions) if c
-            }
+            codes = presence_codes(location)
             presence[today] = presence.get(today, frozenset()) | codes
-            if self.is_new:
+            if self.may_activate(location, at):
                 first_country, first_subdivision = location.country, location.subdivision
+        early = self.early_countries
+        if first_country is None and location.country is not None:
+            early = early | {location.country}
         if self.is_new:
             first_seen_at = at
         keep = max(retention_days, *(r.presence.window_days for r in policy.restrictions), 1)
@@ -555,6 +583,7 @@ class DeviceState:
             last_verdict=verdict.action,
             last_country=location.country,
             last_subdivision=location.subdivision,
+            last_subdivisions=location.subdivisions,
             last_confidence=location.confidence,
             last_checkin_at=at,
             first_country=first_country,
@@ -565,7 +594,17 @@ class DeviceState:
             manual_lock=self.manual_lock,
             exemption=self.exemption,
             counter=counter,
+            early_countries=early if first_country is None else frozenset(),
         )
+
+
+def presence_codes(location: LocationEstimate) -> set[str]:
+    """The codes a day of presence records: the country, and the subdivision or, when the place
+    was narrowed to several, one code joining them (it must not count as a day in each)."""
+    codes = {c for c in (location.country, location.subdivision) if c}
+    if location.subdivision is None and location.subdivisions:
+        codes.add(CANDIDATES_SEPARATOR.join(sorted(location.subdivisions)))
+    return codes
 
 
 def counts_as_presence(location: LocationEstimate) -> bool:

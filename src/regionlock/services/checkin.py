@@ -174,6 +174,11 @@ class CheckinService:
                     "verdict": verdict.action.value,
                     "country": location.country,
                     "subdivision": location.subdivision,
+                    **(
+                        {"subdivision_candidates": list(location.subdivisions)}
+                        if location.subdivisions
+                        else {}
+                    ),
                     "confidence": location.confidence,
                     "flags": list(location.flags),
                     "signals": list(signals.kinds()),
@@ -217,10 +222,10 @@ class CheckinService:
                 ),
             )
         facts = state.to_facts(record)
-        if state.is_new and counts_as_presence(location):
+        if counts_as_presence(location) and state.may_activate(location, now):
             # This check-in is the first activation: judge it as one (a phone sold elsewhere
             # and switched on for the first time in a restricted place is what a gray-market
-            # block exists to stop). Only the very first check-in is: see after_checkin.
+            # block exists to stop). Which check-in that is: DeviceState.may_activate.
             facts = replace(
                 facts,
                 first_country=location.country,

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from regionlock.domain.decision import PresenceHistory, Verdict, decide
+from regionlock.domain.device import presence_codes
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.policy import DeviceFacts, Jurisdiction, Policy, Restriction
@@ -18,9 +19,7 @@ from regionlock.domain.policy import DeviceFacts, Jurisdiction, Policy, Restrict
 
 def history_for(location: LocationEstimate, days_before: int, today: date) -> PresenceHistory:
     """A history in which the device was where it is now on each of the `days_before` days."""
-    codes = frozenset(
-        c for c in (location.country, location.subdivision, *location.subdivisions) if c
-    )
+    codes = frozenset(presence_codes(location))
     if not codes or days_before <= 0:
         return PresenceHistory()
     return PresenceHistory({today - timedelta(days=d): codes for d in range(1, days_before + 1)})
@@ -280,7 +279,12 @@ def simulate_registry(
                 continue
             s = stored.state
             where = LocationEstimate(
-                s.last_country, s.last_subdivision, s.last_confidence or 0.0, (), ()
+                s.last_country,
+                s.last_subdivision,
+                s.last_confidence or 0.0,
+                (),
+                (),
+                subdivisions=s.last_subdivisions,
             )
             facts = s.to_facts(stored.record)
             history = s.history()

@@ -253,6 +253,7 @@ def device_json(d: StoredDevice) -> dict[str, Any]:
             "last_verdict": s.last_verdict.value if s.last_verdict else None,
             "last_country": s.last_country,
             "last_subdivision": s.last_subdivision,
+            "last_subdivision_candidates": list(s.last_subdivisions),
             "last_confidence": s.last_confidence,
             "last_checkin_at": s.last_checkin_at.isoformat() if s.last_checkin_at else None,
             "first_country": s.first_country,

@@ -71,12 +71,14 @@ def state_to_json(s: DeviceState) -> str:
         "last_verdict": s.last_verdict.value if s.last_verdict else None,
         "last_country": s.last_country,
         "last_subdivision": s.last_subdivision,
+        "last_subdivisions": list(s.last_subdivisions),
         "last_confidence": s.last_confidence,
         "last_checkin_at": _dt(s.last_checkin_at),
         "first_country": s.first_country,
         "first_subdivision": s.first_subdivision,
         "first_seen_at": _dt(s.first_seen_at),
         "presence": {d.isoformat(): sorted(codes) for d, codes in s.presence.items()},
+        "early_countries": sorted(s.early_countries),
         "warned_since": {rule: d.isoformat() for rule, d in s.warned_since.items()},
         "manual_lock": None
         if s.manual_lock is None
@@ -107,6 +109,7 @@ def state_from_json(text: str) -> DeviceState:
         last_verdict=Action(doc["last_verdict"]) if doc.get("last_verdict") else None,
         last_country=doc.get("last_country"),
         last_subdivision=doc.get("last_subdivision"),
+        last_subdivisions=tuple(doc.get("last_subdivisions", ())),
         last_confidence=doc.get("last_confidence"),
         last_checkin_at=_parse_dt(doc.get("last_checkin_at")),
         first_country=doc.get("first_country"),
@@ -123,6 +126,7 @@ def state_from_json(text: str) -> DeviceState:
             ex["reason"], ex["actor"], date.fromisoformat(ex["until"]) if ex["until"] else None
         ),
         counter=doc.get("counter"),
+        early_countries=frozenset(doc.get("early_countries", ())),
     )
 
 
