@@ -275,3 +275,13 @@ def test_a_shared_code_is_ambiguity_not_conflict() -> None:
     contested = fuse([*shared, r(K.TIMEZONE, "VI")])
     assert contested.country == "US" and contested.confidence < e.confidence
     assert fuse([*shared, r(K.GPS, "VI")]).country == "VI"
+
+
+def test_an_ip_of_the_administering_state_is_expected_in_crimea() -> None:
+    """Crimea's providers use Russian address space: with a GPS fix there, a Russian IP is no
+    evidence against it. The tag comes from the boundary data (DE_FACTO_ADMINISTRATION)."""
+    gps = r(K.GPS, "UA", subdivision="UA-43", tags=("disputed", "administered:RU"))
+    assert fuse([gps, r(K.IP, "RU")]).confidence == fuse([gps]).confidence
+    untagged = r(K.GPS, "UA", subdivision="UA-43", tags=("disputed",))
+    assert fuse([untagged, r(K.IP, "RU")]).confidence < fuse([untagged]).confidence
+    assert fuse([gps, r(K.IP, "DE")]).confidence < fuse([gps]).confidence  # only RU

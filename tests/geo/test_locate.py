@@ -278,3 +278,14 @@ def test_batch_lines_are_json_dumps_of_the_records(locator: Locator, explain: bo
         if explain:
             record["explanation"] = locator.explain(estimate)
         assert text == json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_crimean_fixes_carry_their_de_facto_administration(locator: Locator) -> None:
+    simferopol = locator.boundaries.lookup(44.9521, 34.1024)
+    assert simferopol.subdivision == "UA-43" and "administered:RU" in simferopol.tags
+    kyiv = locator.boundaries.lookup(50.4501, 30.5234)
+    assert not any(t.startswith("administered:") for t in kyiv.tags)
+    located = locator.locate(
+        parse_signals({"gps": {"lat": 44.9521, "lon": 34.1024}, "ip": "95.24.1.138"})
+    )
+    assert (located.subdivision, located.confidence >= 0.7) == ("UA-43", True)

@@ -323,11 +323,22 @@ def _explained_weight(
     serving network of the winning country serves the phone, and no GPS or network reading
     names the IP's country, an IP elsewhere says where its traffic leaves (a VPN, a proxy),
     not where the phone is: it is flagged (`vpn_suspected`) but is no evidence against it.
+    Last, a GPS fix in a place another state administers (tagged `administered:XX`) explains an
+    IP of that state: it is what the place's providers use.
     None of these is evidence against the place the phone is being served in.
     """
     serving: dict[int | None, set[str]] = defaultdict(set)
     network_backed = False
     measured: set[str] = set()  # every country a GPS or network reading names
+    # A GPS fix in a place another state administers (tag "administered:RU" in Crimea): that
+    # state's address space is what the place's providers use, so such an IP is expected there.
+    administrators = {
+        t.split(":", 1)[1]
+        for r in readings
+        if r.kind is SignalKind.GPS and country in r.countries
+        for t in r.tags
+        if t.startswith("administered:")
+    }
     for r in readings:
         if r.kind is SignalKind.NETWORK:
             serving[r.slot] |= set(r.countries)
@@ -351,7 +362,7 @@ def _explained_weight(
         # network reading names the IP's country (near a border, where a fix or a cell may
         # lie across it, the IP stays evidence; so it does for a Wi-Fi-only phone).
         vpn_exit = network_backed and not measured & set(r.countries)
-        if (homes and set(r.countries) <= homes) or vpn_exit:
+        if (homes and set(r.countries) <= homes) or vpn_exit or set(r.countries) <= administrators:
             explained += sum(votes.get(SignalKind.IP, {}).get(c, 0.0) for c in r.countries)
             break
     return explained

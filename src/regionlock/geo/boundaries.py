@@ -52,6 +52,12 @@ INSIDE: frozenset[tuple[str, str]] = frozenset(
 # A point in a mixed cell that falls in no polygon is at sea (or on a lake, or in a gap of the
 # data); within this distance of land we name the nearest land's country, flagged "offshore".
 OFFSHORE_MAX_DEG = 0.05
+# Subdivisions under another state's de facto administration, whose Internet access runs
+# through that state's address space: a Crimean provider's IP is registered in Russia. Russia
+# has administered Crimea (UA-43) and Sevastopol (UA-40) since its 2014 annexation, which UN
+# General Assembly resolution 68/262 (27 March 2014) does not recognise. Only whole
+# subdivisions: the occupied parts of other oblasts cannot be told apart by position here.
+DE_FACTO_ADMINISTRATION = {"UA-43": "RU", "UA-40": "RU"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +204,22 @@ class Boundaries:
         return self.lookup_many([lat], [lon])[0]
 
     def _settle(
+        self,
+        countries: tuple[str, ...],
+        subs: tuple[str, ...],
+        lat: float,
+        lon: float,
+        tags: list[str],
+    ) -> GpsMatch:
+        match = self._place(countries, subs, lat, lon, tags)
+        administrator = DE_FACTO_ADMINISTRATION.get(match.subdivision or "")
+        if administrator is None:
+            return match
+        return GpsMatch(
+            match.countries, match.subdivision, (*match.tags, f"administered:{administrator}")
+        )
+
+    def _place(
         self,
         countries: tuple[str, ...],
         subs: tuple[str, ...],
