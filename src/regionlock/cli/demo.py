@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,6 +83,10 @@ def start_service(db_url: str, host: str, port: int, log: Path) -> subprocess.Po
         time.sleep(0.2)
     process.terminate()
     raise click.ClickException(f"the service did not answer within 60 s; see {log}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def stop_service(process: subprocess.Popen[bytes]) -> None:
@@ -155,6 +160,8 @@ def demo(
     say("regionlock demo: the 2021 gray-market block, replayed", bold=True)
     started = time.perf_counter()
     service = start_service(db_url, host, port, root / "service.log")
+    # `kill` (SIGTERM) stops the demo like Ctrl-C does: the service with it, never orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         say(f"service up at {url} (SQLite {db_path}, simulated clock)")
         spec = FleetSpec(devices=devices, seed=seed, days=days + 1)
