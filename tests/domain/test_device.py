@@ -551,3 +551,14 @@ def test_a_phone_set_up_over_wifi_is_activated_where_it_is_first_placed() -> Non
     nothing, _ = check_in(DeviceState(), loc(None), T0)
     assert nothing.early_countries == frozenset()
     assert check_in(nothing, loc("IR"), T0 + timedelta(hours=1))[0].first_country == "IR"
+
+
+def test_a_first_activation_must_be_as_sure_as_a_lock() -> None:
+    """Kept for good and locking at once, it needs the policy's lock confidence: a new phone
+    near Kilis whose first fix came from a Syrian cell at 0.6 is not "activated in Syria"."""
+    assert POLICY.min_lock_confidence > 0.6
+    state, _ = check_in(DeviceState(), loc("IR", "IR-23", 0.6), T0)
+    assert state.first_country is None and state.early_countries == frozenset({"IR"})
+    assert state.presence  # still a day of presence (0.6 is not low confidence)
+    sure, _ = check_in(state, loc("IR", "IR-23", 0.9), T0 + timedelta(hours=30))
+    assert sure.first_country == "IR"

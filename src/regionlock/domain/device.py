@@ -488,16 +488,20 @@ class DeviceState:
         """Whether the device has never checked in (its next check-in is its activation)."""
         return self.counter is None and self.first_seen_at is None
 
-    def may_activate(self, location: LocationEstimate, at: datetime) -> bool:
+    def may_activate(self, location: LocationEstimate, at: datetime, min_confidence: float) -> bool:
         """Whether a check-in placing the device at `location` would be its first activation.
 
         The first check-in, or, when the first ones could not place it (set up over Wi-Fi, a
         low-confidence fix), the first that can, if it comes within ACTIVATION_WINDOW of the
         first check-in and nothing before named another country. A traveller whose uncertain
         check-ins at home named home is never "activated" abroad; a phone switched on over
-        Wi-Fi before its SIM goes in is still activated where it is.
+        Wi-Fi before its SIM goes in is still activated where it is. Placing it takes presence
+        evidence and the confidence a lock needs (`min_confidence`, the policy's): a first
+        activation is kept for good and locks at once, so it must be as sure as a lock.
         """
         if self.first_country is not None or location.country is None:
+            return False
+        if not counts_as_presence(location) or location.confidence < min_confidence:
             return False
         if self.is_new:
             return True
@@ -554,7 +558,7 @@ class DeviceState:
         if counts_as_presence(location):
             codes = presence_codes(location)
             presence[today] = presence.get(today, frozenset()) | codes
-            if self.may_activate(location, at):
+            if self.may_activate(location, at, policy.min_lock_confidence):
                 first_country, first_subdivision = location.country, location.subdivision
         early = self.early_countries
         if first_country is None and location.country is not None:

@@ -332,13 +332,7 @@ def _explained_weight(
     measured: set[str] = set()  # every country a GPS or network reading names
     # A GPS fix in a place another state administers (tag "administered:RU" in Crimea): that
     # state's address space is what the place's providers use, so such an IP is expected there.
-    administrators = {
-        t.split(":", 1)[1]
-        for r in readings
-        if r.kind is SignalKind.GPS and country in r.countries
-        for t in r.tags
-        if t.startswith("administered:")
-    }
+    administrators = _administrators(readings, country)
     for r in readings:
         if r.kind is SignalKind.NETWORK:
             serving[r.slot] |= set(r.countries)
@@ -366,6 +360,18 @@ def _explained_weight(
             explained += sum(votes.get(SignalKind.IP, {}).get(c, 0.0) for c in r.countries)
             break
     return explained
+
+
+def _administrators(readings: list[SignalReading], country: str) -> set[str]:
+    """States administering the place a GPS fix of the winner lies in (tag "administered:RU"
+    in Crimea): their address space is what the place's providers use."""
+    return {
+        t.split(":", 1)[1]
+        for r in readings
+        if r.kind is SignalKind.GPS and country in r.countries
+        for t in r.tags
+        if t.startswith("administered:")
+    }
 
 
 def _ambiguous_weight(
@@ -453,9 +459,10 @@ def _conflict_flags(readings: list[SignalReading], country: str | None) -> set[s
         return flags
     presence_backed = any(country in r.countries for k in PRESENCE_KINDS for r in by_kind[k])
     disagree = False
+    administrators = _administrators(readings, country)
     for r in by_kind[SignalKind.IP]:
-        if country in r.countries:
-            continue
+        if country in r.countries or set(r.countries) <= administrators:
+            continue  # agrees, or the address space the place's providers use
         if roaming_homes & set(r.countries):
             # Roaming data is routed home: the IP of a roaming phone is its home country's.
             flags.add(HOME_ROUTED_IP)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from regionlock.domain.decision import Verdict, decide
-from regionlock.domain.device import DeviceRecord, DeviceState, counts_as_presence
+from regionlock.domain.device import DeviceRecord, DeviceState
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.policy import Action, Exemption, Policy
 from regionlock.domain.signals import parse_signals
@@ -222,7 +222,7 @@ class CheckinService:
                 ),
             )
         facts = state.to_facts(record)
-        if counts_as_presence(location) and state.may_activate(location, now):
+        if state.may_activate(location, now, policy.min_lock_confidence):
             # This check-in is the first activation: judge it as one (a phone sold elsewhere
             # and switched on for the first time in a restricted place is what a gray-market
             # block exists to stop). Which check-in that is: DeviceState.may_activate.
