@@ -310,3 +310,38 @@ def test_days_narrowed_to_candidates_count_only_for_a_rule_restricting_them_all(
     assert decide(DeviceFacts("d"), candidates, settled, both, NOW).action is Action.LOCK
     mixed = _history(candidates, candidates, simferopol, simferopol)
     assert decide(DeviceFacts("d"), simferopol, mixed, both, NOW).action is Action.LOCK
+
+
+CRIMEA = Jurisdiction("UA-43", "Crimea", date(2014, 3, 1))
+SEVASTOPOL = Jurisdiction("UA-40", "Sevastopol", date(2014, 3, 1))
+BOTH_CANDIDATES = LocationEstimate("UA", None, 0.9, (), (), subdivisions=("UA-40", "UA-43"))
+
+
+def test_a_country_rule_counts_days_whatever_subdivision_precision() -> None:
+    """Found in review: a rule on a whole country ignored past days when today's location had
+    candidate subdivisions, and warned for ever."""
+    ua = Jurisdiction("UA", "Ukraine", date(2014, 3, 1))
+    policy = Policy(
+        "p", "1", "", (Restriction("r", (ua,), Action.LOCK, presence=Presence(min_days=3)),)
+    )
+    history = _history(BOTH_CANDIDATES, BOTH_CANDIDATES, loc("UA", "UA-43"), BOTH_CANDIDATES)
+    assert decide(DeviceFacts("d"), BOTH_CANDIDATES, history, policy, NOW).action is Action.LOCK
+
+
+def test_a_first_activation_narrowed_to_candidates_locks_under_a_rule_naming_them_all() -> None:
+    rule = Restriction("r", (CRIMEA, SEVASTOPOL), Action.LOCK, presence=Presence(min_days=3))
+    device = DeviceFacts("d", first_country="UA", first_subdivision="UA-40|UA-43")
+    v = decide(device, loc("UA", "UA-43"), PresenceHistory(), Policy("p", "1", "", (rule,)), NOW)
+    assert (v.action, v.reasons[-1]) == (Action.LOCK, "presence.first_activation")
+    only = replace(rule, jurisdictions=(CRIMEA,))
+    v = decide(device, loc("UA", "UA-43"), PresenceHistory(), Policy("p", "1", "", (only,)), NOW)
+    assert v.reasons[-1] == "presence.grace"  # "UA-43 or UA-40" is not "in Crimea"
+
+
+def test_joined_days_count_only_where_every_part_is_restricted_in_full() -> None:
+    kherson = Jurisdiction("UA-65", "Kherson", date(2022, 3, 1), extent="part")
+    rule = Restriction("r", (CRIMEA, kherson), Action.LOCK, presence=Presence(min_days=3))
+    mixed = LocationEstimate("UA", None, 0.9, (), (), subdivisions=("UA-43", "UA-65"))
+    history = _history(mixed, mixed, mixed)
+    v = decide(DeviceFacts("d"), loc("UA", "UA-43"), history, Policy("p", "1", "", (rule,)), NOW)
+    assert v.reasons[-1] == "presence.grace"

@@ -562,3 +562,16 @@ def test_a_first_activation_must_be_as_sure_as_a_lock() -> None:
     assert state.presence  # still a day of presence (0.6 is not low confidence)
     sure, _ = check_in(state, loc("IR", "IR-23", 0.9), T0 + timedelta(hours=30))
     assert sure.first_country == "IR"
+
+
+def test_a_late_activation_records_the_country_only() -> None:
+    """Found in review: a Chisinau owner set up over Wi-Fi (only "MD" known) who drives into
+    Transnistria the next day must not be "first activated" in MD-SN."""
+    wifi = loc("MD", None, 0.41, ("low_confidence", "no_presence_evidence"))
+    state, _ = check_in(DeviceState(), wifi, T0)
+    later, _ = check_in(state, loc("MD", "MD-SN", 0.98), T0 + timedelta(hours=30))
+    assert (later.first_country, later.first_subdivision) == ("MD", None)
+    first, _ = check_in(DeviceState(), loc("MD", "MD-SN", 0.98), T0)
+    assert (first.first_country, first.first_subdivision) == ("MD", "MD-SN")
+    narrowed = LocationEstimate("UA", None, 0.9, (), (), subdivisions=("UA-43", "UA-40"))
+    assert DeviceState().activation_place(narrowed) == ("UA", "UA-40|UA-43")

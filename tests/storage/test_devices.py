@@ -134,3 +134,16 @@ def test_installation_key_is_stable(db: Database) -> None:
     store = SqlDeviceStore(db)
     key = store.device_id_key()
     assert len(key) == 32 and store.device_id_key() == key
+
+
+def test_a_state_stored_before_early_countries_keeps_the_traveller_protection() -> None:
+    """Found in review: an old state of a device set up in Germany, not yet activated, loaded
+    with no early countries and could be "activated" on arrival in Tehran."""
+    import json
+
+    old = json.loads(state_to_json(DeviceState(last_country="DE", counter=1)))
+    old.pop("early_countries")
+    assert state_from_json(json.dumps(old)).early_countries == frozenset({"DE"})
+    activated = json.loads(state_to_json(DeviceState(first_country="FR", counter=1)))
+    activated.pop("early_countries")
+    assert state_from_json(json.dumps(activated)).early_countries == frozenset()

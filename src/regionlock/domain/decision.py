@@ -310,6 +310,18 @@ def _judge(
     return _Proposal(action, tuple(reasons), text, rule.id, rule.message, rule.contact)
 
 
+def _first_activated_in(
+    j: Jurisdiction, device: DeviceFacts, covered: Callable[[str], bool]
+) -> bool:
+    """Whether the device was first activated in `j`; a first activation narrowed to several
+    subdivisions ("UA-40|UA-43") counts when the rule restricts every one of them in full."""
+    first = device.first_subdivision
+    if first is not None and CANDIDATES_SEPARATOR in first:
+        parts = first.split(CANDIDATES_SEPARATOR)
+        return device.first_country == j.code[:2] and j.code in parts and all(map(covered, parts))
+    return j.contains(device.first_country, first)
+
+
 def _presence(
     rule: Restriction,
     j: Jurisdiction,
@@ -319,19 +331,28 @@ def _presence(
     location: LocationEstimate,
 ) -> tuple[Action, str, str]:
     p = rule.presence
-    if p.first_activation_locks and j.contains(device.first_country, device.first_subdivision):
-        return Action.LOCK, f"first activated in {j.code}", "presence.first_activation"
-    # The places that count: the jurisdiction matched, or all the candidates when the device
-    # was narrowed to several (the rule restricts each of them, or it would not match). A day
-    # recorded with candidates counts only if this rule restricts every one of them.
-    targets = (
-        frozenset(location.subdivisions)
-        if location.subdivision is None and location.subdivisions
-        else frozenset((j.code,))
-    )
 
     def covered(code: str) -> bool:
-        return any(k.active(today) and k.code == code for k in rule.jurisdictions)
+        # Restricted by this rule, today, in full (a part-extent subdivision is not enough to
+        # count an imprecise day as a day there, unless the rule locks on parts too).
+        return any(
+            k.active(today)
+            and k.code == code
+            and (k.extent == "whole" or rule.part_action is Action.LOCK)
+            for k in rule.jurisdictions
+        )
+
+    if p.first_activation_locks and _first_activated_in(j, device, covered):
+        return Action.LOCK, f"first activated in {j.code}", "presence.first_activation"
+    # The places that count: the jurisdiction matched, or, for a subdivision narrowed to
+    # several candidates, all of them (the rule restricts each, or it would not match). A day
+    # recorded with candidates counts only if this rule restricts every one of them in full.
+    subdivision_level = "-" in j.code
+    targets = (
+        frozenset(location.subdivisions)
+        if subdivision_level and location.subdivision is None and location.subdivisions
+        else frozenset((j.code,))
+    )
 
     def counts(codes: frozenset[str]) -> bool:
         if codes & targets:

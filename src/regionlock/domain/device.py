@@ -509,6 +509,20 @@ class DeviceState:
             return False
         return self.early_countries <= {location.country}
 
+    def activation_place(self, location: LocationEstimate) -> tuple[str | None, str | None]:
+        """Country and subdivision recorded for a first activation at `location`.
+
+        The first check-in records its subdivision (or its candidates joined, "UA-40|UA-43").
+        A later one records the country only: the early check-ins that could not place the
+        device (an IP) did not say which part of the country it was in, and a Chisinau owner
+        set up over Wi-Fi who drives into Transnistria must not be "activated" there.
+        """
+        if not self.is_new:
+            return location.country, None
+        if location.subdivision is None and location.subdivisions:
+            return location.country, CANDIDATES_SEPARATOR.join(sorted(location.subdivisions))
+        return location.country, location.subdivision
+
     def accepts_counter(self, counter: int) -> bool:
         """Whether a check-in with this counter is new (strictly above the last accepted one)."""
         return self.counter is None or counter > self.counter
@@ -559,7 +573,7 @@ class DeviceState:
             codes = presence_codes(location)
             presence[today] = presence.get(today, frozenset()) | codes
             if self.may_activate(location, at, policy.min_lock_confidence):
-                first_country, first_subdivision = location.country, location.subdivision
+                first_country, first_subdivision = self.activation_place(location)
         early = self.early_countries
         if first_country is None and location.country is not None:
             early = early | {location.country}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from regionlock.domain.decision import Verdict, decide
@@ -226,11 +226,13 @@ class CheckinService:
             # This check-in is the first activation: judge it as one (a phone sold elsewhere
             # and switched on for the first time in a restricted place is what a gray-market
             # block exists to stop). Which check-in that is: DeviceState.may_activate.
+            country, subdivision = state.activation_place(location)
+            first = state.first_seen_at or now
             facts = replace(
                 facts,
-                first_country=location.country,
-                first_subdivision=location.subdivision,
-                first_seen=now.date(),
+                first_country=country,
+                first_subdivision=subdivision,
+                first_seen=first.astimezone(UTC).date(),
             )
         verdict = decide(facts, location, state.history(), policy, now)
         if state.manual_lock is not None and not any(

@@ -99,6 +99,20 @@ def state_to_json(s: DeviceState) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
+def _early_countries(doc: dict[str, Any]) -> frozenset[str]:
+    """`early_countries`, or for a state stored before it existed and not yet activated, the
+    countries it was seen in: a device set up at home must not be activated abroad because its
+    stored state predates the field."""
+    if "early_countries" in doc:
+        return frozenset(doc["early_countries"])
+    if doc.get("first_country") is not None:
+        return frozenset()
+    seen = {c for codes in doc.get("presence", {}).values() for c in codes if len(c) == 2}
+    if doc.get("last_country"):
+        seen.add(doc["last_country"])
+    return frozenset(seen)
+
+
 def state_from_json(text: str) -> DeviceState:
     doc = json.loads(text) if text else {}
     if not doc:
@@ -126,7 +140,7 @@ def state_from_json(text: str) -> DeviceState:
             ex["reason"], ex["actor"], date.fromisoformat(ex["until"]) if ex["until"] else None
         ),
         counter=doc.get("counter"),
-        early_countries=frozenset(doc.get("early_countries", ())),
+        early_countries=_early_countries(doc),
     )
 
 
