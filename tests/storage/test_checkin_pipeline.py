@@ -153,6 +153,22 @@ def test_a_phone_set_up_over_wifi_in_tehran_is_locked_as_activated_there(
     assert (out["verdict"], out["reasons"][-1]) == ("lock", "presence.first_activation")
 
 
+def test_a_place_narrowed_to_candidates_is_kept_with_the_checkin(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    crimea = {"network": ["250-60"], "sim": ["250-60"], "timezone": "Europe/Simferopol"}
+    out = service.check_in(checkin(key, record.id, 1, T0, crimea), peer_ip=None, now=T0)
+    assert out["location"] == {"country": "UA", "subdivision": None}
+    # Both candidates are restricted by the 2021 policy: a first activation there locks.
+    assert (out["verdict"], out["reasons"][-1]) == ("lock", "presence.first_activation")
+    (row,) = service.checkin_rows.recent(record.id)
+    assert row["subdivision_candidates"] == ["UA-40", "UA-43"]
+    stored = service.devices.get(record.id)
+    assert stored is not None and stored.state.last_subdivisions == ("UA-40", "UA-43")
+    assert stored.state.first_subdivision == "UA-40|UA-43"
+
+
 def test_replays_and_forgeries_change_nothing(
     world: tuple[CheckinService, SigningKey, DeviceRecord],
 ) -> None:

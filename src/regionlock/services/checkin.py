@@ -150,6 +150,7 @@ class CheckinService:
                     country=location.country,
                     subdivision=location.subdivision,
                     confidence=location.confidence,
+                    subdivision_candidates=location.subdivisions,
                     flags=location.flags,
                     signal_kinds=signals.kinds(),
                     verdict=verdict.action.value,

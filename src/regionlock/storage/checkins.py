@@ -34,6 +34,7 @@ class SqlCheckinStore:
         country: str | None,
         subdivision: str | None,
         confidence: float,
+        subdivision_candidates: Sequence[str] = (),
         flags: Sequence[str],
         signal_kinds: Sequence[str],
         verdict: str,
@@ -45,7 +46,8 @@ class SqlCheckinStore:
             tx.execute(
                 "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
                 " confidence, flags, signal_kinds, verdict, reasons, policy_id,"
-                " policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " policy_version, subdivision_candidates)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     device_id,
                     epoch_ms(at),
@@ -60,6 +62,7 @@ class SqlCheckinStore:
                     json.dumps(list(reasons)),
                     policy_id,
                     policy_version,
+                    "|".join(sorted(subdivision_candidates)) or None,
                 ),
             )
         except Exception as exc:
@@ -71,7 +74,8 @@ class SqlCheckinStore:
         with self.db.read() as tx:
             rows = tx.all(
                 "SELECT at, counter, country, subdivision, confidence, flags,"
-                " signal_kinds, verdict, reasons, policy_id, policy_version"
+                " signal_kinds, verdict, reasons, policy_id, policy_version,"
+                " subdivision_candidates"
                 " FROM checkins WHERE device_id = ? ORDER BY at DESC, id DESC LIMIT ?",
                 (device_id, limit),
             )
@@ -81,6 +85,7 @@ class SqlCheckinStore:
                 "counter": r[1],
                 "country": r[2],
                 "subdivision": r[3],
+                "subdivision_candidates": r[11].split("|") if r[11] else [],
                 "confidence": r[4],
                 "flags": json.loads(r[5]),
                 "signals": json.loads(r[6]),
