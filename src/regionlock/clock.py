@@ -11,7 +11,7 @@ deployed service can never be told what time it is.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -36,8 +36,8 @@ class SimulatedClock:
     """Real time shifted by an offset that a demo or test sets; optionally standing still.
 
     Ticking (the default), it runs at real speed from the time last set, so the small delays
-    between requests stay realistic. Frozen, it stands still until set or advanced, which is
-    what tests want. It never goes backwards: presence histories, counters and leases all
+    between requests stay realistic. Frozen, it stands still until set, which is what tests
+    want. It never goes backwards: presence histories, counters and leases all
     assume time moves forward, and a clock that jumped back would make the simulation lie.
     """
 
@@ -48,10 +48,6 @@ class SimulatedClock:
         start = real if start is None else _aware(start)
         self._offset = start - real
         self._frozen_at = start
-
-    @property
-    def ticking(self) -> bool:
-        return self._ticking
 
     def now(self) -> datetime:
         if not self._ticking:
@@ -68,16 +64,6 @@ class SimulatedClock:
                     f"the simulated clock does not go backwards ({when.isoformat()} is before "
                     f"{current.isoformat()})"
                 )
-            self._offset = when - datetime.now(UTC)
-            self._frozen_at = when
-        return when
-
-    def advance(self, delta: timedelta) -> datetime:
-        """Move forward by `delta`; returns the new time."""
-        if delta < timedelta(0):
-            raise ClockError("the simulated clock does not go backwards")
-        with self._lock:
-            when = self.now() + delta
             self._offset = when - datetime.now(UTC)
             self._frozen_at = when
         return when

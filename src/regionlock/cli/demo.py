@@ -9,8 +9,6 @@ where to look; `--no-serve` stops it instead.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import shutil
 import signal
@@ -19,25 +17,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import httpx
 
-from regionlock.cli.simulate import (
-    print_day,
-    print_lift,
-    print_stage,
-    print_week,
-    tqdm_progress,
-)
+from regionlock.cli.simulate import next_morning, tell
 from regionlock.clock import SimulatedClock
 from regionlock.policies import example_policy_text
 from regionlock.services.access import Access
 from regionlock.sim.driver import FleetDriver
 from regionlock.sim.fleet import FleetSpec, generate_fleet
-from regionlock.sim.story import run_story
 from regionlock.storage import open_database
 from regionlock.storage.apikeys import Role
 
@@ -166,28 +157,16 @@ def demo(
         say(f"service up at {url} (SQLite {db_path}, simulated clock)")
         spec = FleetSpec(devices=devices, seed=seed, days=days + 1)
         fleet = generate_fleet(spec)
-        # Day 0 is tomorrow, 08:00 UTC: the service clock only moves forward.
-        start = (datetime.now(UTC) + timedelta(days=1)).replace(
-            hour=8, minute=0, second=0, microsecond=0
-        )
         clock = SimulatedClock(datetime.now(UTC))
         driver = FleetDriver(url, admin, fleet, spec, clock=clock, concurrency=concurrency)
-        result = asyncio.run(
-            run_story(
-                driver,
-                block_policy=example_policy_text("gray-market-2021"),
-                lifted_policy=example_policy_text("gray-market-2021-lifted"),
-                start=start,
-                progress=tqdm_progress(disable=as_json),
-                on_day=None if as_json else print_day,
-                on_stage=None if as_json else print_stage,
-                on_week=None if as_json else print_week,
-            )
+        tell(
+            driver,
+            block_policy=example_policy_text("gray-market-2021"),
+            lifted_policy=example_policy_text("gray-market-2021-lifted"),
+            start=next_morning(datetime.now(UTC)),
+            as_json=as_json,
         )
-        if as_json:
-            click.echo(json.dumps(result.to_json(), indent=1))
-        else:
-            print_lift(result)
+        if not as_json:
             _where_next(url, db_url, key_file, fleet[0].imei, time.perf_counter() - started)
         if no_serve:
             return

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -153,6 +154,41 @@ def print_lift(result: StoryResult) -> None:
         click.echo(f"  still locked, as the law requires: {n} in {place}")
 
 
+def next_morning(now: datetime) -> datetime:
+    """08:00 UTC on the day after `now`: day 0 of a scenario (a service clock only moves
+    forward, so the story starts after the service's present)."""
+    return (now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+
+
+def tell(
+    driver: FleetDriver,
+    *,
+    block_policy: str,
+    lifted_policy: str | None,
+    start: datetime,
+    as_json: bool,
+) -> StoryResult:
+    """Run the story with progress bars, printing it as it goes (or its JSON at the end)."""
+    reporters: dict[str, Any] = (
+        {} if as_json else {"on_day": print_day, "on_stage": print_stage, "on_week": print_week}
+    )
+    result = asyncio.run(
+        run_story(
+            driver,
+            block_policy=block_policy,
+            lifted_policy=lifted_policy,
+            start=start,
+            progress=tqdm_progress(disable=as_json),
+            **reporters,
+        )
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        print_lift(result)
+    return result
+
+
 @click.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
 @click.option(
@@ -199,8 +235,7 @@ def simulate(
             "the service's clock is not simulated: start it with REGIONLOCK_SIMULATED_CLOCK=true "
             "(development only), or use `regionlock demo`"
         )
-    server_now = datetime.fromisoformat(clock_reply.json()["now"])
-    start = (server_now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    start = next_morning(datetime.fromisoformat(clock_reply.json()["now"]))
     block = Path(policy).read_text("utf-8") if policy else example_policy_text("gray-market-2021")
     lifted = None
     if not no_lift:
@@ -214,19 +249,4 @@ def simulate(
     driver = FleetDriver(
         url, api_key, fleet, spec, clock=SimulatedClock(datetime.now(UTC)), concurrency=concurrency
     )
-    result = asyncio.run(
-        run_story(
-            driver,
-            block_policy=block,
-            lifted_policy=lifted,
-            start=start,
-            progress=tqdm_progress(disable=as_json),
-            on_day=None if as_json else print_day,
-            on_stage=None if as_json else print_stage,
-            on_week=None if as_json else print_week,
-        )
-    )
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=1))
-    else:
-        print_lift(result)
+    tell(driver, block_policy=block, lifted_policy=lifted, start=start, as_json=as_json)

@@ -90,22 +90,15 @@ async def run_story(
     lifted_policy: str | None,
     start: datetime,
     progress: Progress,
-    on_day: Callable[[DayLine], None] | None = None,
-    on_stage: Callable[[str, str], None] | None = None,
-    on_week: Callable[[RunSummary], None] | None = None,
+    on_day: Callable[[DayLine], None] = _quiet,
+    on_stage: Callable[[str, str], None] = _quiet,
+    on_week: Callable[[RunSummary], None] = _quiet,
 ) -> StoryResult:
     """Register, block, simulate, judge, then lift (if given). The scenario's last day is the
     day after the lift when there is one; every day before it runs under the block."""
     try:
         return await _tell(
-            driver,
-            block_policy,
-            lifted_policy,
-            start,
-            progress,
-            on_day or _quiet,
-            on_stage or _quiet,
-            on_week or _quiet,
+            driver, block_policy, lifted_policy, start, progress, on_day, on_stage, on_week
         )
     finally:
         await driver.close()
@@ -128,13 +121,11 @@ async def _tell(
         f"fleet: {len(driver.devices):,} devices registered ({r.imported:,} new, "
         f"{r.unchanged:,} unchanged, {len(r.problems)} refused)",
     )
+    block_days = driver.spec.days - (1 if lifted_policy is not None else 0)
     block = await driver.activate(block_policy, "demo: the 2021 gray-market block")
-    on_stage(
-        "block", f"Policy {_name(block)} active; {driver.spec.days - bool(lifted_policy)} days:"
-    )
+    on_stage("block", f"Policy {_name(block)} active; {block_days} days:")
     week: list[Outcome] = []
     started = time.perf_counter()
-    block_days = driver.spec.days - (1 if lifted_policy is not None else 0)
     for day in range(block_days):
         outcomes = await driver.run_day(day, start, progress=_phase(progress, f"day {day + 1}"))
         week += outcomes
