@@ -27,7 +27,7 @@ Everything is a pure function of its arguments: the same inputs give the same ve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -47,6 +47,16 @@ from regionlock.domain.policy import (
 )
 
 CANDIDATES_SEPARATOR = "|"
+
+
+def join_candidates(subdivisions: Iterable[str]) -> str:
+    """One code for a place narrowed to several subdivisions: "UA-40|UA-43" (sorted)."""
+    return CANDIDATES_SEPARATOR.join(sorted(subdivisions))
+
+
+def split_candidates(code: str) -> list[str]:
+    """The subdivisions of a joined code (a plain code gives itself)."""
+    return code.split(CANDIDATES_SEPARATOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +327,7 @@ def _first_activated_in(
     subdivisions ("UA-40|UA-43") counts when the rule restricts every one of them in full."""
     first = device.first_subdivision
     if first is not None and CANDIDATES_SEPARATOR in first:
-        parts = first.split(CANDIDATES_SEPARATOR)
+        parts = split_candidates(first)
         return device.first_country == j.code[:2] and j.code in parts and all(map(covered, parts))
     return j.contains(device.first_country, first)
 
@@ -358,7 +368,7 @@ def _presence(
         if codes & targets:
             return True
         for code in codes:
-            parts = code.split(CANDIDATES_SEPARATOR)
+            parts = split_candidates(code)
             if len(parts) > 1 and targets & set(parts) and all(covered(x) for x in parts):
                 return True
         return False

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from regionlock.domain import regions
-from regionlock.domain.decision import CANDIDATES_SEPARATOR, PresenceHistory, Verdict
+from regionlock.domain.decision import PresenceHistory, Verdict, join_candidates
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.location import LOW_CONFIDENCE_FLAG, NO_PRESENCE_EVIDENCE, LocationEstimate
 from regionlock.domain.policy import Action, DeviceFacts, Policy
@@ -520,7 +520,7 @@ class DeviceState:
         if not self.is_new:
             return location.country, None
         if location.subdivision is None and location.subdivisions:
-            return location.country, CANDIDATES_SEPARATOR.join(sorted(location.subdivisions))
+            return location.country, join_candidates(location.subdivisions)
         return location.country, location.subdivision
 
     def accepts_counter(self, counter: int) -> bool:
@@ -621,7 +621,7 @@ def presence_codes(location: LocationEstimate) -> set[str]:
     was narrowed to several, one code joining them (it must not count as a day in each)."""
     codes = {c for c in (location.country, location.subdivision) if c}
     if location.subdivision is None and location.subdivisions:
-        codes.add(CANDIDATES_SEPARATOR.join(sorted(location.subdivisions)))
+        codes.add(join_candidates(location.subdivisions))
     return codes
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from regionlock.domain.decision import join_candidates, split_candidates
 from regionlock.storage.db import Database, Transaction, epoch_ms
 
 
@@ -62,7 +63,7 @@ class SqlCheckinStore:
                     json.dumps(list(reasons)),
                     policy_id,
                     policy_version,
-                    "|".join(sorted(subdivision_candidates)) or None,
+                    join_candidates(subdivision_candidates) or None,
                 ),
             )
         except Exception as exc:
@@ -85,7 +86,7 @@ class SqlCheckinStore:
                 "counter": r[1],
                 "country": r[2],
                 "subdivision": r[3],
-                "subdivision_candidates": r[11].split("|") if r[11] else [],
+                "subdivision_candidates": split_candidates(r[11]) if r[11] else [],
                 "confidence": r[4],
                 "flags": json.loads(r[5]),
                 "signals": json.loads(r[6]),
