@@ -7,21 +7,12 @@ a simulated week under the 2021 block, then the lift. Judged against the scenari
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-CLI = [sys.executable, "-m", "regionlock.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from serving import CLI, free_port
 
 
 @pytest.fixture(scope="module")

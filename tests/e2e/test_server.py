@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,18 +15,12 @@ import httpx
 import pytest
 from joserfc import jws
 from joserfc.jwk import KeySet
+from serving import CLI, served
 
 from regionlock.domain.device import encode_public_key, luhn_check_digit
 from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
-CLI = [sys.executable, "-m", "regionlock.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def imei(n: int) -> str:
@@ -57,27 +49,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, list[SigningKey]]]:
         env=env,
         capture_output=True,
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not start")
+    with served(env) as base:
         yield base, db, keys
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_checkins_over_loopback(server: tuple[str, str, list[SigningKey]]) -> None:

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-CLI = [sys.executable, "-m", "regionlock.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from serving import CLI, served
 
 
 def serve(tmp: Path, simulated: bool) -> Iterator[tuple[str, str]]:
@@ -35,27 +25,8 @@ def serve(tmp: Path, simulated: bool) -> Iterator[tuple[str, str]]:
         check=True,
     )
     key = made.stdout.strip().splitlines()[-1]
-    port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not start")
+    with served(env) as base:
         yield base, key
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
