@@ -19,10 +19,12 @@ from regionlock.storage.migrate import migrate
 PG_URL = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'test.db'}")
+def open_store(dialect: str, where: Path) -> Iterator[Database]:
+    """A migrated, empty store: a SQLite file under `where`, or a PostgreSQL schema of its own
+    (dropped afterwards)."""
+    if dialect == "sqlite":
+        where.mkdir(parents=True, exist_ok=True)
+        database = Database(f"sqlite:///{where / 'test.db'}")
     else:
         if not PG_URL:
             pytest.skip("REGIONLOCK_TEST_POSTGRES_URL is not set")
@@ -33,3 +35,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         with database.write() as tx:
             tx.execute(f'DROP SCHEMA "{database.schema}" CASCADE')
     database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from open_store(request.param, tmp_path)

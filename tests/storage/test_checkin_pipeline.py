@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import jwt
 import pytest
+from fleet import T0, Fleet, imei
+from fleet import checkin as signed_checkin
 
-from regionlock.domain.device import DeviceRecord, luhn_check_digit, parse_imei
+from regionlock.domain.device import DeviceRecord
 from regionlock.geo import Locator
 from regionlock.services.checkin import CheckinService
-from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import Registry, UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
     BadSignature,
-    CheckinRequest,
     ReplayedNonce,
     SigningKey,
     StaleCounter,
-    sign_checkin,
 )
 from regionlock.storage import Database
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
-T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
 TEHRAN = {
     "sim": ["432-11"],
     "network": ["432-11"],
@@ -35,35 +31,11 @@ TEHRAN = {
 }
 
 
-def imei(n: int) -> str:
-    body = f"35693803{n:06d}"
-    return body + str(luhn_check_digit(body))
-
-
 @pytest.fixture
 def world(db: Database, locator: Locator) -> tuple[CheckinService, SigningKey, DeviceRecord]:
-    device_key = SigningKey.generate(T0)
-    registry = Registry(db)
-    record = DeviceRecord.create(
-        imeis=(parse_imei(imei(1)),),
-        id_key=registry.devices.device_id_key(),
-        serial="SN1",
-        model="X1",
-        sales_region="AE",
-        distributor="D7",
-        batch="B1",
-        public_key=device_key.private_key.public_key().public_bytes_raw(),
-    )
-    with db.write() as tx:
-        registry.devices.import_batch(tx, [record], at=0)
-    PolicyAdmin(db).activate(
-        (EXAMPLES / "gray-market-2021.toml").read_text(),
-        source="t",
-        actor="test",
-        reason="test",
-        now=T0,
-    )
-    return CheckinService(db, locator, Settings()), device_key, record
+    fleet = Fleet(1)
+    fleet.register(db)
+    return CheckinService(db, locator, Settings()), fleet.keys[0], fleet.records[0]
 
 
 def checkin(
@@ -71,11 +43,10 @@ def checkin(
     kid: str,
     counter: int,
     at: datetime,
-    signals: dict[str, object] = TEHRAN,
+    signals: Mapping[str, object] = TEHRAN,
     nonce: str | None = None,
 ) -> str:
-    req = CheckinRequest(nonce or secrets.token_urlsafe(16), counter, int(at.timestamp()), signals)
-    return sign_checkin(req, key, kid)
+    return signed_checkin(key, kid, counter, at, signals, nonce)
 
 
 def test_first_activation_in_tehran_locks_at_once(

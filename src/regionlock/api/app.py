@@ -68,7 +68,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.regionlock = State(settings, locator, clock)
         yield
-        app.state.regionlock.checkin_pool.shutdown(wait=True)
+        app.state.regionlock.checkin_queue.close()
         app.state.regionlock.db.close()
 
     app = FastAPI(

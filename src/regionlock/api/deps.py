@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -14,6 +13,7 @@ from regionlock.domain.errors import RegionlockError
 from regionlock.geo.locator import Locator
 from regionlock.services.access import Access
 from regionlock.services.checkin import CheckinService
+from regionlock.services.checkin_queue import CheckinQueue
 from regionlock.services.registry import Registry
 from regionlock.settings import Settings
 from regionlock.storage import open_database
@@ -75,11 +75,11 @@ class State:
         self.registry = Registry(self.db)
         self.apikeys = SqlApiKeyStore(self.db)
         self.access = Access(self.db)
-        # Check-ins run in a small pool of their own: SQLite has one writer, so more threads
-        # only fight over the GIL and the write lock; PostgreSQL gains from overlapping
-        # round trips, so it gets more.
-        self.checkin_pool = ThreadPoolExecutor(
-            max_workers=2 if self.db.dialect == "sqlite" else 8, thread_name_prefix="checkin"
+        # Check-ins run in groups on threads of their own (group commit, see
+        # services/checkin_queue.py): one on SQLite, which has one writer anyway; two on
+        # PostgreSQL, so one group's round trips overlap with the next group's work.
+        self.checkin_queue = CheckinQueue(
+            self.checkins, threads=1 if self.db.dialect == "sqlite" else 2
         )
 
 

@@ -7,8 +7,6 @@ settings enable a simulated clock (never in production).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import ipaddress
 from datetime import datetime
 from typing import Any
@@ -29,7 +27,7 @@ from regionlock.api.deps import (
 )
 from regionlock.clock import ClockError, SimulatedClock
 from regionlock.domain.errors import InvalidInput
-from regionlock.services.checkin import MAX_TOKEN_LIFETIME
+from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinCall
 from regionlock.settings import Settings
 from regionlock.signing.jws import b64url_encode
 
@@ -57,12 +55,9 @@ def add_device_routes(app: FastAPI, settings: Settings) -> None:
         if len(body) > MAX_CHECKIN_BYTES:
             raise PayloadTooLarge("a check-in is at most 64 KiB")
         peer = _peer(request, state.settings)
-        # The pipeline is synchronous (crypto, location, a database transaction): run it in
-        # the thread pool so one check-in never blocks the event loop for the others.
-        out = await asyncio.get_running_loop().run_in_executor(
-            state.checkin_pool,
-            functools.partial(state.checkins.check_in, body, peer_ip=peer, now=state.clock.now()),
-        )
+        # The pipeline is synchronous (crypto, location, a database transaction): it runs on
+        # the check-in queue's threads, in groups that share one transaction under load.
+        out = await state.checkin_queue.check_in(CheckinCall(body, peer, state.clock.now()))
         return JSONResponse(out)
 
     # The device path is the hot one: a plain route skips FastAPI's dependency solving and

@@ -10,6 +10,11 @@ Order matters for safety and cost:
    written together. A replay changes nothing; a crash leaves nothing half-applied.
 5. The verdict is signed with the service key.
 
+`check_in_many` runs a group of check-ins through step 4 in one transaction (group commit:
+one BEGIN/COMMIT, one read of the policy and of the audit head, statements prepared once for
+the group); each check-in is still judged as if it came alone, in arrival order, and a refused
+one writes nothing. `services.checkin_queue` feeds it from the HTTP service.
+
 Raw signals are dropped here: only country, subdivision, confidence, flags and the kinds of
 signal present are stored (docs/privacy.md).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +38,7 @@ from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
+    CheckinRequest,
     Keyring,
     ReplayedNonce,
     StaleCounter,
@@ -41,11 +48,34 @@ from regionlock.signing import (
     verdict_response,
     verify_checkin,
 )
-from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.checkins import DuplicateNonce, SqlCheckinStore
+from regionlock.storage.audit import NewEntry, SqlAuditStore
+from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore
 from regionlock.storage.db import Database, Transaction, epoch_ms
 from regionlock.storage.devices import SqlDeviceStore
 from regionlock.storage.keys import SqlKeyStore
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinCall:
+    """One check-in as it arrived: the device's token, the peer address, the service time."""
+
+    token: str | bytes
+    peer_ip: str | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A check-in verified and located, waiting for its transaction."""
+
+    record: DeviceRecord
+    request: CheckinRequest
+    location: LocationEstimate
+    kinds: tuple[str, ...]
+    now: datetime
+
+
+_PENDING: dict[str, Any] = {}
 
 # With no active policy every device is allowed: nothing restricts until an operator decides.
 NO_POLICY = Policy("none", "0", "no policy is active", ())
@@ -113,38 +143,116 @@ class CheckinService:
 
     def check_in(self, token: str | bytes, *, peer_ip: str | None, now: datetime) -> dict[str, Any]:
         """Process one device check-in; returns the response body (token + mirrored claims)."""
-        header = peek_header(token)
+        out = self.check_in_many([CheckinCall(token, peer_ip, now)])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def check_in_many(self, calls: Sequence[CheckinCall]) -> list[dict[str, Any] | Exception]:
+        """Process several check-ins with one write transaction (group commit); one outcome
+        per call, in order: its response body, or the error it alone ran into.
+
+        Each check-in is judged exactly as if it came alone and in this order: a refused one
+        (unknown device, bad signature, replay, ...) writes nothing and does not affect the
+        others. Should the shared transaction fail (a database error), every check-in of the
+        group is retried in a transaction of its own, so one cannot sink the rest.
+        """
+        outcomes: list[dict[str, Any] | Exception] = []
+        ready: list[tuple[int, _Prepared]] = []
+        for i, call in enumerate(calls):
+            try:
+                ready.append((i, self._prepare(call)))
+                outcomes.append(_PENDING)
+            except Exception as exc:
+                outcomes.append(exc)
+        if not ready:
+            return outcomes
+        decided = self._record_all([p for _, p in ready])
+        for (i, prepared), verdict in zip(ready, decided, strict=True):
+            if isinstance(verdict, Exception):
+                outcomes[i] = verdict
+                continue
+            try:
+                outcomes[i] = self._answer(prepared, verdict)
+            except Exception as exc:  # recorded, but no token: the device checks in again
+                outcomes[i] = exc
+        return outcomes
+
+    def _prepare(self, call: CheckinCall) -> _Prepared:
+        """Steps 1-3: the device, its signature and payload, where it is. No state touched."""
+        header = peek_header(call.token)
         kid = str(header.get("kid", ""))
         record = self._record(kid) if kid else None
         if record is None:
             raise UnknownDevice("no registered device has this kid (device id or IMEI)")
         request = verify_checkin(
-            token, record.public_key, now=now, window_s=self.settings.clock_skew_s
+            call.token, record.public_key, now=call.now, window_s=self.settings.clock_skew_s
         )
         raw = dict(request.signals)
-        if "ip" not in raw and peer_ip is not None:
-            raw["ip"] = peer_ip
+        if "ip" not in raw and call.peer_ip is not None:
+            raw["ip"] = call.peer_ip
         signals = parse_signals(raw)
-        location = self.locator.locate(signals)
+        return _Prepared(record, request, self.locator.locate(signals), signals.kinds(), call.now)
 
-        with self.db.write() as tx:
-            policy = self._policy(tx)
-            locked = self.devices.lock_state(tx, record.id)
-            if locked is None:  # deleted meanwhile
-                raise UnknownDevice("the device is no longer registered")
-            state, version = locked
+    def _record_all(self, batch: list[_Prepared]) -> list[Verdict | Exception]:
+        """Step 4 for a group, in one transaction; each check-in alone if that fails."""
+        try:
+            with self.db.write() as tx:
+                return self._record_in(tx, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+        out: list[Verdict | Exception] = []
+        for prepared in batch:
+            out.extend(self._record_all([prepared]))
+        return out
+
+    def _record_in(self, tx: Transaction, batch: list[_Prepared]) -> list[Verdict | Exception]:
+        """Decide and record `batch` in `tx`, in order, as if one after the other.
+
+        The device rows are locked first (in id order), then replays are looked up, so a
+        concurrent copy of a check-in waits for this one and then finds it recorded.
+        """
+        policy = self._policy(tx)
+        states = self.devices.lock_states(tx, [p.record.id for p in batch])
+        seen = self.checkin_rows.seen(tx, [(p.record.id, p.request.nonce) for p in batch])
+        current = dict(states)
+        out: list[Verdict | Exception] = []
+        rows: list[CheckinRow] = []
+        entries: list[NewEntry] = []
+        for p in batch:
+            device_id, request, location = p.record.id, p.request, p.location
+            found = current.get(device_id)
+            if found is None:  # deleted meanwhile
+                out.append(UnknownDevice("the device is no longer registered"))
+                continue
+            state, version = found
             if not state.accepts_counter(request.counter):
-                raise StaleCounter(
-                    f"counter {request.counter} is not above the last accepted ({state.counter})"
+                out.append(
+                    StaleCounter(
+                        f"counter {request.counter} is not above the last accepted"
+                        f" ({state.counter})"
+                    )
                 )
-            verdict = self._decide(record.id, state, record, location, policy, now)
-            # The check-in row goes first: its UNIQUE (device_id, nonce) refuses a replayed
-            # nonce, and the whole transaction (state, audit) rolls back with it.
+                continue
+            if (device_id, request.nonce) in seen:
+                out.append(ReplayedNonce("this nonce was already used by this device"))
+                continue
             try:
-                self.checkin_rows.record(
-                    tx,
-                    device_id=record.id,
-                    at=now,
+                verdict = self._decide(device_id, state, p.record, location, policy, p.now)
+                new_state = state.after_checkin(
+                    location, verdict, at=p.now, counter=request.counter, policy=policy
+                )
+            except Exception as exc:  # this check-in's own failure; the group goes on
+                out.append(exc)
+                continue
+            seen.add((device_id, request.nonce))
+            current[device_id] = (new_state, version)
+            out.append(verdict)
+            rows.append(
+                CheckinRow(
+                    device_id=device_id,
+                    at=p.now,
                     counter=request.counter,
                     nonce=request.nonce,
                     country=location.country,
@@ -152,53 +260,69 @@ class CheckinService:
                     confidence=location.confidence,
                     subdivision_candidates=location.subdivisions,
                     flags=location.flags,
-                    signal_kinds=signals.kinds(),
+                    signal_kinds=p.kinds,
                     verdict=verdict.action.value,
                     reasons=verdict.reasons,
                     policy_id=verdict.policy_id,
                     policy_version=verdict.policy_version,
                 )
+            )
+            entries.append(
+                NewEntry(
+                    at=epoch_ms(p.now),
+                    actor=f"device:{device_id}",
+                    action="checkin.verdict",
+                    subject=device_id,
+                    reason=",".join(verdict.reasons),
+                    details={
+                        "verdict": verdict.action.value,
+                        "country": location.country,
+                        "subdivision": location.subdivision,
+                        **(
+                            {"subdivision_candidates": list(location.subdivisions)}
+                            if location.subdivisions
+                            else {}
+                        ),
+                        "confidence": location.confidence,
+                        "flags": list(location.flags),
+                        "signals": list(p.kinds),
+                        "policy": f"{verdict.policy_id}@{verdict.policy_version}",
+                        "counter": request.counter,
+                    },
+                )
+            )
+        if rows:
+            # Check-in rows first: their UNIQUE (device_id, nonce) is the last word on
+            # replays, and everything below rolls back with them.
+            try:
+                self.checkin_rows.record_many(tx, rows)
             except DuplicateNonce:
                 raise ReplayedNonce("this nonce was already used by this device") from None
-            new_state = state.after_checkin(
-                location, verdict, at=now, counter=request.counter, policy=policy
-            )
-            self.devices.save_state_at(tx, record.id, version, new_state)
-            self.audit.append(
+            self.devices.save_states(
                 tx,
-                at=epoch_ms(now),
-                actor=f"device:{record.id}",
-                action="checkin.verdict",
-                subject=record.id,
-                reason=",".join(verdict.reasons),
-                details={
-                    "verdict": verdict.action.value,
-                    "country": location.country,
-                    "subdivision": location.subdivision,
-                    **(
-                        {"subdivision_candidates": list(location.subdivisions)}
-                        if location.subdivisions
-                        else {}
-                    ),
-                    "confidence": location.confidence,
-                    "flags": list(location.flags),
-                    "signals": list(signals.kinds()),
-                    "policy": f"{verdict.policy_id}@{verdict.policy_version}",
-                    "counter": request.counter,
-                },
+                [
+                    (device_id, states[device_id][1], state)
+                    for device_id, (state, _) in current.items()
+                    if state is not states[device_id][0]
+                ],
             )
+            self.audit.append_many(tx, entries)
+        return out
+
+    def _answer(self, p: _Prepared, verdict: Verdict) -> dict[str, Any]:
+        """Step 5: the signed verdict and its claims mirrored."""
         claims = verdict_claims(
             verdict,
             issuer=self.settings.service_id,
-            device_id=record.id,
-            country=location.country,
-            subdivision=location.subdivision,
-            nonce=request.nonce,
-            counter=request.counter,
-            issued_at=now,
+            device_id=p.record.id,
+            country=p.location.country,
+            subdivision=p.location.subdivision,
+            nonce=p.request.nonce,
+            counter=p.request.counter,
+            issued_at=p.now,
         )
-        token_out = sign_verdict(claims, self._keyring(now), now, max_lifetime=MAX_TOKEN_LIFETIME)
-        return verdict_response(token_out, claims)
+        token = sign_verdict(claims, self._keyring(p.now), p.now, max_lifetime=MAX_TOKEN_LIFETIME)
+        return verdict_response(token, claims)
 
     def _decide(
         self,

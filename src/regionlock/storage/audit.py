@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +42,18 @@ class AuditEntry:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to append: what `append_many` numbers and chains."""
+
+    at: int
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    details: Mapping[str, Any]
 
 
 def entry_hash(
@@ -90,6 +102,10 @@ class AuditStore(Protocol):
         details: Mapping[str, Any],
     ) -> AuditEntry: ...
 
+    def append_many(self, tx: Transaction, entries: Sequence[NewEntry]) -> list[AuditEntry]:
+        """Append several entries in order (one read and one write of the head)."""
+        ...
+
     def entries(
         self, *, after: int = 0, subject: str | None = None, limit: int = 1000
     ) -> list[AuditEntry]: ...
@@ -114,28 +130,44 @@ class SqlAuditStore:
         reason: str,
         details: Mapping[str, Any],
     ) -> AuditEntry:
+        return self.append_many(tx, [NewEntry(at, actor, action, subject, reason, details)])[0]
+
+    def append_many(self, tx: Transaction, entries: Sequence[NewEntry]) -> list[AuditEntry]:
+        if not entries:
+            return []
+        # The head row is the chain's one point of order: locked (PostgreSQL) or covered by
+        # the single writer (SQLite) from here to the caller's commit.
         lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
         head = tx.one(f"SELECT seq, hash FROM audit_head WHERE one = 1{lock}")
         assert head is not None, "audit_head row missing: run migrations"
-        seq, prev = int(head[0]) + 1, str(head[1])
-        digest = entry_hash(seq, at, actor, action, subject, reason, details, prev)
-        tx.execute(
+        seq, prev = int(head[0]), str(head[1])
+        out: list[AuditEntry] = []
+        for e in entries:
+            seq += 1
+            fields = (e.at, e.actor, e.action, e.subject, e.reason, e.details, prev)
+            digest = entry_hash(seq, *fields)
+            out.append(AuditEntry(seq, *fields, digest))
+            prev = digest
+        tx.executemany(
             "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash, hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                seq,
-                at,
-                actor,
-                action,
-                subject,
-                reason,
-                json.dumps(details, sort_keys=True, ensure_ascii=False),
-                prev,
-                digest,
-            ),
+            [
+                (
+                    a.seq,
+                    a.at,
+                    a.actor,
+                    a.action,
+                    a.subject,
+                    a.reason,
+                    json.dumps(a.details, sort_keys=True, ensure_ascii=False),
+                    a.prev_hash,
+                    a.hash,
+                )
+                for a in out
+            ],
         )
-        tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1", (seq, digest))
-        return AuditEntry(seq, at, actor, action, subject, reason, details, prev, digest)
+        tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1", (seq, prev))
+        return out
 
     def _rows(self, after: int, subject: str | None, limit: int) -> list[AuditEntry]:
         sql = (

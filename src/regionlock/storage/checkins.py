@@ -1,14 +1,16 @@
 """Check-in records: what was decided, where, from which kinds of signal (never raw values).
 
-Contract (both backends): `record` runs in the caller's write transaction and raises
-`DuplicateNonce` when the device used the nonce before, so a replay writes nothing;
-`recent` returns a device's check-ins newest first.
+Contract (both backends): `record_many` runs in the caller's write transaction and raises
+`DuplicateNonce` when a device used a nonce before (in the store or earlier in the same call),
+so a replay writes nothing; `seen` tells which (device, nonce) pairs are already recorded, so a
+batch can set a replay aside before writing; `recent` returns a device's check-ins newest first.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,56 +22,91 @@ class DuplicateNonce(Exception):
     """The (device, nonce) pair is already recorded."""
 
 
+@dataclass(frozen=True, slots=True)
+class CheckinRow:
+    """One check-in as stored: the outcome and its evidence summary, no raw signal."""
+
+    device_id: str
+    at: datetime
+    counter: int
+    nonce: str
+    country: str | None
+    subdivision: str | None
+    confidence: float
+    flags: Sequence[str]
+    signal_kinds: Sequence[str]
+    verdict: str
+    reasons: Sequence[str]
+    policy_id: str
+    policy_version: str
+    subdivision_candidates: Sequence[str] = ()
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.device_id,
+            epoch_ms(self.at),
+            self.counter,
+            self.nonce,
+            self.country,
+            self.subdivision,
+            self.confidence,
+            json.dumps(list(self.flags)),
+            json.dumps(list(self.signal_kinds)),
+            self.verdict,
+            json.dumps(list(self.reasons)),
+            self.policy_id,
+            self.policy_version,
+            join_candidates(self.subdivision_candidates) or None,
+        )
+
+
+_INSERT = (
+    "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
+    " confidence, flags, signal_kinds, verdict, reasons, policy_id,"
+    " policy_version, subdivision_candidates)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Pairs per look-up statement: 2 parameters each, far below either backend's limit.
+_SEEN_CHUNK = 400
+
+
 class SqlCheckinStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(
-        self,
-        tx: Transaction,
-        *,
-        device_id: str,
-        at: datetime,
-        counter: int,
-        nonce: str,
-        country: str | None,
-        subdivision: str | None,
-        confidence: float,
-        subdivision_candidates: Sequence[str] = (),
-        flags: Sequence[str],
-        signal_kinds: Sequence[str],
-        verdict: str,
-        reasons: Sequence[str],
-        policy_id: str,
-        policy_version: str,
-    ) -> None:
+    def record(self, tx: Transaction, row: CheckinRow) -> None:
+        self.record_many(tx, [row])
+
+    def record_many(self, tx: Transaction, rows: Sequence[CheckinRow]) -> None:
+        """Insert `rows` in order; DuplicateNonce (and nothing written by the caller's
+        transaction survives, since it rolls back) if any (device, nonce) pair repeats."""
+        pairs = {(r.device_id, r.nonce) for r in rows}
+        if len(pairs) != len(rows):
+            raise DuplicateNonce("the same nonce twice in one batch")
         try:
-            tx.execute(
-                "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
-                " confidence, flags, signal_kinds, verdict, reasons, policy_id,"
-                " policy_version, subdivision_candidates)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    device_id,
-                    epoch_ms(at),
-                    counter,
-                    nonce,
-                    country,
-                    subdivision,
-                    confidence,
-                    json.dumps(list(flags)),
-                    json.dumps(list(signal_kinds)),
-                    verdict,
-                    json.dumps(list(reasons)),
-                    policy_id,
-                    policy_version,
-                    join_candidates(subdivision_candidates) or None,
-                ),
-            )
+            tx.executemany(_INSERT, [r.params() for r in rows])
         except Exception as exc:
             if self.db.is_unique_violation(exc):
-                raise DuplicateNonce(nonce) from None
+                raise DuplicateNonce("a nonce this device used before") from None
             raise
+
+    def seen(self, tx: Transaction, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (device id, nonce) pairs are already recorded."""
+        found: set[tuple[str, str]] = set()
+        unique = sorted(set(pairs))
+        for i in range(0, len(unique), _SEEN_CHUNK):
+            chunk = unique[i : i + _SEEN_CHUNK]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            # A join on VALUES, not a row-value IN: SQLite plans the IN as a full scan, the
+            # join as one probe of the UNIQUE (device_id, nonce) index per pair (as does
+            # PostgreSQL); both name VALUES columns column1, column2.
+            rows = tx.all(
+                f"SELECT c.device_id, c.nonce FROM (VALUES {values}) AS v"
+                " JOIN checkins AS c ON c.device_id = v.column1 AND c.nonce = v.column2",
+                [x for pair in chunk for x in pair],
+            )
+            found.update((str(r[0]), str(r[1])) for r in rows)
+        return found
 
     def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.db.read() as tx:

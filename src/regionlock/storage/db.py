@@ -79,11 +79,14 @@ class Transaction:
         cur = self._conn.execute(self._sql(sql), tuple(params))
         return int(cur.rowcount or 0)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """Run `sql` once per row (one prepared statement; one round trip on PostgreSQL,
+        which pipelines it); returns the rows changed in all."""
         if not rows:
-            return
+            return 0
         cur = self._conn.cursor()
         cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        return int(cur.rowcount or 0)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row = self._conn.execute(self._sql(sql), tuple(params)).fetchone()

@@ -152,6 +152,23 @@ _COLS = (
 )
 
 
+_SAVE_STATE = (
+    "UPDATE devices SET state = ?, state_version = state_version + 1, last_verdict = ?,"
+    " last_country = ?, last_checkin_at = ? WHERE id = ? AND state_version = ?"
+)
+
+
+def _save_params(device_id: str, version: int, state: DeviceState) -> tuple[Any, ...]:
+    return (
+        state_to_json(state),
+        state.last_verdict.value if state.last_verdict else None,
+        state.last_country,
+        epoch_ms(state.last_checkin_at) if state.last_checkin_at else None,
+        device_id,
+        version,
+    )
+
+
 class SqlDeviceStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -282,6 +299,24 @@ class SqlDeviceStore:
         row = tx.one(f"SELECT state, state_version FROM devices WHERE id = ?{suffix}", (device_id,))
         return None if row is None else (state_from_json(row[0]), int(row[1]))
 
+    def lock_states(
+        self, tx: Transaction, device_ids: Sequence[str]
+    ) -> dict[str, tuple[DeviceState, int]]:
+        """`lock_state` for several devices in one statement. Rows are locked in id order on
+        PostgreSQL, so two batches that share devices cannot deadlock on them."""
+        out: dict[str, tuple[DeviceState, int]] = {}
+        ids = sorted(set(device_ids))
+        suffix = " ORDER BY id FOR UPDATE" if tx.dialect == "postgresql" else ""
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for row in tx.all(
+                f"SELECT id, state, state_version FROM devices WHERE id IN ({marks}){suffix}",
+                chunk,
+            ):
+                out[str(row[0])] = (state_from_json(row[1]), int(row[2]))
+        return out
+
     def save_state(self, tx: Transaction, device: StoredDevice, state: DeviceState) -> int:
         """Store a new state; StaleState if someone else changed it since `device` was read."""
         return self.save_state_at(tx, device.record.id, device.version, state)
@@ -290,21 +325,17 @@ class SqlDeviceStore:
         self, tx: Transaction, device_id: str, version: int, state: DeviceState
     ) -> int:
         """Store a new state over `version`; StaleState if the stored version differs."""
-        changed = tx.execute(
-            "UPDATE devices SET state = ?, state_version = state_version + 1, last_verdict = ?,"
-            " last_country = ?, last_checkin_at = ? WHERE id = ? AND state_version = ?",
-            (
-                state_to_json(state),
-                state.last_verdict.value if state.last_verdict else None,
-                state.last_country,
-                epoch_ms(state.last_checkin_at) if state.last_checkin_at else None,
-                device_id,
-                version,
-            ),
-        )
+        changed = tx.execute(_SAVE_STATE, _save_params(device_id, version, state))
         if changed != 1:
             raise StaleState(f"device {device_id} changed while it was being updated")
         return version + 1
+
+    def save_states(self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]]) -> None:
+        """`save_state_at` for several (device id, version, state), one statement; StaleState
+        (the caller's transaction rolls back) if any stored version differs."""
+        changed = tx.executemany(_SAVE_STATE, [_save_params(*u) for u in updates])
+        if changed != len(updates):
+            raise StaleState("a device changed while a batch of check-ins was being recorded")
 
     def list(
         self,

@@ -1,0 +1,249 @@
+"""Group commit (`CheckinService.check_in_many`, `CheckinQueue`) on both stores: a group is
+judged exactly as the same check-ins one after the other, a refused check-in writes nothing
+and sinks nobody, and a failed shared transaction falls back to one transaction each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import open_store
+from fleet import T0, Fleet
+
+from regionlock.geo import Locator
+from regionlock.services.checkin import CheckinCall, CheckinService
+from regionlock.services.checkin_queue import CheckinQueue
+from regionlock.services.registry import UnknownDevice
+from regionlock.settings import Settings
+from regionlock.signing import (
+    BadSignature,
+    CheckinRequest,
+    ReplayedNonce,
+    SigningKey,
+    StaleCounter,
+    sign_checkin,
+)
+from regionlock.storage import Database
+from regionlock.storage.devices import state_to_json
+
+PLACES: list[dict[str, Any]] = [
+    {"sim": ["432-11"], "network": ["432-11"], "gps": {"lat": 35.6892, "lon": 51.389}},
+    {"network": ["424-02"], "sim": ["424-02"], "gps": {"lat": 25.2048, "lon": 55.2708}},
+    {"network": ["262-01"], "sim": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}},
+    {"network": ["424-03"], "sim": ["432-35"], "gps": {"lat": 25.1972, "lon": 55.2744}},
+    {"ip": "2.144.0.1", "timezone": "Asia/Tehran"},
+]
+
+
+def registered(db: Database, n: int) -> Fleet:
+    fleet = Fleet(n)
+    fleet.register(db)
+    return fleet
+
+
+def call(fleet: Fleet, i: int, counter: int, place: int, nonce: str = "") -> CheckinCall:
+    return CheckinCall(fleet.token(i, counter, T0, PLACES[place], nonce), None, T0)
+
+
+def service_on(db: Database, locator: Locator) -> CheckinService:
+    return CheckinService(db, locator, Settings())
+
+
+def kinds(outcomes: list[Any]) -> list[str]:
+    return [type(o).__name__ if isinstance(o, Exception) else o["verdict"] for o in outcomes]
+
+
+def test_a_group_with_refusals_records_exactly_the_good_ones(
+    db: Database, locator: Locator
+) -> None:
+    fleet = registered(db, 4)
+    service = service_on(db, locator)
+    service.check_in(fleet.token(0, 5, T0, PLACES[0], "n" * 20), peer_ip=None, now=T0)
+    stranger = SigningKey.generate(T0)
+    calls = [
+        call(fleet, 1, 1, 1),  # ok (Dubai, its sales region)
+        call(fleet, 0, 5, 0),  # counter not above 5
+        call(fleet, 0, 6, 0, "n" * 20),  # nonce used before
+        CheckinCall(
+            sign_checkin(CheckinRequest("x" * 16, 1, int(T0.timestamp()), {}), stranger, "dev_x"),
+            None,
+            T0,
+        ),  # unknown device
+        CheckinCall(
+            sign_checkin(
+                CheckinRequest("y" * 16, 2, int(T0.timestamp()), PLACES[2]),
+                stranger,
+                fleet.records[2].id,
+            ),
+            None,
+            T0,
+        ),  # forged
+        call(fleet, 2, 1, 2),  # ok
+        call(fleet, 3, 7, 3, "m" * 20),  # ok
+        call(fleet, 3, 8, 3, "m" * 20),  # same nonce earlier in the group
+        call(fleet, 3, 6, 3),  # behind the group's counter 7
+        call(fleet, 3, 9, 3),  # ok, after 7 in the same group
+        call(fleet, 0, 7, 0),  # ok (activated in Tehran: locked)
+    ]
+    outcomes = service.check_in_many(calls)
+    assert kinds(outcomes) == [
+        "allow",
+        "StaleCounter",
+        "ReplayedNonce",
+        "UnknownDevice",
+        "BadSignature",
+        "allow",
+        "allow",
+        "ReplayedNonce",
+        "StaleCounter",
+        "allow",
+        "lock",
+    ]
+    assert isinstance(outcomes[1], StaleCounter) and isinstance(outcomes[2], ReplayedNonce)
+    assert isinstance(outcomes[3], UnknownDevice) and isinstance(outcomes[4], BadSignature)
+    with db.read() as tx:
+        stored = tx.all("SELECT device_id, counter FROM checkins ORDER BY id")
+    ids = [r.id for r in fleet.records]
+    assert stored == [
+        (ids[0], 5),
+        (ids[1], 1),
+        (ids[2], 1),
+        (ids[3], 7),
+        (ids[3], 9),
+        (ids[0], 7),
+    ]
+    entries = [e for e in service.audit.entries() if e.action == "checkin.verdict"]
+    assert [(e.subject, e.details["counter"]) for e in entries] == stored
+    assert service.audit.verify().ok
+    device3 = service.devices.get(ids[3])
+    assert device3 is not None and device3.state.counter == 9 and device3.version == 1
+
+
+@pytest.fixture
+def twin(db: Database, tmp_path: Path) -> Iterator[Database]:
+    """A second, empty store of the same backend."""
+    yield from open_store(db.dialect, tmp_path / "twin")
+
+
+def test_a_group_ends_where_the_same_checkins_one_by_one_end(
+    db: Database, twin: Database, locator: Locator
+) -> None:
+    """A week of check-ins for 6 devices, in groups of 7 on one store and one by one on
+    the other (same devices, keys and tokens): same outcomes, states and audit details."""
+    fleet = registered(db, 6)
+    fleet.register(twin)
+    grouped, single = service_on(db, locator), service_on(twin, locator)
+    calls = []
+    for day in range(7):
+        now = T0 + timedelta(days=day, hours=day % 3)
+        for i in range(6):
+            place = (i + day // 3) % len(PLACES)
+            calls.append(CheckinCall(fleet.token(i, day * 2 + 1, now, PLACES[place]), None, now))
+        stale = fleet.token(day % 6, day * 2 + 1, now, PLACES[0])
+        calls.append(CheckinCall(stale, None, now))
+    by_group: list[Any] = []
+    for i in range(0, len(calls), 7):
+        by_group += grouped.check_in_many(calls[i : i + 7])
+    one_by_one = [single.check_in_many([c])[0] for c in calls]
+    assert kinds(by_group) == kinds(one_by_one)
+    assert "lock" in kinds(by_group) and "StaleCounter" in kinds(by_group)
+    for a, b in zip(by_group, one_by_one, strict=True):
+        if not isinstance(a, Exception):
+            assert {k: v for k, v in a.items() if k != "token"} == {
+                k: v for k, v in b.items() if k != "token"
+            }
+    for record in fleet.records:
+        x, y = grouped.devices.get(record.id), single.devices.get(record.id)
+        assert x is not None and y is not None
+        assert state_to_json(x.state) == state_to_json(y.state)
+    a_entries = [(e.subject, dict(e.details)) for e in grouped.audit.entries(limit=10_000)]
+    b_entries = [(e.subject, dict(e.details)) for e in single.audit.entries(limit=10_000)]
+    assert a_entries == b_entries
+    assert grouped.audit.verify().ok and single.audit.verify().ok
+
+
+def test_a_failed_group_transaction_is_retried_one_by_one(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = registered(db, 3)
+    service = service_on(db, locator)
+    real = service.audit.append_many
+    failures = []
+
+    def flaky(tx: Any, entries: Any) -> Any:
+        if len(entries) > 1:  # the shared transaction dies late, after its other writes
+            failures.append(len(entries))
+            raise RuntimeError("connection lost")
+        return real(tx, entries)
+
+    monkeypatch.setattr(service.audit, "append_many", flaky)
+    calls = [call(fleet, i, 1, i) for i in range(3)]
+    assert kinds(service.check_in_many(calls)) == ["lock", "allow", "allow"]
+    assert failures == [3]
+    with db.read() as tx:
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (3,)
+    assert service.audit.verify().ok
+    assert len([e for e in service.audit.entries() if e.action == "checkin.verdict"]) == 3
+
+
+def test_one_checkin_that_breaks_sinks_only_itself(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = registered(db, 3)
+    service = service_on(db, locator)
+    real = service._decide
+    broken = fleet.records[1].id
+
+    def decide(device_id: str, *args: Any) -> Any:
+        if device_id == broken:
+            raise ZeroDivisionError("a bug")
+        return real(device_id, *args)
+
+    monkeypatch.setattr(service, "_decide", decide)
+    calls = [call(fleet, i, 1, i) for i in range(3)]
+    assert kinds(service.check_in_many(calls)) == ["lock", "ZeroDivisionError", "allow"]
+    with db.read() as tx:
+        rows = tx.all("SELECT device_id FROM checkins")
+    assert broken not in {r[0] for r in rows} and len(rows) == 2
+    device = service.devices.get(broken)
+    assert device is not None and device.version == 0
+    assert service.audit.verify().ok
+
+
+def test_the_queue_answers_every_caller_and_groups_under_load(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = registered(db, 40)
+    service = service_on(db, locator)
+    sizes: list[int] = []
+    real = service.check_in_many
+
+    def counted(calls: Any) -> Any:
+        sizes.append(len(calls))
+        return real(calls)
+
+    monkeypatch.setattr(service, "check_in_many", counted)
+    queue = CheckinQueue(service, threads=1 if db.dialect == "sqlite" else 2, max_group=16)
+
+    async def main() -> list[Any]:
+        calls = [call(fleet, i, 1, i % len(PLACES)) for i in range(40)]
+        calls.append(call(fleet, 0, 1, 0))  # a replayed counter
+        return await asyncio.gather(*(queue.check_in(c) for c in calls), return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        queue.close()
+    assert sum(sizes) == 41 and max(sizes) <= 16
+    assert len(sizes) < 41  # callers that arrived together were grouped
+    assert kinds(outcomes).count("StaleCounter") == 1
+    assert sum(1 for o in outcomes if isinstance(o, dict)) == 40
+    with db.read() as tx:
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (40,)
+    assert service.audit.verify().ok
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(queue.check_in(call(fleet, 1, 2, 1)))
