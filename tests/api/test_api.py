@@ -211,3 +211,17 @@ def test_admins_manage_api_keys_and_signing_keys(client: TestClient) -> None:
     assert jwt.get_unverified_header(before)["kid"] != kid
     jwks = client.get("/.well-known/jwks.json").json()
     assert {k["kid"] for k in jwks["keys"]} >= {kid, jwt.get_unverified_header(before)["kid"]}
+
+
+def test_the_device_address_is_the_peer_unless_a_trusted_proxy_forwards_it() -> None:
+    from regionlock.api.device import peer_address
+
+    assert peer_address(("5.30.2.9", 5000), "", ()) == "5.30.2.9"
+    # Anyone can send X-Forwarded-For: only a trusted proxy's is believed, its last hop.
+    assert peer_address(("5.30.2.9", 5000), "2.144.0.1", ()) == "5.30.2.9"
+    assert peer_address(("5.30.2.9", 5000), "2.144.0.1", ("10.0.0.0/8",)) == "5.30.2.9"
+    assert peer_address(("10.1.2.3", 5000), "1.1.1.1, 2.144.0.1", ("10.0.0.0/8",)) == "2.144.0.1"
+    # A proxy that forwards garbage leaves its own address, never a guess.
+    assert peer_address(("10.1.2.3", 5000), "unknown", ("10.0.0.0/8",)) == "10.1.2.3"
+    assert peer_address(("testclient", 50000), "", ()) is None
+    assert peer_address(None, "2.144.0.1", ("10.0.0.0/8",)) is None
