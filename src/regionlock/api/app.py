@@ -93,7 +93,9 @@ def create_app(
         )
 
     @app.get("/health", tags=["service"])
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
+        """Liveness: answered on the event loop (no thread hop, no database), so it stays
+        prompt while check-ins and operator requests keep the threads busy."""
         return {"ok": True, "version": __version__}
 
     add_device_routes(app, settings)
