@@ -43,6 +43,10 @@ class Settings:
     simulated_clock: bool = False
     """Let a demo drive the clock (days pass in minutes) through `PUT /v1/clock` (admin).
     Refused in production and with more than one worker."""
+    checkin_threads: int = 0
+    """Check-in threads per worker process; 0 = 1 on SQLite (one writer), 2 on PostgreSQL."""
+    checkin_group: int = 64
+    """Most check-ins recorded in one transaction (group commit under load; 1 = none)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +86,12 @@ class Settings:
             raise InvalidInput(f"REGIONLOCK_WORKERS={self.workers}: expected 1 to 64")
         if not 0 < self.clock_skew_s <= 3600:
             raise InvalidInput(f"REGIONLOCK_CLOCK_SKEW_S={self.clock_skew_s}: expected 1..3600")
+        if not 0 <= self.checkin_threads <= 32:
+            raise InvalidInput(
+                f"REGIONLOCK_CHECKIN_THREADS={self.checkin_threads}: expected 0 (auto) to 32"
+            )
+        if not 1 <= self.checkin_group <= 1000:
+            raise InvalidInput(f"REGIONLOCK_CHECKIN_GROUP={self.checkin_group}: expected 1..1000")
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)

@@ -76,10 +76,11 @@ class State:
         self.apikeys = SqlApiKeyStore(self.db)
         self.access = Access(self.db)
         # Check-ins run in groups on threads of their own (group commit, see
-        # services/checkin_queue.py): one on SQLite, which has one writer anyway; two on
-        # PostgreSQL, so one group's round trips overlap with the next group's work.
+        # services/checkin_queue.py): by default one on SQLite, which has one writer anyway,
+        # and two on PostgreSQL, so one group's round trips overlap with the next one's work.
+        threads = settings.checkin_threads or (1 if self.db.dialect == "sqlite" else 2)
         self.checkin_queue = CheckinQueue(
-            self.checkins, threads=1 if self.db.dialect == "sqlite" else 2
+            self.checkins, threads=threads, max_group=settings.checkin_group
         )
 
 
