@@ -195,8 +195,10 @@ def test_a_non_canonical_last_character_is_refused() -> None:
 
 
 def test_every_refused_small_order_key_really_admits_forgeries() -> None:
-    # The reason for the blocklist, checked against the library the service verifies with:
-    # under a small-order key, the signature (R = identity, S = 0) verifies for some messages.
+    # The reason for the blocklist, checked against OpenSSL: under a small-order key, the
+    # signature (R = identity, S = 0) verifies for some messages. The service verifies with
+    # libsodium, which refuses these keys itself (tests/signing/test_jws.py); the blocklist
+    # keeps them out of the registry whatever library a deployment verifies with.
     identity = (1).to_bytes(32, "little")
     refused = 0
     for y in dev._SMALL_ORDER_Y:

@@ -114,6 +114,21 @@ def test_verify_returns_header_and_payload() -> None:
     header, payload = jws.verify(good_token(), golden_key().public_bytes, expected_typ=TYP)
     assert header == {"alg": "EdDSA", "kid": golden_key().kid, "typ": TYP}
     assert payload == PAYLOAD
+    assert verify_once(good_token(), golden_key().public_key, TYP) == (header, payload)
+
+
+def test_parse_unverified_checks_neither_type_nor_signature() -> None:
+    head, body, sig = good_token().split(".")
+    flipped = ("B" if sig[0] == "A" else "A") + sig[1:]
+    parts = jws.parse_unverified(f"{head}.{body}.{flipped}")
+    assert parts.header == {"alg": "EdDSA", "kid": golden_key().kid, "typ": TYP}
+    assert parts.signing_input == f"{head}.{body}".encode()
+    with pytest.raises(WrongType):
+        jws.check_type(parts.header["typ"], "regionlock-other+jwt")
+    with pytest.raises(BadSignature):
+        jws.check_signature(parts, golden_key().public_bytes)
+    with pytest.raises(ValueError):
+        jws.check_signature(parts, b"\0" * 31)
 
 
 def test_verify_accepts_a_loaded_public_key_and_bytes_tokens() -> None:
@@ -136,9 +151,26 @@ def test_errors_are_regionlock_errors_with_status_401() -> None:
     assert slugs == {"malformed-token", "bad-signature", "wrong-algorithm", "wrong-type"}
 
 
+def verify_once(
+    token: str | bytes, public_key: Any, expected_typ: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`verify` taken apart as `open_checkin` does it: parse once (before the key is known),
+    then `typ`, signature and payload."""
+    parts = jws.parse_unverified(token)
+    if expected_typ is not None:
+        jws.check_type(parts.header.get("typ"), expected_typ)
+    jws.check_signature(parts, public_key)
+    return parts.header, jws.json_object(parts.payload, "payload")
+
+
 def check(token: str | bytes, error: type[TokenError], expected_typ: str | None = TYP) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as refused:
         jws.verify(token, golden_key().public_bytes, expected_typ=expected_typ)
+    # Parsed once, then checked: refused just the same, with the same message.
+    with pytest.raises(error) as refused_once:
+        verify_once(token, golden_key().public_bytes, expected_typ)
+    assert type(refused_once.value) is type(refused.value)
+    assert str(refused_once.value) == str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -348,6 +380,28 @@ def test_any_mapping_can_be_signed() -> None:
     assert token == good_token()
 
 
+def test_the_cached_header_is_the_header_serialised() -> None:
+    key = golden_key()
+    for typ in (TYP, "application/" + TYP, 'x\u00e9\\"', TYP):
+        expected = jws.sign_bytes(
+            {"alg": "EdDSA", "kid": key.kid, "typ": typ}, canonical_json(PAYLOAD), key
+        )
+        assert jws.sign(PAYLOAD, key, typ) == expected
+
+
+def test_a_typ_that_is_no_plain_string_is_serialised_as_before() -> None:
+    class Typ(str):
+        pass
+
+    key = golden_key()
+    for typ in (Typ(TYP), ["x"]):
+        header = {"alg": "EdDSA", "kid": key.kid, "typ": typ}
+        expected = jws.sign_bytes(header, canonical_json(PAYLOAD), key)
+        assert jws.sign(PAYLOAD, key, typ) == expected  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        jws.sign(PAYLOAD, key, 1.5)  # type: ignore[arg-type]
+
+
 def test_sign_bytes_refuses_another_algorithm() -> None:
     with pytest.raises(ValueError):
         jws.sign_bytes({"alg": "none"}, b"{}", golden_key())
@@ -386,5 +440,25 @@ def test_any_single_character_change_is_refused(data: st.DataObject) -> None:
     i = data.draw(st.integers(min_value=0, max_value=len(token) - 1))
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="
     c = data.draw(st.sampled_from(alphabet).filter(lambda ch: ch != token[i]))
-    with pytest.raises(TokenError):
-        jws.verify(token[:i] + c + token[i + 1 :], golden_key().public_bytes, expected_typ=TYP)
+    check(token[:i] + c + token[i + 1 :], TokenError)
+
+
+def test_the_verifier_refuses_forgeries_under_small_order_keys() -> None:
+    # Defence in depth behind the registry's blocklist (domain.device.parse_public_key):
+    # OpenSSL accepts (R = identity, S = 0) under these keys for some messages; the verifier
+    # the service uses (libsodium) refuses every one.
+    from regionlock.domain import device
+
+    identity = (1).to_bytes(32, "little")
+    tried = 0
+    for y in device._SMALL_ORDER_Y:
+        for sign in (0x00, 0x80):
+            raw = y[:-1] + bytes([y[-1] | sign])
+            for i in range(16):
+                header = jws.b64url_encode(b'{"alg":"EdDSA"}')
+                payload = jws.b64url_encode(f'{{"n":{i}}}'.encode())
+                token = f"{header}.{payload}.{jws.b64url_encode(identity + bytes(32))}"
+                with pytest.raises(jws.BadSignature):
+                    jws.verify(token, raw, expected_typ=None)
+                tried += 1
+    assert tried == 14 * 16

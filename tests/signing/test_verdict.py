@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +24,13 @@ from signing_fixtures import (
 
 from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.signing import jws
-from regionlock.signing.jws import BadSignature, MalformedToken, TokenError, WrongType
+from regionlock.signing.jws import (
+    BadSignature,
+    MalformedToken,
+    TokenError,
+    WrongAlgorithm,
+    WrongType,
+)
 from regionlock.signing.keys import SigningKey
 from regionlock.signing.verdict import (
     CHECKIN_TYP,
@@ -29,6 +39,7 @@ from regionlock.signing.verdict import (
     ClaimMismatch,
     ClockSkew,
     InvalidCheckin,
+    OpenedCheckin,
     ReplayedNonce,
     StaleCounter,
     TokenExpired,
@@ -36,6 +47,7 @@ from regionlock.signing.verdict import (
     UnknownKey,
     UnsupportedVersion,
     check_clock,
+    open_checkin,
     parse_checkin_payload,
     sign_checkin,
     sign_verdict,
@@ -132,6 +144,37 @@ def test_sign_verdict_refuses_bad_claims() -> None:
     with pytest.raises(ValueError, match="longer"):
         sign_verdict(make_claims(), golden_keyring(), T0, max_lifetime=timedelta(days=6))
     sign_verdict(make_claims(), golden_keyring(), T0, max_lifetime=timedelta(days=7))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "match"),
+    [
+        (lambda c: c.update(ver=2), "version 2"),
+        (lambda c: c.update(ver=True), "version True"),
+        (lambda c: c.update(counter=42.0), "'counter' must be an integer"),
+        (lambda c: c.update(counter=-1), "'counter' must be an integer"),
+        (lambda c: c.update(exp=c["iat"]), "'exp' must be after 'iat'"),
+        (lambda c: c.pop("nonce"), "'nonce' must be a string"),
+        (lambda c: c.update(verdict="maybe"), "'verdict' must be one of"),
+        (lambda c: c["reasons"].append(7), "'reasons' must be a list of strings"),
+        (lambda c: c.update(reasons=tuple(c["reasons"])), "'reasons' must be a list of strings"),
+        (lambda c: c["policy"].update(id=5), "'id' must be a string"),
+        (lambda c: c["location"].update(country=1), "'country' must be a string or null"),
+        (lambda c: c["offline"].update(action="explode"), "'offline.action' must be one of"),
+        (lambda c: c["offline"].pop("warn_days"), "'warn_days' must be an integer"),
+        (lambda c: c.update(extra=1.5), r"\$\.extra: floats"),
+        (lambda c: c["policy"].update(extra=2**53), r"\$\.policy\.extra: integer"),
+        (lambda c: c.update(message="\ud800"), "unpaired surrogates"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_claims_tampered_after_verdict_claims_are_refused(tamper: Any, match: str) -> None:
+    # `verdict_claims` checked these claims; a change made afterwards, at any depth, is
+    # checked again, in full, before anything is signed.
+    claims = make_claims()
+    tamper(claims)
+    with pytest.raises(ValueError, match=match):
+        sign_verdict(claims, golden_keyring(), T0)
 
 
 def test_response_mirrors_the_claims() -> None:
@@ -400,3 +443,225 @@ def test_checkin_problem_types() -> None:
         assert issubclass(cls, RegionlockError)
         assert (cls.status, cls.type_slug) == (status, slug)
     assert issubclass(InvalidCheckin, InvalidInput)
+
+
+# -- check-ins parsed once (`open_checkin`) ----------------------------------------------------
+
+DEVICE = SigningKey.from_seed(b"\x05" * 32, created=T0)
+CHECKIN_HEADER = {"alg": "EdDSA", "kid": DEVICE_ID, "typ": CHECKIN_TYP}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def device_token(
+    header: dict[str, Any] | None = None,
+    payload: bytes | None = None,
+    key: SigningKey = DEVICE,
+) -> str:
+    """A check-in signed by `key` over any header and payload bytes, bypassing our checks."""
+    head = b64(json.dumps(CHECKIN_HEADER if header is None else header).encode())
+    body = b64(json.dumps(GOOD).encode() if payload is None else payload)
+    return f"{head}.{body}.{b64(key.sign(f'{head}.{body}'.encode()))}"
+
+
+def with_signature(token: str, change: Callable[[bytes], bytes]) -> str:
+    head, body, sig = token.split(".")
+    return f"{head}.{body}.{b64(change(jws.b64url_decode(sig)))}"
+
+
+def hs256_with_the_public_key() -> str:
+    head = b64(json.dumps({**CHECKIN_HEADER, "alg": "HS256"}).encode())
+    body = b64(json.dumps(GOOD).encode())
+    mac = hmac.new(DEVICE.public_bytes, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(mac)}"
+
+
+def flip(sig: bytes) -> bytes:
+    return sig[:10] + bytes([sig[10] ^ 1]) + sig[11:]
+
+
+GOOD_TOKEN = device_token()
+_HEAD, _BODY, _SIG = GOOD_TOKEN.split(".")
+_DUPLICATE_ALG = b64(b'{"alg":"EdDSA","alg":"EdDSA"}')
+
+# (token, the error, seconds from T0 at which it is checked)
+CHECKIN_REJECTIONS: dict[str, tuple[str | bytes, type[Exception], int]] = {
+    "another-key": (device_token(key=golden_key()), BadSignature, 0),
+    "flipped-signature-bit": (with_signature(GOOD_TOKEN, flip), BadSignature, 0),
+    "payload-swapped": (
+        f"{_HEAD}.{b64(json.dumps({**GOOD, 'counter': 8}).encode())}.{_SIG}",
+        BadSignature,
+        0,
+    ),
+    "header-swapped": (
+        f"{b64(json.dumps({**CHECKIN_HEADER, 'kid': 'dev_other'}).encode())}.{_BODY}.{_SIG}",
+        BadSignature,
+        0,
+    ),
+    "alg-none": (device_token({**CHECKIN_HEADER, "alg": "none"}), WrongAlgorithm, 0),
+    "alg-none-unsigned": (
+        f"{b64(json.dumps({'alg': 'none'}).encode())}.{_BODY}.",
+        WrongAlgorithm,
+        0,
+    ),
+    "alg-hs256-key-confusion": (hs256_with_the_public_key(), WrongAlgorithm, 0),
+    "alg-missing": (device_token({"kid": DEVICE_ID, "typ": CHECKIN_TYP}), WrongAlgorithm, 0),
+    "typ-verdict": (device_token({**CHECKIN_HEADER, "typ": VERDICT_TYP}), WrongType, 0),
+    "typ-missing": (device_token({"alg": "EdDSA", "kid": DEVICE_ID}), WrongType, 0),
+    "a-verdict": (
+        sign_verdict(make_claims(), golden_keyring(), T0),
+        WrongType,
+        0,
+    ),
+    "crit": (device_token({**CHECKIN_HEADER, "crit": ["exp"]}), MalformedToken, 0),
+    "b64-false": (device_token({**CHECKIN_HEADER, "b64": False}), MalformedToken, 0),
+    "kid-not-string": (device_token({**CHECKIN_HEADER, "kid": 7}), MalformedToken, 0),
+    "header-duplicate-member": (
+        f"{_DUPLICATE_ALG}.{_BODY}.{_SIG}",
+        MalformedToken,
+        0,
+    ),
+    "payload-duplicate-member": (
+        device_token(payload=b'{"nonce":"a","nonce":"b"}'),
+        MalformedToken,
+        0,
+    ),
+    "payload-nan": (device_token(payload=b'{"counter":NaN}'), MalformedToken, 0),
+    "payload-bom": (device_token(payload=b"\xef\xbb\xbf{}"), MalformedToken, 0),
+    "payload-not-utf8": (device_token(payload=b"\xff\xfe"), MalformedToken, 0),
+    "payload-not-object": (device_token(payload=b"[]"), MalformedToken, 0),
+    "two-segments": (f"{_HEAD}.{_BODY}", MalformedToken, 0),
+    "four-segments": (f"{GOOD_TOKEN}.{_SIG}", MalformedToken, 0),
+    "empty-payload": (f"{_HEAD}..{_SIG}", MalformedToken, 0),
+    "padded-signature": (f"{GOOD_TOKEN}==", MalformedToken, 0),
+    "standard-alphabet": (
+        f"{_HEAD}.{_BODY}.{base64.b64encode(jws.b64url_decode(_SIG)).decode().rstrip('=')}",
+        MalformedToken,
+        0,
+    ),
+    "stray-trailing-bits": (
+        GOOD_TOKEN[:-1] + {"A": "B", "Q": "R", "g": "h", "w": "x"}[GOOD_TOKEN[-1]],
+        MalformedToken,
+        0,
+    ),
+    "short-signature": (with_signature(GOOD_TOKEN, lambda s: s[:63]), MalformedToken, 0),
+    "non-ascii": ("\u00e9" + GOOD_TOKEN, MalformedToken, 0),
+    "non-ascii-bytes": ("\u00e9".encode() + GOOD_TOKEN.encode(), MalformedToken, 0),
+    "oversized": ("a" * (jws.MAX_TOKEN_LENGTH + 1), MalformedToken, 0),
+    "nonce-missing": (
+        device_token(payload=json.dumps({k: v for k, v in GOOD.items() if k != "nonce"}).encode()),
+        InvalidCheckin,
+        0,
+    ),
+    "nonce-short": (
+        device_token(payload=json.dumps({**GOOD, "nonce": "A" * 15}).encode()),
+        InvalidCheckin,
+        0,
+    ),
+    "counter-bool": (
+        device_token(payload=json.dumps({**GOOD, "counter": True}).encode()),
+        InvalidCheckin,
+        0,
+    ),
+    "unknown-field": (
+        device_token(payload=json.dumps({**GOOD, "extra": 1}).encode()),
+        InvalidCheckin,
+        0,
+    ),
+    "signals-id": (
+        device_token(payload=json.dumps({**GOOD, "signals": {"id": "d"}}).encode()),
+        InvalidCheckin,
+        0,
+    ),
+    "clock-behind": (GOOD_TOKEN, ClockSkew, 301),
+    "clock-ahead": (GOOD_TOKEN, ClockSkew, -301),
+}
+
+
+def _verify_checkin(token: str | bytes, key: Any, now: datetime, window_s: int) -> Any:
+    return verify_checkin(token, key, now=now, window_s=window_s)
+
+
+def _peek_then_verify(token: str | bytes, key: Any, now: datetime, window_s: int) -> Any:
+    jws.peek_header(token)  # what the service did before open_checkin
+    return verify_checkin(token, key, now=now, window_s=window_s)
+
+
+def _open_checkin(token: str | bytes, key: Any, now: datetime, window_s: int) -> Any:
+    return open_checkin(token).verify(key, now=now, window_s=window_s)
+
+
+ENTRY_POINTS = {
+    "verify_checkin": (_verify_checkin, False),
+    "peek_header+verify_checkin": (_peek_then_verify, False),
+    "open_checkin": (_open_checkin, False),
+    "open_checkin-key-object": (_open_checkin, True),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("case", CHECKIN_REJECTIONS)
+def test_checkin_rejections_on_every_entry_point(case: str, entry: str) -> None:
+    token, error, seconds = CHECKIN_REJECTIONS[case]
+    verify_with, loaded = ENTRY_POINTS[entry]
+    key = DEVICE.public_key if loaded else DEVICE.public_bytes
+    now = T0 + timedelta(seconds=seconds)
+    with pytest.raises(error) as refused:
+        verify_with(token, key, now, 300)
+    # Same error, same words, as the one-shot verify_checkin.
+    with pytest.raises(error) as expected:
+        verify_checkin(token, DEVICE.public_bytes, now=now)
+    assert type(refused.value) is type(expected.value)
+    assert str(refused.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_checkin_accepted_on_every_entry_point(entry: str) -> None:
+    verify_with, loaded = ENTRY_POINTS[entry]
+    key = DEVICE.public_key if loaded else DEVICE.public_bytes
+    request = parse_checkin_payload(GOOD)
+    for token in (GOOD_TOKEN, GOOD_TOKEN.encode(), sign_checkin(request, DEVICE, DEVICE_ID)):
+        assert verify_with(token, key, T0, 300) == request
+        assert verify_with(token, key, T0 + timedelta(seconds=300), 300) == request
+    assert verify_with(GOOD_TOKEN, key, T0 + timedelta(seconds=30), 30) == request
+    with pytest.raises(ClockSkew):
+        verify_with(GOOD_TOKEN, key, T0 + timedelta(seconds=31), 30)
+    with pytest.raises(ValueError):  # a wrong-length key is the caller's error
+        verify_with(GOOD_TOKEN, b"\0" * 31, T0, 300)
+
+
+def test_open_checkin_gives_the_header_and_checks_nothing_more_yet() -> None:
+    opened = open_checkin(with_signature(GOOD_TOKEN, flip))
+    assert isinstance(opened, OpenedCheckin)
+    assert opened.header == CHECKIN_HEADER == jws.peek_header(GOOD_TOKEN)
+    with pytest.raises(BadSignature):
+        opened.verify(DEVICE.public_key, now=T0)
+    # The type is checked at verify, so a verdict opens (its kid finds no device) and fails there.
+    verdict_opened = open_checkin(sign_verdict(make_claims(), golden_keyring(), T0))
+    assert verdict_opened.header["typ"] == VERDICT_TYP
+    with pytest.raises(WrongType):
+        verdict_opened.verify(golden_key().public_key, now=T0)
+
+
+def test_open_checkin_refuses_at_once_what_peek_header_refuses() -> None:
+    for token, error, _ in CHECKIN_REJECTIONS.values():
+        try:
+            jws.peek_header(token)
+        except TokenError as peeked:
+            with pytest.raises(error) as opened:
+                open_checkin(token)
+            assert str(opened.value) == str(peeked)
+
+
+def test_changing_the_opened_header_changes_nothing_checked() -> None:
+    opened = open_checkin(device_token({**CHECKIN_HEADER, "typ": VERDICT_TYP}))
+    opened.header["typ"] = CHECKIN_TYP
+    with pytest.raises(WrongType):
+        opened.verify(DEVICE.public_key, now=T0)
+    good = open_checkin(GOOD_TOKEN)
+    good.header["kid"] = "someone-else"
+    request = parse_checkin_payload(GOOD)
+    assert good.verify(DEVICE.public_key, now=T0) == request
+    assert good.verify(DEVICE.public_bytes, now=T0) == request  # and again: no state

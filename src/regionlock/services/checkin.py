@@ -42,11 +42,10 @@ from regionlock.signing import (
     Keyring,
     ReplayedNonce,
     StaleCounter,
-    peek_header,
+    open_checkin,
     sign_verdict,
     verdict_claims,
     verdict_response,
-    verify_checkin,
 )
 from regionlock.storage.audit import NewEntry, SqlAuditStore
 from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore
@@ -180,13 +179,13 @@ class CheckinService:
 
     def _prepare(self, call: CheckinCall) -> _Prepared:
         """Steps 1-3: the device, its signature and payload, where it is. No state touched."""
-        header = peek_header(call.token)
-        kid = str(header.get("kid", ""))
+        opened = open_checkin(call.token)  # parsed once: the kid first, then the signature
+        kid = str(opened.header.get("kid", ""))
         record = self._record(kid) if kid else None
         if record is None:
             raise UnknownDevice("no registered device has this kid (device id or IMEI)")
-        request = verify_checkin(
-            call.token, record.public_key, now=call.now, window_s=self.settings.clock_skew_s
+        request = opened.verify(
+            record.public_key, now=call.now, window_s=self.settings.clock_skew_s
         )
         raw = dict(request.signals)
         if "ip" not in raw and call.peer_ip is not None:

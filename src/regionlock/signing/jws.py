@@ -19,15 +19,16 @@ produces, so another implementation can reproduce it; golden tests pin the bytes
 
 from __future__ import annotations
 
-import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from regionlock.domain.errors import RegionlockError
 
@@ -43,6 +44,16 @@ MAX_TOKEN_LENGTH = 64 * 1024
 MAX_SAFE_INTEGER = 2**53 - 1
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD_B64 = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE_B64 = bytes.maketrans(b"+/", b"-_")
+# The characters that may end a canonical encoding, by the length of its last group: two
+# characters carry 12 bits for one byte (the low 4 unused), three carry 18 for two bytes (the
+# low 2 unused); unused bits must be zero. A full group of four has none.
+_CLEAN_ENDINGS = {
+    2: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i % 16 == 0),
+    3: frozenset(c for i, c in enumerate(_B64URL_ALPHABET) if i % 4 == 0),
+}
 
 
 class TokenError(RegionlockError):
@@ -81,7 +92,8 @@ class WrongType(TokenError):
 
 def b64url_encode(data: bytes) -> str:
     """Base64url without padding (RFC 7515 section 2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE_B64)
+    return encoded.rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:
@@ -89,27 +101,74 @@ def b64url_decode(text: str) -> bytes:
 
     Raises ValueError on anything else, so one byte string has exactly one text form.
     """
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
+    last_group = len(text) % 4 if _B64URL.fullmatch(text) else 1
+    if last_group == 1:
         raise ValueError("not unpadded base64url")
+    # Equivalent to re-encoding the result and comparing, without encoding it.
+    if last_group and text[-1] not in _CLEAN_ENDINGS[last_group]:
+        raise ValueError("non-canonical base64url (stray trailing bits)")
+    padded = text + "=" * (-len(text) % 4)
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return binascii.a2b_base64(padded.encode("ascii").translate(_TO_STANDARD_B64))
     except binascii.Error as exc:  # pragma: no cover - the pattern above rules this out
         raise ValueError("not unpadded base64url") from exc
-    if b64url_encode(data) != text:
-        raise ValueError("non-canonical base64url (stray trailing bits)")
-    return data
+
+
+# One encoder for every call (what `json.dumps` with these options would build each time).
+_CANONICAL_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON bytes of `value` (see the module docstring). ValueError if unsupported."""
-    _check_canonical(value, "$")
+    if not _is_plain(value):
+        _check_canonical(value, "$")  # raises, naming the offending member, or accepts
+    return _encode_checked(value)
+
+
+def _encode_checked(value: Any) -> bytes:
+    """Canonical JSON of a value already known to be in the supported subset."""
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
+        return _CANONICAL_ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("text with unpaired surrogates cannot be signed") from exc
+
+
+_PLAIN_LEAVES = frozenset({str, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """True if `value` is built of exactly dict (str keys), list, tuple, str, bool, None and int
+    within +-(2**53 - 1): a subset of what `_check_canonical` accepts, recognised without
+    building member paths. False says nothing; `_check_canonical` then decides."""
+    kind = type(value)
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                return False
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return _is_plain_leaf(value, kind)
+    for item in items:
+        kind = type(item)
+        if kind in _PLAIN_LEAVES:
+            continue
+        if kind is int:
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            return False
+        if not _is_plain(item):
+            return False
+    return True
+
+
+def _is_plain_leaf(value: Any, kind: type) -> bool:
+    if kind in _PLAIN_LEAVES:
+        return True
+    return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def _check_canonical(value: Any, path: str) -> None:
@@ -135,11 +194,13 @@ def _check_canonical(value: Any, path: str) -> None:
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate member {key!r}")
-        obj[key] = value
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # some key came twice: name the first repeat
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate member {key!r}")
+            seen.add(key)
     return obj
 
 
@@ -147,13 +208,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
+# One decoder for every call (what `json.loads` with these options would build each time).
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+)
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """Strictly parse `data` as a UTF-8 JSON object (no duplicate members, no NaN, no BOM);
+    MalformedToken, naming `what`, otherwise."""
     try:
-        obj = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
+        text = data.decode("utf-8")
+        if text.startswith("\ufeff"):  # as `json.loads` refuses it, before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        obj = _STRICT_DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedToken(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
@@ -164,7 +232,9 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
 # -- parsing -----------------------------------------------------------------------------------
 
 
-class _Parts(NamedTuple):
+class ParsedToken(NamedTuple):
+    """A compact JWS parsed by `parse_unverified`: nothing in it is authenticated yet."""
+
     signing_input: bytes
     header: dict[str, Any]
     payload: bytes
@@ -192,7 +262,7 @@ def _segment(text: str, name: str) -> bytes:
         raise MalformedToken(f"{name} segment: {exc}") from exc
 
 
-def _parse(token: str | bytes, expected_typ: str | None) -> _Parts:
+def _parse(token: str | bytes, expected_typ: str | None) -> ParsedToken:
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
@@ -208,7 +278,7 @@ def _parse(token: str | bytes, expected_typ: str | None) -> _Parts:
             f"a compact JWS has exactly 3 dot-separated segments, got {len(segments)}"
         )
     # The header first: a token naming another algorithm is refused as such, whatever follows.
-    header = _json_object(_segment(segments[0], "header"), "header")
+    header = json_object(_segment(segments[0], "header"), "header")
     alg = header.get("alg")
     if alg != ALGORITHM:
         raise WrongAlgorithm(f"algorithm {_shown(alg)} is not accepted; only {ALGORITHM!r} is")
@@ -220,9 +290,7 @@ def _parse(token: str | bytes, expected_typ: str | None) -> _Parts:
         if name in header and not isinstance(header[name], str):
             raise MalformedToken(f"header {name!r} must be a string")
     if expected_typ is not None:
-        typ = header.get("typ")
-        if typ is None or _media_type(typ) != _media_type(expected_typ):
-            raise WrongType(f"token type {_shown(typ)} where {expected_typ!r} is expected")
+        check_type(header.get("typ"), expected_typ)
     payload = _segment(segments[1], "payload")
     signature = _segment(segments[2], "signature")
     if len(signature) != SIGNATURE_LENGTH:
@@ -230,13 +298,31 @@ def _parse(token: str | bytes, expected_typ: str | None) -> _Parts:
             f"an Ed25519 signature is {SIGNATURE_LENGTH} bytes, got {len(signature)}"
         )
     signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
-    return _Parts(signing_input, header, payload, signature)
+    return ParsedToken(signing_input, header, payload, signature)
+
+
+def check_type(typ: Any, expected_typ: str) -> None:
+    """WrongType unless the header's `typ` value (a string or None) names `expected_typ`."""
+    if typ is None or _media_type(typ) != _media_type(expected_typ):
+        raise WrongType(f"token type {_shown(typ)} where {expected_typ!r} is expected")
+
+
+def parse_unverified(token: str | bytes) -> ParsedToken:
+    """Every strict check `verify` makes before the key is needed (segments, base64url, header,
+    signature length), but not `typ` and NOT the signature: the parse-once half of verifying.
+
+    Finish with `check_type` and `check_signature`; the header picks the key, nothing else
+    in it may be acted on before then.
+    """
+    return _parse(token, None)
 
 
 def peek_header(token: str | bytes, *, expected_typ: str | None = None) -> dict[str, Any]:
     """The protected header, parsed as strictly as `verify` does, WITHOUT checking the signature.
 
-    For choosing the key (`kid`) before verifying; never act on anything else it says.
+    For choosing the key (`kid`) before verifying; never act on anything else it says. To
+    verify afterwards without parsing again, keep the `parse_unverified` result instead (for a
+    check-in, `regionlock.signing.open_checkin`).
     """
     return _parse(token, expected_typ).header
 
@@ -248,26 +334,52 @@ def sign_bytes(header: Mapping[str, Any], payload: bytes, key: SigningKey) -> st
     """Compact JWS of raw `payload` bytes under `header` (serialised canonically)."""
     if header.get("alg") != ALGORITHM:
         raise ValueError(f"the header must say alg {ALGORITHM!r}")
-    signing_input = f"{b64url_encode(canonical_json(dict(header)))}.{b64url_encode(payload)}"
+    return _signed(b64url_encode(canonical_json(dict(header))), payload, key)
+
+
+def _signed(header_segment: str, payload: bytes, key: SigningKey) -> str:
+    signing_input = f"{header_segment}.{b64url_encode(payload)}"
     signature = key.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
+@functools.lru_cache(maxsize=64)
+def _standard_header_segment(kid: str, typ: str) -> str:
+    # A service signs under a handful of (kid, typ) pairs: serialise each header once.
+    return b64url_encode(canonical_json({"alg": ALGORITHM, "kid": kid, "typ": typ}))
+
+
+def _header_segment(kid: str, typ: str) -> str:
+    if type(kid) is str and type(typ) is str:
+        return _standard_header_segment(kid, typ)
+    return b64url_encode(canonical_json({"alg": ALGORITHM, "kid": kid, "typ": typ}))
+
+
 def sign(payload: Mapping[str, Any], key: SigningKey, typ: str) -> str:
     """Compact JWS of a JSON object; header exactly `{"alg":"EdDSA","kid":...,"typ":...}`."""
-    header = {"alg": ALGORITHM, "kid": key.kid, "typ": typ}
-    return sign_bytes(header, canonical_json(dict(payload)), key)
+    kid = key.kid
+    body = canonical_json(dict(payload))
+    return _signed(_header_segment(kid, typ), body, key)
 
 
-def _public_key(key: bytes | Ed25519PublicKey) -> Ed25519PublicKey:
-    if isinstance(key, Ed25519PublicKey):
-        return key
-    if len(key) != PUBLIC_KEY_LENGTH:
-        raise ValueError(f"an Ed25519 public key is {PUBLIC_KEY_LENGTH} bytes, got {len(key)}")
-    return Ed25519PublicKey.from_public_bytes(key)
+def _raw_public_key(key: bytes | Ed25519PublicKey) -> bytes:
+    raw = key.public_bytes_raw() if isinstance(key, Ed25519PublicKey) else key
+    if len(raw) != PUBLIC_KEY_LENGTH:
+        raise ValueError(f"an Ed25519 public key is {PUBLIC_KEY_LENGTH} bytes, got {len(raw)}")
+    return raw
 
 
 KeyResolver = Callable[[Mapping[str, Any]], bytes | Ed25519PublicKey]
+
+
+def check_signature(parts: ParsedToken, public_key: bytes | Ed25519PublicKey) -> None:
+    """BadSignature unless `parts` is signed by `public_key` (raw 32 bytes or a loaded key)."""
+    # libsodium, not OpenSSL: twice as fast here (bench/bench_signing.py), and stricter, as
+    # RFC 8032 allows: it also refuses small-order and non-canonical keys and R values.
+    try:
+        crypto_sign_open(parts.signature + parts.signing_input, _raw_public_key(public_key))
+    except BadSignatureError as exc:
+        raise BadSignature("signature does not verify with this key") from exc
 
 
 def verify_bytes(
@@ -282,11 +394,7 @@ def verify_bytes(
     key from the strictly parsed (still unverified) header, e.g. by `kid`; it may raise.
     """
     parts = _parse(token, expected_typ)
-    key = public_key(parts.header) if callable(public_key) else public_key
-    try:
-        _public_key(key).verify(parts.signature, parts.signing_input)
-    except InvalidSignature as exc:
-        raise BadSignature("signature does not verify with this key") from exc
+    check_signature(parts, public_key(parts.header) if callable(public_key) else public_key)
     return parts.header, parts.payload
 
 
@@ -302,4 +410,4 @@ def verify(
     type. The payload is parsed only after the signature holds.
     """
     header, payload = verify_bytes(token, public_key, expected_typ=expected_typ)
-    return header, _json_object(payload, "payload")
+    return header, json_object(payload, "payload")

@@ -1,9 +1,10 @@
 """Regionlock's device-facing wire formats, version 1: the check-in request and the verdict token.
 
 docs/protocol.md is the specification; this module is its reference implementation. The
-service reads check-ins (`verify_checkin`) and signs verdicts (`verdict_claims`,
-`sign_verdict`); a device agent signs check-ins (`sign_checkin`) and checks verdicts offline
-from the published JWKS (`verify_verdict`).
+service reads check-ins (`open_checkin`, which parses a token once for its `kid` and then
+verifies it, or `verify_checkin`) and signs verdicts (`verdict_claims`, `sign_verdict`); a
+device agent signs check-ins (`sign_checkin`) and checks verdicts offline from the published
+JWKS (`verify_verdict`).
 
 Both tokens are compact JWS with EdDSA (see `regionlock.signing.jws`); their `typ` headers
 differ, so a signature made for one purpose never passes as the other.
@@ -15,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,6 +30,7 @@ from regionlock.signing.jws import (
     MAX_SAFE_INTEGER,
     PUBLIC_KEY_LENGTH,
     MalformedToken,
+    ParsedToken,
     TokenError,
     b64url_decode,
 )
@@ -127,7 +129,8 @@ class StaleCounter(RegionlockError):
 def _seconds(value: datetime, name: str) -> int:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware")
-    return int(value.astimezone(UTC).timestamp())
+    # An aware datetime's timestamp is that of its UTC instant (no astimezone needed).
+    return int(value.timestamp())
 
 
 def _is_count(value: Any) -> bool:
@@ -367,9 +370,11 @@ def parse_checkin_payload(payload: Any) -> CheckinRequest:
     for name in CHECKIN_FIELDS:
         if name not in payload:
             raise InvalidCheckin(name, "missing")
-    unknown = sorted(set(payload) - set(CHECKIN_FIELDS))
-    if unknown:
-        raise InvalidCheckin("payload", f"unknown field(s) {unknown}")
+    # A dict holding every field and no more members than that has no other.
+    if type(payload) is not dict or len(payload) != len(CHECKIN_FIELDS):
+        unknown = sorted(set(payload) - set(CHECKIN_FIELDS))
+        if unknown:
+            raise InvalidCheckin("payload", f"unknown field(s) {unknown}")
     nonce = payload["nonce"]
     if not isinstance(nonce, str) or not NONCE_PATTERN.fullmatch(nonce):
         raise InvalidCheckin("nonce", "must be 16 to 128 base64url characters (A-Z a-z 0-9 - _)")
@@ -413,13 +418,61 @@ def verify_checkin(
 
     `public_key` is the device's registered key, or a function finding it from the header's
     `kid` (raising the service's unknown-device error when there is none), which spares a
-    second parse after `peek_header`. The nonce and counter rules need the device's state and
-    are the caller's (`ReplayedNonce`, `StaleCounter`).
+    second parse after `peek_header` (as does `open_checkin`, which also lets the caller look
+    the device up between parsing and verifying). The nonce and counter rules need the
+    device's state and are the caller's (`ReplayedNonce`, `StaleCounter`).
     """
     _, payload = jws.verify(token, public_key, expected_typ=CHECKIN_TYP)
     request = parse_checkin_payload(payload)
     check_clock(request, now, window_s=window_s)
     return request
+
+
+class OpenedCheckin:
+    """A check-in token parsed once, strictly, its signature NOT yet checked (`open_checkin`).
+
+    Read `header["kid"]` to find the device, then `verify` with its key: together exactly
+    `peek_header` followed by `verify_checkin`, same checks, same errors, without parsing twice.
+    """
+
+    __slots__ = ("_parts", "_typ")
+
+    def __init__(self, parts: ParsedToken) -> None:
+        self._parts = parts
+        # Kept apart from `header`, which the caller may change: the type checked is the token's.
+        self._typ = parts.header.get("typ")
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The protected header, strictly parsed but unauthenticated: use it to pick the key."""
+        return self._parts.header
+
+    def verify(
+        self,
+        public_key: bytes | Ed25519PublicKey,
+        *,
+        now: datetime,
+        window_s: int = CLOCK_WINDOW_S,
+    ) -> CheckinRequest:
+        """What `verify_checkin` checks, in the same order: `typ`, signature, payload, clock.
+
+        `public_key` is the device's raw 32-byte key or a loaded one (which a caller may keep
+        between check-ins). The nonce and counter rules remain the caller's.
+        """
+        jws.check_type(self._typ, CHECKIN_TYP)
+        jws.check_signature(self._parts, public_key)
+        request = parse_checkin_payload(jws.json_object(self._parts.payload, "payload"))
+        check_clock(request, now, window_s=window_s)
+        return request
+
+
+def open_checkin(token: str | bytes) -> OpenedCheckin:
+    """Parse a check-in token once, as strictly as `verify_checkin` does, before its key is known.
+
+    Raises what `peek_header` raises (`MalformedToken`, `WrongAlgorithm`); `typ` and the
+    signature are checked by `OpenedCheckin.verify`.
+    """
+    return OpenedCheckin(jws.parse_unverified(token))
 
 
 def sign_checkin(request: CheckinRequest, key: SigningKey, device_kid: str) -> str:
