@@ -25,12 +25,6 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
             os.environ[f"REGIONLOCK_{name}"] = str(value)  # workers read settings from env
     settings = Settings.from_env()
     open_database(settings.database_url).close()  # migrate SQLite / check PostgreSQL now
-    if settings.workers > 1 and settings.database_url.startswith("sqlite:"):
-        click.echo(
-            "note: SQLite has one writer; several workers queue on its file lock and "
-            "were slower than one in bench/README.md. Scale out with PostgreSQL.",
-            err=True,
-        )
     if settings.simulated_clock:
         click.secho(
             "warning: simulated clock (REGIONLOCK_SIMULATED_CLOCK): an admin key can move this "

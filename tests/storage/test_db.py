@@ -1,0 +1,66 @@
+"""The SQLite writer discipline across processes: an OS file lock, held for exactly the write."""
+
+from __future__ import annotations
+
+import fcntl
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from regionlock.storage import Database
+from regionlock.storage.migrate import migrate
+
+
+def _lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock it got
+    return True
+
+
+def test_a_sqlite_write_holds_the_writer_file_lock_and_only_then(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(db)
+    lock = tmp_path / "w.db-writer"
+    assert _lock_is_free(lock)
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = seq WHERE one = 1")
+        assert not _lock_is_free(lock)  # another process would wait here, woken at COMMIT
+    assert _lock_is_free(lock)
+    with pytest.raises(RuntimeError), db.write():
+        assert not _lock_is_free(lock)
+        raise RuntimeError("rolled back")
+    assert _lock_is_free(lock)
+    db.close()
+
+
+def _bump(url: str, n: int) -> None:
+    db = Database(url)
+    for _ in range(n):
+        with db.write() as tx:
+            row = tx.one("SELECT seq FROM audit_head WHERE one = 1")
+            assert row is not None
+            tx.execute("UPDATE audit_head SET seq = ? WHERE one = 1", (int(row[0]) + 1,))
+    db.close()
+
+
+def test_writers_in_several_processes_lose_no_update(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = Database(url)
+    migrate(db)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_bump, args=(url, 150)) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    with db.read() as tx:
+        assert tx.one("SELECT seq FROM audit_head WHERE one = 1") == (450,)
+    db.close()
