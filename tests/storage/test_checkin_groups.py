@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import open_store
-from fleet import T0, Fleet
+from storage_fixtures import T0, Fleet, open_store
 
 from regionlock.geo import Locator
 from regionlock.services.checkin import CheckinCall, CheckinService

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import jwt
 import pytest
-from fleet import T0, Fleet, imei
-from fleet import checkin as signed_checkin
+from storage_fixtures import T0, Fleet, imei
+from storage_fixtures import checkin as signed_checkin
 
 from regionlock.domain.device import DeviceRecord
 from regionlock.geo import Locator

@@ -1,18 +1,45 @@
-"""Registered test devices with keys, and their signed check-ins (check-in pipeline tests)."""
+"""Helpers of the storage suite: stores (SQLite and, when configured, PostgreSQL), and
+registered test devices with keys and their signed check-ins."""
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from regionlock.domain.device import DeviceRecord, luhn_check_digit, parse_imei
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import Registry
 from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
 from regionlock.storage import Database
+from regionlock.storage.migrate import migrate
+
+PG_URL = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
+
+
+def open_store(dialect: str, where: Path) -> Iterator[Database]:
+    """A migrated, empty store: a SQLite file under `where`, or a PostgreSQL schema of its own
+    (dropped afterwards)."""
+    if dialect == "sqlite":
+        where.mkdir(parents=True, exist_ok=True)
+        database = Database(f"sqlite:///{where / 'test.db'}")
+    else:
+        if not PG_URL:
+            pytest.skip("REGIONLOCK_TEST_POSTGRES_URL is not set")
+        database = Database(PG_URL, schema=f"t_{uuid.uuid4().hex[:12]}")
+    migrate(database)
+    yield database
+    if database.dialect == "postgresql":
+        with database.write() as tx:
+            tx.execute(f'DROP SCHEMA "{database.schema}" CASCADE')
+    database.close()
+
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
