@@ -47,6 +47,8 @@ class Settings:
     """Check-in threads per worker process; 0 = 1 on SQLite (one writer), 2 on PostgreSQL."""
     checkin_group: int = 64
     """Most check-ins recorded in one transaction (group commit under load; 1 = none)."""
+    checkin_backlog: int = 1024
+    """Most check-ins waiting per worker; past it a check-in gets 503 service-busy at once."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +91,10 @@ class Settings:
         if not 0 <= self.checkin_threads <= 32:
             raise InvalidInput(
                 f"REGIONLOCK_CHECKIN_THREADS={self.checkin_threads}: expected 0 (auto) to 32"
+            )
+        if not 1 <= self.checkin_backlog <= 1_000_000:
+            raise InvalidInput(
+                f"REGIONLOCK_CHECKIN_BACKLOG={self.checkin_backlog}: expected 1..1000000"
             )
         if not 1 <= self.checkin_group <= 1000:
             raise InvalidInput(f"REGIONLOCK_CHECKIN_GROUP={self.checkin_group}: expected 1..1000")

@@ -225,3 +225,14 @@ def test_the_device_address_is_the_peer_unless_a_trusted_proxy_forwards_it() -> 
     assert peer_address(("10.1.2.3", 5000), "unknown", ("10.0.0.0/8",)) == "10.1.2.3"
     assert peer_address(("testclient", 50000), "", ()) is None
     assert peer_address(None, "2.144.0.1", ("10.0.0.0/8",)) is None
+
+
+def test_a_busy_node_answers_503_with_retry_after_and_records_nothing(client: TestClient) -> None:
+    key, _ = setup(client)
+    client.app.state.regionlock.checkin_queue.max_waiting = 0  # type: ignore[attr-defined]
+    r = post_checkin(client, key, imei(1), 1)
+    assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("/service-busy") and "token" not in r.json()
+    assert int(r.headers["retry-after"]) > 0
+    client.app.state.regionlock.checkin_queue.max_waiting = 1024  # type: ignore[attr-defined]
+    assert post_checkin(client, key, imei(1), 1).status_code == 200  # counter 1 was not used

@@ -5,6 +5,7 @@ and sinks nobody, and a failed shared transaction falls back to one transaction 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from storage_fixtures import T0, Fleet, open_store
 
 from regionlock.geo import Locator
 from regionlock.services.checkin import CheckinCall, CheckinService
-from regionlock.services.checkin_queue import CheckinQueue
+from regionlock.services.checkin_queue import CheckinQueue, ServiceBusy
 from regionlock.services.registry import UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
@@ -246,3 +247,39 @@ def test_the_queue_answers_every_caller_and_groups_under_load(
     assert service.audit.verify().ok
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(queue.check_in(call(fleet, 1, 2, 1)))
+
+
+def test_a_full_queue_refuses_at_once_and_loses_nothing_it_took(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = registered(db, 12)
+    service = service_on(db, locator)
+    gate = threading.Event()
+    real = service.check_in_many
+
+    def stuck(calls: Any) -> Any:
+        gate.wait(10)  # a database that hangs: the thread holds its group, the rest pile up
+        return real(calls)
+
+    monkeypatch.setattr(service, "check_in_many", stuck)
+    queue = CheckinQueue(service, threads=1, max_group=2, max_waiting=4)
+
+    async def main() -> list[Any]:
+        first = asyncio.ensure_future(queue.check_in(call(fleet, 0, 1, 0)))
+        await asyncio.sleep(0.2)  # the thread has taken it and is stuck on it
+        rest = [asyncio.ensure_future(queue.check_in(call(fleet, i, 1, 2))) for i in range(1, 12)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        queue.close()
+    busy = [o for o in outcomes if isinstance(o, ServiceBusy)]
+    answered = [o for o in outcomes if isinstance(o, dict)]
+    assert len(answered) == 5 and len(busy) == 7  # the stuck one and the 4 that could wait
+    assert all(b.status == 503 and b.retry_after_s > 0 for b in busy)
+    with db.read() as tx:
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (5,)
+    assert service.audit.verify().ok

@@ -34,6 +34,7 @@ from regionlock.clock import Clock
 from regionlock.domain.errors import RegionlockError
 from regionlock.geo.locator import Locator
 from regionlock.policies import PolicyError, parse_policy
+from regionlock.services.checkin_queue import ServiceBusy
 from regionlock.services.policy_tools import simulate_registry
 from regionlock.services.registry import UnknownDevice, device_json
 from regionlock.settings import Settings
@@ -81,7 +82,10 @@ def create_app(
     @app.exception_handler(RegionlockError)
     async def regionlock_error(request: Request, exc: RegionlockError) -> JSONResponse:
         extra = {k: getattr(exc, k) for k in ("field", "server_time") if hasattr(exc, k)}
-        return problem(exc.status, exc.type_slug, exc.message, request.url.path, extra)
+        response = problem(exc.status, exc.type_slug, exc.message, request.url.path, extra)
+        if isinstance(exc, ServiceBusy):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -80,7 +80,10 @@ class State:
         # and two on PostgreSQL, so one group's round trips overlap with the next one's work.
         threads = settings.checkin_threads or (1 if self.db.dialect == "sqlite" else 2)
         self.checkin_queue = CheckinQueue(
-            self.checkins, threads=threads, max_group=settings.checkin_group
+            self.checkins,
+            threads=threads,
+            max_group=settings.checkin_group,
+            max_waiting=settings.checkin_backlog,
         )
 
 

@@ -9,6 +9,11 @@ records the group in one transaction. Nothing waits to fill a group: latency at 
 that of a single check-in.
 
 Results go back to the event loop that asked, one wake-up per group and loop.
+
+The queue is bounded (`max_waiting`): past it, a check-in is refused at once with `ServiceBusy`
+(503, `Retry-After`) instead of waiting behind seconds of work - by then the device would have
+given up, and its retry would only add to the pile. The device keeps its current verdict and
+lease and checks in again later (docs/protocol.md, errors).
 """
 
 from __future__ import annotations
@@ -21,12 +26,27 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from regionlock.domain.errors import RegionlockError
 from regionlock.services.checkin import CheckinCall, CheckinService
 
 Outcome = dict[str, Any] | Exception
 # Check-ins per group at most: enough to amortise a transaction, few enough that a group's
 # wait stays short (bench/README.md, check-in service).
 MAX_GROUP = 64
+# Check-ins waiting at most: about a second of work at this VM's rate (bench/README.md).
+MAX_WAITING = 1024
+RETRY_AFTER_S = 5
+
+
+class ServiceBusy(RegionlockError):
+    """Too many check-ins are waiting: come back later (the current verdict stands)."""
+
+    status = 503
+    type_slug = "service-busy"
+
+    def __init__(self, message: str, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +67,22 @@ def _settle(results: list[tuple[asyncio.Future[dict[str, Any]], Outcome]]) -> No
 
 
 class CheckinQueue:
-    """Worker threads running queued check-ins in groups of at most `max_group`."""
+    """Worker threads running queued check-ins in groups of at most `max_group`, with at most
+    `max_waiting` check-ins queued."""
 
     def __init__(
-        self, service: CheckinService, *, threads: int = 1, max_group: int = MAX_GROUP
+        self,
+        service: CheckinService,
+        *,
+        threads: int = 1,
+        max_group: int = MAX_GROUP,
+        max_waiting: int = MAX_WAITING,
     ) -> None:
-        if threads < 1 or max_group < 1:
-            raise ValueError("threads and max_group must be at least 1")
+        if threads < 1 or max_group < 1 or max_waiting < 1:
+            raise ValueError("threads, max_group and max_waiting must be at least 1")
         self.service = service
         self.max_group = max_group
+        self.max_waiting = max_waiting
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._threads = [
@@ -69,6 +96,11 @@ class CheckinQueue:
         """Queue one check-in and wait for its outcome (raises the error it ran into)."""
         if self._closed:
             raise RuntimeError("the check-in queue is closed")
+        if self._queue.qsize() >= self.max_waiting:
+            raise ServiceBusy(
+                f"{self.max_waiting} check-ins are already waiting; keep the current verdict"
+                f" and check in again in {RETRY_AFTER_S} s or later"
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._queue.put(_Job(call, loop, future))
