@@ -64,3 +64,46 @@ def test_writers_in_several_processes_lose_no_update(tmp_path: Path) -> None:
     with db.read() as tx:
         assert tx.one("SELECT seq FROM audit_head WHERE one = 1") == (450,)
     db.close()
+
+
+def _bump_many(db: Database, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        with db.write() as tx:
+            tx.execute("UPDATE audit_head SET seq = ? WHERE one = 1", (i,))
+
+
+def test_no_commit_checkpoints_and_a_thread_of_its_own_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import time
+
+    from regionlock.storage import db as db_module
+
+    main = tmp_path / "c.db"
+
+    def digest() -> str:
+        return hashlib.sha256(main.read_bytes()).hexdigest()
+
+    # With the checkpointer asleep, 1,500 commits (past SQLite's default 1,000-page automatic
+    # checkpoint) leave the database file as it was: everything is still in the WAL.
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL_S", 3600.0)
+    db = Database(f"sqlite:///{main}")
+    migrate(db)
+    before = digest()
+    _bump_many(db, 1500)
+    assert digest() == before
+    db.close()
+    assert db._checkpointer is None  # stopped with the database
+    # Awake, it copies the log back into the file by itself, within a few rounds.
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL_S", 0.05)
+    db = Database(f"sqlite:///{main}")
+    before = digest()
+    _bump_many(db, 1500, start=10_000)
+    deadline = time.monotonic() + 10
+    while digest() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert digest() != before
+    with db.read() as tx:
+        assert tx.one("SELECT seq FROM audit_head WHERE one = 1") == (11_499,)
+    db.close()
