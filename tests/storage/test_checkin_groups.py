@@ -245,7 +245,7 @@ def test_the_queue_answers_every_caller_and_groups_under_load(
     with db.read() as tx:
         assert tx.one("SELECT COUNT(*) FROM checkins") == (40,)
     assert service.audit.verify().ok
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ServiceBusy, match="shutting down"):
         asyncio.run(queue.check_in(call(fleet, 1, 2, 1)))
 
 
@@ -283,3 +283,19 @@ def test_a_full_queue_refuses_at_once_and_loses_nothing_it_took(
     with db.read() as tx:
         assert tx.one("SELECT COUNT(*) FROM checkins") == (5,)
     assert service.audit.verify().ok
+
+
+def test_an_outcome_asyncio_refuses_does_not_strand_the_rest_of_the_group() -> None:
+    from regionlock.services.checkin_queue import _settle
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(3)]
+        # asyncio will not take StopIteration as a future's exception (TypeError).
+        outcomes = [StopIteration(), {"verdict": "allow"}, ValueError("x")]
+        _settle(list(zip(futures, outcomes, strict=True)))
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    first, second, third = asyncio.run(main())
+    assert isinstance(first, RuntimeError) and isinstance(first.__cause__, TypeError)
+    assert second == {"verdict": "allow"} and isinstance(third, ValueError)

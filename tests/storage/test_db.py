@@ -107,3 +107,29 @@ def test_no_commit_checkpoints_and_a_thread_of_its_own_does(
     with db.read() as tx:
         assert tx.one("SELECT seq FROM audit_head WHERE one = 1") == (11_499,)
     db.close()
+
+
+def test_a_writer_stuck_in_another_process_makes_a_clear_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+    import time
+
+    from regionlock.storage import db as db_module
+
+    monkeypatch.setattr(db_module, "WRITER_LOCK_TIMEOUT_S", 0.3)
+    (tmp_path / "s.db").touch(mode=0o640)
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(db)
+    # The lock file takes the database's permissions, as SQLite's -wal and -shm do.
+    assert (tmp_path / "s.db-writer").stat().st_mode & 0o777 == 0o640
+    holder = os.open(tmp_path / "s.db-writer", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process, stuck mid-write
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"), db.write():
+        pass
+    assert 0.3 <= time.monotonic() - started < 5
+    os.close(holder)  # gone: the next write goes through
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = 7 WHERE one = 1")
+    db.close()

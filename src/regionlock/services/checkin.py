@@ -21,6 +21,7 @@ signal present are stored (docs/privacy.md).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -74,7 +75,7 @@ class _Prepared:
     now: datetime
 
 
-_PENDING: dict[str, Any] = {}
+log = logging.getLogger(__name__)
 
 # With no active policy every device is allowed: nothing restricts until an operator decides.
 NO_POLICY = Policy("none", "0", "no policy is active", ())
@@ -156,17 +157,14 @@ class CheckinService:
         others. Should the shared transaction fail (a database error), every check-in of the
         group is retried in a transaction of its own, so one cannot sink the rest.
         """
-        outcomes: list[dict[str, Any] | Exception] = []
+        outcomes: dict[int, dict[str, Any] | Exception] = {}
         ready: list[tuple[int, _Prepared]] = []
         for i, call in enumerate(calls):
             try:
                 ready.append((i, self._prepare(call)))
-                outcomes.append(_PENDING)
             except Exception as exc:
-                outcomes.append(exc)
-        if not ready:
-            return outcomes
-        decided = self._record_all([p for _, p in ready])
+                outcomes[i] = exc
+        decided = self._record_all([p for _, p in ready]) if ready else []
         for (i, prepared), verdict in zip(ready, decided, strict=True):
             if isinstance(verdict, Exception):
                 outcomes[i] = verdict
@@ -175,7 +173,7 @@ class CheckinService:
                 outcomes[i] = self._answer(prepared, verdict)
             except Exception as exc:  # recorded, but no token: the device checks in again
                 outcomes[i] = exc
-        return outcomes
+        return [outcomes[i] for i in range(len(calls))]
 
     def _prepare(self, call: CheckinCall) -> _Prepared:
         """Steps 1-3: the device, its signature and payload, where it is. No state touched."""
@@ -201,6 +199,8 @@ class CheckinService:
         except Exception as exc:
             if len(batch) == 1:
                 return [exc]
+            # Nothing of the group was recorded (it was one transaction): each on its own now.
+            log.warning("a group of %d check-ins failed (%r); retrying one by one", len(batch), exc)
         out: list[Verdict | Exception] = []
         for prepared in batch:
             out.extend(self._record_all([prepared]))

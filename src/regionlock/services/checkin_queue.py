@@ -19,6 +19,7 @@ lease and checks in again later (docs/protocol.md, errors).
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections import defaultdict
@@ -30,6 +31,7 @@ from regionlock.domain.errors import RegionlockError
 from regionlock.services.checkin import CheckinCall, CheckinService
 
 Outcome = dict[str, Any] | Exception
+log = logging.getLogger(__name__)
 # Check-ins per group at most: enough to amortise a transaction, few enough that a group's
 # wait stays short (bench/README.md, check-in service).
 MAX_GROUP = 64
@@ -57,13 +59,19 @@ class _Job:
 
 
 def _settle(results: list[tuple[asyncio.Future[dict[str, Any]], Outcome]]) -> None:
+    """Hand each caller its outcome; one that cannot be handed over never strands the rest."""
     for future, outcome in results:
         if future.done():  # the client went away; the check-in is recorded all the same
             continue
-        if isinstance(outcome, Exception):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+        try:
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        except Exception as exc:  # e.g. asyncio refuses StopIteration as a future's exception
+            error = RuntimeError(f"the check-in failed: {outcome!r}")
+            error.__cause__ = exc
+            future.set_exception(error)
 
 
 class CheckinQueue:
@@ -95,7 +103,7 @@ class CheckinQueue:
     async def check_in(self, call: CheckinCall) -> dict[str, Any]:
         """Queue one check-in and wait for its outcome (raises the error it ran into)."""
         if self._closed:
-            raise RuntimeError("the check-in queue is closed")
+            raise ServiceBusy("this service node is shutting down; check in again later")
         if self._queue.qsize() >= self.max_waiting:
             raise ServiceBusy(
                 f"{self.max_waiting} check-ins are already waiting; keep the current verdict"
@@ -140,7 +148,8 @@ class CheckinQueue:
         try:
             outcomes: list[Outcome] = list(self.service.check_in_many([j.call for j in jobs]))
         except Exception as exc:  # check_in_many keeps errors per check-in; this is a bug
-            outcomes = [exc] * len(jobs)
+            log.exception("a group of %d check-ins failed as a whole", len(jobs))
+            outcomes = [RuntimeError(f"the check-in failed: {exc!r}") for _ in jobs]
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = defaultdict(list)
         for job, outcome in zip(jobs, outcomes, strict=True):
             by_loop[job.loop].append((job.future, outcome))

@@ -22,6 +22,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -139,6 +140,8 @@ def _statements(sql: str) -> list[str]:
 # this size when it restarts, and a checkpoint that finds it larger waits for the writers.
 CHECKPOINT_INTERVAL_S = 0.5
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# How long a writer waits for another process's write (SQLite's busy timeout, as before).
+WRITER_LOCK_TIMEOUT_S = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +167,9 @@ class _Checkpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
+        # A TRUNCATE checkpoint holds new writers back while it waits: a second at most, and
+        # the next round tries again.
+        conn.execute("PRAGMA busy_timeout=1000")
         warned = False
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
@@ -286,15 +291,35 @@ class Database:
     @contextmanager
     def _writer_file_lock(self) -> Iterator[None]:
         """The SQLite writer's lock across processes (held with `_write_lock`)."""
-        if self._writer_fd is None:
+        fd = self._writer_fd
+        if fd is None:
             assert self.url.path is not None
             path = self.url.path.with_name(self.url.path.name + "-writer")
-            self._writer_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._writer_fd, fcntl.LOCK_EX)
+            fd = self._writer_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            with suppress(OSError):  # as SQLite does for -wal and -shm: the database's mode
+                os.fchmod(fd, self.url.path.stat().st_mode & 0o666)
+        # Blocking would wait forever behind a stuck process; SQLite's own wait is bounded by
+        # its busy timeout, so this one is too. Polled every millisecond or two (not SQLite's
+        # growing sleeps), it still hands over almost as soon as the lock is free.
+        deadline = time.monotonic() + WRITER_LOCK_TIMEOUT_S
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError(
+                        f"database is locked: another process has been writing for over"
+                        f" {WRITER_LOCK_TIMEOUT_S:g} s ({self.url.path}-writer)"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
         try:
             yield
         finally:
-            fcntl.flock(self._writer_fd, fcntl.LOCK_UN)
+            with suppress(OSError):  # closed by `close()` meanwhile, which released it too
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
