@@ -85,3 +85,19 @@ def test_checkins_over_loopback(server: tuple[str, str, list[SigningKey]]) -> No
     )
     assert replay.status_code == 409
     assert replay.headers["content-type"] == "application/problem+json"
+
+
+def test_only_the_configured_proxies_may_name_the_device_address(
+    server: tuple[str, str, list[SigningKey]],
+) -> None:
+    """No REGIONLOCK_TRUSTED_PROXIES: the peer (loopback, which places nothing) is the address,
+    whatever X-Forwarded-For says, even from 127.0.0.1 (the server's own default trusts it)."""
+    base, _, keys = server
+    req = CheckinRequest(secrets.token_urlsafe(16), 1, int(time.time()), {})
+    r = httpx.post(
+        base + "/v1/checkin",
+        content=sign_checkin(req, keys[2], imei(2)),
+        headers={"content-type": "application/jose", "x-forwarded-for": "2.144.0.1"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["location"] == {"country": None, "subdivision": None}

@@ -299,3 +299,36 @@ def test_an_outcome_asyncio_refuses_does_not_strand_the_rest_of_the_group() -> N
     first, second, third = asyncio.run(main())
     assert isinstance(first, RuntimeError) and isinstance(first.__cause__, TypeError)
     assert second == {"verdict": "allow"} and isinstance(third, ValueError)
+
+
+def test_a_lost_postgresql_connection_costs_one_attempt_not_the_service(
+    db: Database, locator: Locator
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("a PostgreSQL connection")
+    import psycopg
+
+    fleet = registered(db, 4)
+    service = service_on(db, locator)
+    assert kinds(service.check_in_many([call(fleet, i, 1, 1) for i in range(4)])) == ["allow"] * 4
+
+    def kill_my_connection() -> None:
+        with db.read() as tx:
+            row = tx.one("SELECT pg_backend_pid()")
+        assert row is not None
+        with psycopg.connect(db.url.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+
+    # A group whose connection dies (after its devices' records were cached: a read that finds
+    # the connection dead fails like any operation) is retried one by one on a new connection.
+    kill_my_connection()
+    outcomes = service.check_in_many([call(fleet, i, 2, 1) for i in range(4)])
+    assert kinds(outcomes) == ["allow"] * 4
+    # A single check-in that finds the connection dead fails; the next one goes through.
+    kill_my_connection()
+    with pytest.raises(psycopg.OperationalError):
+        service.check_in(fleet.token(0, 3, T0, PLACES[1]), peer_ip=None, now=T0)
+    assert service.check_in(fleet.token(0, 4, T0, PLACES[1]), peer_ip=None, now=T0)
+    with db.read() as tx:
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (9,)
+    assert service.audit.verify().ok

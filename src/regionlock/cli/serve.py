@@ -44,4 +44,8 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
         workers=settings.workers,
         log_level="warning",
         factory=False,
+        # REGIONLOCK_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
+        # (api/device.py, peer_address). uvicorn's own default would rewrite the peer from
+        # that header for any client on 127.0.0.1, before regionlock sees it.
+        proxy_headers=False,
     )

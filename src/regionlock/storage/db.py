@@ -235,6 +235,14 @@ class Database:
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.dialect == "postgresql" and (conn.closed or conn.broken):
+            # The server went away (restart, failover, a killed backend): the operation that
+            # found out has failed; this one gets a new connection instead of the dead one.
+            with self._registry_lock, suppress(ValueError):
+                self._connections.remove(conn)
+            with suppress(Exception):
+                conn.close()
+            conn = None
         if conn is None:
             conn = self._local.conn = self._connect()
         return conn
