@@ -11,6 +11,8 @@ import jwt
 from fastapi.testclient import TestClient
 
 from regionlock.domain.device import encode_public_key, luhn_check_digit
+from regionlock.geo import Locator
+from regionlock.settings import Settings
 from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
@@ -236,3 +238,19 @@ def test_a_busy_node_answers_503_with_retry_after_and_records_nothing(client: Te
     assert int(r.headers["retry-after"]) > 0
     client.app.state.regionlock.checkin_queue.max_waiting = 1024  # type: ignore[attr-defined]
     assert post_checkin(client, key, imei(1), 1).status_code == 200  # counter 1 was not used
+
+
+def test_a_server_process_freezes_what_start_up_built(db_url: str, locator: Locator) -> None:
+    import gc
+
+    from regionlock.api.app import create_app
+
+    gc.unfreeze()
+    app = create_app(Settings(database_url=db_url), locator=locator, freeze_after_startup=True)
+    try:
+        with TestClient(app):
+            assert gc.get_freeze_count() > 0  # out of the collector's sight from now on
+    finally:
+        gc.unfreeze()
+    with TestClient(create_app(Settings(database_url=db_url), locator=locator)):
+        assert gc.get_freeze_count() == 0  # tests and embedders keep the default

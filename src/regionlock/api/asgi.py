@@ -2,4 +2,4 @@
 
 from regionlock.api.app import create_app
 
-app = create_app()
+app = create_app(freeze_after_startup=True)
