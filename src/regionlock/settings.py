@@ -43,8 +43,8 @@ class Settings:
     simulated_clock: bool = False
     """Let a demo drive the clock (days pass in minutes) through `PUT /v1/clock` (admin).
     Refused in production and with more than one worker."""
-    checkin_threads: int = 0
-    """Check-in threads per worker process; 0 = 1 on SQLite (one writer), 2 on PostgreSQL."""
+    checkin_threads: int = 1
+    """Check-in threads per worker process (more cores: more workers, not threads)."""
     checkin_group: int = 64
     """Most check-ins recorded in one transaction (group commit under load; 1 = none)."""
     checkin_backlog: int = 1024
@@ -88,10 +88,8 @@ class Settings:
             raise InvalidInput(f"REGIONLOCK_WORKERS={self.workers}: expected 1 to 64")
         if not 0 < self.clock_skew_s <= 3600:
             raise InvalidInput(f"REGIONLOCK_CLOCK_SKEW_S={self.clock_skew_s}: expected 1..3600")
-        if not 0 <= self.checkin_threads <= 32:
-            raise InvalidInput(
-                f"REGIONLOCK_CHECKIN_THREADS={self.checkin_threads}: expected 0 (auto) to 32"
-            )
+        if not 1 <= self.checkin_threads <= 32:
+            raise InvalidInput(f"REGIONLOCK_CHECKIN_THREADS={self.checkin_threads}: expected 1..32")
         if not 1 <= self.checkin_backlog <= 1_000_000:
             raise InvalidInput(
                 f"REGIONLOCK_CHECKIN_BACKLOG={self.checkin_backlog}: expected 1..1000000"

@@ -75,10 +75,10 @@ class State:
         self.registry = Registry(self.db)
         self.apikeys = SqlApiKeyStore(self.db)
         self.access = Access(self.db)
-        # Check-ins run in groups on threads of their own (group commit, see
-        # services/checkin_queue.py): by default one on SQLite, which has one writer anyway,
-        # and two on PostgreSQL, so one group's round trips overlap with the next one's work.
-        threads = settings.checkin_threads or (1 if self.db.dialect == "sqlite" else 2)
+        # Check-ins run in groups on a thread of their own (group commit, see
+        # services/checkin_queue.py). One thread: a second one, on PostgreSQL, overlapped round
+        # trips but fought the first for the GIL and the row locks (bench/README.md).
+        threads = settings.checkin_threads
         self.checkin_queue = CheckinQueue(
             self.checkins,
             threads=threads,
