@@ -301,12 +301,17 @@ def test_an_outcome_asyncio_refuses_does_not_strand_the_rest_of_the_group() -> N
     assert second == {"verdict": "allow"} and isinstance(third, ValueError)
 
 
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[Database]:
+    yield from open_store("postgresql", tmp_path)
+
+
 def test_a_lost_postgresql_connection_costs_one_attempt_not_the_service(
-    db: Database, locator: Locator
+    pg: Database, locator: Locator
 ) -> None:
-    if db.dialect != "postgresql":
-        pytest.skip("a PostgreSQL connection")
     import psycopg
+
+    db = pg
 
     fleet = registered(db, 4)
     service = service_on(db, locator)
