@@ -74,9 +74,6 @@ class SqlCheckinStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, tx: Transaction, row: CheckinRow) -> None:
-        self.record_many(tx, [row])
-
     def record_many(self, tx: Transaction, rows: Sequence[CheckinRow]) -> None:
         """Insert `rows` in order; DuplicateNonce (and nothing written by the caller's
         transaction survives, since it rolls back) if any (device, nonce) pair repeats."""

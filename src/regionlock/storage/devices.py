@@ -292,18 +292,13 @@ class SqlDeviceStore:
         """Read a device to change it in this transaction (row-locked on PostgreSQL)."""
         return self._load(tx, key, lock=True)
 
-    def lock_state(self, tx: Transaction, device_id: str) -> tuple[DeviceState, int] | None:
-        """Just the state and its version, row-locked: the check-in path, where the
-        (immutable) record is already known."""
-        suffix = " FOR UPDATE" if tx.dialect == "postgresql" else ""
-        row = tx.one(f"SELECT state, state_version FROM devices WHERE id = ?{suffix}", (device_id,))
-        return None if row is None else (state_from_json(row[0]), int(row[1]))
-
     def lock_states(
         self, tx: Transaction, device_ids: Sequence[str]
     ) -> dict[str, tuple[DeviceState, int]]:
-        """`lock_state` for several devices in one statement. Rows are locked in id order on
-        PostgreSQL, so two batches that share devices cannot deadlock on them."""
+        """The states and versions of these devices, row-locked, in one statement: the check-in
+        path, where the (immutable) records are already known. Absent devices are left out.
+        Rows are locked in id order on PostgreSQL, so two groups that share devices cannot
+        deadlock on them."""
         out: dict[str, tuple[DeviceState, int]] = {}
         ids = sorted(set(device_ids))
         suffix = " ORDER BY id FOR UPDATE" if tx.dialect == "postgresql" else ""
