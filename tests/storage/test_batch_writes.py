@@ -1,0 +1,70 @@
+"""The storage calls a group of check-ins is recorded with, on both backends: replays refused
+by the store itself, states saved only over the version read, absent devices left out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from storage_fixtures import T0, Fleet
+
+from regionlock.domain.device import DeviceState
+from regionlock.storage import Database
+from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore
+from regionlock.storage.devices import SqlDeviceStore, StaleState
+
+
+def row(device_id: str, nonce: str, counter: int) -> CheckinRow:
+    return CheckinRow(
+        device_id=device_id,
+        at=T0,
+        counter=counter,
+        nonce=nonce,
+        country="AE",
+        subdivision=None,
+        confidence=0.9,
+        flags=(),
+        signal_kinds=("gps",),
+        verdict="allow",
+        reasons=("policy.no_match",),
+        policy_id="p",
+        policy_version="1",
+    )
+
+
+def test_record_many_refuses_a_nonce_used_before_or_twice_in_one_call(db: Database) -> None:
+    fleet = Fleet(2)
+    fleet.register(db)
+    a, b = (r.id for r in fleet.records)
+    rows = SqlCheckinStore(db)
+    with db.write() as tx:
+        rows.record_many(tx, [row(a, "n" * 16, 1), row(b, "n" * 16, 1)])  # per device
+    with db.read() as tx:
+        assert rows.seen(tx, [(a, "n" * 16), (b, "n" * 16), (a, "m" * 16)]) == {
+            (a, "n" * 16),
+            (b, "n" * 16),
+        }
+    for again in ([row(a, "m" * 16, 2), row(a, "n" * 16, 3)], [row(b, "k" * 16, 2)] * 2):
+        with pytest.raises(DuplicateNonce), db.write() as tx:
+            rows.record_many(tx, again)
+    with db.read() as tx:  # neither refused call left anything
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (2,)
+
+
+def test_states_are_locked_together_and_saved_only_over_the_version_read(db: Database) -> None:
+    fleet = Fleet(2)
+    fleet.register(db)
+    a, b = (r.id for r in fleet.records)
+    devices = SqlDeviceStore(db)
+    with db.write() as tx:
+        states = devices.lock_states(tx, [b, a, "dev_nobody", a])
+    assert set(states) == {a, b}  # an absent device is left out, duplicates read once
+    assert states[a] == (DeviceState(), 0)
+    moved = replace(DeviceState(), counter=7, last_country="AE")
+    with db.write() as tx:
+        devices.save_states(tx, [(a, 0, moved), (b, 0, moved)])
+    with pytest.raises(StaleState), db.write() as tx:
+        devices.save_states(tx, [(a, 1, moved), (b, 0, moved)])  # b is at version 1 now
+    with db.write() as tx:
+        after = devices.lock_states(tx, [a, b])
+    assert after == {a: (moved, 1), b: (moved, 1)}  # the refused save changed nothing
