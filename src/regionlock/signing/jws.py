@@ -122,75 +122,58 @@ _CANONICAL_ENCODER = json.JSONEncoder(
 
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON bytes of `value` (see the module docstring). ValueError if unsupported."""
-    if not _is_plain(value):
-        _check_canonical(value, "$")  # raises, naming the offending member, or accepts
-    return _encode_checked(value)
-
-
-def _encode_checked(value: Any) -> bytes:
-    """Canonical JSON of a value already known to be in the supported subset."""
+    _check_canonical(value, "$")
     try:
         return _CANONICAL_ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("text with unpaired surrogates cannot be signed") from exc
 
 
-_PLAIN_LEAVES = frozenset({str, bool, type(None)})
+class _NotCanonical(Exception):
+    """A member with no canonical form; `where` grows as the walk unwinds (`.key`, `[i]`)."""
 
-
-def _is_plain(value: Any) -> bool:
-    """True if `value` is built of exactly dict (str keys), list, tuple, str, bool, None and int
-    within +-(2**53 - 1): a subset of what `_check_canonical` accepts, recognised without
-    building member paths. False says nothing; `_check_canonical` then decides."""
-    kind = type(value)
-    if kind is dict:
-        for key in value:
-            if type(key) is not str:
-                return False
-        items = value.values()
-    elif kind is list or kind is tuple:
-        items = value
-    else:
-        return _is_plain_leaf(value, kind)
-    for item in items:
-        kind = type(item)
-        if kind in _PLAIN_LEAVES:
-            continue
-        if kind is int:
-            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                continue
-            return False
-        if not _is_plain(item):
-            return False
-    return True
-
-
-def _is_plain_leaf(value: Any, kind: type) -> bool:
-    if kind in _PLAIN_LEAVES:
-        return True
-    return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    def __init__(self, what: str) -> None:
+        self.where = ""
+        self.what = what
 
 
 def _check_canonical(value: Any, path: str) -> None:
+    """ValueError naming the first member (from `path`) that has no canonical form. The walk
+    builds no member paths while all is well: a path is put together only for the error."""
+    try:
+        _walk_canonical(value)
+    except _NotCanonical as exc:
+        raise ValueError(f"{path}{exc.where}: {exc.what}") from None
+
+
+def _walk_canonical(value: Any) -> None:
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INTEGER:
-            raise ValueError(f"{path}: integer {value} is outside +-(2**53 - 1)")
+            raise _NotCanonical(f"integer {value} is outside +-(2**53 - 1)")
         return
     if isinstance(value, float):
-        raise ValueError(f"{path}: floats have no canonical form here; use integers or strings")
+        raise _NotCanonical("floats have no canonical form here; use integers or strings")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"{path}: object keys must be strings, got {key!r}")
-            _check_canonical(item, f"{path}.{key}")
+                raise _NotCanonical(f"object keys must be strings, got {key!r}")
+            try:
+                _walk_canonical(item)
+            except _NotCanonical as exc:
+                exc.where = f".{key}{exc.where}"
+                raise
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _check_canonical(item, f"{path}[{i}]")
+            try:
+                _walk_canonical(item)
+            except _NotCanonical as exc:
+                exc.where = f"[{i}]{exc.where}"
+                raise
         return
-    raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
+    raise _NotCanonical(f"{type(value).__name__} is not a JSON value")
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
