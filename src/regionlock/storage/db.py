@@ -7,9 +7,9 @@ conformance suite on both backends.
 
 SQLite discipline: WAL journal, readers in parallel on their own connections, and one writer
 at a time - a thread lock and an OS file lock (`flock` on `FILE-writer`) around `BEGIN
-IMMEDIATE`, so writers of this process and of other worker processes queue, each woken the
-moment the writer before it is done, instead of polling in SQLite's busy handler (which sleeps
-1, 2, 5, 10, ... ms between tries and made the tail latency of several workers).
+IMMEDIATE`, so writers of this process and of other worker processes queue. A writer waiting
+for another process tries the file lock every 0.5-2 ms, where SQLite's busy handler sleeps 1, 2,
+5, 10, ... up to 100 ms between tries (which made the tail latency of several workers).
 PostgreSQL: a connection per thread from a small pool; row locks (`SELECT ... FOR UPDATE`) give
 per-device serialisation where SQLite's single writer gives it for free.
 """
@@ -175,7 +175,10 @@ class _Checkpointer:
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 try:
-                    size = self._wal.stat().st_size if self._wal.exists() else 0
+                    try:
+                        size = self._wal.stat().st_size
+                    except FileNotFoundError:  # no log yet, or just truncated away
+                        size = 0
                     mode = "TRUNCATE" if size > WAL_SIZE_LIMIT else "PASSIVE"
                     conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
                     warned = False
