@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 
 import click
 
@@ -25,6 +27,7 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
             os.environ[f"REGIONLOCK_{name}"] = str(value)  # workers read settings from env
     settings = Settings.from_env()
     open_database(settings.database_url).close()  # migrate SQLite / check PostgreSQL now
+    check_listen(settings.host, settings.port)  # before the banner: a taken port says so
     if settings.simulated_clock:
         click.secho(
             "warning: simulated clock (REGIONLOCK_SIMULATED_CLOCK): an admin key can move this "
@@ -49,3 +52,33 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
         # that header for any client on 127.0.0.1, before regionlock sees it.
         proxy_headers=False,
     )
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, naming the port, when `host`:`port` cannot be listened on.
+
+    Each address `host` resolves to is bound as uvicorn binds it (SO_REUSEADDR; IPv6 only
+    for IPv6) and released at once. Otherwise the banner would claim a service that uvicorn
+    then fails to start. A port taken in the instant between this check and uvicorn's own
+    bind still stops uvicorn with a non-zero status.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise click.ClickException(
+                        f"port {port} on {host} is taken by another process: stop it, or "
+                        "choose another --port (env REGIONLOCK_PORT)"
+                    ) from None
+                raise click.ClickException(
+                    f"cannot listen on {host}:{port}: {exc.strerror}"
+                ) from None
