@@ -26,6 +26,7 @@ import httpx
 
 from regionlock.agent import Agent, AgentState, Enforcement, FileStore, UnlockRefused
 from regionlock.agent.client import check_in, fetch_provisioning
+from regionlock.agent.core import DAY
 from regionlock.cli.locate import SignalOptions, signal_options
 from regionlock.clock import SystemClock
 from regionlock.domain.device import encode_public_key, parse_imei
@@ -56,8 +57,14 @@ def _device(path: str) -> Iterator[Agent]:
 
 
 def _show(agent: Agent, enforcement: Enforcement, as_json: bool) -> None:
+    held = agent.held_or_none()
+    offline = held["offline"] if held is not None else None
     if as_json:
-        click.echo(json.dumps({"device": agent.state.device_id, **enforcement.to_json()}))
+        click.echo(
+            json.dumps(
+                {"device": agent.state.device_id, **enforcement.to_json(), "offline": offline}
+            )
+        )
         return
     action = enforcement.action.value
     click.secho(f"{action.upper():<5}", fg=COLOURS[action], bold=True, nl=False)
@@ -69,9 +76,40 @@ def _show(agent: Agent, enforcement: Enforcement, as_json: bool) -> None:
     if enforcement.lease_expires:
         when = datetime.fromtimestamp(enforcement.lease_expires, UTC).isoformat()
         click.echo(f"  lease ends {when}")
+    if held is not None and enforcement.reason != "support-unlock":
+        click.echo(f"  offline rule: {offline_rule(held)}")
     if action == "lock":
         click.echo("  On a phone only emergency calls and network settings remain.")
         click.echo("  Support can unlock it offline: `regionlock agent challenge`.")
+
+
+def offline_rule(claims: dict[str, Any]) -> str:
+    """What the held verdict's `offline` rule makes the device do once its lease ends without
+    a newer verdict, in the terms of `Agent.enforcement` (docs/agent.md, "Enforcing offline")."""
+    offline, exp = claims["offline"], int(claims["exp"])
+    locked = claims["verdict"] == "lock"
+    until = "until it checks in"
+    if offline["action"] == "keep":
+        return f"keep: after the lease the verdict ({claims['verdict']}) stays in force {until}"
+    if offline["action"] == "warn":
+        if locked:
+            return f"warn: after the lease a lock stays a lock {until}"
+        return f"warn: after the lease the device warns and keeps working {until}"
+    lock_at = exp + offline["lock_after_days"] * DAY
+    warn_at = max(exp, lock_at - offline["warn_days"] * DAY)
+    if locked:
+        return f"lock: after the lease it stays locked {until}"
+    rule = f"lock after {offline['lock_after_days']} days: without a check-in the verdict "
+    if warn_at == lock_at:
+        return rule + f"({claims['verdict']}) continues until it locks on {_date(lock_at)}"
+    return rule + (
+        f"({claims['verdict']}) continues until {_date(warn_at)}, the device then warns, "
+        f"and locks on {_date(lock_at)}"
+    )
+
+
+def _date(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
 def _loopback(url: str) -> bool:
