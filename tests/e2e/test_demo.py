@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from serving import CLI, free_port
 
@@ -95,3 +96,25 @@ def test_the_demo_refuses_to_delete_a_directory_it_did_not_make(tmp_path: Path) 
     )
     assert done.returncode != 0 and "not a regionlock demo directory" in done.stderr
     assert (tmp_path / "thesis.txt").read_text() == "years of work"
+
+
+def test_with_no_serve_the_closing_text_names_what_remains(tmp_path: Path) -> None:
+    work, port = tmp_path / "run", free_port()
+    args = ["--devices", "20", "--days", "1", "--no-serve", "--dir", str(work)]
+    done = subprocess.run(
+        [*CLI, "demo", *args, "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    closing = done.stdout.split("Where to look next:")[1]
+    db = f"sqlite:///{(work / 'regionlock.db').resolve()}"
+    assert f"{(work / 'regionlock.db').resolve()}  (the service is stopped)" in closing
+    assert f"audit verify --db {db}" in closing
+    assert f"devices list --verdict lock --db {db}" in closing
+    assert f"serve --db {db}" in closing
+    # Nothing points at the service it has stopped, and it has stopped.
+    assert "http://" not in closing and "still running" not in done.stdout
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)

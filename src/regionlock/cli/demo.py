@@ -29,7 +29,7 @@ from regionlock.policies import example_policy_text
 from regionlock.services.access import Access
 from regionlock.sim.driver import FleetDriver
 from regionlock.sim.fleet import FleetSpec, generate_fleet
-from regionlock.storage import open_database
+from regionlock.storage import DatabaseUrl, open_database
 from regionlock.storage.apikeys import Role
 
 MARKER = ".regionlock-demo"
@@ -166,8 +166,11 @@ def demo(
             start=next_morning(datetime.now(UTC)),
             as_json=as_json,
         )
+        if no_serve:
+            stop_service(service)  # before the closing text, which then names only what remains
         if not as_json:
-            _where_next(url, db_url, key_file, fleet[0].imei, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            _where_next(url, db_url, key_file, fleet[0].imei, elapsed, serving=not no_serve)
         if no_serve:
             return
         say(f"\nThe service is still running at {url}. Ctrl-C stops it.", bold=True)
@@ -190,20 +193,37 @@ def _command() -> str:
         return str(script)
 
 
-def _where_next(url: str, db_url: str, key_file: Path, imei: str, elapsed: float) -> None:
+def _where_next(
+    url: str, db_url: str, key_file: Path, imei: str, elapsed: float, *, serving: bool
+) -> None:
+    """The closing text: where to look next, at what still exists once the story ends."""
     db = f"--db {db_url}"
     rl = _command()
-    click.secho(f"\nStory told in {elapsed:.0f} s. Where to look next:", bold=True)
-    for line in (
-        f"  API docs        {url}/docs   (admin key in {key_file})",
-        f"  verdict keys    {url}/.well-known/jwks.json",
+    store = (
         f"  one device      {rl} device show {imei} {db}",
-        f'  its check-ins   curl -H "Authorization: Bearer $(cat {key_file})" '
-        f"{url}/v1/devices/{imei}/checkins",
         f"  audit trail     {rl} audit verify {db}",
         f"  locked phones   {rl} devices list --verdict lock {db}",
-        f"  a device of     {rl} agent init --url {url} --imei 356938035643809",
-        "  your own        (then devices import, agent checkin ...: docs/agent.md)",
-        "  docs            docs/demo.md, docs/agent.md, docs/protocol.md",
-    ):
+    )
+    docs = "  docs            docs/demo.md, docs/agent.md, docs/protocol.md"
+    lines: tuple[str, ...]
+    if serving:
+        lines = (
+            f"  API docs        {url}/docs   (admin key in {key_file})",
+            f"  verdict keys    {url}/.well-known/jwks.json",
+            *store,
+            f'  its check-ins   curl -H "Authorization: Bearer $(cat {key_file})" '
+            f"{url}/v1/devices/{imei}/checkins",
+            f"  a device of     {rl} agent init --url {url} --imei 356938035643809",
+            "  your own        (then devices import, agent checkin ...: docs/agent.md)",
+            docs,
+        )
+    else:  # --no-serve: the service is gone, its database and the CLI remain
+        lines = (
+            f"  the database    {DatabaseUrl.parse(db_url).path}  (the service is stopped)",
+            *store,
+            f"  serve it again  {rl} serve {db}   (API docs at /docs, admin key in {key_file})",
+            docs,
+        )
+    click.secho(f"\nStory told in {elapsed:.0f} s. Where to look next:", bold=True)
+    for line in lines:
         click.echo(line)
