@@ -77,7 +77,7 @@ from regionlock.signing import (
     sign_checkin,
     sign_verdict,
 )
-from regionlock.storage import Transaction, open_database
+from regionlock.storage import Stores, Transaction, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "examples" / "policies" / "gray-market-2021.toml"
@@ -521,7 +521,7 @@ def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
     settings = Settings(database_url=url)
     db = open_database(url)
     locator = Locator(ip_source=settings.ip_db)
-    service = CheckinService(db, locator, settings)
+    service = CheckinService.of(Stores.on(db), locator, settings)
     old_affinity = os.sched_getaffinity(0)
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {1})

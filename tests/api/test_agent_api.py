@@ -49,11 +49,12 @@ def test_an_operator_reads_an_unlock_code_that_the_locked_device_accepts_once(
 ) -> None:
     key, tokens = setup(client)
     admin = {"authorization": f"Bearer {tokens['admin']}"}
-    client.post(
-        "/v1/policies/activate?reason=2021",
-        content=(EXAMPLES / "gray-market-2021.toml").read_bytes(),
+    r = client.post(
+        "/v1/policies/activate",
+        json={"policy": (EXAMPLES / "gray-market-2021.toml").read_text(), "reason": "2021"},
         headers=admin,
     )
+    assert r.status_code == 200, r.text
     state = client.app.state.regionlock  # type: ignore[attr-defined]
     agent = agent_for(client, key.private_key.private_bytes_raw(), state.clock)
     enforcement = check_in(agent, client, TEHRAN)  # type: ignore[arg-type]

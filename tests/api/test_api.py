@@ -41,8 +41,10 @@ def setup(client: TestClient) -> tuple[SigningKey, dict[str, str]]:
     assert report.imported == 1
     tokens = {}
     for role in Role:
-        with state.db.write() as tx:
-            _, tokens[role.value] = state.apikeys.create(tx, name=role.value, role=role, at=0)
+        with state.stores.db.write() as tx:
+            _, tokens[role.value] = state.stores.apikeys.create(
+                tx, name=role.value, role=role, at=0
+            )
     return key, tokens
 
 
@@ -65,8 +67,8 @@ def post_checkin(
 def test_checkin_returns_a_token_verifiable_from_the_jwks(client: TestClient) -> None:
     key, tokens = setup(client)
     r = client.post(
-        "/v1/policies/activate?reason=2021",
-        content=(EXAMPLES / "gray-market-2021.toml").read_bytes(),
+        "/v1/policies/activate",
+        json={"policy": (EXAMPLES / "gray-market-2021.toml").read_text(), "reason": "2021"},
         headers={"authorization": f"Bearer {tokens['admin']}"},
     )
     assert r.status_code == 200, r.text
@@ -177,7 +179,7 @@ def test_a_checkin_outside_the_clock_window_is_refused(client: TestClient) -> No
     assert r.status_code == 401 and r.json()["type"].endswith("/clock-skew")
     assert "server_time" in r.json()
     state = client.app.state.regionlock  # type: ignore[attr-defined]
-    stored = state.registry.devices.get(imei(1))
+    stored = state.stores.devices.get(imei(1))
     assert stored.state.counter is None  # nothing changed
 
 
@@ -216,7 +218,7 @@ def test_admins_manage_api_keys_and_signing_keys(client: TestClient) -> None:
 
 
 def test_the_device_address_is_the_peer_unless_a_trusted_proxy_forwards_it() -> None:
-    from regionlock.api.device import peer_address
+    from regionlock.api.routers.device import peer_address
 
     assert peer_address(("5.30.2.9", 5000), "", ()) == "5.30.2.9"
     # Anyone can send X-Forwarded-For: only a trusted proxy's is believed, its last hop.

@@ -17,7 +17,7 @@ from regionlock.domain.device import DeviceRecord, luhn_check_digit, parse_imei
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import Registry
 from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
-from regionlock.storage import Database
+from regionlock.storage import Database, Stores
 from regionlock.storage.migrate import migrate
 
 PG_URL = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
@@ -85,8 +85,8 @@ class Fleet:
     def register(self, db: Database) -> None:
         """Import the devices into `db` and activate the 2021 gray-market policy there."""
         with db.write() as tx:
-            Registry(db).devices.import_batch(tx, self.records, at=0)
-        PolicyAdmin(db).activate(
+            Registry.of(Stores.on(db)).devices.import_batch(tx, self.records, at=0)
+        PolicyAdmin.of(Stores.on(db)).activate(
             (EXAMPLES / "gray-market-2021.toml").read_text(),
             source="t",
             actor="test",

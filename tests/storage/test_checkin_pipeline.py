@@ -21,7 +21,7 @@ from regionlock.signing import (
     SigningKey,
     StaleCounter,
 )
-from regionlock.storage import Database
+from regionlock.storage import Database, Stores
 
 TEHRAN = {
     "sim": ["432-11"],
@@ -35,7 +35,7 @@ TEHRAN = {
 def world(db: Database, locator: Locator) -> tuple[CheckinService, SigningKey, DeviceRecord]:
     fleet = Fleet(1)
     fleet.register(db)
-    return CheckinService(db, locator, Settings()), fleet.keys[0], fleet.records[0]
+    return CheckinService.of(Stores.on(db), locator, Settings()), fleet.keys[0], fleet.records[0]
 
 
 def checkin(
@@ -133,7 +133,7 @@ def test_a_place_narrowed_to_candidates_is_kept_with_the_checkin(
     assert out["location"] == {"country": "UA", "subdivision": None}
     # Both candidates are restricted by the 2021 policy: a first activation there locks.
     assert (out["verdict"], out["reasons"][-1]) == ("lock", "presence.first_activation")
-    (row,) = service.checkin_rows.recent(record.id)
+    (row,) = service.checkins.recent(record.id)
     assert row["subdivision_candidates"] == ["UA-40", "UA-43"]
     stored = service.devices.get(record.id)
     assert stored is not None and stored.state.last_subdivisions == ("UA-40", "UA-43")
@@ -146,7 +146,8 @@ def test_replays_and_forgeries_change_nothing(
     service, key, record = world
     token = checkin(key, record.id, 5, T0, nonce="n" * 20)
     service.check_in(token, peer_ip=None, now=T0)
-    with pytest.raises(StaleCounter):
+    # An exact replay is named for its nonce, checked before the counter (docs/protocol.md).
+    with pytest.raises(ReplayedNonce):
         service.check_in(token, peer_ip=None, now=T0)
     with pytest.raises(StaleCounter):
         service.check_in(checkin(key, record.id, 4, T0), peer_ip=None, now=T0)
@@ -166,7 +167,7 @@ def test_operator_exemption_wins_and_manual_lock_applies(
     world: tuple[CheckinService, SigningKey, DeviceRecord],
 ) -> None:
     service, key, record = world
-    registry = Registry(service.db)
+    registry = Registry.of(Stores.on(service.db))
     registry.lock(record.id, reason="stolen", actor="ops", now=T0)
     berlin = {"network": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
     out = service.check_in(checkin(key, record.id, 1, T0, berlin), peer_ip=None, now=T0)

@@ -9,7 +9,7 @@ import pytest
 
 from regionlock.policies import PolicyError
 from regionlock.services.policy_admin import PolicyAdmin
-from regionlock.storage import Database
+from regionlock.storage import Database, Stores
 from regionlock.storage.policies import PolicyConflict
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
@@ -21,7 +21,7 @@ def text(name: str) -> str:
 
 
 def test_activate_and_roll_back(db: Database) -> None:
-    admin = PolicyAdmin(db)
+    admin = PolicyAdmin.of(Stores.on(db))
     assert admin.active() is None
     admin.activate(
         text("gray-market-2021"), source="a.toml", actor="cli:ops", reason="block", now=NOW
@@ -53,7 +53,7 @@ def test_activate_and_roll_back(db: Database) -> None:
 
 
 def test_reactivating_the_same_version_uploads_nothing_new(db: Database) -> None:
-    admin = PolicyAdmin(db)
+    admin = PolicyAdmin.of(Stores.on(db))
     for _ in range(2):
         admin.activate(text("us-ofac"), source="x", actor="a", reason="r", now=NOW)
     assert len(admin.policies.versions()) == 1
@@ -61,7 +61,7 @@ def test_reactivating_the_same_version_uploads_nothing_new(db: Database) -> None
 
 
 def test_a_bad_policy_is_never_stored_or_activated(db: Database) -> None:
-    admin = PolicyAdmin(db)
+    admin = PolicyAdmin.of(Stores.on(db))
     with pytest.raises(PolicyError):
         admin.activate(
             '[policy]\nid = "x"\nversion = "1"\n[[restriction]]\nid = "r"\n'
@@ -77,7 +77,7 @@ def test_a_bad_policy_is_never_stored_or_activated(db: Database) -> None:
 
 
 def test_versions_are_immutable(db: Database) -> None:
-    admin = PolicyAdmin(db)
+    admin = PolicyAdmin.of(Stores.on(db))
     admin.activate(text("us-ofac"), source="x", actor="a", reason="r", now=NOW)
     changed = text("us-ofac").replace("valid_days = 7", "valid_days = 8")
     with pytest.raises(PolicyConflict, match="versions are immutable"):
@@ -85,7 +85,7 @@ def test_versions_are_immutable(db: Database) -> None:
 
 
 def test_rollback_needs_an_earlier_policy(db: Database) -> None:
-    admin = PolicyAdmin(db)
+    admin = PolicyAdmin.of(Stores.on(db))
     with pytest.raises(PolicyConflict, match="no earlier policy"):
         admin.rollback(actor="a", reason="r", now=NOW)
     admin.activate(text("eu"), source="x", actor="a", reason="r", now=NOW)

@@ -26,9 +26,6 @@ class CheckinFailed(RegionlockError):
     """The service refused the check-in (or could not be reached); the device keeps its
     current verdict."""
 
-    status = 502
-    type_slug = "checkin-failed"
-
     def __init__(self, problem: str, detail: str, status: int | None = None) -> None:
         super().__init__(f"{problem}: {detail}")
         self.problem = problem

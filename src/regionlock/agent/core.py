@@ -58,8 +58,6 @@ MAX_LOCKOUT_S = 86_400  # the delay after exhausted challenges stops doubling at
 class VerdictRejected(TokenError):
     """A verdict the agent refused; it keeps the verdict it had."""
 
-    type_slug = "verdict-rejected"
-
 
 class UnlockRefused(Exception):
     """An unlock code was not accepted (wrong, no challenge shown, or too many tries)."""
@@ -261,7 +259,7 @@ class Agent:
         self.state.pending_sent_at = None
 
     def _note_rejection(self, exc: TokenError) -> None:
-        self.state.rejected = [*self.state.rejected, f"{exc.type_slug}: {exc.message}"][
+        self.state.rejected = [*self.state.rejected, f"{exc.kind}: {exc.message}"][
             -MAX_REJECTIONS_KEPT:
         ]
         self.store.save(self.state)

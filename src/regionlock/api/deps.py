@@ -1,12 +1,12 @@
-"""What every route shares: the app's state, API-key roles, and problem+json errors."""
+"""What every router shares: the app's state, API-key roles, and the API's own errors."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from regionlock.clock import Clock, SimulatedClock, SystemClock
 from regionlock.domain.errors import RegionlockError
@@ -14,54 +14,42 @@ from regionlock.geo.locator import Locator
 from regionlock.services.access import Access
 from regionlock.services.checkin import CheckinService
 from regionlock.services.checkin_queue import CheckinQueue
+from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import Registry
 from regionlock.settings import Settings
-from regionlock.storage import open_database
-from regionlock.storage.apikeys import ApiKey, Role, SqlApiKeyStore
-
-PROBLEM_BASE = "https://regionlock.dev/problems/"
-PROBLEM_JSON = "application/problem+json"
+from regionlock.storage import Stores, open_stores
+from regionlock.storage.apikeys import ApiKey, Role
 
 
 class Unauthorized(RegionlockError):
-    status = 401
-    type_slug = "unauthorized"
+    """No API key, or one that is unknown, malformed or revoked."""
 
 
 class Forbidden(RegionlockError):
-    status = 403
-    type_slug = "forbidden"
+    """The API key's role does not allow this."""
 
 
 class UnsupportedMediaType(RegionlockError):
-    status = 415
-    type_slug = "unsupported-media-type"
+    """The body is not of the media type the operation takes."""
 
 
 class PayloadTooLarge(RegionlockError):
-    status = 413
-    type_slug = "payload-too-large"
+    """The body is larger than the operation accepts."""
 
 
 MAX_CHECKIN_BYTES = 64 * 1024  # docs/protocol.md
 
 
-def problem(
-    status: int, slug: str, detail: str, instance: str, extra: dict[str, Any] | None = None
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": slug.replace("-", " ").capitalize(),
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-    }
-    body.update(extra or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+class Reason(BaseModel):
+    """Why an operator acts: every state-changing request carries it in its JSON body, and
+    it goes into the audit trail."""
+
+    reason: str = Field(min_length=1, max_length=500, examples=["reported stolen"])
 
 
 class State:
-    """What the app holds for its lifetime (one per process)."""
+    """What the app holds for its lifetime (one per process): the stores, built once, and
+    the services that take them."""
 
     def __init__(self, settings: Settings, locator: Locator | None, clock: Clock | None) -> None:
         self.settings = settings
@@ -69,22 +57,25 @@ class State:
         self.clock: Clock = clock or (
             SimulatedClock() if settings.simulated_clock else SystemClock()
         )
-        self.db = open_database(settings.database_url)
+        self.stores: Stores = open_stores(settings.database_url)
         self.locator = locator or Locator(ip_source=settings.ip_db)
-        self.checkins = CheckinService(self.db, self.locator, settings)
-        self.registry = Registry(self.db)
-        self.apikeys = SqlApiKeyStore(self.db)
-        self.access = Access(self.db)
+        self.checkins = CheckinService.of(self.stores, self.locator, settings)
+        self.registry = Registry.of(self.stores)
+        self.access = Access.of(self.stores)
+        self.policies = PolicyAdmin.of(self.stores)
         # Check-ins run in groups on a thread of their own (group commit, see
         # services/checkin_queue.py). One thread: a second one, on PostgreSQL, overlapped round
         # trips but fought the first for the GIL and the row locks (bench/README.md).
-        threads = settings.checkin_threads
         self.checkin_queue = CheckinQueue(
             self.checkins,
-            threads=threads,
+            threads=settings.checkin_threads,
             max_group=settings.checkin_group,
             max_waiting=settings.checkin_backlog,
         )
+
+    def close(self) -> None:
+        self.checkin_queue.close()
+        self.stores.close()
 
 
 def state_of(request: Request) -> State:
@@ -95,18 +86,23 @@ def state_of(request: Request) -> State:
 StateDep = Annotated[State, Depends(state_of)]
 
 
+def authenticate(state: State, authorization: str | None, role: Role) -> ApiKey:
+    """The API key an `Authorization: Bearer ...` header carries, if it has `role` at least."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("send 'Authorization: Bearer <api key>'")
+    key = state.stores.apikeys.authenticate(authorization.removeprefix("Bearer ").strip())
+    if key is None:
+        raise Unauthorized("unknown or revoked API key")
+    if not key.role.allows(role):
+        raise Forbidden(f"this needs the {role.value} role; the key is {key.role.value}")
+    return key
+
+
 def require(role: Role) -> Callable[..., ApiKey]:
     """A dependency admitting API keys with at least `role`."""
 
     def check(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise Unauthorized("send 'Authorization: Bearer <api key>'")
-        key = state.apikeys.authenticate(authorization.removeprefix("Bearer ").strip())
-        if key is None:
-            raise Unauthorized("unknown or revoked API key")
-        if not key.role.allows(role):
-            raise Forbidden(f"this needs the {role.value} role; the key is {key.role.value}")
-        return key
+        return authenticate(state, authorization, role)
 
     return check
 

@@ -29,7 +29,7 @@ from regionlock.policies import example_policy_text
 from regionlock.services.access import Access
 from regionlock.sim.driver import FleetDriver
 from regionlock.sim.fleet import FleetSpec, generate_fleet
-from regionlock.storage import DatabaseUrl, open_database
+from regionlock.storage import DatabaseUrl, open_stores
 from regionlock.storage.apikeys import Role
 
 MARKER = ".regionlock-demo"
@@ -132,13 +132,13 @@ def demo(
     marker.write_text("Made by `regionlock demo`, which deletes and recreates this directory.\n")
     db_path = (root / "regionlock.db").resolve()
     db_url = f"sqlite:///{db_path}"
-    db = open_database(db_url)
+    stores = open_stores(db_url)
     try:
-        _, admin = Access(db).create_apikey(
+        _, admin = Access.of(stores).create_apikey(
             name="demo admin", role=Role.ADMIN, actor="demo", now=datetime.now(UTC)
         )
     finally:
-        db.close()
+        stores.close()
     key_file = root / "admin-key.txt"
     key_file.write_text(admin + "\n")
     key_file.chmod(0o600)

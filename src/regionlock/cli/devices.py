@@ -30,10 +30,10 @@ def import_cmd(csv_file: str, progress: bool | None, db_url: str) -> None:
     manufactured, shipped). public_key is the raw 32-byte Ed25519 key, base64url, no padding.
     """
     with (
-        store(db_url) as db,
+        store(db_url) as stores,
         input_lines(csv_file, "importing", progress, encoding="utf-8-sig", newline="") as lines,
     ):
-        report = Registry(db).import_csv(
+        report = Registry.of(stores).import_csv(
             lines, actor=actor(), source=csv_file, now=datetime.now(UTC)
         )
     for p in report.problems[:50]:
@@ -66,8 +66,8 @@ def list_cmd(
     db_url: str,
 ) -> None:
     """List device ids matching every filter given."""
-    with store(db_url) as db:
-        ids = Registry(db).devices.list(
+    with store(db_url) as stores:
+        ids = stores.devices.list(
             model=model,
             batch=batch,
             distributor=distributor,
@@ -90,16 +90,16 @@ def device() -> None:
 @db_option
 def show(device_key: str, db_url: str) -> None:
     """Print a device's record and state as JSON."""
-    with store(db_url) as db:
-        found = Registry(db).devices.get(device_key)
+    with store(db_url) as stores:
+        found = stores.devices.get(device_key)
     if found is None:
         raise click.ClickException(f"no device with id or IMEI {device_key!r}")
     click.echo(json.dumps(device_json(found), indent=2))
 
 
 def _act(name: str, device_key: str, reason: str, db_url: str, **kw: Any) -> None:
-    with store(db_url) as db:
-        registry = Registry(db)
+    with store(db_url) as stores:
+        registry = Registry.of(stores)
         d = getattr(registry, name)(
             device_key, reason=reason, actor=actor(), now=datetime.now(UTC), **kw
         )
@@ -108,11 +108,15 @@ def _act(name: str, device_key: str, reason: str, db_url: str, **kw: Any) -> Non
 
 @device.command("lock")
 @click.argument("device_key")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@click.option("--message", help="What the device shows its owner (default: a general notice).")
+@click.option("--contact", help="Whom the owner should contact (default: the policy's).")
 @db_option
-def lock(device_key: str, reason: str, db_url: str) -> None:
+def lock(
+    device_key: str, reason: str, message: str | None, contact: str | None, db_url: str
+) -> None:
     """Lock a device at its next check-in."""
-    _act("lock", device_key, reason, db_url)
+    _act("lock", device_key, reason, db_url, message=message, contact=contact)
 
 
 @device.command("unlock")
@@ -147,8 +151,8 @@ def unlock_code(device_key: str, challenge: str, reason: str, db_url: str) -> No
     the device only: the next verdict decides again, so also `exempt` a device that should
     stay unlocked.
     """
-    with store(db_url) as db:
-        device_id, code = Registry(db).unlock_code(
+    with store(db_url) as stores:
+        device_id, code = Registry.of(stores).unlock_code(
             device_key, challenge, reason=reason, actor=actor(), now=datetime.now(UTC)
         )
     click.echo(f"unlock code for {device_id}, challenge {challenge}: ", err=True, nl=False)

@@ -21,10 +21,9 @@ import click
 from regionlock.services.access import Access
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME
 from regionlock.services.policy_admin import PolicyAdmin
-from regionlock.storage import DEFAULT_URL, Database, open_database
-from regionlock.storage.apikeys import Role, SqlApiKeyStore
-from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.keys import SqlKeyStore
+from regionlock.storage import DEFAULT_URL, Database, Stores, open_stores
+from regionlock.storage.apikeys import Role
+from regionlock.storage.audit import AuditEntry
 from regionlock.storage.migrate import available, migrate
 
 db_option = click.option(
@@ -39,13 +38,14 @@ db_option = click.option(
 
 
 @contextmanager
-def store(db_url: str) -> Iterator[Database]:
-    """The store at `db_url` for one command (SQLite migrated on open), closed afterwards."""
-    db = open_database(db_url)
+def store(db_url: str) -> Iterator[Stores]:
+    """The command's context: every storage role on the database at `db_url` (SQLite
+    migrated on open), built once and closed afterwards; services take what they need."""
+    stores = open_stores(db_url)
     try:
-        yield db
+        yield stores
     finally:
-        db.close()
+        stores.close()
 
 
 def actor() -> str:
@@ -78,8 +78,8 @@ def migrate_cmd(db_url: str) -> None:
 @db_option
 def activate(policy_file: str, reason: str, db_url: str) -> None:
     """Validate POLICY_FILE and make it the policy check-ins use."""
-    with store(db_url) as db:
-        a = PolicyAdmin(db).activate(
+    with store(db_url) as stores:
+        a = PolicyAdmin.of(stores).activate(
             Path(policy_file).read_text("utf-8"),
             source=policy_file,
             actor=actor(),
@@ -94,8 +94,8 @@ def activate(policy_file: str, reason: str, db_url: str) -> None:
 @db_option
 def rollback(reason: str, db_url: str) -> None:
     """Re-activate the policy that was active before the current one."""
-    with store(db_url) as db:
-        a = PolicyAdmin(db).rollback(actor=actor(), reason=reason, now=datetime.now(UTC))
+    with store(db_url) as stores:
+        a = PolicyAdmin.of(stores).rollback(actor=actor(), reason=reason, now=datetime.now(UTC))
     click.echo(f"active: {a.policy.policy_id} {a.policy.version} (rolled back)")
 
 
@@ -103,8 +103,8 @@ def rollback(reason: str, db_url: str) -> None:
 @db_option
 def active(db_url: str) -> None:
     """Show the active policy and the activation history."""
-    with store(db_url) as db:
-        history = PolicyAdmin(db).policies.activations(20)
+    with store(db_url) as stores:
+        history = PolicyAdmin.of(stores).policies.activations(20)
     if not history:
         click.echo("no policy is active: check-ins are allowed until one is activated")
         return
@@ -126,8 +126,8 @@ def audit() -> None:
 @db_option
 def audit_verify(db_url: str) -> None:
     """Check every entry's hash chain; name the first broken entry."""
-    with store(db_url) as db:
-        result = SqlAuditStore(db).verify()
+    with store(db_url) as stores:
+        result = stores.audit.verify()
     if result.ok:
         click.echo(f"audit trail intact: {result.checked} entries")
         return
@@ -143,28 +143,48 @@ def audit_verify(db_url: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
-@click.option("--subject", help="Only entries about this device, policy or key.")
+@click.option(
+    "--subject",
+    help="Only entries about this device (id or IMEI), policy (id@version) or key (apikey:ID).",
+)
 @db_option
 def audit_export(fmt: str, subject: str | None, db_url: str) -> None:
     """Write the audit trail to stdout as JSON Lines or CSV."""
-    db = open_database(db_url)
-    store = SqlAuditStore(db)
     fields = ["seq", "at", "actor", "action", "subject", "reason", "details", "prev_hash", "hash"]
     writer: Any = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer is not None:
         writer.writerow(fields)
-    try:
-        for e in store.iter_all():
-            if subject is not None and e.subject != subject:
-                continue
+    with store(db_url) as stores:
+        entries = (
+            stores.audit.iter_all()
+            if subject is None
+            else audit_about(stores, device_subject(stores, subject))
+        )
+        for e in entries:
             row = e.to_json()
             if writer is not None:
                 row["details"] = json.dumps(row["details"], sort_keys=True, ensure_ascii=False)
                 writer.writerow([row[f] for f in fields])
             else:
                 click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
-    finally:
-        db.close()
+
+
+def device_subject(stores: Stores, subject: str) -> str:
+    """The audit subject `subject` stands for: a device's id when it names a registered
+    device by id or IMEI (entries about a device carry its id), itself otherwise."""
+    found = stores.devices.get(subject)
+    return found.record.id if found is not None else subject
+
+
+def audit_about(stores: Stores, subject: str, batch: int = 5000) -> Iterator[AuditEntry]:
+    """Every entry about `subject`, oldest first, read in pages."""
+    after = 0
+    while True:
+        page = stores.audit.entries(after=after, subject=subject, limit=batch)
+        yield from page
+        if len(page) < batch:
+            return
+        after = page[-1].seq
 
 
 @click.group()
@@ -178,8 +198,8 @@ def apikey() -> None:
 @db_option
 def apikey_create(role: str, name: str, db_url: str) -> None:
     """Create a key. The token is printed once; only its hash is stored."""
-    with store(db_url) as db:
-        key, token = Access(db).create_apikey(
+    with store(db_url) as stores:
+        key, token = Access.of(stores).create_apikey(
             name=name, role=Role(role), actor=actor(), now=datetime.now(UTC)
         )
     click.echo(token)
@@ -193,8 +213,8 @@ def apikey_create(role: str, name: str, db_url: str) -> None:
 @db_option
 def apikey_list(db_url: str) -> None:
     """List keys (never their secrets)."""
-    with store(db_url) as db:
-        keys = SqlApiKeyStore(db).list()
+    with store(db_url) as stores:
+        keys = stores.apikeys.list()
     for k in keys:
         state = "revoked" if k.revoked_at else "active"
         when = datetime.fromtimestamp(k.created_at / 1000, UTC).isoformat(timespec="seconds")
@@ -207,8 +227,8 @@ def apikey_list(db_url: str) -> None:
 @db_option
 def apikey_revoke(key_id: str, reason: str, db_url: str) -> None:
     """Revoke a key at once."""
-    with store(db_url) as db:
-        Access(db).revoke_apikey(key_id, reason=reason, actor=actor(), now=datetime.now(UTC))
+    with store(db_url) as stores:
+        Access.of(stores).revoke_apikey(key_id, reason=reason, actor=actor(), now=datetime.now(UTC))
     click.echo(f"revoked {key_id}")
 
 
@@ -222,8 +242,10 @@ def keys() -> None:
 @db_option
 def keys_rotate(reason: str, db_url: str) -> None:
     """Add a new signing key; the old one stays published until its tokens expire."""
-    with store(db_url) as db:
-        new = Access(db).rotate_signing_key(reason=reason, actor=actor(), now=datetime.now(UTC))
+    with store(db_url) as stores:
+        new = Access.of(stores).rotate_signing_key(
+            reason=reason, actor=actor(), now=datetime.now(UTC)
+        )
     click.echo(f"new signing key {new.kid}")
 
 
@@ -231,8 +253,8 @@ def keys_rotate(reason: str, db_url: str) -> None:
 @db_option
 def keys_list(db_url: str) -> None:
     """List signing keys (public ids and dates only)."""
-    with store(db_url) as db:
-        ring = SqlKeyStore(db).keyring(datetime.now(UTC))
+    with store(db_url) as stores:
+        ring = stores.keys.keyring(datetime.now(UTC))
     for k in sorted(ring.published(datetime.now(UTC), MAX_TOKEN_LIFETIME), key=lambda k: k.created):
         state = f"retired {k.retired.isoformat(timespec='seconds')}" if k.retired else "signing"
         click.echo(f"{k.kid}  created {k.created.isoformat(timespec='seconds')}  {state}")

@@ -393,11 +393,16 @@ ESCALATION_WARNING = "escalation.warning"
 
 @dataclass(frozen=True, slots=True)
 class ManualLock:
-    """An operator's lock: it applies at the device's next check-in."""
+    """An operator's lock: it applies at the device's next check-in.
+
+    `reason` is for the audit trail; `message` and `contact` are what the device shows its
+    owner (a region's message would be wrong for, say, a phone reported stolen)."""
 
     reason: str
     actor: str
     at: datetime
+    message: str | None = None
+    contact: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,42 +1,56 @@
 """The error hierarchy of regionlock.
 
-Every error carries the HTTP status it maps to, so the API layer can turn any of them into an
-RFC 9457 problem document in one place. The domain never raises anything else on bad input.
+An error says what went wrong, never how to answer it: the API edge maps each class to an HTTP
+status and an RFC 9457 problem type (`regionlock.api.problems`), the command line to an exit
+code and a message (`regionlock.cli.main`). The domain never raises anything else on bad input.
 """
 
 from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 class RegionlockError(Exception):
     """Root of every error regionlock raises on purpose."""
 
-    status: int = 500
-    type_slug: str = "internal"
-
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def kind(self) -> str:
+        """The error's class in words (`BadSignature` -> `bad-signature`): a stable label for
+        logs and a device's record of refusals, where no problem type applies."""
+        return _WORD.sub("-", type(self).__name__).lower()
 
 
 class InvalidInput(RegionlockError):
     """Input that cannot be understood; never guessed around."""
 
-    status = 422
-    type_slug = "invalid-input"
-
 
 class InvalidSignal(InvalidInput):
     """One location signal is malformed (latitude 91, MCC "4x2", IP "999.1.1.1", ...)."""
-
-    type_slug = "invalid-signal"
 
     def __init__(self, signal: str, message: str) -> None:
         super().__init__(f"{signal}: {message}")
         self.signal = signal
 
 
-class DataUnavailable(RegionlockError):
-    """A configured data file (GeoIP database, boundaries) is missing or unreadable."""
+class NotFound(RegionlockError):
+    """Something the request names does not exist (a device, an API key, ...)."""
 
-    status = 503
-    type_slug = "data-unavailable"
+
+class Conflict(RegionlockError):
+    """The request contradicts what is stored (a changed state, an existing version, ...)."""
+
+
+class Unavailable(RegionlockError):
+    """Something the work needs is missing or busy right now; the same request may succeed
+    later (a data file, a signing key, room in a queue)."""
+
+
+class DataUnavailable(Unavailable):
+    """A configured data file (GeoIP database, boundaries) or the store is missing, unreadable
+    or not at the schema version this code needs."""

@@ -50,8 +50,6 @@ class Problem:
 class PolicyError(InvalidInput):
     """A policy document that cannot be used; `problems` lists everything wrong with it."""
 
-    type_slug = "invalid-policy"
-
     def __init__(self, source: str, problems: list[Problem]) -> None:
         problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
         self.problems = problems

@@ -9,20 +9,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from regionlock.signing import SigningKey
-from regionlock.storage.apikeys import ApiKey, Role, SqlApiKeyStore
-from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database, epoch_ms
-from regionlock.storage.keys import SqlKeyStore
+from regionlock.storage import ApiKeyStore, AuditStore, KeyStore, Stores, Transactions
+from regionlock.storage.apikeys import ApiKey, Role
+from regionlock.storage.db import epoch_ms
 
 
-@dataclass
+@dataclass(frozen=True)
 class Access:
-    db: Database
+    """API keys and signing keys, each change audited in its own transaction."""
 
-    def __post_init__(self) -> None:
-        self.apikeys = SqlApiKeyStore(self.db)
-        self.keys = SqlKeyStore(self.db)
-        self.audit = SqlAuditStore(self.db)
+    db: Transactions
+    apikeys: ApiKeyStore
+    keys: KeyStore
+    audit: AuditStore
+
+    @classmethod
+    def of(cls, stores: Stores) -> Access:
+        return cls(stores.db, stores.apikeys, stores.keys, stores.audit)
 
     def create_apikey(
         self, *, name: str, role: Role, actor: str, now: datetime

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +34,7 @@ from regionlock.domain.location import LocationEstimate
 from regionlock.domain.policy import Action, Exemption, Policy
 from regionlock.domain.signals import parse_signals
 from regionlock.geo.locator import Locator
-from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.policies import parse_policy
 from regionlock.services.registry import UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
@@ -48,11 +47,18 @@ from regionlock.signing import (
     verdict_claims,
     verdict_response,
 )
-from regionlock.storage.audit import NewEntry, SqlAuditStore
-from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore
-from regionlock.storage.db import Database, Transaction, epoch_ms
-from regionlock.storage.devices import SqlDeviceStore
-from regionlock.storage.keys import SqlKeyStore
+from regionlock.storage import (
+    AuditStore,
+    CheckinStore,
+    DeviceStore,
+    KeyStore,
+    PolicyStore,
+    Stores,
+    Transactions,
+)
+from regionlock.storage.audit import NewEntry
+from regionlock.storage.checkins import CheckinRow, DuplicateNonce
+from regionlock.storage.db import Transaction, epoch_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,28 +86,44 @@ log = logging.getLogger(__name__)
 # With no active policy every device is allowed: nothing restricts until an operator decides.
 NO_POLICY = Policy("none", "0", "no policy is active", ())
 MAX_TOKEN_LIFETIME = timedelta(days=366)
+# What a manually locked device shows when the operator gave no message of its own.
+MANUAL_LOCK_MESSAGE = "This device has been locked by its provider. Contact them to unlock it."
 
 
 @dataclass
 class CheckinService:
     """Everything a check-in needs, built once per process."""
 
-    db: Database
+    db: Transactions
+    devices: DeviceStore
+    checkins: CheckinStore
+    audit: AuditStore
+    policies: PolicyStore
+    keys: KeyStore
     locator: Locator
     settings: Settings
+    # Registry records never change once imported (a conflicting re-import is refused), so
+    # their keys are cached; state is always read under the row lock. The active policy and
+    # the keyring are cached with the store's mark of their latest change, which every
+    # group's transaction reads again: an activation or a rotation applies from the next
+    # check-in on, in every process.
+    _records: dict[str, DeviceRecord] = field(default_factory=dict, init=False, repr=False)
+    _active: tuple[int, Policy] | None = field(default=None, init=False, repr=False)
+    _ring: tuple[tuple[int, int], Keyring] | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.devices = SqlDeviceStore(self.db)
-        self.audit = SqlAuditStore(self.db)
-        self.policies = PolicyAdmin(self.db)
-        self.keys = SqlKeyStore(self.db)
-        self.checkin_rows = SqlCheckinStore(self.db)
-        # Registry records never change once imported (a conflicting re-import is refused),
-        # so their keys are cached; state is always read under the row lock.
-        self._records: dict[str, DeviceRecord] = {}
-        self._active: tuple[int, Policy] | None = None
-        self._ring: tuple[float, Keyring] | None = None
-        self._lock = threading.Lock()
+    @classmethod
+    def of(cls, stores: Stores, locator: Locator, settings: Settings) -> CheckinService:
+        return cls(
+            stores.db,
+            stores.devices,
+            stores.checkins,
+            stores.audit,
+            stores.policies,
+            stores.keys,
+            locator,
+            settings,
+        )
 
     def _record(self, kid: str) -> DeviceRecord | None:
         record = self._records.get(kid)
@@ -119,26 +141,33 @@ class CheckinService:
     def _policy(self, tx: Transaction) -> Policy:
         """The active policy, re-read only when a new activation has been recorded (checked in
         the check-in's own transaction, so an activation applies from the next check-in on)."""
-        row = tx.one("SELECT MAX(id) FROM policy_activations")
-        latest = int(row[0]) if row and row[0] is not None else 0
+        latest = self.policies.latest_activation(tx)
         cached = self._active
         if cached is not None and cached[0] == latest:
             return cached[1]
-        active = self.policies.policies.active(tx)
-        policy = NO_POLICY if active is None else self.policies.parse(active.policy)
+        active = self.policies.active(tx)
+        policy = (
+            NO_POLICY
+            if active is None
+            else parse_policy(
+                active.policy.document, f"{active.policy.policy_id}@{active.policy.version}"
+            )
+        )
         self._active = (latest, policy)
         return policy
 
-    def forget_keyring(self) -> None:
-        """Re-read the keys at the next check-in (after a rotation in this process)."""
-        self._ring = None
-
-    def _keyring(self, now: datetime) -> Keyring:
-        """The signing keys, re-read at most once a minute (a rotation is picked up within a
-        minute; the retired key stays published, so tokens it signed meanwhile still verify)."""
+    def _keyring(self, generation: tuple[int, int] | None, now: datetime) -> Keyring:
+        """The signing keys, re-read when the store's keyring has changed since they were
+        read (`generation`, read in the check-in's transaction; None: read them now). A
+        rotation, from this process or any other, signs every verdict from then on."""
         cached = self._ring
-        if cached is None or time.monotonic() - cached[0] > 60:
-            cached = self._ring = (time.monotonic(), self.keys.keyring(now))
+        if cached is None or generation is None or cached[0] != generation:
+            # The mark first: should a rotation land in between, the keyring read is newer
+            # than its mark, and the next check-in reads it once more (never the reverse).
+            with self.db.read() as tx:
+                current = self.keys.generation(tx)
+            ring = self.keys.keyring(now)  # creates the first key if there is none
+            cached = self._ring = (current, ring)
         return cached[1]
 
     def check_in(self, token: str | bytes, *, peer_ip: str | None, now: datetime) -> dict[str, Any]:
@@ -164,13 +193,13 @@ class CheckinService:
                 ready.append((i, self._prepare(call)))
             except Exception as exc:
                 outcomes[i] = exc
-        decided = self._record_all([p for _, p in ready]) if ready else []
+        decided, keys = self._record_all([p for _, p in ready]) if ready else ([], None)
         for (i, prepared), verdict in zip(ready, decided, strict=True):
             if isinstance(verdict, Exception):
                 outcomes[i] = verdict
                 continue
             try:
-                outcomes[i] = self._answer(prepared, verdict)
+                outcomes[i] = self._answer(prepared, verdict, keys)
             except Exception as exc:  # recorded, but no token: the device checks in again
                 outcomes[i] = exc
         return [outcomes[i] for i in range(len(calls))]
@@ -191,20 +220,26 @@ class CheckinService:
         signals = parse_signals(raw)
         return _Prepared(record, request, self.locator.locate(signals), signals.kinds(), call.now)
 
-    def _record_all(self, batch: list[_Prepared]) -> list[Verdict | Exception]:
-        """Step 4 for a group, in one transaction; each check-in alone if that fails."""
+    def _record_all(
+        self, batch: list[_Prepared]
+    ) -> tuple[list[Verdict | Exception], tuple[int, int] | None]:
+        """Step 4 for a group, in one transaction; each check-in alone if that fails. Also
+        returns the keyring's generation as the transaction saw it (None: unknown)."""
         try:
             with self.db.write() as tx:
-                return self._record_in(tx, batch)
+                keys = self.keys.generation(tx)
+                return self._record_in(tx, batch), keys
         except Exception as exc:
             if len(batch) == 1:
-                return [exc]
+                return [exc], None
             # Nothing of the group was recorded (it was one transaction): each on its own now.
             log.warning("a group of %d check-ins failed (%r); retrying one by one", len(batch), exc)
         out: list[Verdict | Exception] = []
+        generation: tuple[int, int] | None = None
         for prepared in batch:
-            out.extend(self._record_all([prepared]))
-        return out
+            decided, generation = self._record_all([prepared])
+            out.extend(decided)
+        return out, generation
 
     def _record_in(self, tx: Transaction, batch: list[_Prepared]) -> list[Verdict | Exception]:
         """Decide and record `batch` in `tx`, in order, as if one after the other.
@@ -214,7 +249,7 @@ class CheckinService:
         """
         policy = self._policy(tx)
         states = self.devices.lock_states(tx, [p.record.id for p in batch])
-        seen = self.checkin_rows.seen(tx, [(p.record.id, p.request.nonce) for p in batch])
+        seen = self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch])
         current = dict(states)
         out: list[Verdict | Exception] = []
         rows: list[CheckinRow] = []
@@ -226,6 +261,11 @@ class CheckinService:
                 out.append(UnknownDevice("the device is no longer registered"))
                 continue
             state, version = found
+            # The nonce before the counter (docs/protocol.md, "Checks run in this order"): an
+            # exact replay is named a replay, not a stale counter.
+            if (device_id, request.nonce) in seen:
+                out.append(ReplayedNonce("this nonce was already used by this device"))
+                continue
             if not state.accepts_counter(request.counter):
                 out.append(
                     StaleCounter(
@@ -233,9 +273,6 @@ class CheckinService:
                         f" ({state.counter})"
                     )
                 )
-                continue
-            if (device_id, request.nonce) in seen:
-                out.append(ReplayedNonce("this nonce was already used by this device"))
                 continue
             try:
                 verdict = self._decide(device_id, state, p.record, location, policy, p.now)
@@ -294,7 +331,7 @@ class CheckinService:
             # Check-in rows first: their UNIQUE (device_id, nonce) is the last word on
             # replays, and everything below rolls back with them.
             try:
-                self.checkin_rows.record_many(tx, rows)
+                self.checkins.record_many(tx, rows)
             except DuplicateNonce:
                 raise ReplayedNonce("this nonce was already used by this device") from None
             self.devices.save_states(
@@ -308,7 +345,9 @@ class CheckinService:
             self.audit.append_many(tx, entries)
         return out
 
-    def _answer(self, p: _Prepared, verdict: Verdict) -> dict[str, Any]:
+    def _answer(
+        self, p: _Prepared, verdict: Verdict, keys: tuple[int, int] | None
+    ) -> dict[str, Any]:
         """Step 5: the signed verdict and its claims mirrored."""
         claims = verdict_claims(
             verdict,
@@ -320,7 +359,8 @@ class CheckinService:
             counter=p.request.counter,
             issued_at=p.now,
         )
-        token = sign_verdict(claims, self._keyring(p.now), p.now, max_lifetime=MAX_TOKEN_LIFETIME)
+        ring = self._keyring(keys, p.now)
+        token = sign_verdict(claims, ring, p.now, max_lifetime=MAX_TOKEN_LIFETIME)
         return verdict_response(token, claims)
 
     def _decide(
@@ -368,7 +408,9 @@ class CheckinService:
                 reasons=("operator.lock", *verdict.reasons),
                 explanation=f"Locked by an operator ({state.manual_lock.actor}): "
                 f"{state.manual_lock.reason}. " + verdict.explanation,
-                message=verdict.message or policy.message,
-                contact=verdict.contact or policy.contact,
+                # The lock's own words, never the policy's region message (docs/policy.md,
+                # "Manual actions").
+                message=state.manual_lock.message or MANUAL_LOCK_MESSAGE,
+                contact=state.manual_lock.contact or policy.contact,
             )
         return verdict

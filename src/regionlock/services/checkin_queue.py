@@ -27,7 +27,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from regionlock.domain.errors import RegionlockError
+from regionlock.domain.errors import Unavailable
 from regionlock.services.checkin import CheckinCall, CheckinService
 
 Outcome = dict[str, Any] | Exception
@@ -40,11 +40,8 @@ MAX_WAITING = 1024
 RETRY_AFTER_S = 5
 
 
-class ServiceBusy(RegionlockError):
+class ServiceBusy(Unavailable):
     """Too many check-ins are waiting: come back later (the current verdict stands)."""
-
-    status = 503
-    type_slug = "service-busy"
 
     def __init__(self, message: str, retry_after_s: int = RETRY_AFTER_S) -> None:
         super().__init__(message)

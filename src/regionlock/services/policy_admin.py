@@ -6,31 +6,28 @@ written, and a failure writes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from regionlock.domain.policy import Policy
 from regionlock.policies import parse_policy
-from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database, epoch_ms
-from regionlock.storage.policies import (
-    Activation,
-    PolicyConflict,
-    SqlPolicyStore,
-    StoredPolicy,
-)
+from regionlock.storage import AuditStore, PolicyStore, Stores, Transactions
+from regionlock.storage.db import epoch_ms
+from regionlock.storage.policies import Activation, PolicyConflict, StoredPolicy
 
 
 @dataclass
 class PolicyAdmin:
     """Upload, activate, roll back; every change audited in the same transaction."""
 
-    db: Database
+    db: Transactions
+    policies: PolicyStore
+    audit: AuditStore
+    _parsed: dict[str, Policy] = field(default_factory=dict, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.policies = SqlPolicyStore(self.db)
-        self.audit = SqlAuditStore(self.db)
-        self._parsed: dict[str, Policy] = {}
+    @classmethod
+    def of(cls, stores: Stores) -> PolicyAdmin:
+        return cls(stores.db, stores.policies, stores.audit)
 
     def activate(
         self, document: str, *, source: str, actor: str, reason: str, now: datetime

@@ -18,7 +18,7 @@ from regionlock.domain.device import (
     ManualLock,
     encode_public_key,
 )
-from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.domain.errors import InvalidInput, NotFound
 from regionlock.geo.countries import country_names
 from regionlock.services.device_import import ImportProblem, ImportStats, parse_device_rows
 from regionlock.signing.unlock import (
@@ -27,17 +27,15 @@ from regionlock.signing.unlock import (
     service_secret,
     unlock_code,
 )
-from regionlock.storage.audit import SqlAuditStore
-from regionlock.storage.db import Database, epoch_ms
-from regionlock.storage.devices import SqlDeviceStore, StoredDevice
-from regionlock.storage.keys import SqlKeyStore
+from regionlock.storage import AuditStore, DeviceStore, KeyStore, Stores, Transactions
+from regionlock.storage.db import epoch_ms
+from regionlock.storage.devices import StoredDevice
 
 BATCH = 1000
 
 
-class UnknownDevice(RegionlockError):
-    status = 404
-    type_slug = "unknown-device"
+class UnknownDevice(NotFound):
+    """No registered device has this id or IMEI."""
 
 
 @dataclass
@@ -52,14 +50,18 @@ class ImportReport:
         return not self.problems
 
 
-@dataclass
+@dataclass(frozen=True)
 class Registry:
-    db: Database
+    """The registry's use cases on the stores they need."""
 
-    def __post_init__(self) -> None:
-        self.devices = SqlDeviceStore(self.db)
-        self.audit = SqlAuditStore(self.db)
-        self.keys = SqlKeyStore(self.db)
+    db: Transactions
+    devices: DeviceStore
+    audit: AuditStore
+    keys: KeyStore
+
+    @classmethod
+    def of(cls, stores: Stores) -> Registry:
+        return cls(stores.db, stores.devices, stores.audit, stores.keys)
 
     def import_csv(
         self,
@@ -158,18 +160,26 @@ class Registry:
         assert result is not None
         return result
 
-    def lock(self, device_key: str, *, reason: str, actor: str, now: datetime) -> StoredDevice:
-        """Lock at the next check-in, whatever the policy says (an exemption still wins)."""
+    def lock(
+        self,
+        device_key: str,
+        *,
+        reason: str,
+        actor: str,
+        now: datetime,
+        message: str | None = None,
+        contact: str | None = None,
+    ) -> StoredDevice:
+        """Lock at the next check-in, whatever the policy says (an exemption still wins).
+        `reason` goes to the audit trail; `message` and `contact` to the device's owner."""
+        lock = ManualLock(reason, actor, now.astimezone(UTC), message or None, contact or None)
         return self._change(
             device_key,
             "device.lock",
             reason,
             actor,
             now,
-            lambda d: replace(
-                d,
-                state=replace(d.state, manual_lock=ManualLock(reason, actor, now.astimezone(UTC))),
-            ),
+            lambda d: replace(d, state=replace(d.state, manual_lock=lock)),
         )
 
     def unlock(self, device_key: str, *, reason: str, actor: str, now: datetime) -> StoredDevice:
@@ -265,6 +275,8 @@ def device_json(d: StoredDevice) -> dict[str, Any]:
                 "reason": s.manual_lock.reason,
                 "by": s.manual_lock.actor,
                 "at": s.manual_lock.at.isoformat(),
+                "message": s.manual_lock.message,
+                "contact": s.manual_lock.contact,
             },
             "exemption": None
             if s.exemption is None

@@ -59,32 +59,21 @@ _CLEAN_ENDINGS = {
 class TokenError(RegionlockError):
     """A token that must not be trusted. Never carries a verdict."""
 
-    status = 401
-    type_slug = "invalid-token"
-
 
 class MalformedToken(TokenError):
     """Not a well-formed compact JWS of the expected shape (segments, base64url, JSON)."""
-
-    type_slug = "malformed-token"
 
 
 class BadSignature(TokenError):
     """The signature does not match the signing input under the given key."""
 
-    type_slug = "bad-signature"
-
 
 class WrongAlgorithm(TokenError):
     """The header names an algorithm other than EdDSA (`none`, `HS256`, `RS256`, ...)."""
 
-    type_slug = "wrong-algorithm"
-
 
 class WrongType(TokenError):
     """The header's `typ` is not the one this token is being read as."""
-
-    type_slug = "wrong-type"
 
 
 # -- encodings ---------------------------------------------------------------------------------

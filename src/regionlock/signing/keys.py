@@ -21,17 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.bindings import crypto_sign
 
-from regionlock.domain.errors import RegionlockError
+from regionlock.domain.errors import Unavailable
 from regionlock.signing.jws import ALGORITHM, SIGNATURE_LENGTH, b64url_decode, b64url_encode
 
 SEED_LENGTH = 32
 
 
-class NoSigningKey(RegionlockError):
+class NoSigningKey(Unavailable):
     """The keyring has no key that may sign (empty, or every key retired)."""
-
-    status = 503
-    type_slug = "no-signing-key"
 
 
 def okp_thumbprint(public_bytes: bytes) -> str:

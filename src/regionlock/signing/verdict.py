@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from regionlock.domain.decision import Verdict
-from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.domain.errors import Conflict, InvalidInput, RegionlockError
 from regionlock.domain.policy import Action, OfflineAction
 from regionlock.signing import jws
 from regionlock.signing.jws import (
@@ -54,31 +54,21 @@ OFFLINE_ACTIONS = frozenset(a.value for a in OfflineAction)
 class UnknownKey(TokenError):
     """The token's `kid` names no usable key in the JWKS (or no key is registered for it)."""
 
-    type_slug = "unknown-key"
-
 
 class UnsupportedVersion(TokenError):
     """A verdict whose `ver` this code does not implement."""
-
-    type_slug = "unsupported-version"
 
 
 class TokenExpired(TokenError):
     """The verdict's `exp` has passed (beyond the leeway)."""
 
-    type_slug = "expired-token"
-
 
 class TokenNotYetValid(TokenError):
     """The verdict's `iat` lies in the future (beyond the leeway): a clock is wrong."""
 
-    type_slug = "token-not-yet-valid"
-
 
 class ClaimMismatch(TokenError):
     """A claim differs from what the device expects (`sub`, `nonce`, `iss`)."""
-
-    type_slug = "claim-mismatch"
 
     def __init__(self, claim: str, message: str) -> None:
         super().__init__(f"{claim}: {message}")
@@ -91,8 +81,6 @@ class ClaimMismatch(TokenError):
 class InvalidCheckin(InvalidInput):
     """A correctly signed check-in whose payload breaks the v1 contract."""
 
-    type_slug = "invalid-checkin"
-
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
@@ -101,26 +89,17 @@ class InvalidCheckin(InvalidInput):
 class ClockSkew(RegionlockError):
     """The check-in's `iat` is too far from server time to be taken as fresh."""
 
-    status = 401
-    type_slug = "clock-skew"
-
     def __init__(self, message: str, server_time: int) -> None:
         super().__init__(message)
         self.server_time = server_time
 
 
-class ReplayedNonce(RegionlockError):
+class ReplayedNonce(Conflict):
     """The device has used this nonce before. Raised by the service, which remembers nonces."""
 
-    status = 409
-    type_slug = "replayed-nonce"
 
-
-class StaleCounter(RegionlockError):
+class StaleCounter(Conflict):
     """The check-in's counter is not above the last one accepted. Raised by the service."""
-
-    status = 409
-    type_slug = "stale-counter"
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -149,9 +149,7 @@ class FleetDriver:
             client,
             "POST",
             "/v1/policies/activate",
-            params={"reason": reason},
-            data=policy_text.encode(),
-            headers={"content-type": "application/toml"},
+            json={"policy": policy_text, "reason": reason},
         )
 
     def agent(self, device: SimDevice) -> Agent:
@@ -242,7 +240,7 @@ class FleetDriver:
             except CheckinFailed as exc:
                 error = exc.problem.removeprefix(PROBLEM_PREFIX)
             except TokenError as exc:  # the agent refused the verdict
-                error = f"verdict refused: {exc.type_slug}"
+                error = f"verdict refused: {exc.kind}"
             except (ServiceError, aiohttp.ClientError, TimeoutError) as exc:
                 agent.abandon_checkin()
                 error = f"unreachable: JWKS ({type(exc).__name__})"

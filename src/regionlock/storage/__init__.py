@@ -1,8 +1,38 @@
-"""Storage behind small role interfaces, on SQLite (default) or PostgreSQL (scale-out)."""
+"""Storage behind small role interfaces, on SQLite (default) or PostgreSQL (scale-out).
 
-from regionlock.storage.db import DEFAULT_URL, Database, DatabaseUrl, Transaction
+`Stores` bundles one implementation of every role for one database. It is built once per
+process (the service's state, the command line's context) and services take the roles they
+need from it; nothing outside this package writes SQL or builds a `Sql*Store`.
+"""
 
-__all__ = ["DEFAULT_URL", "Database", "DatabaseUrl", "Transaction", "open_database"]
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from regionlock.storage.apikeys import ApiKeyStore, SqlApiKeyStore
+from regionlock.storage.audit import AuditStore, SqlAuditStore
+from regionlock.storage.checkins import CheckinStore, SqlCheckinStore
+from regionlock.storage.db import DEFAULT_URL, Database, DatabaseUrl, Transaction, Transactions
+from regionlock.storage.devices import DeviceStore, SqlDeviceStore
+from regionlock.storage.keys import KeyStore, SqlKeyStore
+from regionlock.storage.policies import PolicyStore, SqlPolicyStore
+
+__all__ = [
+    "DEFAULT_URL",
+    "ApiKeyStore",
+    "AuditStore",
+    "CheckinStore",
+    "Database",
+    "DatabaseUrl",
+    "DeviceStore",
+    "KeyStore",
+    "PolicyStore",
+    "Stores",
+    "Transaction",
+    "Transactions",
+    "open_database",
+    "open_stores",
+]
 
 
 def open_database(url: str, *, migrate_sqlite: bool = True) -> Database:
@@ -23,3 +53,37 @@ def open_database(url: str, *, migrate_sqlite: bool = True) -> Database:
                 "run `regionlock migrate`"
             )
     return db
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Every storage role on one database; `db` gives the transactions they run in."""
+
+    db: Database
+    devices: DeviceStore
+    checkins: CheckinStore
+    audit: AuditStore
+    policies: PolicyStore
+    keys: KeyStore
+    apikeys: ApiKeyStore
+
+    @classmethod
+    def on(cls, db: Database) -> Stores:
+        """The SQL implementation of every role on `db` (either backend)."""
+        return cls(
+            db=db,
+            devices=SqlDeviceStore(db),
+            checkins=SqlCheckinStore(db),
+            audit=SqlAuditStore(db),
+            policies=SqlPolicyStore(db),
+            keys=SqlKeyStore(db),
+            apikeys=SqlApiKeyStore(db),
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_stores(url: str) -> Stores:
+    """`open_database` and every role on it."""
+    return Stores.on(open_database(url))

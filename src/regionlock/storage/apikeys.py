@@ -14,9 +14,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from regionlock.domain.errors import InvalidInput
+from regionlock.domain.errors import InvalidInput, NotFound
 from regionlock.storage.db import Database, Transaction
 
 
@@ -41,6 +41,15 @@ class ApiKey:
     created_at: int
     revoked_at: int | None
 
+    @property
+    def actor(self) -> str:
+        """How the audit trail names what this key does: `apikey:<id> (<name>)`."""
+        return f"apikey:{self.id} ({self.name})"
+
+
+class UnknownApiKey(NotFound):
+    """No API key has this id."""
+
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
@@ -50,6 +59,26 @@ def _row(r: tuple[Any, ...]) -> ApiKey:
     return ApiKey(
         str(r[0]), str(r[1]), Role(r[2]), int(r[3]), int(r[4]) if r[4] is not None else None
     )
+
+
+class ApiKeyStore(Protocol):
+    """Operator API keys: created with their token shown once, stored hashed."""
+
+    def create(self, tx: Transaction, *, name: str, role: Role, at: int) -> tuple[ApiKey, str]:
+        """A new key and its full token (never stored, never shown again)."""
+        ...
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key a token belongs to; None when malformed, unknown, wrong or revoked."""
+        ...
+
+    def revoke(self, tx: Transaction, key_id: str, *, at: int) -> ApiKey:
+        """Revoke a key (idempotent); UnknownApiKey when there is no such key."""
+        ...
+
+    def list(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+        ...
 
 
 class SqlApiKeyStore:
@@ -91,7 +120,7 @@ class SqlApiKeyStore:
             "SELECT id, name, role, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)
         )
         if r is None:
-            raise InvalidInput(f"no API key with id {key_id!r}")
+            raise UnknownApiKey(f"no API key with id {key_id!r}")
         if r[4] is None:
             tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (at, key_id))
         return _row((*r[:4], r[4] if r[4] is not None else at))

@@ -108,9 +108,17 @@ class AuditStore(Protocol):
 
     def entries(
         self, *, after: int = 0, subject: str | None = None, limit: int = 1000
-    ) -> list[AuditEntry]: ...
+    ) -> list[AuditEntry]:
+        """Entries after sequence number `after`, oldest first, about `subject` if given."""
+        ...
 
-    def verify(self) -> VerifyResult: ...
+    def iter_all(self, batch: int = 5000) -> Iterator[AuditEntry]:
+        """Every entry, oldest first, read in batches."""
+        ...
+
+    def verify(self) -> VerifyResult:
+        """Check the whole chain; the first entry that does not match is named."""
+        ...
 
 
 class SqlAuditStore:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from regionlock.domain.decision import join_candidates, split_candidates
 from regionlock.storage.db import Database, Transaction, epoch_ms
@@ -68,6 +68,22 @@ _INSERT = (
 )
 # Pairs per look-up statement: 2 parameters each, far below either backend's limit.
 _SEEN_CHUNK = 400
+
+
+class CheckinStore(Protocol):
+    """Recorded check-ins (module docstring: the contract)."""
+
+    def record_many(self, tx: Transaction, rows: Sequence[CheckinRow]) -> None:
+        """Insert in order; DuplicateNonce if a (device, nonce) pair repeats."""
+        ...
+
+    def seen(self, tx: Transaction, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (device id, nonce) pairs are already recorded."""
+        ...
+
+    def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A device's check-ins, newest first."""
+        ...
 
 
 class SqlCheckinStore:

@@ -24,11 +24,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 from regionlock.domain.errors import InvalidInput
@@ -108,6 +108,19 @@ class Transaction:
                 self._conn.execute(statement)
         else:
             self._conn.execute(sql)
+
+
+class Transactions(Protocol):
+    """Where a service's units of work come from: every change and its audit entry are
+    written in one `write()` transaction, which commits on exit and rolls back on error."""
+
+    def write(self) -> AbstractContextManager[Transaction]:
+        """A read-write transaction (one writer at a time on SQLite)."""
+        ...
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A read-only snapshot."""
+        ...
 
 
 _QMARK = re.compile(r"\?")

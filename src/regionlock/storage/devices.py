@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from regionlock.domain.device import (
     DeviceRecord,
@@ -27,18 +27,15 @@ from regionlock.domain.device import (
     ManualExemption,
     ManualLock,
 )
-from regionlock.domain.errors import RegionlockError
+from regionlock.domain.errors import Conflict
 from regionlock.domain.policy import Action
 from regionlock.storage.db import Database, Transaction, epoch_ms
 
 Outcome = Literal["imported", "unchanged", "conflict"]
 
 
-class StaleState(RegionlockError):
+class StaleState(Conflict):
     """The device's state changed since it was read: retry the whole operation."""
-
-    status = 409
-    type_slug = "stale-state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +83,8 @@ def state_to_json(s: DeviceState) -> str:
             "reason": s.manual_lock.reason,
             "actor": s.manual_lock.actor,
             "at": _dt(s.manual_lock.at),
+            "message": s.manual_lock.message,
+            "contact": s.manual_lock.contact,
         },
         "exemption": None
         if s.exemption is None
@@ -133,7 +132,13 @@ def state_from_json(text: str) -> DeviceState:
         warned_since={r: date.fromisoformat(d) for r, d in doc.get("warned_since", {}).items()},
         manual_lock=None
         if not lock
-        else ManualLock(lock["reason"], lock["actor"], _parse_dt(lock["at"]) or datetime.now(UTC)),
+        else ManualLock(
+            lock["reason"],
+            lock["actor"],
+            _parse_dt(lock["at"]) or datetime.now(UTC),
+            lock.get("message"),
+            lock.get("contact"),
+        ),
         exemption=None
         if not ex
         else ManualExemption(
@@ -167,6 +172,56 @@ def _save_params(device_id: str, version: int, state: DeviceState) -> tuple[Any,
         device_id,
         version,
     )
+
+
+class DeviceStore(Protocol):
+    """The device registry (module docstring: the contract)."""
+
+    def device_id_key(self) -> bytes:
+        """The installation's secret for deriving device ids (created on first use)."""
+        ...
+
+    def import_batch(
+        self, tx: Transaction, records: Sequence[DeviceRecord], at: int
+    ) -> list[ImportResult]:
+        """Register records idempotently; one result per record, in order."""
+        ...
+
+    def get(self, key: str) -> StoredDevice | None:
+        """A device by id or IMEI; None when there is none."""
+        ...
+
+    def lock_for_update(self, tx: Transaction, key: str) -> StoredDevice | None:
+        """A device by id or IMEI, to change in `tx` (row-locked where the backend needs it)."""
+        ...
+
+    def lock_states(
+        self, tx: Transaction, device_ids: Sequence[str]
+    ) -> dict[str, tuple[DeviceState, int]]:
+        """States and versions of these devices, locked in id order; absent ones left out."""
+        ...
+
+    def save_state(self, tx: Transaction, device: StoredDevice, state: DeviceState) -> int:
+        """Store a new state; StaleState if it changed since `device` was read."""
+        ...
+
+    def save_states(self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]]) -> None:
+        """Store (device id, version read, new state) for several; StaleState if any moved."""
+        ...
+
+    def list(
+        self,
+        *,
+        model: str | None = None,
+        batch: str | None = None,
+        distributor: str | None = None,
+        country: str | None = None,
+        verdict: str | None = None,
+        after: str = "",
+        limit: int = 100,
+    ) -> list[str]:
+        """Device ids matching every given filter, in id order, after `after` (paging)."""
+        ...
 
 
 class SqlDeviceStore:

@@ -8,6 +8,7 @@ signer; retired keys stay published in the JWKS until every token they signed ha
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -25,6 +26,27 @@ def _has_signer(ring: Keyring) -> bool:
     except NoSigningKey:
         return False
     return True
+
+
+class KeyStore(Protocol):
+    """The service's keys: verdict-signing keys and the offline-unlock key."""
+
+    def keyring(self, now: datetime) -> Keyring:
+        """The signing keys, a first one created if there is none."""
+        ...
+
+    def generation(self, tx: Transaction) -> tuple[int, int]:
+        """A value that changes whenever the keyring does (a rotation, a deleted key), so a
+        cached keyring can be checked inside a transaction for the price of one small query."""
+        ...
+
+    def rotate(self, tx: Transaction, now: datetime) -> SigningKey:
+        """Add a signing key and retire the current one; returns the new key."""
+        ...
+
+    def unlock_key(self, now: datetime) -> X25519PrivateKey:
+        """The X25519 offline-unlock key, created on first use."""
+        ...
 
 
 class SqlKeyStore:
@@ -56,6 +78,13 @@ class SqlKeyStore:
                 self._write_new(tx, SigningKey.generate(now))
                 ring = self._read(tx)
         return ring
+
+    def generation(self, tx: Transaction) -> tuple[int, int]:
+        # Keys are added (rotation) or deleted (a compromise); retirement comes only with an
+        # addition. Count and the sum of creation times together change on each of these, a
+        # rotation followed by a deletion included.
+        row = tx.one("SELECT COUNT(*), COALESCE(SUM(created_at), 0) FROM signing_keys")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def rotate(self, tx: Transaction, now: datetime) -> SigningKey:
         """Add a new signing key and retire the current one; returns the new key."""

@@ -12,15 +12,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from regionlock.domain.errors import RegionlockError
+from regionlock.domain.errors import Conflict
 from regionlock.storage.db import Database, Transaction
 
 
-class PolicyConflict(RegionlockError):
+class PolicyConflict(Conflict):
     """A version that exists with other content, or nothing to roll back to."""
-
-    status = 409
-    type_slug = "policy-conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +55,11 @@ class PolicyStore(Protocol):
     ) -> Activation: ...
 
     def active(self, tx: Transaction | None = None) -> Activation | None: ...
+
+    def latest_activation(self, tx: Transaction) -> int:
+        """The number of the latest activation (0 before the first): it changes whenever the
+        active policy may have, so a cached policy is checked with one small query."""
+        ...
 
     def previous(self, tx: Transaction) -> StoredPolicy | None:
         """The policy that was active before the current one (None if there was none)."""
@@ -150,6 +152,10 @@ class SqlPolicyStore:
             if a.policy.row != current:
                 return a.policy
         return None
+
+    def latest_activation(self, tx: Transaction) -> int:
+        row = tx.one("SELECT MAX(id) FROM policy_activations")
+        return int(row[0]) if row and row[0] is not None else 0
 
     def versions(self) -> list[StoredPolicy]:
         with self.db.read() as tx:

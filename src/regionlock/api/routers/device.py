@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
@@ -22,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 
 from regionlock.api.deps import (
     MAX_CHECKIN_BYTES,
-    PROBLEM_JSON,
     Admin,
     Forbidden,
     PayloadTooLarge,
@@ -30,6 +29,7 @@ from regionlock.api.deps import (
     StateDep,
     UnsupportedMediaType,
 )
+from regionlock.api.problems import PROBLEM_JSON
 from regionlock.clock import ClockError, SimulatedClock
 from regionlock.domain.errors import InvalidInput
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinCall
@@ -41,34 +41,34 @@ class ClockBody(BaseModel):
     now: datetime
 
 
-def add_device_routes(app: FastAPI, settings: Settings) -> None:
-    """Register the device-facing routes on `app`."""
-
-    @app.get("/.well-known/jwks.json", tags=["device"])
-    def jwks(state: StateDep) -> dict[str, Any]:
-        """The verdict-signing keys, current and still-published retired ones."""
-        now = state.clock.now()
-        return state.checkins.keys.keyring(now).jwks(now, MAX_TOKEN_LIFETIME)
-
+def router(settings: Settings) -> APIRouter:
+    """The device-facing routes (the check-in first: the app includes this router first)."""
+    api = APIRouter(tags=["device"])
     # The device path is the hot one: a raw ASGI endpoint, first in the routing table, skips
     # the framework's request, dependency and response machinery (bench/README.md). Errors
     # still go through the app's problem+json handlers; its OpenAPI entry is added by the app.
-    app.router.routes.insert(0, Route("/v1/checkin", CheckinEndpoint(), methods=["POST"]))
+    api.routes.append(Route("/v1/checkin", CheckinEndpoint(), methods=["POST"]))
 
-    @app.get("/.well-known/regionlock-unlock-key", tags=["device"])
+    @api.get("/.well-known/jwks.json")
+    def jwks(state: StateDep) -> dict[str, Any]:
+        """The verdict-signing keys, current and still-published retired ones."""
+        now = state.clock.now()
+        return state.stores.keys.keyring(now).jwks(now, MAX_TOKEN_LIFETIME)
+
+    @api.get("/.well-known/regionlock-unlock-key")
     def unlock_public_key(state: StateDep) -> dict[str, str]:
         """The service's X25519 public key for offline unlock codes, provisioned on devices."""
-        key = state.checkins.keys.unlock_key(state.clock.now()).public_key()
+        key = state.stores.keys.unlock_key(state.clock.now()).public_key()
         return {"kty": "OKP", "crv": "X25519", "x": b64url_encode(key.public_bytes_raw())}
 
     if settings.simulated_clock:
 
-        @app.get("/v1/clock", tags=["simulation"])
+        @api.get("/v1/clock", tags=["simulation"])
         def get_clock(state: StateDep) -> dict[str, Any]:
             """The service's simulated time (only with REGIONLOCK_SIMULATED_CLOCK)."""
             return {"now": state.clock.now().isoformat(), "simulated": True}
 
-        @app.put("/v1/clock", tags=["simulation"])
+        @api.put("/v1/clock", tags=["simulation"])
         def set_clock(body: ClockBody, state: StateDep, _: Admin) -> dict[str, Any]:
             """Move the simulated time forward (admin; never available in production)."""
             clock = state.clock
@@ -79,6 +79,8 @@ def add_device_routes(app: FastAPI, settings: Settings) -> None:
             except ClockError as exc:
                 raise InvalidInput(str(exc)) from None
             return {"now": now.isoformat(), "simulated": True}
+
+    return api
 
 
 CHECKIN_OPENAPI: dict[str, Any] = {

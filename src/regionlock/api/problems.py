@@ -1,0 +1,185 @@
+"""The API's edge for errors: one table from what went wrong to an HTTP status and an RFC 9457
+problem type, and the handlers that answer every refusal with a problem document.
+
+Errors raised below the API say what went wrong (`regionlock.domain.errors`); only this module
+decides how that is answered. The table is also the list of problem types the API can return:
+a test keeps each one documented (device-facing ones in docs/protocol.md, operator-facing ones
+in docs/operator-api.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from regionlock.api.deps import Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from regionlock.domain.errors import (
+    Conflict,
+    DataUnavailable,
+    InvalidInput,
+    InvalidSignal,
+    NotFound,
+    RegionlockError,
+    Unavailable,
+)
+from regionlock.policies import PolicyError
+from regionlock.services.checkin_queue import ServiceBusy
+from regionlock.services.registry import UnknownDevice
+from regionlock.signing import (
+    BadSignature,
+    ClockSkew,
+    InvalidCheckin,
+    MalformedToken,
+    NoSigningKey,
+    ReplayedNonce,
+    StaleCounter,
+    TokenError,
+    WrongAlgorithm,
+    WrongType,
+)
+from regionlock.storage.apikeys import UnknownApiKey
+from regionlock.storage.devices import StaleState
+from regionlock.storage.policies import PolicyConflict
+
+PROBLEM_BASE = "https://regionlock.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+Audience = Literal["device", "operator", "both"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    """How one kind of error is answered: status, type slug, who meets it."""
+
+    status: int
+    slug: str
+    audience: Audience
+
+    @property
+    def uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    @property
+    def title(self) -> str:
+        return self.slug.replace("-", " ").capitalize()
+
+
+# The most specific class of an error that is listed here decides its answer.
+PROBLEMS: dict[type[Exception], ProblemType] = {
+    # The device protocol (docs/protocol.md, "Errors").
+    MalformedToken: ProblemType(401, "malformed-token", "device"),
+    WrongAlgorithm: ProblemType(401, "wrong-algorithm", "device"),
+    WrongType: ProblemType(401, "wrong-type", "device"),
+    BadSignature: ProblemType(401, "bad-signature", "device"),
+    TokenError: ProblemType(401, "invalid-token", "device"),
+    InvalidCheckin: ProblemType(422, "invalid-checkin", "device"),
+    InvalidSignal: ProblemType(422, "invalid-signal", "both"),
+    ClockSkew: ProblemType(401, "clock-skew", "device"),
+    ReplayedNonce: ProblemType(409, "replayed-nonce", "device"),
+    StaleCounter: ProblemType(409, "stale-counter", "device"),
+    UnknownDevice: ProblemType(404, "unknown-device", "both"),
+    UnsupportedMediaType: ProblemType(415, "unsupported-media-type", "both"),
+    PayloadTooLarge: ProblemType(413, "payload-too-large", "both"),
+    NoSigningKey: ProblemType(503, "no-signing-key", "device"),
+    ServiceBusy: ProblemType(503, "service-busy", "device"),
+    # The operator API (docs/operator-api.md).
+    Unauthorized: ProblemType(401, "unauthorized", "operator"),
+    Forbidden: ProblemType(403, "forbidden", "operator"),
+    UnknownApiKey: ProblemType(404, "unknown-api-key", "operator"),
+    PolicyError: ProblemType(422, "invalid-policy", "operator"),
+    PolicyConflict: ProblemType(409, "policy-conflict", "operator"),
+    StaleState: ProblemType(409, "stale-state", "operator"),
+    InvalidInput: ProblemType(422, "invalid-input", "both"),
+    NotFound: ProblemType(404, "not-found", "operator"),
+    Conflict: ProblemType(409, "conflict", "operator"),
+    DataUnavailable: ProblemType(503, "data-unavailable", "both"),
+    Unavailable: ProblemType(503, "unavailable", "both"),
+    RegionlockError: ProblemType(500, "internal", "both"),
+}
+
+# Answers the framework gives before any regionlock code runs (routing, request parsing), and
+# the last resort for a bug.
+BAD_REQUEST = ProblemType(400, "bad-request", "both")
+NOT_FOUND = ProblemType(404, "not-found", "operator")
+METHOD_NOT_ALLOWED = ProblemType(405, "method-not-allowed", "both")
+INVALID_INPUT = PROBLEMS[InvalidInput]
+INTERNAL = PROBLEMS[RegionlockError]
+FRAMEWORK_PROBLEMS = (BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, INVALID_INPUT, INTERNAL)
+
+# Members an error carries for the client besides `detail` (problem "extension members").
+_EXTENSIONS = ("field", "server_time")
+
+
+def problem_type(exc: BaseException) -> ProblemType:
+    """The answer for `exc`: the entry of its most specific listed class (500 if none)."""
+    for cls in type(exc).__mro__:
+        found = PROBLEMS.get(cls)
+        if found is not None:
+            return found
+    return INTERNAL
+
+
+def problem(
+    kind: ProblemType, detail: str, instance: str, extra: dict[str, Any] | None = None
+) -> JSONResponse:
+    """An RFC 9457 problem document."""
+    body: dict[str, Any] = {
+        "type": kind.uri,
+        "title": kind.title,
+        "status": kind.status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=kind.status, media_type=PROBLEM_JSON)
+
+
+def error_response(exc: RegionlockError, instance: str) -> JSONResponse:
+    """The problem document answering a regionlock error."""
+    kind = problem_type(exc)
+    extra = {k: getattr(exc, k) for k in _EXTENSIONS if hasattr(exc, k)}
+    response = problem(kind, exc.message, instance, extra)
+    retry_after = getattr(exc, "retry_after_s", None)
+    if kind.status == 503 and retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every refusal of `app`, the framework's own and unexpected ones included, with
+    a problem document."""
+
+    @app.exception_handler(RegionlockError)
+    async def regionlock_error(request: Request, exc: RegionlockError) -> JSONResponse:
+        return error_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return problem(INVALID_INPUT, detail, request.url.path)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        kind = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(exc.status_code)
+        if kind is None:  # nothing else is raised by the framework today; kept honest anyway
+            slug = BAD_REQUEST.slug if exc.status_code < 500 else INTERNAL.slug
+            kind = ProblemType(exc.status_code, slug, "both")
+        response = problem(kind, str(exc.detail), request.url.path)
+        for name, value in (exc.headers or {}).items():  # e.g. 405's Allow
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return problem(INTERNAL, "an unexpected error; it has been logged", request.url.path)

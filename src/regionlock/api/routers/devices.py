@@ -1,0 +1,153 @@
+"""The device registry for operators: list, show, import, and lock / unlock / exempt / unlock
+codes (each audited with the key that acted)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+
+from regionlock.api.deps import Operator, Reason, State, StateDep, Viewer, authenticate
+from regionlock.services.registry import UnknownDevice, device_json
+from regionlock.storage.apikeys import Role
+
+api = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+EFFECTIVE = "at the device's next check-in"
+
+
+class LockBody(Reason):
+    message: str | None = Field(
+        default=None, max_length=500, description="What the device shows its owner."
+    )
+    contact: str | None = Field(
+        default=None, max_length=200, description="Whom the owner should contact."
+    )
+
+
+class ExemptBody(Reason):
+    until: date | None = Field(default=None, description="Exclusive end date; none: for good.")
+
+
+class UnlockCodeBody(Reason):
+    challenge: str = Field(min_length=8, max_length=12, examples=["1234-5678"])
+
+
+@api.get("")
+def list_devices(
+    state: StateDep,
+    _: Viewer,
+    model: str | None = None,
+    batch: str | None = None,
+    distributor: str | None = None,
+    country: str | None = None,
+    verdict: str | None = None,
+    after: str = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Device ids matching every filter, in id order; `next` pages on."""
+    ids = state.stores.devices.list(
+        model=model,
+        batch=batch,
+        distributor=distributor,
+        country=country,
+        verdict=verdict,
+        after=after,
+        limit=limit,
+    )
+    return {"devices": ids, "next": ids[-1] if len(ids) == limit else None}
+
+
+@api.post(
+    "/import",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
+async def import_devices(request: Request) -> dict[str, Any]:
+    """Register devices from CSV (operator); idempotent; bad rows reported by line."""
+    state: State = request.app.state.regionlock
+    who = authenticate(state, request.headers.get("authorization"), Role.OPERATOR)
+    text = (await request.body()).decode("utf-8-sig", errors="strict")
+    report = state.registry.import_csv(
+        text.splitlines(keepends=True), actor=who.actor, source="api", now=state.clock.now()
+    )
+    return {
+        "imported": report.imported,
+        "unchanged": report.unchanged,
+        "repeated_rows": report.duplicates_in_file,
+        "problems": [{"line": p.line, "message": p.message} for p in report.problems],
+    }
+
+
+@api.get("/{key}")
+def get_device(key: str, state: StateDep, _: Viewer) -> dict[str, Any]:
+    """A device's record and state, by id or IMEI."""
+    found = state.stores.devices.get(key)
+    if found is None:
+        raise UnknownDevice(f"no device with id or IMEI {key!r}")
+    return device_json(found)
+
+
+@api.get("/{key}/checkins")
+def device_checkins(
+    key: str, state: StateDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    """A device's recorded check-ins, newest first (place summaries, never raw signals)."""
+    found = state.stores.devices.get(key)
+    if found is None:
+        raise UnknownDevice(f"no device with id or IMEI {key!r}")
+    return {
+        "device": found.record.id,
+        "checkins": state.stores.checkins.recent(found.record.id, limit),
+    }
+
+
+def _acted(device_id: str, action: str) -> dict[str, Any]:
+    return {"device": device_id, "action": action, "effective": EFFECTIVE}
+
+
+@api.post("/{key}/lock")
+def device_lock(key: str, body: LockBody, state: StateDep, who: Operator) -> dict[str, Any]:
+    """Lock at the next check-in, with the owner's message and contact (operator)."""
+    d = state.registry.lock(
+        key,
+        reason=body.reason,
+        actor=who.actor,
+        now=state.clock.now(),
+        message=body.message,
+        contact=body.contact,
+    )
+    return _acted(d.record.id, "lock")
+
+
+@api.post("/{key}/unlock")
+def device_unlock(key: str, body: Reason, state: StateDep, who: Operator) -> dict[str, Any]:
+    """Lift a manual lock; the policy decides again at the next check-in (operator)."""
+    d = state.registry.unlock(key, reason=body.reason, actor=who.actor, now=state.clock.now())
+    return _acted(d.record.id, "unlock")
+
+
+@api.post("/{key}/exempt")
+def device_exempt(key: str, body: ExemptBody, state: StateDep, who: Operator) -> dict[str, Any]:
+    """Exempt from every lock until `until` (operator)."""
+    d = state.registry.exempt(
+        key, reason=body.reason, actor=who.actor, now=state.clock.now(), until=body.until
+    )
+    return _acted(d.record.id, "exempt")
+
+
+@api.post("/{key}/unlock-code")
+def device_unlock_code(
+    key: str, body: UnlockCodeBody, state: StateDep, who: Operator
+) -> dict[str, Any]:
+    """The offline unlock code for the challenge a locked device shows (operator).
+
+    The code lifts the lock on that device, for that challenge, once; the next verdict
+    decides again (add an exemption to keep it unlocked)."""
+    device, code = state.registry.unlock_code(
+        key, body.challenge, reason=body.reason, actor=who.actor, now=state.clock.now()
+    )
+    return {"device": device, "challenge": body.challenge, "code": code}

@@ -1,0 +1,102 @@
+"""Policies for operators: the active one, validation, impact on the registry, activation and
+rollback (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from regionlock.api.deps import Admin, Reason, StateDep, Viewer
+from regionlock.policies import PolicyError, parse_policy
+from regionlock.services.policy_tools import simulate_registry
+from regionlock.storage.policies import Activation
+
+api = APIRouter(prefix="/v1/policies", tags=["policies"])
+
+TOML_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/toml": {"schema": {"type": "string"}}},
+    }
+}
+
+
+class Activate(Reason):
+    policy: str = Field(min_length=1, description="The policy document (TOML).")
+
+
+def _active(a: Activation) -> dict[str, Any]:
+    return {"active": {"id": a.policy.policy_id, "version": a.policy.version}}
+
+
+@api.get("/active")
+def active_policy(state: StateDep, _: Viewer) -> dict[str, Any]:
+    """The policy check-ins use now, with who activated it and why."""
+    found = state.policies.active()
+    if found is None:
+        return {"active": None}
+    _policy, a = found
+    return {
+        "active": {
+            "id": a.policy.policy_id,
+            "version": a.policy.version,
+            "sha256": a.policy.sha256,
+            "activated_by": a.activated_by,
+            "reason": a.reason,
+            "document": a.policy.document,
+        }
+    }
+
+
+@api.post("/activate")
+def activate_policy(body: Activate, state: StateDep, who: Admin) -> dict[str, Any]:
+    """Validate a TOML policy and make it active (admin). A bad policy is never stored."""
+    a = state.policies.activate(
+        body.policy, source="api", actor=who.actor, reason=body.reason, now=state.clock.now()
+    )
+    return _active(a)
+
+
+@api.post("/rollback")
+def rollback_policy(body: Reason, state: StateDep, who: Admin) -> dict[str, Any]:
+    """Re-activate the policy that was active before the current one (admin)."""
+    a = state.policies.rollback(actor=who.actor, reason=body.reason, now=state.clock.now())
+    return _active(a)
+
+
+@api.post("/validate", openapi_extra=TOML_BODY)
+async def validate_policy(request: Request, _: Viewer) -> JSONResponse:
+    """Check a TOML policy; every problem is listed with its line (nothing is stored)."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        p = parse_policy(text, "request body")
+    except PolicyError as exc:
+        return JSONResponse(
+            {
+                "valid": False,
+                "problems": [
+                    {"line": pr.line, "path": pr.path, "message": pr.message} for pr in exc.problems
+                ],
+            },
+            status_code=422,
+        )
+    return JSONResponse(
+        {"valid": True, "id": p.id, "version": p.version, "restrictions": len(p.restrictions)}
+    )
+
+
+@api.post("/simulate", openapi_extra=TOML_BODY)
+async def simulate_policy(request: Request, state: StateDep, _: Viewer) -> dict[str, Any]:
+    """How many registered devices per country and verdict would change if this policy
+    replaced the active one (each device at its last known place)."""
+    candidate = parse_policy(
+        (await request.body()).decode("utf-8", errors="replace"), "request body"
+    )
+    active = state.policies.active()
+    report = simulate_registry(
+        state.stores.devices, candidate, active[0] if active else None, state.clock.now()
+    )
+    return report.to_json()
