@@ -79,3 +79,36 @@ def test_lock_unlock_exempt_are_audited(tmp_path: Path) -> None:
     assert actions == ["devices.import", "device.lock", "device.unlock", "device.exempt"]
     code, _, err = run(db, "device", "lock", "356938035643809", "--reason", "x")
     assert code == 2 and "no device with id or IMEI" in err
+
+
+def test_audit_export_and_lock_name_a_device_by_imei_or_id(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'rl.db'}"
+    path = tmp_path / "devices.csv"
+    path.write_text(
+        HEADER + f"{imei(1)},SN1,X1,EEA,D7,B1,{key()}\n{imei(2)},SN2,X1,EEA,D7,B1,{key()}\n"
+    )
+    run(db, "devices", "import", str(path))
+    code, _, _ = run(
+        db,
+        "device",
+        "lock",
+        imei(1),
+        "--reason",
+        "reported stolen",
+        "--message",
+        "Reported stolen: call us.",
+        "--contact",
+        "+49 30 1234567",
+    )
+    assert code == 0
+    run(db, "device", "lock", imei(2), "--reason", "audit")
+    shown = json.loads(run(db, "device", "show", imei(1))[1])
+    lock = shown["state"]["manual_lock"]
+    assert (lock["message"], lock["contact"]) == ("Reported stolen: call us.", "+49 30 1234567")
+    by_imei = run(db, "audit", "export", "--subject", imei(1))[1].splitlines()
+    by_id = run(db, "audit", "export", "--subject", shown["id"])[1].splitlines()
+    assert by_imei == by_id and len(by_imei) == 1
+    assert json.loads(by_imei[0])["action"] == "device.lock"
+    assert json.loads(by_imei[0])["subject"] == shown["id"]
+    # A subject that is no device is taken as it is (a policy, a key).
+    assert run(db, "audit", "export", "--subject", "nothing@1")[1] == ""

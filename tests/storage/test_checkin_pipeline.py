@@ -207,3 +207,47 @@ def test_one_checkin_sent_many_times_at_once_is_processed_once(
     assert rows == (1,)
     assert len([e for e in service.audit.entries() if e.action == "checkin.verdict"]) == 1
     assert service.audit.verify().ok
+
+
+def test_a_manual_lock_shows_its_own_message_not_the_regions(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    from regionlock.services.checkin import MANUAL_LOCK_MESSAGE
+
+    service, key, record = world
+    registry = Registry.of(Stores.on(service.db))
+    region_message = "does not permit"  # from the 2021 policy's message for region locks
+    berlin = {"network": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
+    registry.lock(record.id, reason="reported stolen", actor="ops", now=T0)
+    out = service.check_in(checkin(key, record.id, 1, T0, berlin), peer_ip=None, now=T0)
+    assert out["verdict"] == "lock" and out["reasons"][0] == "operator.lock"
+    assert out["message"] == MANUAL_LOCK_MESSAGE and region_message not in out["message"]
+    registry.lock(
+        record.id,
+        reason="reported stolen",
+        actor="ops",
+        now=T0,
+        message="Reported stolen. Bring it to a store with proof of purchase.",
+        contact="+49 30 1234567",
+    )
+    out = service.check_in(checkin(key, record.id, 2, T0, berlin), peer_ip=None, now=T0)
+    assert out["message"] == "Reported stolen. Bring it to a store with proof of purchase."
+    assert out["contact"] == "+49 30 1234567"
+
+
+def test_a_rotation_from_another_process_signs_the_next_verdict(
+    world: tuple[CheckinService, SigningKey, DeviceRecord], db: Database
+) -> None:
+    from regionlock.services.access import Access
+
+    service, key, record = world
+    first = service.check_in(checkin(key, record.id, 1, T0), peer_ip=None, now=T0)
+    # The CLI rotates with stores of its own, on a connection of its own.
+    cli_db = Database(db.url.url, schema=db.schema)
+    try:
+        new = Access.of(Stores.on(cli_db)).rotate_signing_key(reason="yearly", actor="cli", now=T0)
+    finally:
+        cli_db.close()
+    second = service.check_in(checkin(key, record.id, 2, T0), peer_ip=None, now=T0)
+    assert jwt.get_unverified_header(first["token"])["kid"] != new.kid
+    assert jwt.get_unverified_header(second["token"])["kid"] == new.kid

@@ -97,7 +97,7 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     PolicyError: ProblemType(422, "invalid-policy", "operator"),
     PolicyConflict: ProblemType(409, "policy-conflict", "operator"),
     StaleState: ProblemType(409, "stale-state", "operator"),
-    InvalidInput: ProblemType(422, "invalid-input", "both"),
+    InvalidInput: ProblemType(422, "invalid-input", "operator"),
     NotFound: ProblemType(404, "not-found", "operator"),
     Conflict: ProblemType(409, "conflict", "operator"),
     DataUnavailable: ProblemType(503, "data-unavailable", "both"),
