@@ -16,13 +16,43 @@ from regionlock.cli.policy import policy
 from regionlock.cli.serve import serve
 from regionlock.cli.simulate import simulate
 from regionlock.cli.store import activate, active, apikey, audit, keys, migrate_cmd, rollback
-from regionlock.domain.errors import RegionlockError
+from regionlock.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RegionlockError,
+    Unavailable,
+)
+from regionlock.signing import TokenError
+
+# The command line's edge for errors, as `api/problems.py` is the API's: what went wrong
+# decides the exit status (README, "Exit status"). 1 is left to commands whose work ran and
+# found something wrong (a broken audit trail, rows skipped).
+EXIT_CODES: dict[type[RegionlockError], int] = {
+    InvalidInput: 2,  # the input was refused: nothing was changed
+    NotFound: 2,
+    Conflict: 2,
+    TokenError: 2,
+    Unavailable: 3,  # the store or a data file is missing or busy: fix that, or retry
+    RegionlockError: 1,
+}
 
 
-class InputError(click.ClickException):
-    """A regionlock error shown as `Error: <message>`, exit status 2."""
+def exit_code(exc: RegionlockError) -> int:
+    """The exit status for `exc`: the entry of its most specific listed class."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1
 
-    exit_code = 2
+
+def command_error(exc: RegionlockError) -> click.ClickException:
+    """`exc` as click shows it: `Error: <message>`, with its exit status."""
+    error = click.ClickException(exc.message)
+    # An instance attribute: `exit_code` is a class variable of ClickException (1), and click
+    # exits with whatever the instance holds.
+    vars(error)["exit_code"] = exit_code(exc)
+    return error
 
 
 class RegionlockGroup(click.Group):
@@ -32,7 +62,7 @@ class RegionlockGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RegionlockError as exc:
-            raise InputError(exc.message) from exc
+            raise command_error(exc) from exc
 
 
 @click.group(cls=RegionlockGroup, context_settings={"help_option_names": ["-h", "--help"]})
