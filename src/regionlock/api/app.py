@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 
 from regionlock import __version__
 from regionlock.api.deps import State
+from regionlock.api.docs_ui import install_docs
 from regionlock.api.problems import install_error_handlers
 from regionlock.api.routers import admin, audit, device, devices, policies, service
 from regionlock.clock import Clock
@@ -56,8 +57,11 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         description="Device check-ins with signed verdicts; operator API.",
+        docs_url=None,  # served from the package by `install_docs`, not from a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(device.router(settings))  # first: the check-in is the hot path
     app.include_router(service.api)
     app.include_router(devices.api)
