@@ -265,6 +265,29 @@ def _scope(r: _Reader, obj: Any, path: str) -> Scope:
     return Scope(**{k: frozenset(r.strings(s, k, path)) for k in allowed})
 
 
+# The tables of a policy document, and the keys each of them may have.
+_SECTIONS = {"policy", "lease", "restriction", "activation", "exemption"}
+_HEAD_KEYS = {"id", "version", "description", "min_lock_confidence", "message", "contact"}
+_LEASE_KEYS = {"valid_days", "offline_action", "offline_lock_after_days", "offline_warn_days"}
+_RESTRICTION_KEYS = {
+    "id",
+    "action",
+    "jurisdictions",
+    "regimes",
+    "from",
+    "until",
+    "scope",
+    "presence",
+    "warn_days",
+    "message",
+    "contact",
+    "part_action",
+}
+_PRESENCE_KEYS = {"min_days", "window_days", "first_activation_locks", "grace_action"}
+_ACTIVATION_KEYS = {"id", "countries", "action", "scope", "message", "contact"}
+_EXEMPTION_KEYS = {"device", "batch", "until", "reason"}
+
+
 def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Regime]) -> Policy:
     """Validate a policy document; raises PolicyError listing every problem found."""
     try:
@@ -272,169 +295,14 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
     r = _Reader(text, names)
-    r.keys(doc, "", {"policy", "lease", "restriction", "activation", "exemption"})
+    r.keys(doc, "", _SECTIONS)
     head = r.table(doc.get("policy"), "policy")
-    r.keys(
-        head,
-        "policy",
-        {"id", "version", "description", "min_lock_confidence", "message", "contact"},
-    )
-    pid = r.ident(head, "id", "policy")
-    version = r.ident(head, "version", "policy")
-    conf = head.get("min_lock_confidence", 0.7)
-    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 <= conf <= 1:
-        r.fail("policy.min_lock_confidence", f"{conf!r} is not a number in [0, 1]")
-        conf = 0.7
-
-    lease_t = r.table(doc.get("lease"), "lease")
-    r.keys(
-        lease_t,
-        "lease",
-        {"valid_days", "offline_action", "offline_lock_after_days", "offline_warn_days"},
-    )
-    lease = Lease(
-        valid_days=r.integer(lease_t, "valid_days", "lease", 7, 1, 365),
-        offline_action=r.choice(
-            lease_t, "offline_action", "lease", OfflineAction, OfflineAction.WARN
-        ),
-        offline_lock_after_days=r.integer(lease_t, "offline_lock_after_days", "lease", 30, 0, 3650),
-        offline_warn_days=r.integer(lease_t, "offline_warn_days", "lease", 7, 0, 365),
-    )
-
-    restrictions = []
-    used_regimes: list[str] = []
-    seen_ids: set[str] = set()
-    raw_rules = doc.get("restriction", [])
-    for i, item in enumerate(raw_rules if isinstance(raw_rules, list) else []):
-        path = f"restriction[{i}]"
-        t = r.table(item, path)
-        r.keys(
-            t,
-            path,
-            {
-                "id",
-                "action",
-                "jurisdictions",
-                "regimes",
-                "from",
-                "until",
-                "scope",
-                "presence",
-                "warn_days",
-                "message",
-                "contact",
-                "part_action",
-            },
-        )
-        rid = r.ident(t, "id", path)
-        if rid in seen_ids:
-            r.fail(f"{path}.id", f"{rid!r} is used by another rule")
-        seen_ids.add(rid)
-        action = r.choice(t, "action", path, Action, None)
-        start, end = r.day(t, "from", path), r.day(t, "until", path)
-        js: list[Jurisdiction] = []
-        raw_js = t.get("jurisdictions", [])
-        if not isinstance(raw_js, list):
-            r.fail(f"{path}.jurisdictions", "must be a list")
-            raw_js = []
-        for k, item_j in enumerate(raw_js):
-            j = _jurisdiction(r, item_j, f"{path}.jurisdictions[{k}]", "policy", start, end)
-            if j is not None:
-                js.append(j)
-        for name in r.strings(t, "regimes", path):
-            if name not in presets:
-                r.fail(
-                    f"{path}.regimes",
-                    f"unknown regime preset {name!r}; known: {', '.join(sorted(presets))}",
-                )
-                continue
-            used_regimes.append(name)
-            js.extend(presets[name].jurisdictions)
-        if not raw_js and not t.get("regimes"):
-            r.fail(path, "restricts nothing: give jurisdictions or regimes")
-        pres_t = r.table(t.get("presence"), f"{path}.presence")
-        r.keys(
-            pres_t,
-            f"{path}.presence",
-            {"min_days", "window_days", "first_activation_locks", "grace_action"},
-        )
-        window = r.integer(pres_t, "window_days", f"{path}.presence", 30, 1, 365)
-        min_days = r.integer(pres_t, "min_days", f"{path}.presence", 0, 0, 365)
-        if min_days >= window:
-            r.fail(
-                f"{path}.presence.min_days",
-                f"{min_days} can never be exceeded within a {window}-day window",
-            )
-        first_locks = pres_t.get("first_activation_locks", True)
-        if not isinstance(first_locks, bool):
-            r.fail(f"{path}.presence.first_activation_locks", "must be true or false")
-            first_locks = True
-        grace = r.choice(pres_t, "grace_action", f"{path}.presence", Action, Action.WARN)
-        if grace is Action.LOCK:
-            r.fail(f"{path}.presence.grace_action", "grace cannot be lock; use allow or warn")
-        if action is None:
-            continue
-        restrictions.append(
-            Restriction(
-                id=rid,
-                jurisdictions=tuple(js),
-                action=action,
-                scope=_scope(r, t.get("scope"), f"{path}.scope"),
-                presence=Presence(min_days, window, first_locks, grace),
-                warn_days=r.integer(t, "warn_days", path, 0, 0, 365),
-                message=r.text(t, "message", path, limit=350),
-                contact=r.text(t, "contact", path, limit=200),
-            )
-        )
-
-    activation = []
-    raw_act = doc.get("activation", [])
-    for i, item in enumerate(raw_act if isinstance(raw_act, list) else []):
-        path = f"activation[{i}]"
-        t = r.table(item, path)
-        r.keys(t, path, {"id", "countries", "action", "scope", "message", "contact"})
-        aid = r.ident(t, "id", path)
-        if aid in seen_ids:
-            r.fail(f"{path}.id", f"{aid!r} is used by another rule")
-        seen_ids.add(aid)
-        countries: set[str] = set()
-        for name in r.strings(t, "countries", path):
-            got = expand(name, set(names.countries))
-            if got is None:
-                r.fail(f"{path}.countries", f"{name!r} is neither a country code nor a region")
-            else:
-                countries |= got
-        action = r.choice(t, "action", path, Action, None)
-        if action is not None:
-            activation.append(
-                ActivationRule(
-                    aid,
-                    frozenset(countries),
-                    action,
-                    _scope(r, t.get("scope"), f"{path}.scope"),
-                    r.text(t, "message", path, limit=350),
-                    r.text(t, "contact", path, limit=200),
-                )
-            )
-
-    exemptions = []
-    raw_ex = doc.get("exemption", [])
-    for i, item in enumerate(raw_ex if isinstance(raw_ex, list) else []):
-        path = f"exemption[{i}]"
-        t = r.table(item, path)
-        r.keys(t, path, {"device", "batch", "until", "reason"})
-        device, batch = t.get("device"), t.get("batch")
-        if (device is None) == (batch is None):
-            r.fail(path, "name exactly one of device or batch")
-        exemptions.append(
-            Exemption(
-                reason=r.text(t, "reason", path, required=True),
-                device=device if isinstance(device, str) else None,
-                batch=batch if isinstance(batch, str) else None,
-                until=r.day(t, "until", path),
-            )
-        )
-
+    pid, version, confidence = _head(r, head)
+    lease = _lease(r, doc.get("lease"))
+    rule_ids: set[str] = set()  # restrictions and activation rules share one namespace
+    restrictions, regimes = _restrictions(r, doc.get("restriction", []), presets, rule_ids)
+    activation = _activation_rules(r, doc.get("activation", []), rule_ids)
+    exemptions = _exemptions(r, doc.get("exemption", []))
     if r.problems:
         raise PolicyError(source, r.problems)
     return Policy(
@@ -444,9 +312,168 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
         restrictions=tuple(restrictions),
         activation_rules=tuple(activation),
         exemptions=tuple(exemptions),
-        min_lock_confidence=float(conf),
+        min_lock_confidence=confidence,
         lease=lease,
         message=r.text(head, "message", "policy", limit=350),
         contact=r.text(head, "contact", "policy", limit=200),
-        regimes=tuple(dict.fromkeys(used_regimes)),
+        regimes=tuple(dict.fromkeys(regimes)),
     )
+
+
+def _head(r: _Reader, head: dict[str, Any]) -> tuple[str, str, float]:
+    """The [policy] table's id, version and min_lock_confidence."""
+    r.keys(head, "policy", _HEAD_KEYS)
+    pid = r.ident(head, "id", "policy")
+    version = r.ident(head, "version", "policy")
+    conf = head.get("min_lock_confidence", 0.7)
+    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 <= conf <= 1:
+        r.fail("policy.min_lock_confidence", f"{conf!r} is not a number in [0, 1]")
+        conf = 0.7
+    return pid, version, float(conf)
+
+
+def _lease(r: _Reader, obj: Any) -> Lease:
+    t = r.table(obj, "lease")
+    r.keys(t, "lease", _LEASE_KEYS)
+    return Lease(
+        valid_days=r.integer(t, "valid_days", "lease", 7, 1, 365),
+        offline_action=r.choice(t, "offline_action", "lease", OfflineAction, OfflineAction.WARN),
+        offline_lock_after_days=r.integer(t, "offline_lock_after_days", "lease", 30, 0, 3650),
+        offline_warn_days=r.integer(t, "offline_warn_days", "lease", 7, 0, 365),
+    )
+
+
+def _rule_id(r: _Reader, t: dict[str, Any], path: str, seen: set[str]) -> str:
+    """A rule's id, which no other restriction or activation rule may use."""
+    rid = r.ident(t, "id", path)
+    if rid in seen:
+        r.fail(f"{path}.id", f"{rid!r} is used by another rule")
+    seen.add(rid)
+    return rid
+
+
+def _restrictions(
+    r: _Reader, raw: Any, presets: Mapping[str, Regime], rule_ids: set[str]
+) -> tuple[list[Restriction], list[str]]:
+    """The [[restriction]] rules, and the regime presets they use (in order, repeats kept)."""
+    out: list[Restriction] = []
+    used: list[str] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        path = f"restriction[{i}]"
+        t = r.table(item, path)
+        r.keys(t, path, _RESTRICTION_KEYS)
+        rid = _rule_id(r, t, path, rule_ids)
+        action = r.choice(t, "action", path, Action, None)
+        js, regimes = _restricted(r, t, path, presets)
+        used.extend(regimes)
+        presence = _presence(r, t.get("presence"), f"{path}.presence")
+        if action is None:
+            continue
+        out.append(
+            Restriction(
+                id=rid,
+                jurisdictions=tuple(js),
+                action=action,
+                scope=_scope(r, t.get("scope"), f"{path}.scope"),
+                presence=presence,
+                warn_days=r.integer(t, "warn_days", path, 0, 0, 365),
+                message=r.text(t, "message", path, limit=350),
+                contact=r.text(t, "contact", path, limit=200),
+            )
+        )
+    return out, used
+
+
+def _restricted(
+    r: _Reader, t: dict[str, Any], path: str, presets: Mapping[str, Regime]
+) -> tuple[list[Jurisdiction], list[str]]:
+    """A restriction's jurisdictions: its own (dated by its from/until) and its presets'."""
+    start, end = r.day(t, "from", path), r.day(t, "until", path)
+    js: list[Jurisdiction] = []
+    raw_js = t.get("jurisdictions", [])
+    if not isinstance(raw_js, list):
+        r.fail(f"{path}.jurisdictions", "must be a list")
+        raw_js = []
+    for k, item in enumerate(raw_js):
+        j = _jurisdiction(r, item, f"{path}.jurisdictions[{k}]", "policy", start, end)
+        if j is not None:
+            js.append(j)
+    used: list[str] = []
+    for name in r.strings(t, "regimes", path):
+        if name not in presets:
+            r.fail(
+                f"{path}.regimes",
+                f"unknown regime preset {name!r}; known: {', '.join(sorted(presets))}",
+            )
+            continue
+        used.append(name)
+        js.extend(presets[name].jurisdictions)
+    if not raw_js and not t.get("regimes"):
+        r.fail(path, "restricts nothing: give jurisdictions or regimes")
+    return js, used
+
+
+def _presence(r: _Reader, obj: Any, path: str) -> Presence:
+    t = r.table(obj, path)
+    r.keys(t, path, _PRESENCE_KEYS)
+    window = r.integer(t, "window_days", path, 30, 1, 365)
+    min_days = r.integer(t, "min_days", path, 0, 0, 365)
+    if min_days >= window:
+        r.fail(f"{path}.min_days", f"{min_days} can never be exceeded within a {window}-day window")
+    first_locks = t.get("first_activation_locks", True)
+    if not isinstance(first_locks, bool):
+        r.fail(f"{path}.first_activation_locks", "must be true or false")
+        first_locks = True
+    grace = r.choice(t, "grace_action", path, Action, Action.WARN)
+    if grace is Action.LOCK:
+        r.fail(f"{path}.grace_action", "grace cannot be lock; use allow or warn")
+    return Presence(min_days, window, first_locks, grace)
+
+
+def _activation_rules(r: _Reader, raw: Any, rule_ids: set[str]) -> list[ActivationRule]:
+    out: list[ActivationRule] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        path = f"activation[{i}]"
+        t = r.table(item, path)
+        r.keys(t, path, _ACTIVATION_KEYS)
+        aid = _rule_id(r, t, path, rule_ids)
+        countries: set[str] = set()
+        for name in r.strings(t, "countries", path):
+            got = expand(name, set(r.names.countries))
+            if got is None:
+                r.fail(f"{path}.countries", f"{name!r} is neither a country code nor a region")
+            else:
+                countries |= got
+        action = r.choice(t, "action", path, Action, None)
+        if action is not None:
+            out.append(
+                ActivationRule(
+                    aid,
+                    frozenset(countries),
+                    action,
+                    _scope(r, t.get("scope"), f"{path}.scope"),
+                    r.text(t, "message", path, limit=350),
+                    r.text(t, "contact", path, limit=200),
+                )
+            )
+    return out
+
+
+def _exemptions(r: _Reader, raw: Any) -> list[Exemption]:
+    out: list[Exemption] = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        path = f"exemption[{i}]"
+        t = r.table(item, path)
+        r.keys(t, path, _EXEMPTION_KEYS)
+        device, batch = t.get("device"), t.get("batch")
+        if (device is None) == (batch is None):
+            r.fail(path, "name exactly one of device or batch")
+        out.append(
+            Exemption(
+                reason=r.text(t, "reason", path, required=True),
+                device=device if isinstance(device, str) else None,
+                batch=batch if isinstance(batch, str) else None,
+                until=r.day(t, "until", path),
+            )
+        )
+    return out
