@@ -112,7 +112,6 @@ def test_no_commit_checkpoints_and_a_thread_of_its_own_does(
 def test_a_writer_stuck_in_another_process_makes_a_clear_error_not_a_hang(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
     import time
 
     from regionlock.storage import db as db_module
@@ -126,7 +125,8 @@ def test_a_writer_stuck_in_another_process_makes_a_clear_error_not_a_hang(
     holder = os.open(tmp_path / "s.db-writer", os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX)  # another process, stuck mid-write
     started = time.monotonic()
-    with pytest.raises(sqlite3.OperationalError, match="database is locked"), db.write():
+    # Answered 503 store-unavailable with Retry-After at the API edge.
+    with pytest.raises(db_module.StoreUnavailable, match="database is locked"), db.write():
         pass
     assert 0.3 <= time.monotonic() - started < 5
     os.close(holder)  # gone: the next write goes through

@@ -44,6 +44,7 @@ from regionlock.signing import (
     WrongType,
 )
 from regionlock.storage.apikeys import UnknownApiKey
+from regionlock.storage.db import StoreUnavailable
 from regionlock.storage.devices import StaleState
 from regionlock.storage.policies import PolicyConflict
 
@@ -100,6 +101,7 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     InvalidInput: ProblemType(422, "invalid-input", "operator"),
     NotFound: ProblemType(404, "not-found", "operator"),
     Conflict: ProblemType(409, "conflict", "operator"),
+    StoreUnavailable: ProblemType(503, "store-unavailable", "both"),
     DataUnavailable: ProblemType(503, "data-unavailable", "both"),
     Unavailable: ProblemType(503, "unavailable", "both"),
     RegionlockError: ProblemType(500, "internal", "both"),

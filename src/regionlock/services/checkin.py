@@ -233,7 +233,12 @@ class CheckinService:
             if len(batch) == 1:
                 return [exc], None
             # Nothing of the group was recorded (it was one transaction): each on its own now.
-            log.warning("a group of %d check-ins failed (%r); retrying one by one", len(batch), exc)
+            log.warning(
+                "a group of %d check-ins failed (%s: %.200s); retrying one by one",
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
         out: list[Verdict | Exception] = []
         generation: tuple[int, int] | None = None
         for prepared in batch:

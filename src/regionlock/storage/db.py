@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
-from regionlock.domain.errors import InvalidInput
+from regionlock.domain.errors import DataUnavailable, InvalidInput
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -42,6 +42,59 @@ def epoch_ms(t: datetime) -> int:
 
 
 DEFAULT_URL = "sqlite:///regionlock.db"
+# How long a client should wait before trying again while the store is unreachable.
+STORE_RETRY_AFTER_S = 5
+# How long connecting to PostgreSQL may take before the store counts as unreachable.
+PG_CONNECT_TIMEOUT_S = 5
+
+
+class StoreUnavailable(DataUnavailable):
+    """The store cannot be reached or cannot take the work right now (a server restarting or
+    failing over, a killed connection, a full disk, a writer lock held too long). Nothing of
+    the failed unit of work was kept; the same request may succeed later."""
+
+    retry_after_s = STORE_RETRY_AFTER_S
+
+
+def _driver_errors(dialect: Dialect) -> tuple[type[BaseException], ...]:
+    """The driver's errors that may mean "the store is unavailable" (`_is_outage` decides)."""
+    if dialect == "sqlite":
+        return (sqlite3.OperationalError,)
+    import psycopg
+
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+# SQLite's primary result codes for a store that cannot take the work now, as opposed to a
+# statement that is wrong (https://www.sqlite.org/rescode.html).
+_SQLITE_OUTAGE = {
+    5,  # SQLITE_BUSY
+    6,  # SQLITE_LOCKED
+    7,  # SQLITE_NOMEM
+    8,  # SQLITE_READONLY
+    10,  # SQLITE_IOERR
+    11,  # SQLITE_CORRUPT
+    13,  # SQLITE_FULL
+    14,  # SQLITE_CANTOPEN
+    15,  # SQLITE_PROTOCOL
+}
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether a driver error means the store is unavailable (lost or refused connection, a
+    full disk, a lock held too long, a server-side failure of the operation) rather than a
+    defect in the statement, which stays an internal error."""
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is None or code & 0xFF in _SQLITE_OUTAGE  # None: our writer lock's timeout
+    return True
+
+
+def _brief(exc: BaseException) -> str:
+    """The driver's message on one line, bounded (a message that grows with every retry
+    must not grow the log)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +213,20 @@ WRITER_LOCK_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
 
 
+def _pg_ready(conn: Any) -> bool:
+    """Whether a PostgreSQL connection can start a new unit of work: open, not broken, idle,
+    and out of pipeline mode."""
+    from psycopg import pq
+
+    if conn.closed or conn.broken:
+        return False
+    info = conn.info
+    return bool(
+        info.transaction_status == pq.TransactionStatus.IDLE
+        and info.pipeline_status == pq.PipelineStatus.OFF
+    )
+
+
 class _Checkpointer:
     """Copies SQLite's write-ahead log back into the database file on its own thread.
 
@@ -242,7 +309,9 @@ class Database:
         else:
             import psycopg
 
-            conn = psycopg.connect(self.url.url, autocommit=True)
+            conn = psycopg.connect(
+                self.url.url, autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT_S
+            )
             if self.schema:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f'SET search_path TO "{self.schema}"')
@@ -252,17 +321,48 @@ class Database:
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self.dialect == "postgresql" and (conn.closed or conn.broken):
-            # The server went away (restart, failover, a killed backend): the operation that
-            # found out has failed; this one gets a new connection instead of the dead one.
-            with self._registry_lock, suppress(ValueError):
-                self._connections.remove(conn)
-            with suppress(Exception):
-                conn.close()
+        if conn is not None and self.dialect == "postgresql" and not _pg_ready(conn):
+            # The server went away (restart, failover, a killed backend), or a failure left
+            # the connection mid-transaction or mid-pipeline ("ACTIVE, pipeline ABORTED"):
+            # the operation that found out has failed; this one gets a new connection.
+            self._discard(conn)
             conn = None
         if conn is None:
-            conn = self._local.conn = self._connect()
+            try:
+                conn = self._local.conn = self._connect()
+            except _driver_errors(self.dialect) as exc:
+                if not _is_outage(exc):
+                    raise
+                raise StoreUnavailable(f"cannot connect to the store: {_brief(exc)}") from None
         return conn
+
+    def _discard(self, conn: Any) -> None:
+        """Forget this thread's connection and close it (best effort)."""
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._registry_lock, suppress(ValueError):
+            self._connections.remove(conn)
+        with suppress(Exception):
+            conn.close()
+
+    @contextmanager
+    def _unavailable_on_driver_errors(self, conn: Any) -> Iterator[None]:
+        """Driver errors leave as StoreUnavailable; a PostgreSQL connection left unusable by
+        one is replaced at once, never reused."""
+        try:
+            yield
+        except _driver_errors(self.dialect) as exc:
+            if self.dialect == "postgresql" and not _pg_ready(conn):
+                self._discard(conn)
+            if not _is_outage(exc):
+                raise
+            log.warning("store unavailable: %s", _brief(exc))
+            raise StoreUnavailable(f"the store is unavailable: {_brief(exc)}") from None
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers a trivial query."""
+        with self.read() as tx:
+            tx.one("SELECT 1")
 
     def close(self) -> None:
         checkpointer, self._checkpointer = self._checkpointer, None
@@ -290,22 +390,25 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Transaction]:
-        """A read-write transaction. On SQLite, one at a time in this process."""
+        """A read-write transaction. On SQLite, one at a time in this process. A store that
+        cannot be reached or fails under it raises StoreUnavailable; nothing is kept."""
         conn = self._conn()
-        if self.dialect == "sqlite":
-            if self._checkpointer is None:
-                self._start_checkpointer()
-            with self._write_lock, self._writer_file_lock():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield Transaction(conn, "sqlite")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-        else:
-            with conn.transaction():
-                yield Transaction(conn, "postgresql")
+        with self._unavailable_on_driver_errors(conn):
+            if self.dialect == "sqlite":
+                if self._checkpointer is None:
+                    self._start_checkpointer()
+                with self._write_lock, self._writer_file_lock():
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield Transaction(conn, "sqlite")
+                    except BaseException:
+                        with suppress(sqlite3.Error):  # SQLite may have rolled back already
+                            conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+            else:
+                with conn.transaction():
+                    yield Transaction(conn, "postgresql")
 
     def _start_checkpointer(self) -> None:
         with self._registry_lock:
@@ -350,12 +453,16 @@ class Database:
     def read(self) -> Iterator[Transaction]:
         """A read-only snapshot (readers never wait for the writer)."""
         conn = self._conn()
-        if self.dialect == "sqlite":
-            conn.execute("BEGIN")
-            try:
-                yield Transaction(conn, "sqlite")
-            finally:
+        with self._unavailable_on_driver_errors(conn):
+            if self.dialect == "sqlite":
+                conn.execute("BEGIN")
+                try:
+                    yield Transaction(conn, "sqlite")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
                 conn.execute("COMMIT")
-        else:
-            with conn.transaction():
-                yield Transaction(conn, "postgresql")
+            else:
+                with conn.transaction():
+                    yield Transaction(conn, "postgresql")
