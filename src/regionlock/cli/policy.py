@@ -8,21 +8,27 @@ from datetime import UTC, date, datetime, time
 from importlib import resources
 
 import click
+from click.core import ParameterSource
 
 from regionlock.cli.locate import SignalOptions, signal_options
 from regionlock.cli.progress import input_lines
+from regionlock.cli.store import db_option, store
 from regionlock.domain.decision import decide
 from regionlock.domain.errors import InvalidInput
-from regionlock.domain.policy import DeviceFacts
+from regionlock.domain.policy import DeviceFacts, Policy
 from regionlock.geo.locator import Locator
 from regionlock.policies import load_policy
+from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.policy_tools import (
+    SimulationReport,
     diff_policies,
     history_for,
     read_fleet,
     simulate,
+    simulate_registry,
     verdict_json,
 )
+from regionlock.storage import DatabaseUrl
 
 
 def _as_of(value: str | None) -> datetime:
@@ -162,38 +168,54 @@ def diff(old: str, new: str) -> None:
 @click.option(
     "--fleet",
     "fleet_path",
-    required=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="Devices with last known location: .jsonl or .csv.",
+    help="Devices with last known location, .jsonl or .csv, instead of the registry.",
 )
+@db_option
 @click.option(
     "--against",
     type=click.Path(dir_okay=False),
-    help="The policy in force to compare with (default: no policy, all allowed).",
+    help="The policy in force to compare with (default: the registry's active policy; "
+    "with --fleet, no policy: all allowed).",
 )
 @click.option("--as-of", help="Decide as of this date; default now.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--progress/--no-progress", default=None)
+@click.option("--progress/--no-progress", default=None, help="A progress bar over --fleet.")
 def simulate_cmd(
     policy_file: str,
-    fleet_path: str,
+    fleet_path: str | None,
+    db_url: str,
     against: str | None,
     as_of: str | None,
     as_json: bool,
     progress: bool | None,
 ) -> None:
-    """How many devices per country and verdict would change if POLICY_FILE were active."""
+    """How many devices per country and verdict would change if POLICY_FILE were active.
+
+    The fleet is the registry at --db (each device at its last known place, with its days
+    there), or the file --fleet names; not both.
+    """
     pol = load_policy(policy_file)
     baseline = load_policy(against) if against else None
     when = _as_of(as_of)
-    with input_lines(fleet_path, "simulating", progress) as lines:
-        report = simulate(read_fleet(lines, fleet_path.endswith(".csv")), pol, baseline, when)
+    if fleet_path is None:
+        report, baseline = _simulate_registry(db_url, pol, baseline, when)
+        fleet = "in the registry"
+    else:
+        if (
+            click.get_current_context().get_parameter_source("db_url")
+            is ParameterSource.COMMANDLINE
+        ):
+            raise click.UsageError("give --fleet FILE or --db URL as the fleet, not both")
+        with input_lines(fleet_path, "simulating", progress) as lines:
+            report = simulate(read_fleet(lines, fleet_path.endswith(".csv")), pol, baseline, when)
+        fleet = f"in {fleet_path}"
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         base = f"{baseline.id} {baseline.version}" if baseline else "no policy"
         click.echo(
-            f"{report.devices} device(s): {pol.id} {pol.version} vs {base}, as of "
+            f"{report.devices} device(s) {fleet}: {pol.id} {pol.version} vs {base}, as of "
             f"{when.date().isoformat()}"
         )
         for name, counts in (("before", report.before), ("after", report.after)):
@@ -209,3 +231,22 @@ def simulate_cmd(
     if report.errors:
         click.echo(f"{len(report.errors)} bad record(s) skipped", err=True)
         sys.exit(1)
+
+
+def _simulate_registry(
+    db_url: str, pol: Policy, baseline: Policy | None, when: datetime
+) -> tuple[SimulationReport, Policy | None]:
+    """The report over the registry at `db_url`, against `baseline` or else its active policy
+    (as POST /v1/policies/simulate does); and the baseline used."""
+    path = DatabaseUrl.parse(db_url).path
+    if path is not None and not path.exists():
+        # Opening would create an empty registry: say where none was found instead.
+        raise click.UsageError(
+            f"no registry at {path}: give its --db URL (env REGIONLOCK_DATABASE_URL), or a "
+            "--fleet FILE"
+        )
+    with store(db_url) as stores:
+        if baseline is None:
+            active = PolicyAdmin.of(stores).active()
+            baseline = active[0] if active else None
+        return simulate_registry(stores.devices, pol, baseline, when), baseline
