@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from regionlock import __version__
 from regionlock.api.deps import State
 from regionlock.api.docs_ui import install_docs
+from regionlock.api.guards import RequestGuard
 from regionlock.api.problems import install_error_handlers
 from regionlock.api.routers import admin, audit, device, devices, policies, service
 from regionlock.clock import Clock
@@ -61,6 +62,7 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(RequestGuard)
     install_docs(app)
     app.include_router(device.router(settings))  # first: the check-in is the hot path
     app.include_router(service.api)

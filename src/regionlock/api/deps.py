@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from regionlock.clock import Clock, SimulatedClock, SystemClock
-from regionlock.domain.errors import RegionlockError
+from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.domain.inputs import text_problem
 from regionlock.geo.locator import Locator
 from regionlock.services.access import Access
 from regionlock.services.checkin import CheckinService
@@ -40,11 +41,34 @@ class PayloadTooLarge(RegionlockError):
 MAX_CHECKIN_BYTES = 64 * 1024  # docs/protocol.md
 
 
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+"""A string member of a request body: text a store can hold (no NUL, no lone surrogate)."""
+
+
 class Reason(BaseModel):
     """Why an operator acts: every state-changing request carries it in its JSON body, and
     it goes into the audit trail."""
 
-    reason: str = Field(min_length=1, max_length=500, examples=["reported stolen"])
+    reason: Text = Field(min_length=1, max_length=500, examples=["reported stolen"])
+
+
+def utf8(body: bytes, what: str) -> str:
+    """A request body as text: UTF-8 (a leading byte order mark is dropped), never guessed."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{what} is not UTF-8 (byte {exc.start} cannot be read)") from None
+    problem = text_problem(text)
+    if problem is not None:
+        raise InvalidInput(f"{what} {problem}")
+    return text
 
 
 class State:
@@ -99,10 +123,18 @@ def authenticate(state: State, authorization: str | None, role: Role) -> ApiKey:
 
 
 def require(role: Role) -> Callable[..., ApiKey]:
-    """A dependency admitting API keys with at least `role`."""
+    """A dependency admitting API keys with at least `role` (the key `RequestGuard` found
+    before reading a body, or the one the Authorization header names)."""
 
-    def check(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
-        return authenticate(state, authorization, role)
+    def check(
+        request: Request, state: StateDep, authorization: Annotated[str | None, Header()] = None
+    ) -> ApiKey:
+        found: ApiKey | None = getattr(request.state, "api_key", None)
+        if found is None:
+            return authenticate(state, authorization, role)
+        if not found.role.allows(role):
+            raise Forbidden(f"this needs the {role.value} role; the key is {found.role.value}")
+        return found
 
     return check
 

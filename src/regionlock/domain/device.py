@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -289,6 +290,15 @@ def device_id(imei: Imei, key: bytes) -> str:
     n = int.from_bytes(mac[:_ID_BYTES], "big")
     chars = [_BASE32[(n >> shift) & 31] for shift in range(_ID_BYTES * 8 - 5, -1, -5)]
     return DEVICE_ID_PREFIX + "".join(chars)
+
+
+_DEVICE_KEY = re.compile(r"dev_[a-z2-7]{1,64}|[0-9]{1,20}")
+
+
+def could_name_device(key: str) -> bool:
+    """Whether `key` has the shape of a device id or an IMEI; anything else names no device
+    and is answered as such without a look-up (a NUL or a 10 MB string never reaches a store)."""
+    return _DEVICE_KEY.fullmatch(key) is not None
 
 
 # --- the registry record -----------------------------------------------------------------------

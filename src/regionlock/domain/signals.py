@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regionlock.domain.errors import InvalidSignal
+from regionlock.domain.inputs import short_int
 
 _MCC_RE = re.compile(r"^[0-9]{3}$")
 _MNC_RE = re.compile(r"^[0-9]{2,3}$")
@@ -179,9 +180,16 @@ def parse_plmns(value: object, field: str) -> tuple[Plmn, ...]:
     return tuple(out)
 
 
+# No coordinate or accuracy is anywhere near this; past it an integer is refused before it is
+# converted (float() of a 400-digit integer overflows).
+_NUMBER_LIMIT = 10**9
+
+
 def _number(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidSignal(field, f"expected a number, got {value!r}")
+        raise InvalidSignal(field, f"expected a number, got {type(value).__name__}")
+    if isinstance(value, int) and not -_NUMBER_LIMIT <= value <= _NUMBER_LIMIT:
+        raise InvalidSignal(field, f"{short_int(value)} is out of range")
     number = float(value)
     if not math.isfinite(number):
         raise InvalidSignal(field, f"{value!r} is not a finite number")

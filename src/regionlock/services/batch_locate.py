@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regionlock.domain.errors import InvalidInput
+from regionlock.domain.inputs import load_json
 from regionlock.domain.location import Evidence, LocationEstimate
 from regionlock.domain.reading import SignalKind
 from regionlock.domain.signals import Signals, parse_signals
@@ -139,10 +140,7 @@ def _parse_line(line: str) -> tuple[Any, Signals]:
     text = line.strip()
     if not text:
         raise InvalidInput("empty line")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    obj = load_json(text, "the line")
     if not isinstance(obj, dict):
         raise InvalidInput(f"expected a JSON object, got {type(obj).__name__}")
     device_id = obj.get("id")

@@ -13,6 +13,7 @@ from typing import Any
 from regionlock.domain.decision import PresenceHistory, Verdict, decide
 from regionlock.domain.device import presence_codes
 from regionlock.domain.errors import InvalidInput
+from regionlock.domain.inputs import load_json
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.policy import DeviceFacts, Jurisdiction, Policy, Restriction
 
@@ -177,9 +178,9 @@ def read_fleet(lines: Iterable[str], csv_format: bool) -> Iterator[dict[str, Any
             yield InvalidInput(f"line {n}: empty line")
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield InvalidInput(f"line {n}: not valid JSON: {exc.msg}")
+            obj = load_json(line, f"line {n}")
+        except InvalidInput as exc:
+            yield exc
             continue
         if not isinstance(obj, dict):
             yield InvalidInput(f"line {n}: expected a JSON object")

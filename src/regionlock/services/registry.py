@@ -231,6 +231,7 @@ class Registry:
             raise InvalidInput(
                 "this device's registered key cannot derive unlock codes; re-register it"
             ) from None
+        code = unlock_code(secret, digits)  # before the audit: an entry means a code was given
         with self.db.write() as tx:
             self.audit.append(
                 tx,
@@ -241,7 +242,7 @@ class Registry:
                 reason=reason,
                 details={"challenge": format_challenge(digits)},
             )
-        return found.record.id, unlock_code(secret, digits)
+        return found.record.id, code
 
 
 def device_json(d: StoredDevice) -> dict[str, Any]:

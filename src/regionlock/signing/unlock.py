@@ -41,8 +41,10 @@ MAX_ATTEMPTS = 5  # wrong codes per challenge, on the device
 _SECRET_INFO = b"regionlock offline unlock v1 secret|"
 _CODE_PURPOSE = b"regionlock offline unlock v1 code|"
 _P = 2**255 - 19  # the field of Curve25519 and edwards25519
-_CHALLENGE = re.compile(r"\d{4}-?\d{4}")
-_CODE = re.compile(r"\d{5}-?\d{5}")
+# ASCII digits only: `\d` also takes Arabic-Indic and other digits, which `encode("ascii")`
+# then refuses (a 500 after the code was audited as issued).
+_CHALLENGE = re.compile(r"[0-9]{4}-?[0-9]{4}")
+_CODE = re.compile(r"[0-9]{5}-?[0-9]{5}")
 
 
 def ed25519_public_to_x25519(public_key: bytes) -> bytes:

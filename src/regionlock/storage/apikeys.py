@@ -99,8 +99,10 @@ class SqlApiKeyStore:
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The live key a token belongs to, or None (malformed, unknown, wrong, revoked)."""
+        if not token.isascii():  # a real token is ASCII; anything else is simply wrong
+            return None
         parts = token.split("_")
-        if len(parts) != 3 or parts[0] != "rlk":
+        if len(parts) != 3 or parts[0] != "rlk" or not parts[1].isalnum():
             return None
         key_id, secret = parts[1], parts[2]
         with self.db.read() as tx:

@@ -213,6 +213,12 @@ WRITER_LOCK_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
 
 
+def _is_data_error(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.DataError)
+
+
 def _pg_ready(conn: Any) -> bool:
     """Whether a PostgreSQL connection can start a new unit of work: open, not broken, idle,
     and out of pipeline mode."""
@@ -347,8 +353,8 @@ class Database:
 
     @contextmanager
     def _unavailable_on_driver_errors(self, conn: Any) -> Iterator[None]:
-        """Driver errors leave as StoreUnavailable; a PostgreSQL connection left unusable by
-        one is replaced at once, never reused."""
+        """Driver errors that mean an outage leave as StoreUnavailable, text PostgreSQL cannot
+        store as InvalidInput; a PostgreSQL connection left unusable is replaced, never reused."""
         try:
             yield
         except _driver_errors(self.dialect) as exc:
@@ -358,6 +364,14 @@ class Database:
                 raise
             log.warning("store unavailable: %s", _brief(exc))
             raise StoreUnavailable(f"the store is unavailable: {_brief(exc)}") from None
+        except Exception as exc:
+            # The last line of defence for text that input validation should have refused:
+            # PostgreSQL cannot store NUL, and says so as a data error.
+            if self.dialect == "postgresql" and "NUL" in str(exc) and _is_data_error(exc):
+                if not _pg_ready(conn):
+                    self._discard(conn)
+                raise InvalidInput("text may not contain NUL characters") from None
+            raise
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers a trivial query."""

@@ -26,6 +26,7 @@ from regionlock.domain.device import (
     Imei,
     ManualExemption,
     ManualLock,
+    could_name_device,
 )
 from regionlock.domain.errors import Conflict
 from regionlock.domain.policy import Action
@@ -312,6 +313,8 @@ class SqlDeviceStore:
         return out
 
     def _load(self, tx: Transaction, key: str, lock: bool) -> StoredDevice | None:
+        if not could_name_device(key):
+            return None
         suffix = " FOR UPDATE OF d" if lock and tx.dialect == "postgresql" else ""
         row = tx.one(f"SELECT {_COLS} FROM devices d WHERE d.id = ?{suffix}", (key,))
         if row is None and key.isdigit():

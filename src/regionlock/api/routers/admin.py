@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from regionlock.api.deps import Admin, Reason, StateDep
+from regionlock.api.deps import Admin, Reason, StateDep, Text
 from regionlock.storage.apikeys import Role
 
 api = APIRouter(tags=["admin"])
 
 
 class NewKey(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     role: Role
 
 

@@ -15,7 +15,7 @@ api = APIRouter(prefix="/v1/audit", tags=["audit"])
 def audit(
     state: StateDep,
     _: Viewer,
-    after: int = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # a sequence number (BIGINT)
     subject: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
-from regionlock.api.deps import Admin, Reason, StateDep, Viewer
+from regionlock.api.deps import Admin, Reason, StateDep, Text, Viewer, utf8
 from regionlock.policies import PolicyError, parse_policy
 from regionlock.services.policy_tools import simulate_registry
 from regionlock.storage.policies import Activation
@@ -25,7 +26,7 @@ TOML_BODY = {
 
 
 class Activate(Reason):
-    policy: str = Field(min_length=1, description="The policy document (TOML).")
+    policy: Text = Field(min_length=1, description="The policy document (TOML).")
 
 
 def _active(a: Activation) -> dict[str, Any]:
@@ -70,9 +71,9 @@ def rollback_policy(body: Reason, state: StateDep, who: Admin) -> dict[str, Any]
 @api.post("/validate", openapi_extra=TOML_BODY)
 async def validate_policy(request: Request, _: Viewer) -> JSONResponse:
     """Check a TOML policy; every problem is listed with its line (nothing is stored)."""
-    text = (await request.body()).decode("utf-8", errors="replace")
+    text = utf8(await request.body(), "the policy")
     try:
-        p = parse_policy(text, "request body")
+        p = await run_in_threadpool(parse_policy, text, "request body")
     except PolicyError as exc:
         return JSONResponse(
             {
@@ -92,11 +93,12 @@ async def validate_policy(request: Request, _: Viewer) -> JSONResponse:
 async def simulate_policy(request: Request, state: StateDep, _: Viewer) -> dict[str, Any]:
     """How many registered devices per country and verdict would change if this policy
     replaced the active one (each device at its last known place)."""
-    candidate = parse_policy(
-        (await request.body()).decode("utf-8", errors="replace"), "request body"
-    )
-    active = state.policies.active()
-    report = simulate_registry(
-        state.stores.devices, candidate, active[0] if active else None, state.clock.now()
-    )
-    return report.to_json()
+    candidate = parse_policy(utf8(await request.body(), "the policy"), "request body")
+
+    def simulate() -> dict[str, Any]:
+        active = state.policies.active()
+        return simulate_registry(
+            state.stores.devices, candidate, active[0] if active else None, state.clock.now()
+        ).to_json()
+
+    return await run_in_threadpool(simulate)
