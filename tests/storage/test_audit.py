@@ -6,7 +6,7 @@ import itertools
 import threading
 
 from regionlock.storage import Database
-from regionlock.storage.audit import SqlAuditStore
+from regionlock.storage.audit import SqlAuditStore, entry_hash
 from regionlock.storage.migrate import available, current_version, migrate
 
 
@@ -64,6 +64,35 @@ def test_tampering_is_detected_and_located(db: Database) -> None:
     assert not result.ok
     assert result.first_broken == 4
     assert "entry 4 was altered" in result.problem
+
+
+def rewrite(db: Database, store: SqlAuditStore, seq: int, reason: str) -> None:
+    """Rewrite entry `seq`'s reason as a forger would: with its own hash recomputed over the
+    new content and its stored prev_hash, so the entry checks out on its own."""
+    e = store.entries(after=seq - 1, limit=1)[0]
+    digest = entry_hash(e.seq, e.at, e.actor, e.action, e.subject, reason, e.details, e.prev_hash)
+    with db.write() as tx:
+        tx.execute("UPDATE audit SET reason = ?, hash = ? WHERE seq = ?", (reason, digest, seq))
+
+
+def test_an_entry_rewritten_with_its_hash_recomputed_breaks_the_next_link(db: Database) -> None:
+    """Entry 3 alone verifies after the rewrite; what gives it away is entry 4, which
+    committed to entry 3's old hash: its prev_hash no longer equals entry 3's hash."""
+    store = SqlAuditStore(db)
+    add(db, store, 6)
+    rewrite(db, store, 3, "nothing to see")
+    result = store.verify()
+    assert (result.ok, result.first_broken, result.checked) == (False, 4, 3)
+    assert "entry 4" in result.problem and "entry 3" in result.problem
+
+
+def test_the_last_entry_rewritten_with_its_hash_recomputed_is_detected(db: Database) -> None:
+    """No later entry commits to the last one: the head row, which holds its hash, does."""
+    store = SqlAuditStore(db)
+    add(db, store, 6)
+    rewrite(db, store, 6, "nothing to see")
+    result = store.verify()
+    assert (result.ok, result.first_broken) == (False, 6)
 
 
 def test_deleting_an_entry_is_detected(db: Database) -> None:
