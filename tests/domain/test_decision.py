@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from regionlock.domain.decision import PresenceHistory, decide
@@ -90,51 +90,151 @@ histories = st.builds(
 )
 
 
-@given(devices, locations, histories, policies, restrictions)
-def test_adding_a_restriction_never_lowers_the_verdict(d, where, h, p, extra) -> None:
-    before = decide(d, where, h, p, NOW)
-    after = decide(d, where, h, replace(p, restrictions=(*p.restrictions, extra)), NOW)
-    assert after.action.severity >= before.action.severity
-    if before.action is Action.LOCK:
-        assert after.action is Action.LOCK
+@dataclass(frozen=True)
+class Case:
+    """One decision to make: a device at a place, with its history, under a policy."""
+
+    device: DeviceFacts
+    where: LocationEstimate
+    history: PresenceHistory
+    policy: Policy
+
+    def verdict(self) -> Action:
+        return decide(self.device, self.where, self.history, self.policy, NOW).action
 
 
-@given(devices, locations, histories, policies, st.booleans())
-def test_exemptions_always_win(d, where, h, p, by_batch) -> None:
+# Independent draws almost never lock: a lock needs a LOCK rule on the very place drawn,
+# active today, covering the model, confident presence evidence, enough days there or a first
+# activation there, and no pending escalation. `settled` builds such cases on purpose.
+random_cases = st.builds(Case, devices, locations, histories, policies)
+
+
+@st.composite
+def settled(draw: st.DrawFn) -> Case:
+    """A device at a known place under a LOCK rule on it, among other rules; scope, presence,
+    first activation and escalation are left to chance often enough that some fall short."""
+    country, sub = draw(st.sampled_from([p for p in PLACES if p[0] is not None]))
+    code = draw(st.sampled_from([country] if sub is None else [country, sub]))
+    today = NOW.date()
+    start = today - timedelta(days=draw(st.integers(0, 4000)))
+    end = draw(st.one_of(st.none(), st.dates(today + timedelta(days=1), date(2030, 1, 1))))
+    min_days = draw(st.integers(0, 5))
+    warn_days = draw(st.sampled_from([0, 0, 0, 2]))
+    model = draw(st.sampled_from(["X1", "X2", "X3"]))
+    rule = Restriction(
+        "lock-here",
+        (Jurisdiction(code, code, start, end),),
+        Action.LOCK,
+        Scope(models=frozenset(draw(st.sampled_from([(), (), (model,), ("X1",)])))),
+        Presence(min_days=min_days, window_days=14),
+        warn_days,
+    )
+    others = draw(st.lists(restrictions, max_size=3))
+    at = draw(st.integers(0, len(others)))
+    min_conf = draw(st.floats(0.3, 0.9))
+    policy = Policy("p", "1", "", (*others[:at], rule, *others[at:]), min_lock_confidence=min_conf)
+    first = draw(st.sampled_from([None, country, "DE"]))
+    device = DeviceFacts(
+        "dev-1",
+        model=model,
+        first_country=first,
+        first_subdivision=sub if first == country else None,
+        batch="B7",
+    )
+    flags = draw(st.lists(st.sampled_from(["vpn_suspected", "roaming", "signals_disagree"])))
+    where = loc(country, sub, draw(st.floats(min_conf, 1.0)), tuple(sorted(set(flags))))
+    days = draw(st.integers(0, 10))
+    warned = draw(st.one_of(st.none(), st.integers(0, 13)))
+    history = PresenceHistory(
+        {
+            today - timedelta(days=d): frozenset({country, sub or country})
+            for d in range(1, days + 1)
+        },
+        {} if warned is None else {"lock-here": today - timedelta(days=warned)},
+    )
+    return Case(device, where, history, policy)
+
+
+# Share of locks, measured with `event` (pytest --hypothesis-show-statistics, seeds 1-20 of
+# 100 examples each): the case as each property draws it locks in 35-42 % of examples (mean
+# per property; 15 % in the leanest run), and 1,882 of 5,000 draws of `cases` lock (38 %).
+# Independent draws alone: 0 of 2,000.
+cases = st.one_of(random_cases, settled(), settled())
+
+
+def outcome(label: str, locks: bool) -> None:
+    event(f"{label}: {'lock' if locks else 'no lock'}")
+
+
+@given(cases, restrictions)
+def test_adding_a_restriction_never_lowers_the_verdict(c: Case, extra: Restriction) -> None:
+    before = c.verdict()
+    outcome("before", before is Action.LOCK)
+    after = decide(
+        c.device,
+        c.where,
+        c.history,
+        replace(c.policy, restrictions=(*c.policy.restrictions, extra)),
+        NOW,
+    ).action
+    assert after.severity >= before.severity
+    if before is Action.LOCK:
+        assert after is Action.LOCK
+
+
+@given(cases, st.booleans())
+def test_exemptions_always_win(c: Case, by_batch: bool) -> None:
+    outcome("without the exemption", c.verdict() is Action.LOCK)
     exemption = (
         Exemption("appeal 42", batch="B7")
         if by_batch
         else Exemption("appeal 42", device="dev-1", until=date(2027, 1, 1))
     )
-    v = decide(d, where, h, replace(p, exemptions=(exemption,)), NOW)
+    v = decide(c.device, c.where, c.history, replace(c.policy, exemptions=(exemption,)), NOW)
     assert v.action is Action.ALLOW
     assert v.reasons == ("exemption.batch" if by_batch else "exemption.device",)
 
 
-@given(devices, locations, histories, policies, st.floats(0.0, 1.0))
-def test_lowering_confidence_never_raises_the_verdict(d, where, h, p, factor) -> None:
-    before = decide(d, where, h, p, NOW)
-    after = decide(d, where._replace(confidence=where.confidence * factor), h, p, NOW)
-    assert after.action.severity <= before.action.severity
-    if before.action is Action.WARN:
-        assert after.action is not Action.LOCK
+@given(cases, st.floats(0.0, 1.0))
+def test_lowering_confidence_never_raises_the_verdict(c: Case, factor: float) -> None:
+    before = c.verdict()
+    outcome("before", before is Action.LOCK)
+    lowered = c.where._replace(confidence=c.where.confidence * factor)
+    after = decide(c.device, lowered, c.history, c.policy, NOW).action
+    assert after.severity <= before.severity
+    if before is Action.WARN:
+        assert after is not Action.LOCK
 
 
-@given(devices, locations, histories, policies)
-def test_verdicts_are_deterministic(d, where, h, p) -> None:
-    assert decide(d, where, h, p, NOW) == decide(d, where, h, p, NOW)
+@given(cases, st.floats(0.0, 1.0, exclude_max=True))
+def test_a_place_below_the_lock_confidence_never_locks(c: Case, factor: float) -> None:
+    outcome("as drawn", c.verdict() is Action.LOCK)
+    below = c.where._replace(confidence=c.policy.min_lock_confidence * factor)
+    assert decide(c.device, below, c.history, c.policy, NOW).action is not Action.LOCK
 
 
-@given(devices, histories, policies, st.sampled_from(["no_presence_evidence", "low_confidence"]))
-def test_weak_evidence_never_locks(d, h, p, flag) -> None:
-    for country, sub in PLACES:
-        v = decide(d, loc(country, sub, 0.99, (flag,)), h, p, NOW)
-        assert v.action is not Action.LOCK
+@given(cases)
+def test_verdicts_are_deterministic(c: Case) -> None:
+    assert decide(c.device, c.where, c.history, c.policy, NOW) == decide(
+        c.device, c.where, c.history, c.policy, NOW
+    )
 
 
-@given(devices, histories, policies)
-def test_unknown_location_never_restricts_by_place(d, h, p) -> None:
-    v = decide(replace(d, first_country=None), loc(None, None), h, p, NOW)
+@given(cases, st.sampled_from(["no_presence_evidence", "low_confidence"]))
+def test_weak_evidence_never_locks(c: Case, flag: str) -> None:
+    places = [c.where, *(loc(country, sub, 0.99) for country, sub in PLACES)]
+    strong = [decide(c.device, w, c.history, c.policy, NOW).action for w in places]
+    outcome("without the flag", Action.LOCK in strong)
+    for w in places:
+        weak = w._replace(flags=tuple(sorted({*w.flags, flag})))
+        assert decide(c.device, weak, c.history, c.policy, NOW).action is not Action.LOCK
+
+
+@given(cases)
+def test_unknown_location_never_restricts_by_place(c: Case) -> None:
+    d = replace(c.device, first_country=None)
+    outcome("at its place", decide(d, c.where, c.history, c.policy, NOW).action is Action.LOCK)
+    v = decide(d, loc(None, None), c.history, c.policy, NOW)
     assert v.action is Action.ALLOW
     assert v.reasons == ("location.unknown",)
 
@@ -146,6 +246,38 @@ def test_presence_counts_distinct_days_in_the_window() -> None:
     assert h.days_in("IR", today, 14, present_today=True) == 3
     assert h.days_in("IR-23", today, 30) == 3
     assert h.days_in("SY", today, 30) == 0
+
+
+IRAN = Jurisdiction("IR", "Iran", date(2020, 1, 1))
+
+
+def presence_verdict(min_days: int, days_ago: tuple[int, ...]) -> tuple[Action, str]:
+    """The verdict in Tehran today under a 14-day window, for a device also seen there
+    `days_ago` (today is day 1 of the window, 13 days ago its day 14, 14 days ago day 15)."""
+    rule = Restriction(
+        "r", (IRAN,), Action.LOCK, presence=Presence(min_days=min_days, window_days=14)
+    )
+    history = PresenceHistory({NOW.date() - timedelta(days=d): frozenset({"IR"}) for d in days_ago})
+    v = decide(DeviceFacts("d"), loc("IR", "IR-23"), history, Policy("p", "1", "", (rule,)), NOW)
+    return v.action, v.reasons[-1]
+
+
+def test_the_fourteenth_day_of_a_14_day_window_counts_and_the_fifteenth_does_not() -> None:
+    today = NOW.date()
+    h = PresenceHistory({today - timedelta(days=d): frozenset({"IR"}) for d in (13, 14)})
+    assert h.days_in("IR", today, 14) == 1  # 13 days ago (day 14) in, 14 days ago (day 15) out
+    assert h.days_in("IR", today, 15) == 2
+    # With min_days 1, today plus one more day establishes presence; that day must be in.
+    assert presence_verdict(1, (13,)) == (Action.LOCK, "presence.established")
+    assert presence_verdict(1, (14,)) == (Action.WARN, "presence.grace")
+
+
+def test_presence_is_established_above_min_days_not_at_it() -> None:
+    # Today and 2 earlier days: 3 days, not more than min_days 3 (traveller grace); a 4th locks.
+    assert presence_verdict(3, (1, 2)) == (Action.WARN, "presence.grace")
+    assert presence_verdict(3, (1, 2, 3)) == (Action.LOCK, "presence.established")
+    # min_days 0 (the default): today alone is more than 0 days.
+    assert presence_verdict(0, ()) == (Action.LOCK, "presence.established")
 
 
 def test_warn_before_lock_escalates_after_the_warning_days() -> None:
