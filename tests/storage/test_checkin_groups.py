@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,22 @@ def service_on(db: Database, locator: Locator) -> CheckinService:
 
 def kinds(outcomes: list[Any]) -> list[str]:
     return [type(o).__name__ if isinstance(o, Exception) else o["verdict"] for o in outcomes]
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Yield to the event loop until `condition` holds. The bound only turns a hang into a
+    failure; nothing here depends on how long anything takes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.001)
+
+
+def waiting(queue: CheckinQueue) -> int:
+    """Check-ins queued and not yet taken by a worker thread."""
+    return queue._queue.qsize()
 
 
 def test_a_group_with_refusals_records_exactly_the_good_ones(
@@ -220,10 +236,12 @@ def test_the_queue_answers_every_caller_and_groups_under_load(
     fleet = registered(db, 40)
     service = service_on(db, locator)
     sizes: list[int] = []
+    gate = threading.Event()
     real = service.check_in_many
 
     def counted(calls: Any) -> Any:
         sizes.append(len(calls))
+        gate.wait(60)  # load: the threads are busy while the other callers arrive
         return real(calls)
 
     monkeypatch.setattr(service, "check_in_many", counted)
@@ -232,11 +250,17 @@ def test_the_queue_answers_every_caller_and_groups_under_load(
     async def main() -> list[Any]:
         calls = [call(fleet, i, 1, i % len(PLACES)) for i in range(40)]
         calls.append(call(fleet, 0, 1, 0))  # a replayed counter
-        return await asyncio.gather(*(queue.check_in(c) for c in calls), return_exceptions=True)
+        asked = [asyncio.ensure_future(queue.check_in(c)) for c in calls]
+        # Every check-in is in a group a thread holds, or queued. Only the loop thread queues
+        # and `sizes` is read first, so a check-in moving to a thread is never counted twice.
+        await until(lambda: sum(sizes) + waiting(queue) == 41, "all 41 were taken or queued")
+        gate.set()
+        return await asyncio.gather(*asked, return_exceptions=True)
 
     try:
         outcomes = asyncio.run(main())
     finally:
+        gate.set()  # on a failure, do not leave the threads waiting
         queue.close()
     assert sum(sizes) == 41 and max(sizes) <= 16
     assert len(sizes) < 41  # callers that arrived together were grouped
@@ -254,11 +278,12 @@ def test_a_full_queue_refuses_at_once_and_loses_nothing_it_took(
 ) -> None:
     fleet = registered(db, 12)
     service = service_on(db, locator)
-    gate = threading.Event()
+    taken, gate = threading.Event(), threading.Event()
     real = service.check_in_many
 
     def stuck(calls: Any) -> Any:
-        gate.wait(10)  # a database that hangs: the thread holds its group, the rest pile up
+        taken.set()
+        gate.wait(60)  # a database that hangs: the thread holds its group, the rest pile up
         return real(calls)
 
     monkeypatch.setattr(service, "check_in_many", stuck)
@@ -266,15 +291,20 @@ def test_a_full_queue_refuses_at_once_and_loses_nothing_it_took(
 
     async def main() -> list[Any]:
         first = asyncio.ensure_future(queue.check_in(call(fleet, 0, 1, 0)))
-        await asyncio.sleep(0.2)  # the thread has taken it and is stuck on it
+        await until(taken.is_set, "the thread took the first check-in and hangs on it")
         rest = [asyncio.ensure_future(queue.check_in(call(fleet, i, 1, 2))) for i in range(1, 12)]
-        await asyncio.sleep(0.05)
+        # Nothing is answered while the thread hangs: a caller done was refused.
+        await until(
+            lambda: sum(f.done() for f in rest) + waiting(queue) == 11,
+            "each of the other 11 was queued or refused",
+        )
         gate.set()
         return await asyncio.gather(first, *rest, return_exceptions=True)
 
     try:
         outcomes = asyncio.run(main())
     finally:
+        gate.set()  # on a failure, do not leave the threads waiting
         queue.close()
     busy = [o for o in outcomes if isinstance(o, ServiceBusy)]
     answered = [o for o in outcomes if isinstance(o, dict)]
