@@ -119,6 +119,7 @@ def test_every_key_is_known_to_both() -> None:
         ('action = "lock"\nfrom', 'action = "block"\nfrom'),
         ('grace_action = "allow"', 'grace_action = "lock"'),
         ("min_days = 3", "min_days = 3\nmax_days = 9"),
+        ('part_action = "warn"', 'part_action = "explode"'),
         ('device = "356938035643809"', 'device = "356938035643809"\nbatch = "B1"'),
     ],
 )

@@ -6,8 +6,10 @@ The order of judgement, each step written so that a wrong lock is the hardest ou
 2. An unknown location never restricts (`location.unknown`).
 3. Each restriction in scope whose jurisdiction contains the location, active on the date,
    proposes its action (`jurisdiction.restricted`). A lock then has to pass, in turn:
-   - extent: a jurisdiction covered only in part (e.g. occupied areas of an oblast) warns
-     unless the rule says `part_action = "lock"` (`jurisdiction.partial`);
+   - extent: a jurisdiction covered only in part (e.g. occupied areas of an oblast) becomes
+     the rule's `part_action`: warn by default, lock or allow if the rule says so
+     (`jurisdiction.partial`); a place narrowed to several candidate subdivisions is judged
+     as its least covered candidate;
    - evidence: a place named only by IP or SIM, with no GPS or serving network behind it,
      warns (`location.no_presence_evidence`); below the policy's minimum confidence, or with
      `low_confidence`, it warns (`confidence.low`). A VPN flag alone changes nothing: it
@@ -240,26 +242,29 @@ def _where(location: LocationEstimate) -> str:
 
 
 def _matching(rule: Restriction, location: LocationEstimate, today: date) -> Jurisdiction | None:
-    for j in rule.jurisdictions:
-        if j.active(today) and j.contains(location.country, location.subdivision):
-            return j
-    if location.subdivision is None and location.subdivisions:
-        # The evidence narrows the place to a few subdivisions without telling which: if the
-        # rule restricts every one of them, the device is in a restricted place either way.
-        found = [
-            next(
-                (
-                    j
-                    for j in rule.jurisdictions
-                    if j.active(today) and j.contains(location.country, s)
-                ),
-                None,
-            )
-            for s in location.subdivisions
+    """The rule's jurisdiction that restricts this place today, if any.
+
+    Where several entries restrict the place, one covering it in full wins over one covering
+    it only in part (a missed lock otherwise). A place narrowed to several subdivisions
+    matches only when the rule restricts every candidate, and then as the least covered of
+    them: if one is restricted only in part, the device may be in its uncovered rest.
+    """
+
+    def best(subdivision: str | None) -> Jurisdiction | None:
+        hits = [
+            j
+            for j in rule.jurisdictions
+            if j.active(today) and j.contains(location.country, subdivision)
         ]
+        return next((j for j in hits if j.extent == "whole"), hits[0] if hits else None)
+
+    if location.subdivision is None and location.subdivisions:
+        found = [best(s) for s in location.subdivisions]
         if all(found):
-            return found[0]
-    return None
+            return next((j for j in found if j is not None and j.extent != "whole"), found[0])
+        # Not every candidate is restricted: whichever the device is in, the rule cannot say.
+        return None
+    return best(location.subdivision)
 
 
 def _judge(

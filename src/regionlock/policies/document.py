@@ -367,6 +367,8 @@ def _restrictions(
         js, regimes = _restricted(r, t, path, presets)
         used.extend(regimes)
         presence = _presence(r, t.get("presence"), f"{path}.presence")
+        # What a lock becomes over a code covered only in part (extent = "part").
+        part_action = r.choice(t, "part_action", path, Action, Action.WARN)
         if action is None:
             continue
         out.append(
@@ -379,6 +381,7 @@ def _restrictions(
                 warn_days=r.integer(t, "warn_days", path, 0, 0, 365),
                 message=r.text(t, "message", path, limit=350),
                 contact=r.text(t, "contact", path, limit=200),
+                part_action=part_action,
             )
         )
     return out, used
