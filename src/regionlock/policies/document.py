@@ -296,8 +296,7 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
         raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
     r = _Reader(text, names)
     r.keys(doc, "", _SECTIONS)
-    head = r.table(doc.get("policy"), "policy")
-    pid, version, confidence = _head(r, head)
+    head = _head(r, r.table(doc.get("policy"), "policy"))
     lease = _lease(r, doc.get("lease"))
     rule_ids: set[str] = set()  # restrictions and activation rules share one namespace
     restrictions, regimes = _restrictions(r, doc.get("restriction", []), presets, rule_ids)
@@ -306,22 +305,34 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
     if r.problems:
         raise PolicyError(source, r.problems)
     return Policy(
-        id=pid,
-        version=version,
-        description=r.text(head, "description", "policy", limit=2000),
+        id=head.id,
+        version=head.version,
+        description=head.description,
         restrictions=tuple(restrictions),
         activation_rules=tuple(activation),
         exemptions=tuple(exemptions),
-        min_lock_confidence=confidence,
+        min_lock_confidence=head.min_lock_confidence,
         lease=lease,
-        message=r.text(head, "message", "policy", limit=350),
-        contact=r.text(head, "contact", "policy", limit=200),
+        message=head.message,
+        contact=head.contact,
         regimes=tuple(dict.fromkeys(regimes)),
     )
 
 
-def _head(r: _Reader, head: dict[str, Any]) -> tuple[str, str, float]:
-    """The [policy] table's id, version and min_lock_confidence."""
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """The [policy] table, checked."""
+
+    id: str
+    version: str
+    description: str
+    min_lock_confidence: float
+    message: str
+    contact: str
+
+
+def _head(r: _Reader, head: dict[str, Any]) -> _Head:
+    """The [policy] table: every key checked here, with the other problems."""
     r.keys(head, "policy", _HEAD_KEYS)
     pid = r.ident(head, "id", "policy")
     version = r.ident(head, "version", "policy")
@@ -329,7 +340,14 @@ def _head(r: _Reader, head: dict[str, Any]) -> tuple[str, str, float]:
     if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 <= conf <= 1:
         r.fail("policy.min_lock_confidence", f"{conf!r} is not a number in [0, 1]")
         conf = 0.7
-    return pid, version, float(conf)
+    return _Head(
+        id=pid,
+        version=version,
+        description=r.text(head, "description", "policy", limit=2000),
+        min_lock_confidence=float(conf),
+        message=r.text(head, "message", "policy", limit=350),
+        contact=r.text(head, "contact", "policy", limit=200),
+    )
 
 
 def _lease(r: _Reader, obj: Any) -> Lease:
@@ -366,7 +384,12 @@ def _restrictions(
         action = r.choice(t, "action", path, Action, None)
         js, regimes = _restricted(r, t, path, presets)
         used.extend(regimes)
+        # Every key is checked even when the action is bad: all problems in one pass.
+        scope = _scope(r, t.get("scope"), f"{path}.scope")
         presence = _presence(r, t.get("presence"), f"{path}.presence")
+        warn_days = r.integer(t, "warn_days", path, 0, 0, 365)
+        message = r.text(t, "message", path, limit=350)
+        contact = r.text(t, "contact", path, limit=200)
         # What a lock becomes over a code covered only in part (extent = "part").
         part_action = r.choice(t, "part_action", path, Action, Action.WARN)
         if action is None:
@@ -376,11 +399,11 @@ def _restrictions(
                 id=rid,
                 jurisdictions=tuple(js),
                 action=action,
-                scope=_scope(r, t.get("scope"), f"{path}.scope"),
+                scope=scope,
                 presence=presence,
-                warn_days=r.integer(t, "warn_days", path, 0, 0, 365),
-                message=r.text(t, "message", path, limit=350),
-                contact=r.text(t, "contact", path, limit=200),
+                warn_days=warn_days,
+                message=message,
+                contact=contact,
                 part_action=part_action,
             )
         )
@@ -448,17 +471,12 @@ def _activation_rules(r: _Reader, raw: Any, rule_ids: set[str]) -> list[Activati
             else:
                 countries |= got
         action = r.choice(t, "action", path, Action, None)
+        # Every key is checked even when the action is bad: all problems in one pass.
+        scope = _scope(r, t.get("scope"), f"{path}.scope")
+        message = r.text(t, "message", path, limit=350)
+        contact = r.text(t, "contact", path, limit=200)
         if action is not None:
-            out.append(
-                ActivationRule(
-                    aid,
-                    frozenset(countries),
-                    action,
-                    _scope(r, t.get("scope"), f"{path}.scope"),
-                    r.text(t, "message", path, limit=350),
-                    r.text(t, "contact", path, limit=200),
-                )
-            )
+            out.append(ActivationRule(aid, frozenset(countries), action, scope, message, contact))
     return out
 
 
