@@ -98,7 +98,7 @@ class _Reader:
         header = re.compile(rf"^\s*\[\[?\s*{table}\s*\]\]?\s*$")
         starts = [i for i, line in enumerate(self.lines) if header.match(line)]
         if not starts:
-            return None
+            return self._top_level_line(table)
         n = int(index) if index is not None else 0
         if n >= len(starts):
             return None
@@ -122,6 +122,16 @@ class _Reader:
                 return i + 1
         return start + 1
 
+    def _top_level_line(self, key: str) -> int | None:
+        """The line of `key = ...` before the first table header, if it is there."""
+        assignment = re.compile(rf"^\s*{key}\s*=")
+        for i, line in enumerate(self.lines):
+            if re.match(r"^\s*\[", line):
+                return None
+            if assignment.match(line):
+                return i + 1
+        return None
+
     def table(self, obj: Any, path: str) -> dict[str, Any]:
         if obj is None:
             return {}
@@ -129,6 +139,22 @@ class _Reader:
             self.fail(path, "must be a table")
             return {}
         return obj
+
+    def array_of_tables(self, doc: dict[str, Any], section: str) -> list[Any]:
+        """The entries of a `[[section]]` array; anything else is refused, never dropped."""
+        raw = doc.get(section)
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            # `[restriction]` (one pair of brackets) makes a single table: without this, the
+            # rule would vanish and the policy would be accepted restricting nothing.
+            self.fail(
+                section,
+                f"must be an array of tables: write [[{section}]] (two pairs of brackets) "
+                "above each entry",
+            )
+            return []
+        return raw
 
     def keys(self, obj: dict[str, Any], path: str, allowed: set[str]) -> None:
         for key in sorted(set(obj) - allowed):
@@ -216,7 +242,7 @@ def load_regime(text: str, source: str, names: Names) -> Regime:
     head = r.table(doc.get("regime"), "regime")
     rid = r.ident(head, "id", "regime")
     out = []
-    for i, item in enumerate(doc.get("jurisdiction", [])):
+    for i, item in enumerate(r.array_of_tables(doc, "jurisdiction")):
         path = f"jurisdiction[{i}]"
         item = r.table(item, path)
         j = _jurisdiction(r, item, path, rid, None, None)
@@ -299,9 +325,11 @@ def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Reg
     head = _head(r, r.table(doc.get("policy"), "policy"))
     lease = _lease(r, doc.get("lease"))
     rule_ids: set[str] = set()  # restrictions and activation rules share one namespace
-    restrictions, regimes = _restrictions(r, doc.get("restriction", []), presets, rule_ids)
-    activation = _activation_rules(r, doc.get("activation", []), rule_ids)
-    exemptions = _exemptions(r, doc.get("exemption", []))
+    restrictions, regimes = _restrictions(
+        r, r.array_of_tables(doc, "restriction"), presets, rule_ids
+    )
+    activation = _activation_rules(r, r.array_of_tables(doc, "activation"), rule_ids)
+    exemptions = _exemptions(r, r.array_of_tables(doc, "exemption"))
     if r.problems:
         raise PolicyError(source, r.problems)
     return Policy(
@@ -371,12 +399,12 @@ def _rule_id(r: _Reader, t: dict[str, Any], path: str, seen: set[str]) -> str:
 
 
 def _restrictions(
-    r: _Reader, raw: Any, presets: Mapping[str, Regime], rule_ids: set[str]
+    r: _Reader, raw: list[Any], presets: Mapping[str, Regime], rule_ids: set[str]
 ) -> tuple[list[Restriction], list[str]]:
     """The [[restriction]] rules, and the regime presets they use (in order, repeats kept)."""
     out: list[Restriction] = []
     used: list[str] = []
-    for i, item in enumerate(raw if isinstance(raw, list) else []):
+    for i, item in enumerate(raw):
         path = f"restriction[{i}]"
         t = r.table(item, path)
         r.keys(t, path, _RESTRICTION_KEYS)
@@ -456,9 +484,9 @@ def _presence(r: _Reader, obj: Any, path: str) -> Presence:
     return Presence(min_days, window, first_locks, grace)
 
 
-def _activation_rules(r: _Reader, raw: Any, rule_ids: set[str]) -> list[ActivationRule]:
+def _activation_rules(r: _Reader, raw: list[Any], rule_ids: set[str]) -> list[ActivationRule]:
     out: list[ActivationRule] = []
-    for i, item in enumerate(raw if isinstance(raw, list) else []):
+    for i, item in enumerate(raw):
         path = f"activation[{i}]"
         t = r.table(item, path)
         r.keys(t, path, _ACTIVATION_KEYS)
@@ -480,9 +508,9 @@ def _activation_rules(r: _Reader, raw: Any, rule_ids: set[str]) -> list[Activati
     return out
 
 
-def _exemptions(r: _Reader, raw: Any) -> list[Exemption]:
+def _exemptions(r: _Reader, raw: list[Any]) -> list[Exemption]:
     out: list[Exemption] = []
-    for i, item in enumerate(raw if isinstance(raw, list) else []):
+    for i, item in enumerate(raw):
         path = f"exemption[{i}]"
         t = r.table(item, path)
         r.keys(t, path, _EXEMPTION_KEYS)
