@@ -121,7 +121,7 @@ def test_every_key_is_known_to_both() -> None:
         ("min_days = 3", "min_days = 3\nmax_days = 9"),
         ('part_action = "warn"', 'part_action = "explode"'),
         ("[[exemption]]", "[exemption]"),
-        ('contact = "c"\n\n[lease]', 'contact = 42\n\n[lease]'),
+        ('contact = "c"\n\n[lease]', "contact = 42\n\n[lease]"),
         ('device = "356938035643809"', 'device = "356938035643809"\nbatch = "B1"'),
     ],
 )

@@ -65,7 +65,13 @@ def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file; PolicyError lists every problem with its line."""
     p = Path(path)
     try:
-        text = p.read_text("utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise PolicyError(str(p), [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8-sig")  # TOML is UTF-8; a leading byte order mark is dropped
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problem = f"not UTF-8 (byte {exc.start} cannot be read); TOML files are UTF-8"
+        raise PolicyError(str(p), [Problem("", problem, line)]) from None
     return parse_policy(text, str(p))

@@ -8,6 +8,7 @@ can be found, its line, so that a bad policy is fixed in one pass and can never 
 from __future__ import annotations
 
 import re
+import reprlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ from regionlock.domain.regions import expand
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 _SUBDIVISION_RE = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Values are echoed in problems: a bounded repr, so that a megabyte string or a structure
+# nested thousands deep gives a short message and never a RecursionError.
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 5
+
+
+def _show(value: object) -> str:
+    return _REPR.repr(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +90,35 @@ class Names:
         return (self.subdivisions if "-" in code else self.countries).get(code)
 
 
+def _load_toml(text: str, source: str) -> dict[str, Any]:
+    """`tomllib.loads`, with every way it can fail turned into a PolicyError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from a JSON "\ud800" escape
+        line = text.count("\n", 0, exc.start) + 1
+        char = f"U+{ord(text[exc.start]):04X}"
+        raise PolicyError(
+            source, [Problem("", f"not UTF-8 text: {char} (a lone surrogate) on this line", line)]
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        # tomllib recurses once per level of nesting: thousands of [ or { exhaust the stack.
+        problem = "not valid TOML: nested too deeply (arrays, inline tables or dotted keys)"
+        raise PolicyError(source, [Problem("", problem)]) from None
+    except ValueError as exc:  # TOMLDecodeError, or int() refusing thousands of digits
+        message = str(exc).split(";")[0]  # drop int()'s advice on sys.set_int_max_str_digits
+        raise PolicyError(source, [Problem("", f"not valid TOML: {message}")]) from None
+
+
 class _Reader:
     """Walks the parsed TOML, collecting problems instead of stopping at the first."""
 
     def __init__(self, text: str, names: Names) -> None:
-        self.lines = text.splitlines()
+        self.lines = text.split("\n")  # TOML's newlines only (not splitlines' \x0c, \u2028)
         self.names = names
         self.problems: list[Problem] = []
+        self._headers: dict[str, list[int]] = {}
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message, self.line_of(path)))
@@ -95,8 +130,7 @@ class _Reader:
             return None
         table, index = m.group(1), m.group(2)
         rest = [k for k in m.group(3).split(".") if k]
-        header = re.compile(rf"^\s*\[\[?\s*{table}\s*\]\]?\s*$")
-        starts = [i for i, line in enumerate(self.lines) if header.match(line)]
+        starts = self._header_lines(table)
         if not starts:
             return self._top_level_line(table)
         n = int(index) if index is not None else 0
@@ -121,6 +155,13 @@ class _Reader:
             if key.match(self.lines[i]):
                 return i + 1
         return start + 1
+
+    def _header_lines(self, table: str) -> list[int]:
+        """The indexes of the lines `[table]` or `[[table]]`, found once per table."""
+        if table not in self._headers:
+            header = re.compile(rf"^\s*\[\[?\s*{table}\s*\]\]?\s*$")
+            self._headers[table] = [i for i, line in enumerate(self.lines) if header.match(line)]
+        return self._headers[table]
 
     def _top_level_line(self, key: str) -> int | None:
         """The line of `key = ...` before the first table header, if it is there."""
@@ -158,8 +199,9 @@ class _Reader:
 
     def keys(self, obj: dict[str, Any], path: str, allowed: set[str]) -> None:
         for key in sorted(set(obj) - allowed):
+            shown = key if _BARE_KEY_RE.match(key) else _show(key)
             self.fail(
-                f"{path}.{key}" if path else key,
+                f"{path}.{shown}" if path else shown,
                 f"unknown key; expected one of {', '.join(sorted(allowed))}",
             )
 
@@ -190,7 +232,7 @@ class _Reader:
         if value and not _ID_RE.match(value):
             self.fail(
                 f"{path}.{key}" if path else key,
-                f"{value!r} is not an identifier (letters, digits, . _ : -)",
+                f"{_show(value)} is not an identifier (letters, digits, . _ : -)",
             )
         return value
 
@@ -217,12 +259,16 @@ class _Reader:
 
     def choice(self, obj: dict[str, Any], key: str, path: str, enum: Any, default: Any) -> Any:
         value = obj.get(key, default.value if default is not None else None)
-        try:
-            return enum(value)
-        except ValueError:
-            options = ", ".join(e.value for e in enum)
-            self.fail(f"{path}.{key}", f"{value!r} is not one of {options}")
-            return default
+        members = {e.value: e for e in enum}
+        # Looked up here, not by enum(value): its error message reprs the whole value.
+        if isinstance(value, str) and value in members:
+            return members[value]
+        options = ", ".join(members)
+        if value is None:
+            self.fail(f"{path}.{key}", f"is required; one of {options}")
+        else:
+            self.fail(f"{path}.{key}", f"{_show(value)} is not one of {options}")
+        return default
 
     def strings(self, obj: dict[str, Any], key: str, path: str) -> list[str]:
         value = obj.get(key, [])
@@ -234,10 +280,7 @@ class _Reader:
 
 def load_regime(text: str, source: str, names: Names) -> Regime:
     """Parse one regime preset file."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
+    doc = _load_toml(text, source)
     r = _Reader(text, names)
     head = r.table(doc.get("regime"), "regime")
     rid = r.ident(head, "id", "regime")
@@ -263,7 +306,7 @@ def _jurisdiction(
         return None
     code = item.get("code")
     if not isinstance(code, str) or not (_COUNTRY_RE.match(code) or _SUBDIVISION_RE.match(code)):
-        r.fail(f"{path}.code", f"{code!r} is not an ISO 3166-1 or 3166-2 code")
+        r.fail(f"{path}.code", f"{_show(code)} is not an ISO 3166-1 or 3166-2 code")
         return None
     known = r.names.name(code)
     if known is None:
@@ -278,7 +321,7 @@ def _jurisdiction(
         r.fail(f"{path}.until", f"{code}: until {finish} is not after from {begin}")
     extent = item.get("extent", "whole")
     if extent not in ("whole", "part"):
-        r.fail(f"{path}.extent", f"{extent!r} is not whole or part")
+        r.fail(f"{path}.extent", f"{_show(extent)} is not whole or part")
     given = item.get("name")
     name = given if isinstance(given, str) else known
     return Jurisdiction(code, name, begin, finish, extent, origin, str(item.get("instrument", "")))
@@ -316,10 +359,7 @@ _EXEMPTION_KEYS = {"device", "batch", "until", "reason"}
 
 def parse_policy(text: str, source: str, names: Names, presets: Mapping[str, Regime]) -> Policy:
     """Validate a policy document; raises PolicyError listing every problem found."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(source, [Problem("", f"not valid TOML: {exc}")]) from None
+    doc = _load_toml(text, source)
     r = _Reader(text, names)
     r.keys(doc, "", _SECTIONS)
     head = _head(r, r.table(doc.get("policy"), "policy"))
@@ -366,7 +406,7 @@ def _head(r: _Reader, head: dict[str, Any]) -> _Head:
     version = r.ident(head, "version", "policy")
     conf = head.get("min_lock_confidence", 0.7)
     if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0 <= conf <= 1:
-        r.fail("policy.min_lock_confidence", f"{conf!r} is not a number in [0, 1]")
+        r.fail("policy.min_lock_confidence", f"{_show(conf)} is not a number in [0, 1]")
         conf = 0.7
     return _Head(
         id=pid,
@@ -393,7 +433,7 @@ def _rule_id(r: _Reader, t: dict[str, Any], path: str, seen: set[str]) -> str:
     """A rule's id, which no other restriction or activation rule may use."""
     rid = r.ident(t, "id", path)
     if rid in seen:
-        r.fail(f"{path}.id", f"{rid!r} is used by another rule")
+        r.fail(f"{path}.id", f"{_show(rid)} is used by another rule")
     seen.add(rid)
     return rid
 
@@ -457,7 +497,7 @@ def _restricted(
         if name not in presets:
             r.fail(
                 f"{path}.regimes",
-                f"unknown regime preset {name!r}; known: {', '.join(sorted(presets))}",
+                f"unknown regime preset {_show(name)}; known: {', '.join(sorted(presets))}",
             )
             continue
         used.append(name)
@@ -495,7 +535,7 @@ def _activation_rules(r: _Reader, raw: list[Any], rule_ids: set[str]) -> list[Ac
         for name in r.strings(t, "countries", path):
             got = expand(name, set(r.names.countries))
             if got is None:
-                r.fail(f"{path}.countries", f"{name!r} is neither a country code nor a region")
+                r.fail(f"{path}.countries", f"{_show(name)} is neither a country code nor a region")
             else:
                 countries |= got
         action = r.choice(t, "action", path, Action, None)
