@@ -121,6 +121,8 @@ def test_every_key_is_known_to_both() -> None:
         ("min_days = 3", "min_days = 3\nmax_days = 9"),
         ('part_action = "warn"', 'part_action = "explode"'),
         ("[[exemption]]", "[exemption]"),
+        ('extent = "part"}', 'extnt = "part"}'),
+        ('instrument = "E.O. 14065"', "instrument = 14065"),
         ('contact = "c"\n\n[lease]', "contact = 42\n\n[lease]"),
         ('device = "356938035643809"', 'device = "356938035643809"\nbatch = "B1"'),
     ],

@@ -288,7 +288,7 @@ def load_regime(text: str, source: str, names: Names) -> Regime:
     for i, item in enumerate(r.array_of_tables(doc, "jurisdiction")):
         path = f"jurisdiction[{i}]"
         item = r.table(item, path)
-        j = _jurisdiction(r, item, path, rid, None, None)
+        j = _jurisdiction(r, item, path, rid, None, None, _REGIME_JURISDICTION_KEYS)
         if j is not None:
             out.append(j)
     if r.problems:
@@ -296,14 +296,27 @@ def load_regime(text: str, source: str, names: Names) -> Regime:
     return Regime(rid, r.text(head, "name", "regime"), tuple(out))
 
 
+# The keys of a jurisdiction table: in a policy, and in a regime preset (which documents
+# each entry's source). A misspelt `extent` must not silently make a code "whole".
+_JURISDICTION_KEYS = frozenset({"code", "name", "from", "until", "extent", "instrument"})
+_REGIME_JURISDICTION_KEYS = _JURISDICTION_KEYS | {"source", "confidence", "note"}
+
+
 def _jurisdiction(
-    r: _Reader, item: Any, path: str, origin: str, start: date | None, end: date | None
+    r: _Reader,
+    item: Any,
+    path: str,
+    origin: str,
+    start: date | None,
+    end: date | None,
+    allowed: frozenset[str],
 ) -> Jurisdiction | None:
     if isinstance(item, str):
         item = {"code": item}
     if not isinstance(item, dict):
         r.fail(path, 'must be a code such as "IR" or a table with code, from, until')
         return None
+    r.keys(item, path, set(allowed))
     code = item.get("code")
     if not isinstance(code, str) or not (_COUNTRY_RE.match(code) or _SUBDIVISION_RE.match(code)):
         r.fail(f"{path}.code", f"{_show(code)} is not an ISO 3166-1 or 3166-2 code")
@@ -322,9 +335,9 @@ def _jurisdiction(
     extent = item.get("extent", "whole")
     if extent not in ("whole", "part"):
         r.fail(f"{path}.extent", f"{_show(extent)} is not whole or part")
-    given = item.get("name")
-    name = given if isinstance(given, str) else known
-    return Jurisdiction(code, name, begin, finish, extent, origin, str(item.get("instrument", "")))
+    name = r.text(item, "name", path, default=known) or known
+    instrument = r.text(item, "instrument", path, limit=2000)
+    return Jurisdiction(code, name, begin, finish, extent, origin, instrument)
 
 
 def _scope(r: _Reader, obj: Any, path: str) -> Scope:
@@ -489,7 +502,9 @@ def _restricted(
         r.fail(f"{path}.jurisdictions", "must be a list")
         raw_js = []
     for k, item in enumerate(raw_js):
-        j = _jurisdiction(r, item, f"{path}.jurisdictions[{k}]", "policy", start, end)
+        j = _jurisdiction(
+            r, item, f"{path}.jurisdictions[{k}]", "policy", start, end, _JURISDICTION_KEYS
+        )
         if j is not None:
             js.append(j)
     used: list[str] = []
