@@ -125,6 +125,8 @@ def test_every_key_is_known_to_both() -> None:
         ('instrument = "E.O. 14065"', "instrument = 14065"),
         ('contact = "c"\n\n[lease]', "contact = 42\n\n[lease]"),
         ('device = "356938035643809"', 'device = "356938035643809"\nbatch = "B1"'),
+        ('device = "356938035643809"', "device = 356938035643809"),
+        ('device = "356938035643809"', 'device = ""'),
     ],
 )
 def test_both_reject_the_same_mistakes(mutation: tuple[str, str]) -> None:

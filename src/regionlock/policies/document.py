@@ -569,15 +569,27 @@ def _exemptions(r: _Reader, raw: list[Any]) -> list[Exemption]:
         path = f"exemption[{i}]"
         t = r.table(item, path)
         r.keys(t, path, _EXEMPTION_KEYS)
-        device, batch = t.get("device"), t.get("batch")
-        if (device is None) == (batch is None):
+        if ("device" in t) == ("batch" in t):
             r.fail(path, "name exactly one of device or batch")
         out.append(
             Exemption(
                 reason=r.text(t, "reason", path, required=True),
-                device=device if isinstance(device, str) else None,
-                batch=batch if isinstance(batch, str) else None,
+                device=_exempted(r, t, "device", path),
+                batch=_exempted(r, t, "batch", path),
                 until=r.day(t, "until", path),
             )
         )
     return out
+
+
+def _exempted(r: _Reader, t: dict[str, Any], key: str, path: str) -> str | None:
+    """An exemption's device or batch. Anything but text would match no device: the owner
+    it was written for would stay locked, so it is refused rather than dropped."""
+    value = t.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        hint = ' (quote an IMEI: "356938035643809")' if key == "device" else ""
+        r.fail(f"{path}.{key}", f"must be a non-empty string{hint}")
+        return None
+    return value
