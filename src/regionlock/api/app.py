@@ -19,7 +19,7 @@ from regionlock import __version__
 from regionlock.api.deps import State
 from regionlock.api.docs_ui import install_docs
 from regionlock.api.guards import RequestGuard
-from regionlock.api.problems import install_error_handlers
+from regionlock.api.problems import document_problems, install_error_handlers
 from regionlock.api.routers import admin, audit, device, devices, policies, service
 from regionlock.clock import Clock
 from regionlock.geo.locator import Locator
@@ -77,7 +77,7 @@ def create_app(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schema["paths"]["/v1/checkin"] = device.CHECKIN_OPENAPI
-            app.openapi_schema = schema
+            app.openapi_schema = document_problems(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

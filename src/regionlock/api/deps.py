@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
 from regionlock.clock import Clock, SimulatedClock, SystemClock
@@ -48,8 +48,18 @@ def _storable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+# The same rule for the OpenAPI (clients and fuzzers generate from it).
+TEXT_PATTERN = "^[^\\u0000]*$"  # lone surrogates cannot be sent in UTF-8 JSON at all
+Text = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
 """A string member of a request body: text a store can hold (no NUL, no lone surrogate)."""
+
+
+TextQuery = Annotated[
+    str | None, Query(max_length=200, json_schema_extra={"pattern": TEXT_PATTERN})
+]
+"""An optional query parameter that is text (a filter, a subject)."""
+KeyPath = Annotated[str, Path(max_length=200, json_schema_extra={"pattern": TEXT_PATTERN})]
+"""A path segment naming a thing: a device (id or IMEI), an API key."""
 
 
 class Reason(BaseModel):
@@ -59,13 +69,15 @@ class Reason(BaseModel):
     reason: Text = Field(min_length=1, max_length=500, examples=["reported stolen"])
 
 
-def utf8(body: bytes, what: str) -> str:
-    """A request body as text: UTF-8 (a leading byte order mark is dropped), never guessed."""
+def utf8(body: bytes, what: str, *, whole: bool = True) -> str:
+    """A request body as text: UTF-8 (a leading byte order mark is dropped), never guessed.
+    `whole`: the body is one text, refused as a whole if it holds a NUL; else (a CSV file)
+    each part is judged on its own by its reader."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{what} is not UTF-8 (byte {exc.start} cannot be read)") from None
-    problem = text_problem(text)
+    problem = text_problem(text) if whole else None
     if problem is not None:
         raise InvalidInput(f"{what} {problem}")
     return text
@@ -81,7 +93,9 @@ class State:
         self.clock: Clock = clock or (
             SimulatedClock() if settings.simulated_clock else SystemClock()
         )
-        self.stores: Stores = open_stores(settings.database_url)
+        self.stores: Stores = open_stores(
+            settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
         self.locator = locator or Locator(ip_source=settings.ip_db)
         self.checkins = CheckinService.of(self.stores, self.locator, settings)
         self.registry = Registry.of(self.stores)

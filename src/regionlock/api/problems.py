@@ -9,7 +9,9 @@ in docs/operator-api.md).
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -120,6 +122,26 @@ FRAMEWORK_PROBLEMS = (BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, INVALID_INPUT,
 _EXTENSIONS = ("field", "server_time")
 
 
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
+def allowed_methods(schema: dict[str, Any], path: str) -> list[str]:
+    """Every method the OpenAPI document serves at `path` (HEAD wherever GET is)."""
+    found: set[str] = set()
+    for template, item in schema.get("paths", {}).items():
+        if _template(template).fullmatch(path):
+            found.update(m.upper() for m in item if m in _METHODS)
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found)
+
+
 def problem_type(exc: BaseException) -> ProblemType:
     """The answer for `exc`: the entry of its most specific listed class (500 if none)."""
     for cls in type(exc).__mro__:
@@ -148,6 +170,10 @@ def error_response(exc: RegionlockError, instance: str) -> JSONResponse:
     """The problem document answering a regionlock error."""
     kind = problem_type(exc)
     extra = {k: getattr(exc, k) for k in _EXTENSIONS if hasattr(exc, k)}
+    if isinstance(exc, PolicyError):  # every problem of the document, each with its line
+        extra["problems"] = [
+            {"line": p.line, "path": p.path, "message": p.message} for p in exc.problems
+        ]
     response = problem(kind, exc.message, instance, extra)
     retry_after = getattr(exc, "retry_after_s", None)
     if kind.status == 503 and retry_after is not None:
@@ -177,11 +203,110 @@ def install_error_handlers(app: FastAPI) -> None:
             slug = BAD_REQUEST.slug if exc.status_code < 500 else INTERNAL.slug
             kind = ProblemType(exc.status_code, slug, "both")
         response = problem(kind, str(exc.detail), request.url.path)
-        for name, value in (exc.headers or {}).items():  # e.g. 405's Allow
+        for name, value in (exc.headers or {}).items():
             response.headers[name] = value
+        if kind is METHOD_NOT_ALLOWED:
+            # Starlette names the methods of the first route that matched the path only; a
+            # path served by several routes (GET and POST /v1/apikeys) takes them all.
+            methods = allowed_methods(request.app.openapi(), request.url.path)
+            if methods:
+                response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error answering %s %s", request.method, request.url.path)
         return problem(INTERNAL, "an unexpected error; it has been logged", request.url.path)
+
+
+# -- what the OpenAPI says each operation can answer -------------------------------------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem document (docs/operator-api.md, docs/protocol.md).",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def kind_of(error: type[Exception]) -> ProblemType:
+    """The problem type answering errors of class `error`."""
+    for cls in error.__mro__:
+        found = PROBLEMS.get(cls)
+        if found is not None:
+            return found
+    return INTERNAL
+
+
+def responses(*kinds: type[Exception] | ProblemType) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the problems an operation can answer (by error class or type);
+    several types of one status share an entry that names them all."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for item in kinds:
+        kind = item if isinstance(item, ProblemType) else kind_of(item)
+        entry = out.setdefault(
+            str(kind.status),
+            {"description": "", "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}}},
+        )
+        names = [n for n in entry["description"].split(", ") if n]
+        if f"`{kind.slug}`" not in names:
+            names.append(f"`{kind.slug}`")
+        entry["description"] = ", ".join(names)
+    return out
+
+
+# What the key-checking dependencies can answer: viewers' routes admit every live key.
+AS_VIEWER = responses(Unauthorized)
+AS_OPERATOR = responses(Unauthorized, Forbidden)
+
+# Every operation can meet these; the app adds them to each (`document_problems`).
+_EVERYWHERE = responses(INTERNAL, StoreUnavailable)
+_WITH_INPUT = responses(INVALID_INPUT)
+_WITH_BODY = responses(PayloadTooLarge, BAD_REQUEST)
+_NO_STORE = {"/health"}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI say every problem each operation can answer, all as problem+json:
+    the framework's validation errors (documented by FastAPI as plain JSON) included."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = PROBLEM_SCHEMA
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path, item in schema.get("paths", {}).items():
+        for _method, op in item.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            answers: dict[str, Any] = op["responses"]
+            if op.get("parameters") or op.get("requestBody") or "422" in answers:
+                _merge(answers, _WITH_INPUT, replace="422")
+            if op.get("requestBody"):
+                _merge(answers, _WITH_BODY)
+            everywhere = _EVERYWHERE if path not in _NO_STORE else responses(INTERNAL)
+            _merge(answers, everywhere)
+    return schema
+
+
+def _merge(
+    answers: dict[str, Any], extra: dict[int | str, dict[str, Any]], replace: str = ""
+) -> None:
+    for status, entry in extra.items():
+        key = str(status)
+        if key == replace and key in answers:
+            content = answers[key].get("content", {})
+            if PROBLEM_JSON not in content:  # FastAPI's own HTTPValidationError entry
+                answers[key] = entry
+                continue
+        if key not in answers:
+            answers[key] = entry
+        elif PROBLEM_JSON in answers[key].get("content", {}):
+            have = answers[key]["description"].split(", ")
+            more = [n for n in entry["description"].split(", ") if n not in have]
+            answers[key]["description"] = ", ".join([*have, *more])

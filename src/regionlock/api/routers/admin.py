@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from regionlock.api.deps import Admin, Reason, StateDep, Text
-from regionlock.storage.apikeys import Role
+from regionlock.api.deps import Admin, KeyPath, Reason, StateDep, Text
+from regionlock.api.problems import AS_OPERATOR, responses
+from regionlock.storage.apikeys import Role, UnknownApiKey
 
 api = APIRouter(tags=["admin"])
 
@@ -18,7 +19,7 @@ class NewKey(BaseModel):
     role: Role
 
 
-@api.get("/v1/apikeys")
+@api.get("/v1/apikeys", responses=AS_OPERATOR)
 def list_apikeys(state: StateDep, _: Admin) -> dict[str, Any]:
     """Every API key, revoked ones included (never their secrets)."""
     return {
@@ -35,7 +36,7 @@ def list_apikeys(state: StateDep, _: Admin) -> dict[str, Any]:
     }
 
 
-@api.post("/v1/apikeys", status_code=201)
+@api.post("/v1/apikeys", status_code=201, responses=AS_OPERATOR)
 def create_apikey(body: NewKey, state: StateDep, who: Admin) -> dict[str, Any]:
     """Create an API key; the token is in this response only and never stored."""
     key, token = state.access.create_apikey(
@@ -44,14 +45,14 @@ def create_apikey(body: NewKey, state: StateDep, who: Admin) -> dict[str, Any]:
     return {"id": key.id, "role": key.role.value, "token": token}
 
 
-@api.post("/v1/apikeys/{key_id}/revoke")
-def revoke_apikey(key_id: str, body: Reason, state: StateDep, who: Admin) -> dict[str, Any]:
+@api.post("/v1/apikeys/{key_id}/revoke", responses=AS_OPERATOR | responses(UnknownApiKey))
+def revoke_apikey(key_id: KeyPath, body: Reason, state: StateDep, who: Admin) -> dict[str, Any]:
     """Revoke a key at once."""
     state.access.revoke_apikey(key_id, reason=body.reason, actor=who.actor, now=state.clock.now())
     return {"id": key_id, "revoked": True}
 
 
-@api.post("/v1/keys/rotate")
+@api.post("/v1/keys/rotate", responses=AS_OPERATOR)
 def rotate_signing_key(body: Reason, state: StateDep, who: Admin) -> dict[str, Any]:
     """Add a verdict-signing key: it signs every verdict from now on, in every service
     process; the old one stays in the JWKS until its tokens expire."""

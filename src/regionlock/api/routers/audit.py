@@ -6,17 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from regionlock.api.deps import StateDep, Viewer
+from regionlock.api.deps import StateDep, TextQuery, Viewer
+from regionlock.api.problems import AS_VIEWER
 
 api = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-@api.get("")
+@api.get("", responses=AS_VIEWER)
 def audit(
     state: StateDep,
     _: Viewer,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # a sequence number (BIGINT)
-    subject: str | None = None,
+    subject: TextQuery = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     """Entries after sequence number `after`, oldest first; `subject` narrows them to one

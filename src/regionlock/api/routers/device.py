@@ -29,11 +29,12 @@ from regionlock.api.deps import (
     StateDep,
     UnsupportedMediaType,
 )
-from regionlock.api.problems import PROBLEM_JSON
+from regionlock.api.problems import AS_OPERATOR, PROBLEM_JSON, responses
 from regionlock.clock import ClockError, SimulatedClock
 from regionlock.domain.errors import InvalidInput
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinCall
 from regionlock.settings import Settings
+from regionlock.signing import NoSigningKey
 from regionlock.signing.jws import b64url_encode
 
 
@@ -49,7 +50,7 @@ def router(settings: Settings) -> APIRouter:
     # still go through the app's problem+json handlers; its OpenAPI entry is added by the app.
     api.routes.append(Route("/v1/checkin", CheckinEndpoint(), methods=["POST"]))
 
-    @api.get("/.well-known/jwks.json")
+    @api.get("/.well-known/jwks.json", responses=responses(NoSigningKey))
     def jwks(state: StateDep) -> dict[str, Any]:
         """The verdict-signing keys, current and still-published retired ones."""
         now = state.clock.now()
@@ -68,7 +69,7 @@ def router(settings: Settings) -> APIRouter:
             """The service's simulated time (only with REGIONLOCK_SIMULATED_CLOCK)."""
             return {"now": state.clock.now().isoformat(), "simulated": True}
 
-        @api.put("/v1/clock", tags=["simulation"])
+        @api.put("/v1/clock", tags=["simulation"], responses=AS_OPERATOR)
         def set_clock(body: ClockBody, state: StateDep, _: Admin) -> dict[str, Any]:
             """Move the simulated time forward (admin; never available in production)."""
             clock = state.clock

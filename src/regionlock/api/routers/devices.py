@@ -10,10 +10,23 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from regionlock.api.deps import Operator, Reason, StateDep, Text, Viewer, utf8
+from regionlock.api.deps import (
+    TEXT_PATTERN,
+    KeyPath,
+    Operator,
+    Reason,
+    StateDep,
+    Text,
+    TextQuery,
+    Viewer,
+    utf8,
+)
+from regionlock.api.problems import AS_OPERATOR, AS_VIEWER, responses
 from regionlock.services.registry import UnknownDevice, device_json
+from regionlock.storage.devices import StaleState
 
 api = APIRouter(prefix="/v1/devices", tags=["devices"])
+CHANGES_A_DEVICE = AS_OPERATOR | responses(UnknownDevice, StaleState)
 
 EFFECTIVE = "at the device's next check-in"
 
@@ -32,19 +45,24 @@ class ExemptBody(Reason):
 
 
 class UnlockCodeBody(Reason):
-    challenge: Text = Field(min_length=8, max_length=12, examples=["1234-5678"])
+    challenge: Text = Field(
+        min_length=8,
+        max_length=12,
+        examples=["1234-5678"],
+        json_schema_extra={"pattern": "^[0-9]{4}-?[0-9]{4}$"},
+    )
 
 
-@api.get("")
+@api.get("", responses=AS_VIEWER)
 def list_devices(
     state: StateDep,
     _: Viewer,
-    model: str | None = None,
-    batch: str | None = None,
-    distributor: str | None = None,
-    country: str | None = None,
-    verdict: str | None = None,
-    after: Annotated[str, Query(max_length=64)] = "",
+    model: TextQuery = None,
+    batch: TextQuery = None,
+    distributor: TextQuery = None,
+    country: TextQuery = None,
+    verdict: TextQuery = None,
+    after: Annotated[str, Query(max_length=64, json_schema_extra={"pattern": TEXT_PATTERN})] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Device ids matching every filter, in id order; `next` pages on."""
@@ -62,14 +80,29 @@ def list_devices(
 
 @api.post(
     "/import",
+    responses=AS_OPERATOR,
     openapi_extra={
-        "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {
+                        "type": "string",
+                        "description": "A header row naming the columns, then one device a row"
+                        " (`regionlock devices import --help`); columns may come in any order.",
+                        # The documented order, so that generated examples have a usable header.
+                        "pattern": "^imei,serial,model,sales_region,distributor,batch,public_key"
+                        "\\r?\\n",
+                    }
+                }
+            },
+        }
     },
 )
 async def import_devices(request: Request, state: StateDep, who: Operator) -> dict[str, Any]:
     """Register devices from CSV (operator); idempotent; bad rows reported by line. At most
     32 MiB (docs/operator-api.md); larger files: `regionlock devices import`."""
-    text = utf8(await request.body(), "the CSV file")
+    text = utf8(await request.body(), "the CSV file", whole=False)  # a bad row is that row's
     report = await run_in_threadpool(
         state.registry.import_csv,
         text.splitlines(keepends=True),
@@ -85,8 +118,8 @@ async def import_devices(request: Request, state: StateDep, who: Operator) -> di
     }
 
 
-@api.get("/{key}")
-def get_device(key: str, state: StateDep, _: Viewer) -> dict[str, Any]:
+@api.get("/{key}", responses=AS_VIEWER | responses(UnknownDevice))
+def get_device(key: KeyPath, state: StateDep, _: Viewer) -> dict[str, Any]:
     """A device's record and state, by id or IMEI."""
     found = state.stores.devices.get(key)
     if found is None:
@@ -94,9 +127,9 @@ def get_device(key: str, state: StateDep, _: Viewer) -> dict[str, Any]:
     return device_json(found)
 
 
-@api.get("/{key}/checkins")
+@api.get("/{key}/checkins", responses=AS_VIEWER | responses(UnknownDevice))
 def device_checkins(
-    key: str, state: StateDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    key: KeyPath, state: StateDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
     """A device's recorded check-ins, newest first (place summaries, never raw signals)."""
     found = state.stores.devices.get(key)
@@ -112,8 +145,8 @@ def _acted(device_id: str, action: str) -> dict[str, Any]:
     return {"device": device_id, "action": action, "effective": EFFECTIVE}
 
 
-@api.post("/{key}/lock")
-def device_lock(key: str, body: LockBody, state: StateDep, who: Operator) -> dict[str, Any]:
+@api.post("/{key}/lock", responses=CHANGES_A_DEVICE)
+def device_lock(key: KeyPath, body: LockBody, state: StateDep, who: Operator) -> dict[str, Any]:
     """Lock at the next check-in, with the owner's message and contact (operator)."""
     d = state.registry.lock(
         key,
@@ -126,15 +159,15 @@ def device_lock(key: str, body: LockBody, state: StateDep, who: Operator) -> dic
     return _acted(d.record.id, "lock")
 
 
-@api.post("/{key}/unlock")
-def device_unlock(key: str, body: Reason, state: StateDep, who: Operator) -> dict[str, Any]:
+@api.post("/{key}/unlock", responses=CHANGES_A_DEVICE)
+def device_unlock(key: KeyPath, body: Reason, state: StateDep, who: Operator) -> dict[str, Any]:
     """Lift a manual lock; the policy decides again at the next check-in (operator)."""
     d = state.registry.unlock(key, reason=body.reason, actor=who.actor, now=state.clock.now())
     return _acted(d.record.id, "unlock")
 
 
-@api.post("/{key}/exempt")
-def device_exempt(key: str, body: ExemptBody, state: StateDep, who: Operator) -> dict[str, Any]:
+@api.post("/{key}/exempt", responses=CHANGES_A_DEVICE)
+def device_exempt(key: KeyPath, body: ExemptBody, state: StateDep, who: Operator) -> dict[str, Any]:
     """Exempt from every lock until `until` (operator)."""
     d = state.registry.exempt(
         key, reason=body.reason, actor=who.actor, now=state.clock.now(), until=body.until
@@ -142,9 +175,9 @@ def device_exempt(key: str, body: ExemptBody, state: StateDep, who: Operator) ->
     return _acted(d.record.id, "exempt")
 
 
-@api.post("/{key}/unlock-code")
+@api.post("/{key}/unlock-code", responses=AS_OPERATOR | responses(UnknownDevice))
 def device_unlock_code(
-    key: str, body: UnlockCodeBody, state: StateDep, who: Operator
+    key: KeyPath, body: UnlockCodeBody, state: StateDep, who: Operator
 ) -> dict[str, Any]:
     """The offline unlock code for the challenge a locked device shows (operator).
 
