@@ -127,6 +127,7 @@ def test_every_key_is_known_to_both() -> None:
         ('device = "356938035643809"', 'device = "356938035643809"\nbatch = "B1"'),
         ('device = "356938035643809"', "device = 356938035643809"),
         ('device = "356938035643809"', 'device = ""'),
+        ('countries = ["EEA"]', "countries = []"),
     ],
 )
 def test_both_reject_the_same_mistakes(mutation: tuple[str, str]) -> None:

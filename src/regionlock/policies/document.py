@@ -547,7 +547,11 @@ def _activation_rules(r: _Reader, raw: list[Any], rule_ids: set[str]) -> list[Ac
         r.keys(t, path, _ACTIVATION_KEYS)
         aid = _rule_id(r, t, path, rule_ids)
         countries: set[str] = set()
-        for name in r.strings(t, "countries", path):
+        names = r.strings(t, "countries", path)
+        if not names and isinstance(t.get("countries", []), list):
+            # With none, every device in scope is "first activated outside" and locked.
+            r.fail(f"{path}.countries", "name at least one country or region (EU, EEA)")
+        for name in names:
             got = expand(name, set(r.names.countries))
             if got is None:
                 r.fail(f"{path}.countries", f"{_show(name)} is neither a country code nor a region")
