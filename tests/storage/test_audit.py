@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
 
 from regionlock.storage import Database
-from regionlock.storage.audit import SqlAuditStore, entry_hash
+from regionlock.storage.audit import AuditEntry, AuditHead, SqlAuditStore, entry_hash
 from regionlock.storage.migrate import available, current_version, migrate
 
 
@@ -110,7 +111,7 @@ def test_truncating_the_end_is_detected(db: Database) -> None:
     with db.write() as tx:
         tx.execute("DELETE FROM audit WHERE seq = ?", (5,))
     result = store.verify()
-    assert not result.ok
+    assert (result.ok, result.first_broken, result.checked) == (False, 5, 4)
     assert "removed from the end" in result.problem
 
 
@@ -124,3 +125,134 @@ def test_concurrent_appends_never_fork_the_chain(db: Database) -> None:
     entries = store.entries(limit=1000)
     assert [e.seq for e in entries] == list(range(1, 101))
     assert store.verify().ok
+
+
+def head_of(store: SqlAuditStore) -> AuditHead:
+    """The head an outsider keeps: what a clean `verify` ends at."""
+    result = store.verify()
+    assert result.ok and result.head is not None
+    return result.head
+
+
+def test_an_empty_trail_without_a_head_row_is_intact(db: Database) -> None:
+    store = SqlAuditStore(db)
+    with db.write() as tx:
+        tx.execute("DELETE FROM audit_head")
+    result = store.verify()
+    assert (result.ok, result.checked, result.head) == (True, 0, AuditHead(0, ""))
+    assert store.verify(against=AuditHead(0, "")).ok
+
+
+def test_a_deleted_head_row_is_detected(db: Database) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 3)
+    with db.write() as tx:
+        tx.execute("DELETE FROM audit_head")
+    result = store.verify()
+    assert (result.ok, result.first_broken, result.checked) == (False, None, 3)
+    assert "head row is missing" in result.problem
+
+
+def test_a_head_reset_to_empty_is_detected(db: Database) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 3)
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = 0, hash = ''")
+    result = store.verify()
+    assert (result.ok, result.first_broken) == (False, 1)
+    assert "head row was reset" in result.problem
+
+
+def test_entries_after_the_head_are_detected(db: Database) -> None:
+    """The head rolled back over entries that are still there: nothing vouches for them."""
+    store = SqlAuditStore(db)
+    add(db, store, 5)
+    third = store.entries(after=2, limit=1)[0]
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = 3, hash = ?", (third.hash,))
+    result = store.verify()
+    assert (result.ok, result.first_broken) == (False, 4)
+    assert "entries 4 to 5 come after the head (entry 3)" in result.problem
+
+
+def test_a_clean_trail_extends_every_head_kept_along_the_way(db: Database) -> None:
+    store = SqlAuditStore(db)
+    kept = [head_of(store)]
+    for _ in range(3):
+        add(db, store, 2)
+        kept.append(head_of(store))
+    assert [k.seq for k in kept] == [0, 2, 4, 6]
+    assert kept[-1].at == 1_700_000_000_001
+    for k in kept:
+        result = store.verify(against=k)
+        assert (result.ok, result.checked, result.head) == (True, 6, kept[-1])
+
+
+def test_a_tail_cut_with_the_head_rolled_back_shows_only_against_a_kept_head(
+    db: Database,
+) -> None:
+    """With write access to the database, entries 5 and 6 go and the head moves back to 4:
+    the trail is consistent again, but a head kept at 6 is no longer in it."""
+    store = SqlAuditStore(db)
+    add(db, store, 6)
+    kept = head_of(store)
+    fourth = store.entries(after=3, limit=1)[0]
+    with db.write() as tx:
+        tx.execute("DELETE FROM audit WHERE seq > 4")
+        tx.execute("UPDATE audit_head SET seq = 4, hash = ?", (fourth.hash,))
+    assert store.verify().ok
+    result = store.verify(against=kept)
+    assert (result.ok, result.first_broken, result.checked) == (False, 5, 4)
+    assert "before the kept head's entry 6" in result.problem
+
+
+def forge_from(db: Database, store: SqlAuditStore, seq: int, reason: str) -> None:
+    """Rewrite entry `seq`'s reason as a forger with write access would: every hash from it
+    on recomputed, every later entry re-linked, the head moved to the new last hash."""
+    prev = store.entries(after=seq - 2, limit=1)[0].hash if seq > 1 else ""
+    later = store.entries(after=seq - 1)
+    with db.write() as tx:
+        for e in later:
+            new_reason = reason if e.seq == seq else e.reason
+            fields = (e.seq, e.at, e.actor, e.action, e.subject, new_reason, e.details, prev)
+            prev = entry_hash(*fields)
+            tx.execute(
+                "UPDATE audit SET reason = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (new_reason, fields[-1], prev, e.seq),
+            )
+        tx.execute("UPDATE audit_head SET hash = ? WHERE one = 1", (prev,))
+
+
+def test_a_rewrite_with_every_later_hash_recomputed_shows_only_against_a_kept_head(
+    db: Database,
+) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 3)
+    kept = head_of(store)
+    add(db, store, 3)
+    forge_from(db, store, 2, "nothing to see")
+    assert store.entries(after=1, limit=1)[0].reason == "nothing to see"
+    assert store.verify().ok
+    result = store.verify(against=kept)
+    assert (result.ok, result.first_broken, result.checked) == (False, 3, 2)
+    assert "rewritten at or before entry 3" in result.problem
+    # A head kept before the rewritten entry still holds: that part is as it was.
+    assert store.verify(against=AuditHead(1, store.entries(limit=1)[0].hash)).ok
+
+
+class OvertakenStore(SqlAuditStore):
+    """A store whose chain walk is overtaken by a writer: `extra` entries are appended
+    (head moved with them, as always) after the walk has read its last page."""
+
+    extra = 2
+
+    def iter_all(self, batch: int = 5000) -> Iterator[AuditEntry]:
+        yield from super().iter_all(batch)
+        add(self.db, SqlAuditStore(self.db), self.extra)
+
+
+def test_appends_while_verifying_are_not_mistaken_for_a_cut(db: Database) -> None:
+    store = OvertakenStore(db)
+    add(db, store, 3)
+    result = store.verify()
+    assert (result.ok, result.checked) == (True, 5)

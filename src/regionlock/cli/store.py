@@ -14,16 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from regionlock.domain.errors import InvalidInput
 from regionlock.services.access import Access
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME
 from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.signing import TokenError
+from regionlock.signing.audit_head import audit_head_claims, sign_audit_head, verify_audit_head
 from regionlock.storage import DEFAULT_URL, Database, Stores, open_stores
 from regionlock.storage.apikeys import Role
-from regionlock.storage.audit import AuditEntry
+from regionlock.storage.audit import AuditEntry, AuditHead, VerifyResult
 from regionlock.storage.migrate import available, migrate
 
 db_option = click.option(
@@ -119,24 +122,95 @@ def active(db_url: str) -> None:
 
 @click.group()
 def audit() -> None:
-    """Verify and export the tamper-evident audit trail."""
+    """Verify, anchor and export the tamper-evident audit trail (docs/audit.md)."""
+
+
+def report_broken(result: VerifyResult) -> NoReturn:
+    """Say on stderr what `verify` found wrong, and exit 1."""
+    if result.first_broken is None:
+        where, counted = "", f"{result.checked} entries verified"
+    else:
+        where = f" at entry {result.first_broken}"
+        counted = f"{result.checked} entries verified before it"
+    click.echo(f"audit trail BROKEN{where}: {result.problem} ({counted})", err=True)
+    sys.exit(1)
+
+
+def kept_head(stores: Stores, path: str) -> AuditHead:
+    """The head kept in `path` from `audit head`: its token, alone or in the `--json` output.
+    Only what the token signs counts, and its signature must hold under the store's keys."""
+    try:
+        text = Path(path).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read the kept head: {exc}") from exc
+    token: Any = text
+    if text.startswith("{"):
+        try:
+            token = json.loads(text).get("token")
+        except ValueError:
+            token = None
+        if not isinstance(token, str):
+            raise InvalidInput(f"{path}: JSON without the head's 'token'")
+    try:
+        _, claims = verify_audit_head(token, stores.keys.keyring(datetime.now(UTC)))
+    except TokenError as exc:
+        raise InvalidInput(
+            f"{path}: not an audit head signed by this store: {exc.message}"
+        ) from exc
+    return AuditHead(claims["seq"], claims["hash"], claims["at"])
 
 
 @audit.command("verify")
+@click.option(
+    "--against",
+    "head_file",
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="HEAD_FILE",
+    help="A head kept from `audit head`: the trail must still hold it and extend it.",
+)
 @db_option
-def audit_verify(db_url: str) -> None:
-    """Check every entry's hash chain; name the first broken entry."""
+def audit_verify(head_file: str | None, db_url: str) -> None:
+    """Check every entry's hash chain and the head; name the first broken entry."""
+    with store(db_url) as stores:
+        kept = kept_head(stores, head_file) if head_file is not None else None
+        result = stores.audit.verify(against=kept)
+    if not result.ok:
+        report_broken(result)
+    extends = f", extending the kept head at entry {kept.seq}" if kept is not None else ""
+    click.echo(f"audit trail intact: {result.checked} entries{extends}")
+
+
+@audit.command("head")
+@click.option("--json", "as_json", is_flag=True, help="Print the head as JSON, token included.")
+@db_option
+def audit_head(as_json: bool, db_url: str) -> None:
+    """Verify the trail, then print its head (last entry, hash, time) signed by the service's
+    key. Keep it outside the database: `audit verify --against` it shows a later rewrite."""
+    now = datetime.now(UTC)
     with store(db_url) as stores:
         result = stores.audit.verify()
-    if result.ok:
-        click.echo(f"audit trail intact: {result.checked} entries")
+        if not result.ok or result.head is None:
+            report_broken(result)
+        head = result.head
+        claims = audit_head_claims(head.seq, head.hash, head.at, now)
+        keyring = stores.keys.keyring(now)
+        token = sign_audit_head(claims, keyring)
+    if as_json:
+        click.echo(
+            json.dumps({**claims, "kid": keyring.active.kid, "token": token}, sort_keys=True)
+        )
         return
+    click.echo(token)
+    when = (
+        datetime.fromtimestamp(head.at / 1000, UTC).isoformat(timespec="seconds")
+        if head.at is not None
+        else "-"
+    )
     click.echo(
-        f"audit trail BROKEN at entry {result.first_broken}: {result.problem} "
-        f"({result.checked} entries verified before it)",
+        f"audit head: entry {head.seq}, hash {head.hash or '-'}, at {when}; signed by key "
+        f"{keyring.active.kid}. Keep it elsewhere and check with `audit verify --against FILE`.",
         err=True,
     )
-    sys.exit(1)
 
 
 @audit.command("export")

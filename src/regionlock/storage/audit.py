@@ -3,6 +3,13 @@
 hash_n = SHA-256 of the canonical JSON of entry n's fields together with hash_{n-1}; the first
 entry commits to "". Editing, deleting or reordering any entry breaks every hash after it, and
 `verify` names the first entry that does not match.
+
+The head row (`audit_head`: the last entry's number and hash, moved in the same transaction as
+every append) anchors the end: `verify` refuses a trail whose head is missing, reset, behind or
+ahead of the last entry, so cutting entries off the end shows unless the head is rolled back
+with them. Someone who can write the database can still rewrite the trail from any entry on and
+recompute every hash and the head: only a head kept outside the database (`verify(against=...)`,
+`regionlock audit head`) shows that. docs/audit.md says what is and is not detected.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,11 +84,25 @@ def entry_hash(
 
 
 @dataclass(frozen=True, slots=True)
+class AuditHead:
+    """Where the chain ends: the last entry's number, hash and time (0, "" and None before the
+    first entry). What an outsider keeps to check later that the trail still extends it."""
+
+    seq: int
+    hash: str
+    at: int | None = None  # the last entry's time, UTC epoch ms; not compared by `verify`
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
+    """What `verify` found: `ok`, how many entries checked out, and otherwise the first entry
+    it cannot vouch for (None when no single entry is to blame) and what is wrong."""
+
     ok: bool
     checked: int
     first_broken: int | None = None
     problem: str = ""
+    head: AuditHead | None = None  # the end of the verified chain, when ok
 
 
 class AuditStore(Protocol):
@@ -116,8 +138,16 @@ class AuditStore(Protocol):
         """Every entry, oldest first, read in batches."""
         ...
 
-    def verify(self) -> VerifyResult:
-        """Check the whole chain; the first entry that does not match is named."""
+    def verify(self, *, against: AuditHead | None = None) -> VerifyResult:
+        """Check the whole chain and the head row; the first entry that does not match is named.
+
+        Broken: an entry missing, out of order, altered, or not committing to the one before;
+        the head row missing while there are entries, or not naming the last entry and its hash
+        (entries cut off the end, the head reset or rolled back, entries after the head). An
+        empty trail without a head row is intact. With `against` (a head kept outside the
+        database), the trail must also still hold that head's entry with that hash, which
+        shows a rewrite or a cut made together with the head. Appends while it runs are fine.
+        """
         ...
 
 
@@ -178,22 +208,8 @@ class SqlAuditStore:
         return out
 
     def _rows(self, after: int, subject: str | None, limit: int) -> list[AuditEntry]:
-        sql = (
-            "SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash"
-            " FROM audit WHERE seq > ?"
-        )
-        params: list[Any] = [after]
-        if subject is not None:
-            sql += " AND subject = ?"
-            params.append(subject)
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(limit)
         with self.db.read() as tx:
-            rows = tx.all(sql, params)
-        return [
-            AuditEntry(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
-            for r in rows
-        ]
+            return _page(tx, after, subject, limit)
 
     def entries(
         self, *, after: int = 0, subject: str | None = None, limit: int = 1000
@@ -209,39 +225,116 @@ class SqlAuditStore:
             yield from chunk
             after = chunk[-1].seq
 
-    def verify(self) -> VerifyResult:
-        """Walk the chain from the start; name the first entry that does not match."""
-        prev, expected_seq, checked = "", 1, 0
-        for e in self.iter_all():
-            if e.seq != expected_seq:
-                return VerifyResult(
-                    False,
-                    checked,
-                    expected_seq,
-                    f"entry {expected_seq} is missing (next is {e.seq})",
-                )
-            if e.prev_hash != prev:
-                return VerifyResult(
-                    False, checked, e.seq, f"entry {e.seq} does not follow entry {e.seq - 1}"
-                )
-            if (
-                entry_hash(
-                    e.seq, e.at, e.actor, e.action, e.subject, e.reason, e.details, e.prev_hash
-                )
-                != e.hash
-            ):
-                return VerifyResult(
-                    False, checked, e.seq, f"entry {e.seq} was altered (its hash does not match)"
-                )
-            prev, expected_seq, checked = e.hash, e.seq + 1, checked + 1
+    @contextmanager
+    def _snapshot(self) -> Iterator[Transaction]:
+        """A read transaction in which every statement sees the same committed state (SQLite's
+        read transactions do; PostgreSQL's default, READ COMMITTED, does not)."""
         with self.db.read() as tx:
-            head = tx.one("SELECT seq, hash FROM audit_head WHERE one = 1")
-        if head is not None and (int(head[0]), str(head[1])) != (checked, prev):
-            return VerifyResult(
-                False,
-                checked,
-                checked + 1 if int(head[0]) > checked else checked,
-                f"the chain ends at entry {checked} but its head says "
-                f"{int(head[0])}: entries were removed from the end",
+            if tx.dialect == "postgresql":
+                tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield tx
+
+    def verify(self, *, against: AuditHead | None = None) -> VerifyResult:
+        """Walk the chain from the start; name the first entry that does not match."""
+        walk = _Walk(against)
+        for e in self.iter_all():
+            if (broken := walk.step(e)) is not None:
+                return broken
+        # The head and what was appended since the walk's last page, read together: an append
+        # moves both in one transaction, so a busy service never looks cut short.
+        with self._snapshot() as tx:
+            row = tx.one("SELECT seq, hash FROM audit_head WHERE one = 1")
+            while page := _page(tx, walk.end.seq, None, 5000):
+                for e in page:
+                    if (broken := walk.step(e)) is not None:
+                        return broken
+        return walk.finish(None if row is None else (int(row[0]), str(row[1])))
+
+
+def _page(tx: Transaction, after: int, subject: str | None, limit: int) -> list[AuditEntry]:
+    sql = (
+        "SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash"
+        " FROM audit WHERE seq > ?"
+    )
+    params: list[Any] = [after]
+    if subject is not None:
+        sql += " AND subject = ?"
+        params.append(subject)
+    sql += " ORDER BY seq LIMIT ?"
+    params.append(limit)
+    return [
+        AuditEntry(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+        for r in tx.all(sql, params)
+    ]
+
+
+class _Walk:
+    """`verify`'s state: the chain checked so far, one entry at a time, then its end."""
+
+    def __init__(self, against: AuditHead | None) -> None:
+        if against is not None and (against.seq < 0 or (against.seq == 0) != (not against.hash)):
+            raise ValueError(f"not a head: {against}")
+        self.against = against
+        self.end = AuditHead(0, "")
+
+    def _broken(self, at: int | None, problem: str) -> VerifyResult:
+        return VerifyResult(False, self.end.seq, at, problem)
+
+    def step(self, e: AuditEntry) -> VerifyResult | None:
+        """None if `e` continues the chain (which then ends at `e`), else what is wrong."""
+        expected = self.end.seq + 1
+        if e.seq != expected:
+            return self._broken(expected, f"entry {expected} is missing (next is {e.seq})")
+        if e.prev_hash != self.end.hash:
+            return self._broken(e.seq, f"entry {e.seq} does not follow entry {e.seq - 1}")
+        fields = (e.seq, e.at, e.actor, e.action, e.subject, e.reason, e.details, e.prev_hash)
+        if entry_hash(*fields) != e.hash:
+            return self._broken(e.seq, f"entry {e.seq} was altered (its hash does not match)")
+        kept = self.against
+        if kept is not None and e.seq == kept.seq and e.hash != kept.hash:
+            # Entries 1..seq agree with each other, so some of them were rewritten as a whole.
+            return self._broken(
+                e.seq,
+                f"entry {e.seq} is not the one in the kept head (hash {kept.hash[:12]}..., now"
+                f" {e.hash[:12]}...): the trail was rewritten at or before entry {e.seq}",
             )
-        return VerifyResult(True, checked)
+        self.end = AuditHead(e.seq, e.hash, e.at)
+        return None
+
+    def finish(self, head: tuple[int, str] | None) -> VerifyResult:
+        """The verdict on the whole chain, given the head row (seq, hash), or None if absent."""
+        n, last = self.end.seq, self.end.hash
+        if head is None:
+            if n:
+                return self._broken(
+                    None, f"the head row is missing (deleted?) but the trail has {n} entries"
+                )
+        elif head[0] > n:
+            return self._broken(
+                n + 1,
+                f"the chain ends at entry {n} but its head says {head[0]}: entries were removed"
+                " from the end",
+            )
+        elif head[0] == 0 and n:
+            return self._broken(1, f"the head row was reset but the trail has {n} entries")
+        elif head[0] < n:
+            after = f"entry {n} comes" if head[0] + 1 == n else f"entries {head[0] + 1} to {n} come"
+            return self._broken(
+                head[0] + 1,
+                f"{after} after the head (entry {head[0]}): the head was rolled back, or they"
+                " were added behind its back",
+            )
+        elif head[1] != last:
+            if not n:
+                return self._broken(None, "the trail is empty but its head names an entry hash")
+            return self._broken(
+                n, f"entry {n} does not match the head's hash: it (or the head) was rewritten"
+            )
+        kept = self.against
+        if kept is not None and kept.seq > n:
+            return self._broken(
+                n + 1,
+                f"the trail ends at entry {n}, before the kept head's entry {kept.seq}: entries"
+                " were removed from the end and the head rolled back with them",
+            )
+        return VerifyResult(True, n, head=self.end)
