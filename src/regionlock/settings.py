@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from regionlock.domain.errors import InvalidInput
-from regionlock.storage.db import DEFAULT_URL, DatabaseUrl
+from regionlock.storage.db import DEFAULT_URL, SQLITE_SYNCHRONOUS, DatabaseUrl
 
 PREFIX = "REGIONLOCK_"
 
@@ -49,6 +49,19 @@ class Settings:
     """Most check-ins recorded in one transaction (group commit under load; 1 = none)."""
     checkin_backlog: int = 1024
     """Most check-ins waiting per worker; past it a check-in gets 503 service-busy at once."""
+    device_rate_per_hour: int = 60
+    """Accepted check-ins per device an hour, per service process, after a burst (0: no
+    limit); past it a device gets 429 rate-limited with Retry-After."""
+    device_burst: int = 20
+    """Check-ins a device may make at once before `device_rate_per_hour` applies."""
+    apikey_rate_per_hour: int = 36_000
+    """Operator requests per API key an hour (10 a second), per service process, after a
+    burst (0: no limit); past it 429 rate-limited with Retry-After."""
+    apikey_burst: int = 200
+    """Operator requests an API key may make at once before `apikey_rate_per_hour` applies."""
+    sqlite_synchronous: str = "NORMAL"
+    """SQLite only: `NORMAL` (a power loss may undo the last commits) or `FULL` (every commit
+    is on disk before it is answered); docs/configuration.md, "Durability"."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +109,17 @@ class Settings:
             )
         if not 1 <= self.checkin_group <= 1000:
             raise InvalidInput(f"REGIONLOCK_CHECKIN_GROUP={self.checkin_group}: expected 1..1000")
+        for name in ("device_rate_per_hour", "apikey_rate_per_hour"):
+            if not 0 <= getattr(self, name) <= 100_000_000:
+                raise InvalidInput(f"{PREFIX}{name.upper()}: expected 0 (no limit) to 100000000")
+        for name in ("device_burst", "apikey_burst"):
+            if not 1 <= getattr(self, name) <= 1_000_000:
+                raise InvalidInput(f"{PREFIX}{name.upper()}: expected 1 to 1000000")
+        if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise InvalidInput(
+                f"REGIONLOCK_SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: expected"
+                f" {' or '.join(SQLITE_SYNCHRONOUS)}"
+            )
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)

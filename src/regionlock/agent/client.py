@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from regionlock.agent.core import Agent, Enforcement
+from regionlock.agent.core import Agent, BackingOff, Enforcement
 from regionlock.domain.errors import RegionlockError
 from regionlock.signing import TokenError, UnknownKey
 from regionlock.signing.jws import b64url_decode
@@ -45,8 +45,11 @@ class RefreshJwks(Exception):
         self.token = token
 
 
-def handle_response(agent: Agent, status: int, body: Any, *, may_retry: bool) -> Enforcement:
-    """Apply a check-in answer. Raises `Retry` when a corrected check-in should be sent."""
+def handle_response(
+    agent: Agent, status: int, body: Any, *, may_retry: bool, retry_after: str | None = None
+) -> Enforcement:
+    """Apply a check-in answer. Raises `Retry` when a corrected check-in should be sent. A 429
+    or 503 makes the agent wait as `retry_after` (the header) says before it checks in again."""
     if not isinstance(body, Mapping):
         body = None  # not a JSON object: garbage, handled as a refusal below
     if status == 200 and body is not None and isinstance(body.get("token"), str):
@@ -58,6 +61,8 @@ def handle_response(agent: Agent, status: int, body: Any, *, may_retry: bool) ->
     body = body or {}
     problem = str(body.get("type", "")).removeprefix(PROBLEM_PREFIX) or f"http-{status}"
     detail = str(body.get("detail", ""))
+    if status in (429, 503):  # rate-limited, service-busy, store-unavailable: come back later
+        agent.back_off(retry_after)
     if may_retry and problem == "clock-skew" and isinstance(body.get("server_time"), int):
         agent.sync_clock(body["server_time"])
         raise Retry
@@ -92,7 +97,10 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
 def check_in(agent: Agent, client: httpx.Client, signals: dict[str, Any]) -> Enforcement:
     """One check-in over HTTP (with at most one corrected retry); the enforcement after it."""
     for attempt in range(RETRIES + 1):
-        token = agent.begin_checkin(signals)
+        try:
+            token = agent.begin_checkin(signals)
+        except BackingOff as exc:
+            raise CheckinFailed("backing-off", exc.message) from None
         try:
             response = client.post(
                 "/v1/checkin", content=token, headers={"content-type": "application/jose"}
@@ -102,7 +110,11 @@ def check_in(agent: Agent, client: httpx.Client, signals: dict[str, Any]) -> Enf
             raise CheckinFailed("unreachable", str(exc)) from None
         try:
             return handle_response(
-                agent, response.status_code, _json(response), may_retry=attempt < RETRIES
+                agent,
+                response.status_code,
+                _json(response),
+                may_retry=attempt < RETRIES,
+                retry_after=response.headers.get("retry-after"),
             )
         except Retry:
             continue

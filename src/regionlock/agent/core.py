@@ -28,6 +28,7 @@ from typing import Any
 
 from regionlock.agent.state import AgentState, MemoryStore, StateStore
 from regionlock.clock import Clock
+from regionlock.domain.errors import RegionlockError
 from regionlock.domain.policy import Action
 from regionlock.signing import (
     CheckinRequest,
@@ -53,6 +54,17 @@ LOCKOUT_BASE_S = 60  # the first delay after MAX_ATTEMPTS wrong codes; it double
 MAX_REJECTIONS_KEPT = 20
 MAX_ROUND_TRIP_S = 600  # an answer later than this after its check-in was held back
 MAX_LOCKOUT_S = 86_400  # the delay after exhausted challenges stops doubling at a day
+# The longest wait a service's Retry-After can impose: the answer is unsigned, so a forged one
+# must not silence a device until its lease runs out.
+MAX_RETRY_AFTER_S = 3_600
+
+
+class BackingOff(RegionlockError):
+    """The service asked this device to wait (429 or 503 with Retry-After); it has not yet."""
+
+    def __init__(self, message: str, wait_s: int) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
 
 
 class VerdictRejected(TokenError):
@@ -157,7 +169,11 @@ class Agent:
     # -- checking in -----------------------------------------------------------------------
 
     def begin_checkin(self, signals: dict[str, Any]) -> str:
-        """The signed check-in token to send. The counter is saved first."""
+        """The signed check-in token to send. The counter is saved first. BackingOff while the
+        service's last Retry-After has not passed."""
+        wait = self.state.retry_not_before - self.now()
+        if wait > 0:
+            raise BackingOff(f"the service asked to wait {wait} s more before checking in", wait)
         iat = self._signing_time()
         counter = self.state.counter + 1
         nonce = secrets.token_urlsafe(16)  # 22 characters, 128 random bits
@@ -247,6 +263,17 @@ class Agent:
             return self.held_claims()
         except VerdictRejected:
             return None  # a damaged stored verdict is replaced by any fresh, valid one
+
+    def back_off(self, retry_after: str | None) -> None:
+        """Honour a 429 or 503 answer's Retry-After (seconds; at most an hour, at least one):
+        no check-in is signed before then. A missing or unreadable value waits a minute."""
+        try:
+            wait = int(retry_after) if retry_after is not None else 60
+        except ValueError:
+            wait = 60
+        wait = min(max(wait, 1), MAX_RETRY_AFTER_S)
+        self.state.retry_not_before = self.now() + wait
+        self.store.save(self.state)
 
     def abandon_checkin(self) -> None:
         """Forget the check-in in flight (no answer came); its counter stays used."""

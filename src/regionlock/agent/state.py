@@ -50,6 +50,7 @@ class AgentState:
     support_unlock_at: int | None = None  # when a valid unlock code was entered
     support_unlock_counter: int | None = None  # ... for the verdict with this counter
     rejected: list[str] = field(default_factory=list)  # recent refusals, newest last
+    retry_not_before: int = 0  # trusted time before which the service asked not to check in
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,6 +110,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "support_unlock_at": (int, _NONE),
     "support_unlock_counter": (int, _NONE),
     "rejected": (list,),
+    "retry_not_before": (int,),
 }
 
 

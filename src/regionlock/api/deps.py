@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from regionlock.services.access import Access
 from regionlock.services.checkin import CheckinService
 from regionlock.services.checkin_queue import CheckinQueue
 from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
 from regionlock.services.registry import Registry
 from regionlock.settings import Settings
 from regionlock.storage import Stores, open_stores
@@ -51,6 +53,8 @@ def _storable(value: str) -> str:
 # The same rule for the OpenAPI (clients and fuzzers generate from it).
 TEXT_PATTERN = "^[^\\u0000]*$"  # lone surrogates cannot be sent in UTF-8 JSON at all
 Text = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+# Text with something in it besides white space (a reason, a name): what the services require.
+WORDS_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 """A string member of a request body: text a store can hold (no NUL, no lone surrogate)."""
 
 
@@ -66,7 +70,12 @@ class Reason(BaseModel):
     """Why an operator acts: every state-changing request carries it in its JSON body, and
     it goes into the audit trail."""
 
-    reason: Text = Field(min_length=1, max_length=500, examples=["reported stolen"])
+    reason: Text = Field(
+        min_length=1,
+        max_length=500,
+        examples=["reported stolen"],
+        json_schema_extra={"pattern": WORDS_PATTERN},
+    )
 
 
 def utf8(body: bytes, what: str, *, whole: bool = True) -> str:
@@ -101,6 +110,7 @@ class State:
         self.registry = Registry.of(self.stores)
         self.access = Access.of(self.stores)
         self.policies = PolicyAdmin.of(self.stores)
+        self.api_limiter = TokenBuckets(Rate(settings.apikey_rate_per_hour, settings.apikey_burst))
         # Check-ins run in groups on a thread of their own (group commit, see
         # services/checkin_queue.py). One thread: a second one, on PostgreSQL, overlapped round
         # trips but fought the first for the GIL and the row locks (bench/README.md).
@@ -131,6 +141,9 @@ def authenticate(state: State, authorization: str | None, role: Role) -> ApiKey:
     key = state.stores.apikeys.authenticate(authorization.removeprefix("Bearer ").strip())
     if key is None:
         raise Unauthorized("unknown or revoked API key")
+    wait = state.api_limiter.take(key.id, time.monotonic())
+    if wait is not None:
+        raise RateLimited(f"this API key sends too many requests: try again in {wait} s", wait)
     if not key.role.allows(role):
         raise Forbidden(f"this needs the {role.value} role; the key is {key.role.value}")
     return key

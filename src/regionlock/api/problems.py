@@ -32,6 +32,7 @@ from regionlock.domain.errors import (
 )
 from regionlock.policies import PolicyError
 from regionlock.services.checkin_queue import ServiceBusy
+from regionlock.services.ratelimit import RateLimited
 from regionlock.services.registry import UnknownDevice
 from regionlock.signing import (
     BadSignature,
@@ -92,6 +93,7 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     UnsupportedMediaType: ProblemType(415, "unsupported-media-type", "both"),
     PayloadTooLarge: ProblemType(413, "payload-too-large", "both"),
     NoSigningKey: ProblemType(503, "no-signing-key", "device"),
+    RateLimited: ProblemType(429, "rate-limited", "both"),
     ServiceBusy: ProblemType(503, "service-busy", "device"),
     # The operator API (docs/operator-api.md).
     Unauthorized: ProblemType(401, "unauthorized", "operator"),
@@ -176,7 +178,7 @@ def error_response(exc: RegionlockError, instance: str) -> JSONResponse:
         ]
     response = problem(kind, exc.message, instance, extra)
     retry_after = getattr(exc, "retry_after_s", None)
-    if kind.status == 503 and retry_after is not None:
+    if kind.status in (429, 503) and retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
 
@@ -263,8 +265,8 @@ def responses(*kinds: type[Exception] | ProblemType) -> dict[int | str, dict[str
 
 
 # What the key-checking dependencies can answer: viewers' routes admit every live key.
-AS_VIEWER = responses(Unauthorized)
-AS_OPERATOR = responses(Unauthorized, Forbidden)
+AS_VIEWER = responses(Unauthorized, RateLimited)
+AS_OPERATOR = responses(Unauthorized, Forbidden, RateLimited)
 
 # Every operation can meet these; the app adds them to each (`document_problems`).
 _EVERYWHERE = responses(INTERNAL, StoreUnavailable)

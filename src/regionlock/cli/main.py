@@ -9,6 +9,7 @@ import click
 
 from regionlock import __version__
 from regionlock.cli.agent import agent
+from regionlock.cli.backup import backup, restore
 from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
@@ -83,6 +84,8 @@ cli.add_command(keys)
 cli.add_command(serve)
 cli.add_command(agent)
 cli.add_command(simulate)
+cli.add_command(backup)
+cli.add_command(restore)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

@@ -35,6 +35,7 @@ from regionlock.domain.policy import Action, Exemption, Policy
 from regionlock.domain.signals import parse_signals
 from regionlock.geo.locator import Locator
 from regionlock.policies import parse_policy
+from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
 from regionlock.services.registry import UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
@@ -102,6 +103,8 @@ class CheckinService:
     keys: KeyStore
     locator: Locator
     settings: Settings
+    # Accepted check-ins per device (services/ratelimit.py); None: no limit.
+    limiter: TokenBuckets | None = None
     # Registry records never change once imported (a conflicting re-import is refused), so
     # their keys are cached; state is always read under the row lock. The active policy and
     # the keyring are cached with the store's mark of their latest change, which every
@@ -123,6 +126,7 @@ class CheckinService:
             stores.keys,
             locator,
             settings,
+            TokenBuckets(Rate(settings.device_rate_per_hour, settings.device_burst)),
         )
 
     def _record(self, kid: str) -> DeviceRecord | None:
@@ -277,6 +281,14 @@ class CheckinService:
                         f"counter {request.counter} is not above the last accepted"
                         f" ({state.counter})"
                     )
+                )
+                continue
+            # Only a check-in that would be accepted spends the device's allowance: nobody
+            # without its key can make it wait.
+            wait = self.limiter.take(device_id, p.now.timestamp()) if self.limiter else None
+            if wait is not None:
+                out.append(
+                    RateLimited(f"this device checks in too often: try again in {wait} s", wait)
                 )
                 continue
             try:

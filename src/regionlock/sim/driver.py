@@ -27,6 +27,7 @@ from regionlock.agent.client import (
     accept_after_refresh,
     handle_response,
 )
+from regionlock.agent.core import BackingOff
 from regionlock.clock import SimulatedClock
 from regionlock.signing import TokenError
 from regionlock.signing.jws import b64url_decode
@@ -214,12 +215,17 @@ class FleetDriver:
         started = time.perf_counter()
         error: str | None = None
         for attempt in range(2):
-            token = agent.begin_checkin(plan.signals)
+            try:
+                token = agent.begin_checkin(plan.signals)
+            except BackingOff:
+                error = "backing-off"
+                break
             try:
                 async with client.post(
                     "/v1/checkin", data=token, headers={"content-type": "application/jose"}
                 ) as response:
                     status = response.status
+                    retry_after = response.headers.get("Retry-After")
                     try:
                         body = await response.json(content_type=None)
                     except ValueError:
@@ -230,7 +236,9 @@ class FleetDriver:
                 break
             try:
                 try:
-                    handle_response(agent, status, body, may_retry=attempt == 0)
+                    handle_response(
+                        agent, status, body, may_retry=attempt == 0, retry_after=retry_after
+                    )
                 except RefreshJwks as refresh:
                     jwks = await self._operator(client, "GET", "/.well-known/jwks.json")
                     self._jwks = jwks  # agents provisioned from now on get the new set

@@ -35,13 +35,16 @@ __all__ = [
 ]
 
 
-def open_database(url: str, *, migrate_sqlite: bool = True) -> Database:
+def open_database(
+    url: str, *, migrate_sqlite: bool = True, sqlite_synchronous: str = "NORMAL"
+) -> Database:
     """Open the store at `url`. SQLite is brought up to date on open (nothing to configure);
-    PostgreSQL must be migrated explicitly (`regionlock migrate`) and is checked here."""
+    PostgreSQL must be migrated explicitly (`regionlock migrate`) and is checked here.
+    `sqlite_synchronous`: REGIONLOCK_SQLITE_SYNCHRONOUS (ignored by PostgreSQL)."""
     from regionlock.domain.errors import DataUnavailable
     from regionlock.storage.migrate import available, current_version, migrate
 
-    db = Database(url)
+    db = Database(url, sqlite_synchronous=sqlite_synchronous)
     if db.dialect == "sqlite" and migrate_sqlite:
         migrate(db)
     else:
@@ -84,6 +87,6 @@ class Stores:
         self.db.close()
 
 
-def open_stores(url: str) -> Stores:
+def open_stores(url: str, *, sqlite_synchronous: str = "NORMAL") -> Stores:
     """`open_database` and every role on it."""
-    return Stores.on(open_database(url))
+    return Stores.on(open_database(url, sqlite_synchronous=sqlite_synchronous))

@@ -209,6 +209,8 @@ CHECKPOINT_INTERVAL_S = 0.1
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # How long a writer waits for another process's write (SQLite's busy timeout, as before).
 WRITER_LOCK_TIMEOUT_S = 30.0
+# The `PRAGMA synchronous` levels a store may run at (REGIONLOCK_SQLITE_SYNCHRONOUS).
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +285,22 @@ class _Checkpointer:
 class Database:
     """Connections and transactions for one database URL."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        schema: str | None = None,
+        sqlite_synchronous: str = "NORMAL",
+    ) -> None:
         self.url = DatabaseUrl.parse(url)
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise InvalidInput(
+                f"SQLite synchronous {sqlite_synchronous!r}: expected one of"
+                f" {', '.join(SQLITE_SYNCHRONOUS)}"
+            )
+        # What a COMMIT waits for on SQLite (docs/configuration.md, "Durability"): NORMAL syncs
+        # the log at checkpoints only, FULL at every commit.
+        self.sqlite_synchronous = sqlite_synchronous
         self.dialect: Dialect = self.url.dialect
         self.schema = schema  # PostgreSQL only: tests isolate themselves in a schema
         self._local = threading.local()
@@ -306,7 +322,7 @@ class Database:
                 self.url.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={self.sqlite_synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             # No COMMIT copies the WAL back into the database: `_Checkpointer` does, apart.

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from regionlock.api.deps import Admin, KeyPath, Reason, StateDep, Text
+from regionlock.api.deps import WORDS_PATTERN, Admin, KeyPath, Reason, StateDep, Text
 from regionlock.api.problems import AS_OPERATOR, responses
 from regionlock.storage.apikeys import Role, UnknownApiKey
 
@@ -15,7 +15,7 @@ api = APIRouter(tags=["admin"])
 
 
 class NewKey(BaseModel):
-    name: Text = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200, json_schema_extra={"pattern": WORDS_PATTERN})
     role: Role
 
 

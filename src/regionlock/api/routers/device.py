@@ -119,6 +119,7 @@ CHECKIN_OPENAPI: dict[str, Any] = {
                     ("413", "payload too large"),
                     ("415", "not application/jose"),
                     ("422", "invalid check-in payload or signal"),
+                    ("429", "the device checks in too often (rate-limited; Retry-After)"),
                 )
             },
         },
