@@ -1,5 +1,5 @@
 """Backups of a SQLite store taken while check-ins are recorded, and restores: consistent,
-all-or-nothing, refused while the store is in use."""
+all-or-nothing, refused while the store is in use; and the durability setting."""
 
 from __future__ import annotations
 
@@ -353,3 +353,28 @@ def test_postgresql_is_refused_with_its_own_tools_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="pg_restore"):
         restore_sqlite(tmp_path / "b.db", url)
     assert [p.name for p in tmp_path.iterdir()] == ["b.db"]
+
+
+# -- durability: REGIONLOCK_SQLITE_SYNCHRONOUS ------------------------------------------------
+
+
+@pytest.mark.parametrize(("level", "pragma"), [("NORMAL", 1), ("FULL", 2)])
+def test_the_synchronous_level_reaches_every_connection(
+    tmp_path: Path, level: str, pragma: int
+) -> None:
+    settings = Settings.from_env(
+        {"REGIONLOCK_SQLITE_SYNCHRONOUS": level, "REGIONLOCK_DATABASE_URL": "sqlite:///x.db"}
+    )
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}", sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        with db.read() as tx:
+            assert tx.one("PRAGMA synchronous") == (pragma,)
+    finally:
+        db.close()
+
+
+def test_the_synchronous_level_is_validated() -> None:
+    with pytest.raises(InvalidInput, match="REGIONLOCK_SQLITE_SYNCHRONOUS='OFF': expected"):
+        Settings.from_env({"REGIONLOCK_SQLITE_SYNCHRONOUS": "OFF"})
+    with pytest.raises(InvalidInput, match="expected one of NORMAL, FULL"):
+        Database("sqlite:///x.db", sqlite_synchronous="OFF; DROP TABLE devices")
