@@ -320,9 +320,11 @@ def keys_rotate(reason: str, db_url: str) -> None:
         new = Access.of(stores).rotate_signing_key(
             reason=reason, actor=actor(), now=datetime.now(UTC)
         )
+    click.echo(f"new signing key {new.kid}")
     click.echo(
-        f"new signing key {new.kid}: every service process signs with it from its next verdict"
-        " on; the old key stays in the JWKS until its tokens expire"
+        "every service process signs with it from its next verdict on; the old key stays in"
+        " the JWKS until the tokens it signed expire",
+        err=True,
     )
 
 
