@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -477,3 +478,119 @@ def test_joined_days_count_only_where_every_part_is_restricted_in_full() -> None
     history = _history(mixed, mixed, mixed)
     v = decide(DeviceFacts("d"), loc("UA", "UA-43"), history, Policy("p", "1", "", (rule,)), NOW)
     assert v.reasons[-1] == "presence.grace"
+
+
+# Found by mutation testing (docs/test-quality.md): each test below kills mutants of decide
+# that the tests above let live.
+
+
+def test_today_counts_once_when_the_history_already_has_it() -> None:
+    today = NOW.date()
+    h = PresenceHistory({today: frozenset({"IR"}), today - timedelta(days=1): frozenset({"IR"})})
+    assert h.days_in("IR", today, 14, present_today=True) == 2
+
+
+def test_confidence_exactly_at_the_policy_minimum_locks() -> None:
+    rule = Restriction("r", (IRAN,), Action.LOCK)
+    policy = Policy("p", "1", "", (rule,), min_lock_confidence=0.7)
+    at = decide(DeviceFacts("d"), loc("IR", "IR-23", 0.7), PresenceHistory(), policy, NOW)
+    assert at.action is Action.LOCK
+    below = decide(DeviceFacts("d"), loc("IR", "IR-23", 0.69), PresenceHistory(), policy, NOW)
+    assert below.action is Action.WARN and "confidence.low" in below.reasons
+
+
+def test_one_warning_day_means_a_warning_first() -> None:
+    rule = Restriction("r", (IRAN,), Action.LOCK, warn_days=1)
+    policy = Policy("p", "1", "", (rule,))
+    v = decide(DeviceFacts("d"), loc("IR", "IR-23"), PresenceHistory(), policy, NOW)
+    assert (v.action, v.reasons[-1]) == (Action.WARN, "escalation.warning")
+    warned = PresenceHistory(warned_since={"r": NOW.date() - timedelta(days=1)})
+    assert decide(DeviceFacts("d"), loc("IR", "IR-23"), warned, policy, NOW).action is Action.LOCK
+
+
+def test_warnings_from_exactly_one_window_ago_are_from_an_earlier_stay() -> None:
+    rule = Restriction(
+        "r", (IRAN,), Action.LOCK, presence=Presence(min_days=0, window_days=14), warn_days=2
+    )
+    policy = Policy("p", "1", "", (rule,))
+
+    def after(days: int) -> Action:
+        h = PresenceHistory(warned_since={"r": NOW.date() - timedelta(days=days)})
+        return decide(DeviceFacts("d"), loc("IR", "IR-23"), h, policy, NOW).action
+
+    assert (after(13), after(14)) == (Action.LOCK, Action.WARN)
+
+
+def test_grace_is_not_reported_as_an_escalation() -> None:
+    rule = Restriction("r", (IRAN,), Action.LOCK, presence=Presence(min_days=3), warn_days=2)
+    v = decide(
+        DeviceFacts("d"), loc("IR", "IR-23"), PresenceHistory(), Policy("p", "1", "", (rule,)), NOW
+    )
+    assert (v.action, v.reasons) == (Action.WARN, ("jurisdiction.restricted", "presence.grace"))
+
+
+def test_a_first_activation_in_a_restricted_subdivision_locks() -> None:
+    rule = Restriction("r", (CRIMEA,), Action.LOCK, presence=Presence(min_days=3))
+    device = DeviceFacts("d", first_country="UA", first_subdivision="UA-43")
+    v = decide(device, loc("UA", "UA-43"), PresenceHistory(), Policy("p", "1", "", (rule,)), NOW)
+    assert (v.action, v.reasons[-1]) == (Action.LOCK, "presence.first_activation")
+
+
+def test_joined_days_count_only_for_the_place_matched_and_what_the_rule_restricts() -> None:
+    # Another jurisdiction in the rule (Iran) does not make Sevastopol restricted by it.
+    with_iran = Restriction("r", (CRIMEA, IRAN), Action.LOCK, presence=Presence(min_days=3))
+    history = _history(BOTH_CANDIDATES, BOTH_CANDIDATES, BOTH_CANDIDATES, BOTH_CANDIDATES)
+    policy = Policy("p", "1", "", (with_iran,))
+    v = decide(DeviceFacts("d"), loc("UA", "UA-43"), history, policy, NOW)
+    assert v.reasons[-1] == "presence.grace"
+    # Days in "Sevastopol or Kherson", both restricted, are not days in Crimea.
+    kherson = Jurisdiction("UA-65", "Kherson", date(2022, 3, 1))
+    elsewhere = LocationEstimate("UA", None, 0.9, (), (), subdivisions=("UA-40", "UA-65"))
+    rule = Restriction(
+        "r", (CRIMEA, SEVASTOPOL, kherson), Action.LOCK, presence=Presence(min_days=3)
+    )
+    history = _history(elsewhere, elsewhere, elsewhere, elsewhere)
+    v = decide(DeviceFacts("d"), loc("UA", "UA-43"), history, Policy("p", "1", "", (rule,)), NOW)
+    assert v.reasons[-1] == "presence.grace"
+
+
+def test_explanations_say_what_decided() -> None:
+    with pytest.raises(ValueError, match="as_of must be timezone-aware"):
+        decide(
+            DeviceFacts("d"),
+            loc("IR", None),
+            PresenceHistory(),
+            Policy("p", "1", "", ()),
+            NOW.replace(tzinfo=None),
+        )
+    unknown = decide(
+        DeviceFacts("d"), loc(None, None), PresenceHistory(), Policy("p", "1", "", ()), NOW
+    )
+    assert unknown.explanation == "Allowed: location unknown; an unknown location never restricts."
+    batch = Policy("p", "1", "", (), exemptions=(Exemption("appeal 42", batch="B7"),))
+    v = decide(DeviceFacts("d", batch="B7"), loc("IR", None), PresenceHistory(), batch, NOW)
+    assert v.explanation == "Allowed: batch exemption (appeal 42)."
+    warn = Policy("p", "1", "", (Restriction("w", (IRAN,), Action.WARN),))
+    v = decide(DeviceFacts("d"), loc("IR", None), PresenceHistory(), warn, NOW)
+    assert v.explanation == "Warn: rule w: IR is restricted (Iran IR, since 2020-01-01)."
+    vpn = Policy("p", "1", "", (Restriction("r", (IRAN,), Action.LOCK),))
+    v = decide(
+        DeviceFacts("d"), loc("IR", None, 0.9, ("vpn_suspected",)), PresenceHistory(), vpn, NOW
+    )
+    assert v.explanation.endswith(
+        "; its IP points elsewhere (VPN suspected); presence signals decide."
+    )
+
+
+def test_an_activation_rule_speaks_with_its_own_message() -> None:
+    from regionlock.domain.policy import ActivationRule
+
+    rule = ActivationRule(
+        "eu-first", frozenset({"FR", "DE"}), Action.LOCK, message="Sold for the EU", contact="eu@x"
+    )
+    policy = Policy("p", "1", "", (), activation_rules=(rule,), message="generic")
+    v = decide(
+        DeviceFacts("d", first_country="AE"), loc("DE", None), PresenceHistory(), policy, NOW
+    )
+    assert (v.message, v.contact) == ("Sold for the EU", "eu@x")
+    assert v.explanation == "Lock: rule eu-first: first activated in AE, outside DE, FR."

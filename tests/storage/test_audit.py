@@ -102,7 +102,8 @@ def test_deleting_an_entry_is_detected(db: Database) -> None:
     with db.write() as tx:
         tx.execute("DELETE FROM audit WHERE seq = ?", (3,))
     result = store.verify()
-    assert (result.ok, result.first_broken) == (False, 3)
+    assert (result.ok, result.first_broken, result.checked) == (False, 3, 2)
+    assert "entry 3 is missing" in result.problem
 
 
 def test_truncating_the_end_is_detected(db: Database) -> None:
@@ -256,3 +257,32 @@ def test_appends_while_verifying_are_not_mistaken_for_a_cut(db: Database) -> Non
     add(db, store, 3)
     result = store.verify()
     assert (result.ok, result.checked) == (True, 5)
+
+
+def test_entry_hashes_are_pinned() -> None:
+    """Every stored hash was computed this way: a change to the canonical form (separators,
+    key order, escaping, encoding) would make every existing trail fail to verify."""
+    details = {"policy": "p@1", "n": [1, 2]}
+    assert (
+        entry_hash(
+            1, 1_700_000_000_000, "cli:zoë", "device.lock", "dev_1", "réclamation", details, ""
+        )
+        == "a5121fb9345a971ef3e276c63ea0c6513fa663ec0508e73960e99ce14f616535"
+    )
+
+
+def test_an_entry_reads_out_with_every_field(db: Database) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 1)
+    e = store.entries()[0]
+    assert e.to_json() == {
+        "seq": 1,
+        "at": 1_700_000_000_000,
+        "actor": "system",
+        "action": "device.lock",
+        "subject": "dev_0",
+        "reason": "test 0",
+        "details": {"policy": "p@1", "n": 0},
+        "prev_hash": "",
+        "hash": e.hash,
+    }
