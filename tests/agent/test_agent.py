@@ -502,7 +502,13 @@ def test_a_verdict_under_an_unknown_key_asks_for_the_jwks_once(
         token = service.answer(agent, agent.begin_checkin({}), key=rotated, sub="dev_test")
     got = accept_after_refresh(agent, {"keys": [rotated.public_jwk()]}, token)
     assert got.action is Action.ALLOW
-    assert {k["kid"] for k in agent.state.jwks["keys"]} == {service.key.kid, rotated.kid}
+    # The set fetched again replaces the pinned one: a key the service deleted (here the old
+    # one, as after a compromise) is no longer trusted; the verdict held is the rotated key's.
+    assert {k["kid"] for k in agent.state.jwks["keys"]} == {rotated.kid}
+    with pytest.raises(TokenError):
+        old_key_token = service.answer(agent, agent.begin_checkin({}), sub="dev_test")
+        agent.accept(old_key_token)
+    assert agent.enforcement().action is Action.ALLOW
 
 
 def test_garbage_answers_are_refusals_not_crashes(agent: Agent) -> None:

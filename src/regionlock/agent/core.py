@@ -108,14 +108,13 @@ def _unverified_claims(token: str) -> dict[str, Any]:
     return data
 
 
-def _merged(pinned: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
-    """The keys fetched again, plus every key pinned before that they lack (the stored verdict
-    stays verifiable by the key that signed it). Malformed input adds nothing."""
-    new = fetched.get("keys") if isinstance(fetched, dict) else None
-    fresh = [k for k in new if isinstance(k, dict)] if isinstance(new, list) else []
-    kids = {k.get("kid") for k in fresh}
-    old = [k for k in pinned.get("keys", []) if isinstance(k, dict) and k.get("kid") not in kids]
-    return {"keys": [*fresh, *old]}
+def _fetched(jwks: Any) -> dict[str, Any]:
+    """The keys of a JWKS fetched again (malformed input: none). They replace the pinned set
+    once a verdict verifies with them: a key the service has deleted (a compromise) is
+    trusted no longer, as docs/protocol.md promises, and the verdict then held is one that
+    these keys verify."""
+    new = jwks.get("keys") if isinstance(jwks, dict) else None
+    return {"keys": [k for k in new if isinstance(k, dict)] if isinstance(new, list) else []}
 
 
 def _stricter(a: Action, b: Action) -> Action:
@@ -190,9 +189,9 @@ class Agent:
 
         Raises `TokenError` (the verdict is refused, the one held stays) for a token that is
         forged, for another device or another check-in, late, expired, or not newer than the
-        one held. `jwks`, a set fetched again from the service after an unknown `kid`, is
-        pinned only if the token verifies against it (merged with the keys pinned before)."""
-        keys = self.state.jwks if jwks is None else _merged(self.state.jwks, jwks)
+        one held. `jwks`, a set fetched again from the service after an unknown `kid`, replaces
+        the pinned set only if the token verifies against it."""
+        keys = self.state.jwks if jwks is None else _fetched(jwks)
         try:
             claims, round_trip = self._verify_fresh(token, keys)
         except TokenError as exc:
