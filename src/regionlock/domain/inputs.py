@@ -8,6 +8,7 @@ readers and the agent (issue: "make the classes of defect impossible"). Pure: no
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -79,23 +80,39 @@ def nesting_depth(value: object, limit: int = MAX_NESTING) -> int:
     return deepest
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    # "1e400", or 400 digits and a point, reads as infinity: refused as the constant is (an
+    # infinity reaching `int()` is an OverflowError).
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text[:20]} is beyond the range of a number")
+    return number
+
+
+# One decoder for every call (what `json.loads` with these options would build each time).
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
+
+
 def load_json(text: str, what: str = "the input", *, limit: int = MAX_NESTING) -> Any:
     """A JSON document from text the outside gave: InvalidInput, never another exception, for
     anything that is not JSON, nests deeper than `limit`, or holds an integer too long to read
-    (Python refuses over 4,300 digits), NaN or Infinity."""
-
-    def no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
+    (Python refuses over 4,300 digits), NaN or Infinity (also as a number too large)."""
     try:
-        value = json.loads(text, parse_constant=no_constants)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{what}: not valid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise InvalidInput(f"{what}: nested more than {limit} levels deep") from None
     except ValueError as exc:
         raise InvalidInput(f"{what}: not valid JSON: {str(exc)[:100]}") from None
-    nesting_depth(value, limit)
+    try:
+        nesting_depth(value, limit)
+    except InvalidInput as exc:  # named like every other refusal here
+        raise InvalidInput(f"{what}: {exc.message}") from None
     return value
 
 

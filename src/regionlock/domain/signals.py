@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from regionlock.domain.errors import InvalidSignal
-from regionlock.domain.inputs import short_int
+from regionlock.domain.inputs import short_int, text_problem
 
 _MCC_RE = re.compile(r"^[0-9]{3}$")
 _MNC_RE = re.compile(r"^[0-9]{2,3}$")
@@ -95,6 +95,17 @@ class Signals:
         return tuple(present)
 
 
+def _shown(value: object) -> str:
+    """`value` quoted for a message. `repr` raises on an integer of over 4,300 digits (which a
+    caller, if not JSON, can pass) and recurses as deep as lists and objects nest."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return short_int(value)
+    try:
+        return repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} too large to show"
+
+
 def ipv4_number(text: str) -> int | None:
     """The 32-bit value of `text` when it is an IPv4 address in canonical form, else None.
 
@@ -114,6 +125,10 @@ def parse_ip(value: object) -> str:
     text = value.strip()
     if _IPV4_CANONICAL.fullmatch(text):
         return text  # the common case, already canonical (see _IPV4_CANONICAL)
+    # `ipaddress` takes any text after "%" as an IPv6 zone, NUL and lone surrogates too:
+    # such an address could be neither stored nor written out as UTF-8.
+    if text_problem(text) is not None:
+        raise InvalidSignal("ip", f"{value!r} is not a valid IPv4 or IPv6 address")
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -148,12 +163,16 @@ def parse_plmn(value: object, field: str) -> Plmn:
             unknown = set(value) - _PLMN_KEYS
             raise InvalidSignal(field, f"unknown key(s) {sorted(unknown)}; expected mcc and mnc")
         mcc, mnc = value.get("mcc"), value.get("mnc")
-        if isinstance(mcc, int) and not isinstance(mcc, bool):
+        # Only 0-999 is written out: formatting an integer of over 4,300 digits raises.
+        if isinstance(mcc, int) and not isinstance(mcc, bool) and 0 <= mcc <= 999:
             mcc = f"{mcc:03d}"
-        if not isinstance(mcc, str) or not _MCC_RE.match(mcc):
-            raise InvalidSignal(field, f"MCC {mcc!r} is not three digits")
-        if mnc is not None and (not isinstance(mnc, str) or not _MNC_RE.match(mnc)):
-            raise InvalidSignal(field, f"MNC {mnc!r} is not two or three digits (as a string)")
+        # fullmatch: `$` also matches before a final newline, so `match` took "432\n".
+        if not isinstance(mcc, str) or not _MCC_RE.fullmatch(mcc):
+            raise InvalidSignal(field, f"MCC {_shown(mcc)} is not three digits")
+        if mnc is not None and (not isinstance(mnc, str) or not _MNC_RE.fullmatch(mnc)):
+            raise InvalidSignal(
+                field, f"MNC {_shown(mnc)} is not two or three digits (as a string)"
+            )
         return _plmn(mcc, mnc)
     if isinstance(value, str):
         m = _PLMN_TEXT_RE.match(value.strip())
@@ -223,13 +242,13 @@ def parse_gps(value: object) -> GpsFix:
 def parse_timezone(value: object) -> str:
     """Syntax only; whether the zone exists is the time-zone resolver's call."""
     if not isinstance(value, str) or not _TZ_RE.match(value.strip()):
-        raise InvalidSignal("timezone", f"{value!r} is not an IANA time zone name")
+        raise InvalidSignal("timezone", f"{_shown(value)} is not an IANA time zone name")
     return value.strip()
 
 
 def parse_locale(value: object) -> str:
     if not isinstance(value, str) or not _LOCALE_RE.match(value.strip()):
-        raise InvalidSignal("locale", f"{value!r} is not a locale such as fa_IR or en-US")
+        raise InvalidSignal("locale", f"{_shown(value)} is not a locale such as fa_IR or en-US")
     return value.strip()
 
 

@@ -37,9 +37,11 @@ from regionlock.domain.device import (
     parse_sales_region,
 )
 from regionlock.domain.errors import InvalidInput
+from regionlock.domain.inputs import text_problem
 
 REQUIRED_COLUMNS = ("imei", "serial", "model", "sales_region", "distributor", "batch", "public_key")
 OPTIONAL_COLUMNS = ("imei2", "sku", "manufactured", "shipped")
+_TEXT_COLUMNS = ("serial", "model", "distributor", "batch", "sku")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _T = TypeVar("_T")
 
@@ -137,7 +139,8 @@ def _columns(header: list[str]) -> dict[str, int]:
     """Column name -> position, or `InvalidInput` naming every problem with the header."""
     names = [cell.strip().lower() for cell in header]
     if names:
-        names[0] = names[0].removeprefix("\ufeff")  # a UTF-8 byte order mark read as text
+        # A UTF-8 byte order mark read as text; what follows it is stripped like every name.
+        names[0] = names[0].removeprefix("\ufeff").strip()
     problems = []
     positions: dict[str, int] = {}
     for i, name in enumerate(names):
@@ -191,6 +194,15 @@ def _record(
         if not value:
             errors.append(f"{name} is empty")
         required[name] = value
+    # The csv module passes NUL on (since Python 3.11) and lines handed in as text may hold
+    # lone surrogates: neither can be stored (PostgreSQL refuses NUL; a surrogate made the
+    # record's fingerprint raise UnicodeEncodeError, ending the whole import), so the row is
+    # refused. One look at all the free text; which column only when something is wrong.
+    if text_problem("".join(map(cell, _TEXT_COLUMNS))) is not None:
+        for name in _TEXT_COLUMNS:
+            problem = text_problem(cell(name))
+            if problem is not None:
+                errors.append(f"{name} {problem}")
     imei = attempt(lambda: parse_imei(cell("imei")))
     imei2: Imei | None = None
     if cell("imei2"):

@@ -146,7 +146,10 @@ def _check_claims(claims: Mapping[str, Any]) -> None:
         raise UnsupportedVersion(f"verdict version {ver!r}; this code reads {VERDICT_VERSION}")
     for name in ("iss", "sub", "message", "contact", "nonce"):
         _text(claims, name)
-    if claims.get("verdict") not in VERDICTS:
+    # Only text is looked up: `in` on a frozenset hashes, and a JSON list or object is
+    # unhashable (a TypeError, where the device must see a refused token).
+    verdict = claims.get("verdict")
+    if not isinstance(verdict, str) or verdict not in VERDICTS:
         raise MalformedToken(f"claim 'verdict' must be one of {sorted(VERDICTS)}")
     reasons = claims.get("reasons")
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
@@ -162,7 +165,8 @@ def _check_claims(claims: Mapping[str, Any]) -> None:
     if _count(claims, "exp") <= iat:
         raise MalformedToken("claim 'exp' must be after 'iat'")
     offline = _object(claims, "offline")
-    if offline.get("action") not in OFFLINE_ACTIONS:
+    offline_action = offline.get("action")
+    if not isinstance(offline_action, str) or offline_action not in OFFLINE_ACTIONS:
         raise MalformedToken(f"claim 'offline.action' must be one of {sorted(OFFLINE_ACTIONS)}")
     _count(offline, "lock_after_days")
     _count(offline, "warn_days")
