@@ -127,3 +127,18 @@ def test_a_viewer_cannot_send_a_body_to_an_operator_route(client: TestClient) ->
     viewer = {"authorization": f"Bearer {tokens['viewer']}"}
     r = client.post(f"/v1/devices/{imei(1)}/lock", json={"reason": "x"}, headers=viewer)
     refused(r, 403, "forbidden")
+
+
+def test_an_import_splits_lines_as_csv_does(client: TestClient) -> None:
+    """A form feed or U+2028 inside a cell is part of the cell, not a line break: the API
+    reports the same lines as `regionlock devices import` would."""
+    _, tokens = setup(client)
+    operator = {"authorization": f"Bearer {tokens['operator']}"}
+    header = "imei,serial,model,sales_region,distributor,batch,public_key\n"
+    r = client.post(
+        "/v1/devices/import",
+        content=header + "1,S\x0cN,X,AE,D,B,k\n2,S\u2028N,X,AE,D,B,k\n",
+        headers=operator,
+    )
+    assert r.status_code == 200
+    assert [p["line"] for p in r.json()["problems"]] == [2, 3]  # two rows, two lines

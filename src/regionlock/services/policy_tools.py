@@ -170,7 +170,12 @@ FLEET_FIELDS = {
 def read_fleet(lines: Iterable[str], csv_format: bool) -> Iterator[dict[str, Any] | InvalidInput]:
     """Fleet records from JSON Lines or CSV (header row); bad rows become InvalidInput."""
     if csv_format:
-        for n, row in enumerate(csv.DictReader(lines), start=2):
+        reader = csv.DictReader(lines)
+        for row in reader:
+            n = reader.line_num
+            if None in row:  # csv puts cells beyond the header under the key None
+                yield InvalidInput(f"line {n}: more cells than the header has columns")
+                continue
             yield {k: v for k, v in row.items() if v not in ("", None)} | {"_line": n}
         return
     for n, line in enumerate(lines, start=1):

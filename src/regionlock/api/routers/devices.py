@@ -3,6 +3,7 @@ codes (each audited with the key that acted)."""
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from typing import Annotated, Any
 
@@ -105,7 +106,7 @@ async def import_devices(request: Request, state: StateDep, who: Operator) -> di
     text = utf8(await request.body(), "the CSV file", whole=False)  # a bad row is that row's
     report = await run_in_threadpool(
         state.registry.import_csv,
-        text.splitlines(keepends=True),
+        io.StringIO(text, newline=""),  # lines as csv and the CLI split them (not at \x0c, ...)
         actor=who.actor,
         source="api",
         now=state.clock.now(),
