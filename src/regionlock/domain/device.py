@@ -406,22 +406,26 @@ class ManualLock:
     """An operator's lock: it applies at the device's next check-in.
 
     `reason` is for the audit trail; `message` and `contact` are what the device shows its
-    owner (a region's message would be wrong for, say, a phone reported stolen)."""
+    owner (a region's message would be wrong for, say, a phone reported stolen).
+    `campaign`: the id of the bulk campaign that set it (None: an operator, by hand)."""
 
     reason: str
     actor: str
     at: datetime
     message: str | None = None
     contact: str | None = None
+    campaign: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ManualExemption:
-    """An operator's exemption from every lock, until `until` (exclusive) or for good."""
+    """An operator's exemption from every lock, until `until` (exclusive) or for good.
+    `campaign`: the id of the bulk campaign that set it (None: an operator, by hand)."""
 
     reason: str
     actor: str
     until: date | None = None
+    campaign: str | None = None
 
     def active(self, on: date) -> bool:
         return self.until is None or on < self.until

@@ -419,12 +419,14 @@ class CheckinService:
         if state.manual_lock is not None and not any(
             r.startswith("exemption.") for r in verdict.reasons
         ):
+            by = state.manual_lock.campaign  # the lock slot's holder: a campaign or an operator
             verdict = replace(
                 verdict,
                 action=Action.LOCK,
-                reasons=("operator.lock", *verdict.reasons),
-                explanation=f"Locked by an operator ({state.manual_lock.actor}): "
-                f"{state.manual_lock.reason}. " + verdict.explanation,
+                reasons=("campaign.lock" if by else "operator.lock", *verdict.reasons),
+                explanation=(f"Locked by campaign {by}" if by else "Locked by an operator")
+                + f" ({state.manual_lock.actor}): {state.manual_lock.reason}. "
+                + verdict.explanation,
                 # The lock's own words, never the policy's region message (docs/policy.md,
                 # "Manual actions").
                 message=state.manual_lock.message or MANUAL_LOCK_MESSAGE,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from regionlock.storage.apikeys import ApiKeyStore, SqlApiKeyStore
 from regionlock.storage.audit import AuditStore, SqlAuditStore
+from regionlock.storage.campaigns import CampaignStore, SqlCampaignStore
 from regionlock.storage.checkins import CheckinStore, SqlCheckinStore
 from regionlock.storage.db import DEFAULT_URL, Database, DatabaseUrl, Transaction, Transactions
 from regionlock.storage.devices import DeviceStore, SqlDeviceStore
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_URL",
     "ApiKeyStore",
     "AuditStore",
+    "CampaignStore",
     "CheckinStore",
     "Database",
     "DatabaseUrl",
@@ -69,6 +71,7 @@ class Stores:
     policies: PolicyStore
     keys: KeyStore
     apikeys: ApiKeyStore
+    campaigns: CampaignStore
 
     @classmethod
     def on(cls, db: Database) -> Stores:
@@ -81,6 +84,7 @@ class Stores:
             policies=SqlPolicyStore(db),
             keys=SqlKeyStore(db),
             apikeys=SqlApiKeyStore(db),
+            campaigns=SqlCampaignStore(db),
         )
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
+from regionlock.domain.campaign import seen_countries
 from regionlock.domain.device import (
     DeviceRecord,
     DeviceState,
@@ -86,6 +87,8 @@ def state_to_json(s: DeviceState) -> str:
             "at": _dt(s.manual_lock.at),
             "message": s.manual_lock.message,
             "contact": s.manual_lock.contact,
+            # Only when set, so states stored before campaigns keep their exact text.
+            **({"campaign": s.manual_lock.campaign} if s.manual_lock.campaign else {}),
         },
         "exemption": None
         if s.exemption is None
@@ -93,6 +96,7 @@ def state_to_json(s: DeviceState) -> str:
             "reason": s.exemption.reason,
             "actor": s.exemption.actor,
             "until": s.exemption.until.isoformat() if s.exemption.until else None,
+            **({"campaign": s.exemption.campaign} if s.exemption.campaign else {}),
         },
         "counter": s.counter,
     }
@@ -139,11 +143,15 @@ def state_from_json(text: str) -> DeviceState:
             _parse_dt(lock["at"]) or datetime.now(UTC),
             lock.get("message"),
             lock.get("contact"),
+            lock.get("campaign"),
         ),
         exemption=None
         if not ex
         else ManualExemption(
-            ex["reason"], ex["actor"], date.fromisoformat(ex["until"]) if ex["until"] else None
+            ex["reason"],
+            ex["actor"],
+            date.fromisoformat(ex["until"]) if ex["until"] else None,
+            ex.get("campaign"),
         ),
         counter=doc.get("counter"),
         early_countries=_early_countries(doc),
@@ -158,10 +166,20 @@ _COLS = (
 )
 
 
+# Besides the state, the columns campaigns select by (storage/campaigns.py): the last
+# subdivision, the first activation's country and the countries seen, as ",AE,IR," (matched
+# with LIKE '%,IR,%'), all kept in step with the state by every save.
 _SAVE_STATE = (
     "UPDATE devices SET state = ?, state_version = state_version + 1, last_verdict = ?,"
-    " last_country = ?, last_checkin_at = ? WHERE id = ? AND state_version = ?"
+    " last_country = ?, last_checkin_at = ?, last_subdivision = ?, first_country = ?,"
+    " seen_in = ? WHERE id = ? AND state_version = ?"
 )
+
+
+def seen_in_column(state: DeviceState) -> str | None:
+    """The `seen_in` column's text for a state: ",AE,IR," (None when no country)."""
+    codes = seen_countries(state.presence, state.first_country)
+    return "," + ",".join(codes) + "," if codes else None
 
 
 def _save_params(device_id: str, version: int, state: DeviceState) -> tuple[Any, ...]:
@@ -170,6 +188,9 @@ def _save_params(device_id: str, version: int, state: DeviceState) -> tuple[Any,
         state.last_verdict.value if state.last_verdict else None,
         state.last_country,
         epoch_ms(state.last_checkin_at) if state.last_checkin_at else None,
+        state.last_subdivision,
+        state.first_country,
+        seen_in_column(state),
         device_id,
         version,
     )

@@ -1,0 +1,478 @@
+"""Bulk campaigns: their definitions and state, their frozen target sets, the runner's lease.
+
+Contract (both backends, one conformance suite, tests/storage/test_campaigns.py):
+- `create` writes a campaign and its targets in the caller's transaction: the target set is
+  frozen there, counted per stage and fingerprinted (SHA-256 of the sorted ids). Targets are
+  streamed in device-id order and inserted in chunks, so a million devices never sit in memory.
+- `select_devices` is the one definition of a `Selection` in SQL: the dry run, `create` and a
+  later comparison all read the fleet through it, so they cannot disagree.
+- A campaign is worked on by the runner holding its lease: `claim` takes a free or expired
+  lease (or renews one's own) atomically, `renew` extends it inside a chunk's transaction and
+  fails once another runner took it over, `release` lets it go.
+- `pending_chunk`, `mark` and `save_progress` run in one transaction per chunk with the
+  changes to the devices: the targets' statuses are the checkpoint, so a chunk is applied,
+  marked and counted together or not at all. `mark` refuses (Conflict, the transaction rolls
+  back) a target that is no longer pending, so nothing is applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol
+
+from regionlock.domain.campaign import (
+    Campaign,
+    CampaignAction,
+    CampaignCounts,
+    CampaignState,
+    Selection,
+)
+from regionlock.domain.errors import Conflict
+from regionlock.storage.db import Database, Transaction, epoch_ms
+
+TargetStatus = Literal["pending", "applied", "skipped", "error"]
+INSERT_CHUNK = 5000
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def new_campaign_id() -> str:
+    """A fresh, unguessable campaign id: "cmp_" and 16 base32 characters (80 bits)."""
+    return "cmp_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One targeted device and what became of it."""
+
+    device_id: str
+    stage: int
+    status: TargetStatus
+    detail: str | None
+    applied_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetGroup:
+    """Selected devices counted by sales region, last country and last verdict."""
+
+    sales_region: str
+    country: str | None
+    verdict: str | None
+    devices: int
+
+
+# --- a selection in SQL ------------------------------------------------------------------------
+
+_COLUMN = {
+    "distributor": "d.distributor",
+    "batch": "d.batch",
+    "model": "d.model",
+    "sales_region": "d.sales_region",
+    "country": "d.last_country",
+    "subdivision": "d.last_subdivision",
+    "verdict": "d.last_verdict",
+    "activated_in": "d.first_country",
+}
+
+
+def selection_sql(selection: Selection) -> tuple[str, list[Any]]:
+    """The WHERE condition (over `devices d`) of a selection, with its parameters: one
+    `IN (...)` per field (or a LIKE per country for `seen_in`), joined with AND."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for name, values in selection.filters().items():
+        if name == "seen_in":
+            parts.append("(" + " OR ".join("d.seen_in LIKE ?" for _ in values) + ")")
+            params.extend(f"%,{v},%" for v in values)
+        else:
+            parts.append(f"{_COLUMN[name]} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+    return (" AND ".join(parts) if parts else "1 = 1"), params
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+_CAMPAIGN_COLS = (
+    "id, name, action, reason, message, contact, until, selection, stages, state,"
+    " state_reason, stage, targets, stage_sizes, digest, applied, skipped, errors,"
+    " stage_errors, created_by, created_at, approved_by"
+)
+
+
+def _campaign(row: Sequence[Any]) -> Campaign:
+    return Campaign(
+        id=row[0],
+        name=row[1],
+        action=CampaignAction(row[2]),
+        reason=row[3],
+        message=row[4],
+        contact=row[5],
+        until=date.fromisoformat(row[6]) if row[6] else None,
+        selection=Selection.from_json(json.loads(row[7])),
+        stages=tuple(float(s) for s in str(row[8]).split(",")),
+        state=CampaignState(row[9]),
+        state_reason=row[10],
+        stage=int(row[11]),
+        counts=CampaignCounts(
+            targets=int(row[12]),
+            stage_sizes=tuple(int(n) for n in json.loads(row[13])),
+            applied=int(row[15]),
+            skipped=int(row[16]),
+            errors=int(row[17]),
+            stage_errors=int(row[18]),
+        ),
+        digest=row[14],
+        created_by=row[19],
+        created_at=datetime.fromtimestamp(int(row[20]) / 1000, UTC),
+        approved_by=row[21],
+    )
+
+
+class CampaignStore(Protocol):
+    """Campaigns, their frozen targets and their runners' leases (module docstring: the
+    contract). Times are UTC epoch milliseconds."""
+
+    def select_devices(
+        self,
+        tx: Transaction,
+        selection: Selection,
+        *,
+        after: str = "",
+        limit: int = 10_000,
+        among: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Ids of the devices the selection matches, in id order, after `after` (paging);
+        only those of `among` when given."""
+        ...
+
+    def fleet_groups(self, selection: Selection) -> list[FleetGroup]:
+        """The selected devices counted by (sales region, last country, last verdict), in
+        one aggregate query: what a dry run reports, in flat memory."""
+        ...
+
+    def create(
+        self, tx: Transaction, campaign: Campaign, targets: Iterable[tuple[str, int]]
+    ) -> Campaign:
+        """Store `campaign` with its targets ((device id, stage), strictly increasing ids);
+        returns it with the target count, the count per stage and the digest filled in.
+        Conflict if the id exists."""
+        ...
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        """A campaign by id; None when there is none."""
+        ...
+
+    def get_for_update(self, tx: Transaction, campaign_id: str) -> Campaign | None:
+        """A campaign to change in `tx` (row-locked where the backend needs it)."""
+        ...
+
+    def recent(self, *, limit: int = 100) -> list[Campaign]:
+        """Campaigns, newest first."""
+        ...
+
+    def save(self, tx: Transaction, campaign: Campaign, at: int) -> None:
+        """Store a transition: state, its reason, stage, stage errors, approver."""
+        ...
+
+    def claim(self, campaign_id: str, owner: str, until: int, now: int) -> bool:
+        """Take the campaign's lease for `owner` until `until` if it is free, expired (at
+        `now`) or `owner`'s own; True when `owner` holds it. Atomic: of two runners claiming
+        at once, exactly one gets it."""
+        ...
+
+    def lease(self, campaign_id: str) -> tuple[str | None, int | None]:
+        """Who holds the lease and until when (None, None: nobody ever did)."""
+        ...
+
+    def renew(self, tx: Transaction, campaign_id: str, owner: str, until: int) -> bool:
+        """Extend `owner`'s lease in `tx` (and lock the campaign's row until it ends); False
+        when `owner` no longer holds it, i.e. another runner took it over."""
+        ...
+
+    def release(self, tx: Transaction, campaign_id: str, owner: str) -> None:
+        """Let go of `owner`'s lease (nothing if it is not `owner`'s)."""
+        ...
+
+    def pending_chunk(self, tx: Transaction, campaign_id: str, stage: int, limit: int) -> list[str]:
+        """The next `limit` pending targets of `stage`, in device-id order."""
+        ...
+
+    def mark(
+        self,
+        tx: Transaction,
+        campaign_id: str,
+        outcomes: Sequence[tuple[str, TargetStatus, str | None]],
+        at: int,
+    ) -> None:
+        """Record (device id, status, detail) of pending targets; Conflict if one of them
+        is not pending any more."""
+        ...
+
+    def save_progress(
+        self, tx: Transaction, campaign_id: str, *, applied: int, skipped: int, errors: int
+    ) -> None:
+        """Add a chunk's outcomes to the campaign's counters (errors also to the stage's)."""
+        ...
+
+    def targets(
+        self,
+        campaign_id: str,
+        *,
+        status: TargetStatus | None = None,
+        after: str = "",
+        limit: int = 1000,
+    ) -> list[Target]:
+        """Targets of a campaign in device-id order after `after`, of one status if given."""
+        ...
+
+    def stage_status(self, campaign_id: str, stage: int) -> dict[str, int]:
+        """How many targets of `stage` are in each status."""
+        ...
+
+
+class SqlCampaignStore:
+    """Campaigns on SQLite or PostgreSQL."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def select_devices(
+        self,
+        tx: Transaction,
+        selection: Selection,
+        *,
+        after: str = "",
+        limit: int = 10_000,
+        among: Sequence[str] | None = None,
+    ) -> list[str]:
+        where, params = selection_sql(selection)
+        sql = f"SELECT d.id FROM devices d WHERE d.id > ? AND {where}"
+        args: list[Any] = [after, *params]
+        if among is not None:
+            if not among:
+                return []
+            sql += f" AND d.id IN ({', '.join('?' * len(among))})"
+            args.extend(among)
+        sql += " ORDER BY d.id LIMIT ?"
+        args.append(limit)
+        return [str(r[0]) for r in tx.all(sql, args)]
+
+    def fleet_groups(self, selection: Selection) -> list[FleetGroup]:
+        where, params = selection_sql(selection)
+        with self.db.read() as tx:
+            rows = tx.all(
+                "SELECT d.sales_region, d.last_country, d.last_verdict, COUNT(*) FROM devices d"
+                f" WHERE {where} GROUP BY d.sales_region, d.last_country, d.last_verdict",
+                params,
+            )
+        return [FleetGroup(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    def create(
+        self, tx: Transaction, campaign: Campaign, targets: Iterable[tuple[str, int]]
+    ) -> Campaign:
+        at = epoch_ms(campaign.created_at)
+        c = campaign
+        try:
+            tx.execute(
+                "INSERT INTO campaigns (id, name, action, reason, message, contact, until,"
+                " selection, stages, state, state_reason, stage, created_by, created_at,"
+                " approved_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    c.id,
+                    c.name,
+                    c.action.value,
+                    c.reason,
+                    c.message,
+                    c.contact,
+                    c.until.isoformat() if c.until else None,
+                    json.dumps(c.selection.to_json(), sort_keys=True),
+                    ",".join(f"{s:g}" for s in c.stages),
+                    c.state.value,
+                    c.state_reason,
+                    c.stage,
+                    c.created_by,
+                    at,
+                    c.approved_by,
+                    at,
+                ),
+            )
+        except Exception as exc:
+            if self.db.is_unique_violation(exc):
+                raise Conflict(f"campaign {c.id} exists already") from None
+            raise
+        sizes = [0] * len(c.stages)
+        last = ""
+        total = 0
+        rows: list[tuple[str, str, int]] = []
+        # One pass: ids feed the digest as they go in, chunk by chunk (flat memory).
+        h = hashlib.sha256()
+        for device_id, stage in targets:
+            if device_id <= last:
+                raise ValueError("campaign targets must come in strictly increasing id order")
+            if not 1 <= stage <= len(c.stages):
+                raise ValueError(f"stage {stage} of a campaign with {len(c.stages)} stages")
+            last = device_id
+            sizes[stage - 1] += 1
+            h.update(device_id.encode() + b"\n")
+            rows.append((c.id, device_id, stage))
+            total += 1
+            if len(rows) >= INSERT_CHUNK:
+                self._insert_targets(tx, rows)
+                rows = []
+        self._insert_targets(tx, rows)
+        digest = h.hexdigest()
+        tx.execute(
+            "UPDATE campaigns SET targets = ?, stage_sizes = ?, digest = ? WHERE id = ?",
+            (total, json.dumps(sizes), digest, c.id),
+        )
+        return replace(
+            c, digest=digest, counts=CampaignCounts(targets=total, stage_sizes=tuple(sizes))
+        )
+
+    @staticmethod
+    def _insert_targets(tx: Transaction, rows: Sequence[tuple[str, str, int]]) -> None:
+        tx.executemany(
+            "INSERT INTO campaign_targets (campaign_id, device_id, stage) VALUES (?, ?, ?)", rows
+        )
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        with self.db.read() as tx:
+            row = tx.one(f"SELECT {_CAMPAIGN_COLS} FROM campaigns WHERE id = ?", (campaign_id,))
+        return _campaign(row) if row else None
+
+    def get_for_update(self, tx: Transaction, campaign_id: str) -> Campaign | None:
+        suffix = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+        row = tx.one(f"SELECT {_CAMPAIGN_COLS} FROM campaigns WHERE id = ?{suffix}", (campaign_id,))
+        return _campaign(row) if row else None
+
+    def recent(self, *, limit: int = 100) -> list[Campaign]:
+        with self.db.read() as tx:
+            rows = tx.all(
+                f"SELECT {_CAMPAIGN_COLS} FROM campaigns ORDER BY created_at DESC, id LIMIT ?",
+                (limit,),
+            )
+        return [_campaign(r) for r in rows]
+
+    def save(self, tx: Transaction, campaign: Campaign, at: int) -> None:
+        c = campaign
+        tx.execute(
+            "UPDATE campaigns SET state = ?, state_reason = ?, stage = ?, stage_errors = ?,"
+            " approved_by = ?, updated_at = ? WHERE id = ?",
+            (
+                c.state.value,
+                c.state_reason,
+                c.stage,
+                c.counts.stage_errors,
+                c.approved_by,
+                at,
+                c.id,
+            ),
+        )
+
+    def claim(self, campaign_id: str, owner: str, until: int, now: int) -> bool:
+        # One statement: SQLite's single writer or PostgreSQL's row lock (a second UPDATE
+        # waits, then re-checks the condition against the winner's row) make it atomic.
+        with self.db.write() as tx:
+            changed = tx.execute(
+                "UPDATE campaigns SET lease_owner = ?, lease_until = ? WHERE id = ?"
+                " AND (lease_owner IS NULL OR lease_until < ? OR lease_owner = ?)",
+                (owner, until, campaign_id, now, owner),
+            )
+        return changed == 1
+
+    def lease(self, campaign_id: str) -> tuple[str | None, int | None]:
+        with self.db.read() as tx:
+            row = tx.one(
+                "SELECT lease_owner, lease_until FROM campaigns WHERE id = ?", (campaign_id,)
+            )
+        if row is None:
+            return None, None
+        return row[0], None if row[1] is None else int(row[1])
+
+    def renew(self, tx: Transaction, campaign_id: str, owner: str, until: int) -> bool:
+        changed = tx.execute(
+            "UPDATE campaigns SET lease_until = ? WHERE id = ? AND lease_owner = ?",
+            (until, campaign_id, owner),
+        )
+        return changed == 1
+
+    def release(self, tx: Transaction, campaign_id: str, owner: str) -> None:
+        tx.execute(
+            "UPDATE campaigns SET lease_owner = NULL, lease_until = NULL"
+            " WHERE id = ? AND lease_owner = ?",
+            (campaign_id, owner),
+        )
+
+    def pending_chunk(self, tx: Transaction, campaign_id: str, stage: int, limit: int) -> list[str]:
+        rows = tx.all(
+            "SELECT device_id FROM campaign_targets WHERE campaign_id = ? AND status = 'pending'"
+            " AND stage = ? ORDER BY device_id LIMIT ?",
+            (campaign_id, stage, limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    def mark(
+        self,
+        tx: Transaction,
+        campaign_id: str,
+        outcomes: Sequence[tuple[str, TargetStatus, str | None]],
+        at: int,
+    ) -> None:
+        changed = tx.executemany(
+            "UPDATE campaign_targets SET status = ?, detail = ?, applied_at = ?"
+            " WHERE campaign_id = ? AND device_id = ? AND status = 'pending'",
+            [(status, detail, at, campaign_id, device) for device, status, detail in outcomes],
+        )
+        if changed != len(outcomes):
+            raise Conflict(
+                f"campaign {campaign_id}: {len(outcomes) - changed} of {len(outcomes)} targets"
+                " were not pending any more (another runner?)"
+            )
+
+    def save_progress(
+        self, tx: Transaction, campaign_id: str, *, applied: int, skipped: int, errors: int
+    ) -> None:
+        tx.execute(
+            "UPDATE campaigns SET applied = applied + ?, skipped = skipped + ?,"
+            " errors = errors + ?, stage_errors = stage_errors + ? WHERE id = ?",
+            (applied, skipped, errors, errors, campaign_id),
+        )
+
+    def targets(
+        self,
+        campaign_id: str,
+        *,
+        status: TargetStatus | None = None,
+        after: str = "",
+        limit: int = 1000,
+    ) -> list[Target]:
+        sql = (
+            "SELECT device_id, stage, status, detail, applied_at FROM campaign_targets"
+            " WHERE campaign_id = ? AND device_id > ?"
+        )
+        params: list[Any] = [campaign_id, after]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY device_id LIMIT ?"
+        params.append(limit)
+        with self.db.read() as tx:
+            rows = tx.all(sql, params)
+        return [
+            Target(str(r[0]), int(r[1]), r[2], r[3], None if r[4] is None else int(r[4]))
+            for r in rows
+        ]
+
+    def stage_status(self, campaign_id: str, stage: int) -> dict[str, int]:
+        with self.db.read() as tx:
+            rows = tx.all(
+                "SELECT status, COUNT(*) FROM campaign_targets WHERE campaign_id = ?"
+                " AND stage = ? GROUP BY status",
+                (campaign_id, stage),
+            )
+        return {str(r[0]): int(r[1]) for r in rows}
