@@ -229,11 +229,17 @@ class CheckinService:
     ) -> tuple[list[Verdict | Exception], tuple[int, int] | None]:
         """Step 4 for a group, in one transaction; each check-in alone if that fails. Also
         returns the keyring's generation as the transaction saw it (None: unknown)."""
+        spent: list[str] = []  # devices whose rate-limit token this transaction took
         try:
             with self.db.write() as tx:
                 keys = self.keys.generation(tx)
-                return self._record_in(tx, batch), keys
+                return self._record_in(tx, batch, spent), keys
         except Exception as exc:
+            # Nothing was recorded: the allowance goes back (a device retrying through an
+            # outage or a full disk must meet 503, not 429, and be charged once when it lands).
+            if self.limiter is not None:
+                for device_id in spent:
+                    self.limiter.refund(device_id)
             if len(batch) == 1:
                 return [exc], None
             # Nothing of the group was recorded (it was one transaction): each on its own now.
@@ -250,7 +256,9 @@ class CheckinService:
             out.extend(decided)
         return out, generation
 
-    def _record_in(self, tx: Transaction, batch: list[_Prepared]) -> list[Verdict | Exception]:
+    def _record_in(
+        self, tx: Transaction, batch: list[_Prepared], spent: list[str]
+    ) -> list[Verdict | Exception]:
         """Decide and record `batch` in `tx`, in order, as if one after the other.
 
         The device rows are locked first (in id order), then replays are looked up, so a
@@ -291,6 +299,8 @@ class CheckinService:
                     RateLimited(f"this device checks in too often: try again in {wait} s", wait)
                 )
                 continue
+            if self.limiter is not None:
+                spent.append(device_id)
             try:
                 verdict = self._decide(device_id, state, p.record, location, policy, p.now)
                 new_state = state.after_checkin(

@@ -69,3 +69,14 @@ class TokenBuckets:
             while len(self._buckets) > self._max_keys:
                 self._buckets.popitem(last=False)
         return wait
+
+    def refund(self, key: str) -> None:
+        """Give back a token `take` spent for work that was then not done (its transaction
+        rolled back)."""
+        if self.rate.unlimited:
+            return
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is not None:
+                tokens, at = found
+                self._buckets[key] = (min(float(self.rate.burst), tokens + 1.0), at)
