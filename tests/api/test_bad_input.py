@@ -142,3 +142,14 @@ def test_an_import_splits_lines_as_csv_does(client: TestClient) -> None:
     )
     assert r.status_code == 200
     assert [p["line"] for p in r.json()["problems"]] == [2, 3]  # two rows, two lines
+
+
+def test_toml_nested_5000_deep_is_an_invalid_policy(client: TestClient) -> None:
+    _, tokens = setup(client)
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    deep = '[policy]\nid = "x"\nversion = "1"\nnote = ' + "[" * 5000 + "]" * 5000 + "\n"
+    for path in ("/v1/policies/validate", "/v1/policies/simulate"):
+        refused(client.post(path, content=deep, headers=admin), 422, "invalid-policy")
+    r = client.post("/v1/policies/activate", json={"policy": deep, "reason": "x"}, headers=admin)
+    refused(r, 422, "invalid-policy")
+    assert client.get("/v1/policies/active", headers=admin).json()["active"] is None
