@@ -555,7 +555,7 @@ def test_joined_days_count_only_for_the_place_matched_and_what_the_rule_restrict
 
 
 def test_explanations_say_what_decided() -> None:
-    with pytest.raises(ValueError, match="as_of must be timezone-aware"):
+    with pytest.raises(ValueError, match=r"^as_of must be timezone-aware \(UTC\)$"):
         decide(
             DeviceFacts("d"),
             loc("IR", None),
@@ -594,3 +594,22 @@ def test_an_activation_rule_speaks_with_its_own_message() -> None:
     )
     assert (v.message, v.contact) == ("Sold for the EU", "eu@x")
     assert v.explanation == "Lock: rule eu-first: first activated in AE, outside DE, FR."
+
+
+def test_a_rule_out_of_scope_does_not_hide_the_rules_after_it() -> None:
+    from regionlock.domain.policy import ActivationRule
+
+    x1_only = Restriction("x1", (IRAN,), Action.WARN, Scope(models=frozenset({"X1"})))
+    every = Restriction("all", (IRAN,), Action.LOCK)
+    policy = Policy("p", "1", "", (x1_only, every))
+    v = decide(DeviceFacts("d", model="X2"), loc("IR", "IR-23"), PresenceHistory(), policy, NOW)
+    assert (v.action, v.rule) == (Action.LOCK, "all")
+    eea = Scope(sales_regions=frozenset({"EEA"}))
+    rules = (
+        ActivationRule("eea", frozenset({"FR"}), Action.LOCK, eea),
+        ActivationRule("any", frozenset({"DE"}), Action.WARN),
+    )
+    device = DeviceFacts("d", sales_region="US", first_country="AE")
+    policy = Policy("p", "1", "", (), activation_rules=rules)
+    v = decide(device, loc("DE", None), PresenceHistory(), policy, NOW)
+    assert (v.action, v.rule) == (Action.WARN, "any")
