@@ -326,14 +326,28 @@ def _judge(
 
 
 def _first_activated_in(
-    j: Jurisdiction, device: DeviceFacts, covered: Callable[[str], bool]
+    j: Jurisdiction,
+    device: DeviceFacts,
+    covered: Callable[[str], bool],
+    location: LocationEstimate,
 ) -> bool:
     """Whether the device was first activated in `j`; a first activation narrowed to several
-    subdivisions ("UA-40|UA-43") counts when the rule restricts every one of them in full."""
+    subdivisions ("UA-40|UA-43") counts when the rule restricts every one of them in full.
+
+    Where the place now is itself narrowed to several subdivisions the rule restricts in full,
+    `j` is just one of them (`_matching`); a first activation in any of them is one here, so
+    the verdict does not hang on which candidate sorts first."""
     first = device.first_subdivision
     if first is not None and CANDIDATES_SEPARATOR in first:
         parts = split_candidates(first)
         return device.first_country == j.code[:2] and j.code in parts and all(map(covered, parts))
+    candidates = location.subdivisions if location.subdivision is None else ()
+    if (
+        first in candidates
+        and device.first_country == location.country
+        and all(map(covered, candidates))
+    ):
+        return True
     return j.contains(device.first_country, first)
 
 
@@ -357,7 +371,7 @@ def _presence(
             for k in rule.jurisdictions
         )
 
-    if p.first_activation_locks and _first_activated_in(j, device, covered):
+    if p.first_activation_locks and _first_activated_in(j, device, covered, location):
         return Action.LOCK, f"first activated in {j.code}", "presence.first_activation"
     # The places that count: the jurisdiction matched, or, for a subdivision narrowed to
     # several candidates, all of them (the rule restricts each, or it would not match). A day
