@@ -148,13 +148,13 @@ def test_pending_marks_and_progress(db: Database) -> None:
         first = store.pending_chunk(tx, c.id, 1, 4)
         assert first == ids[:4]
         store.mark(
-            tx, c.id, [(d, "applied", None) for d in first[:3]] + [(first[3], "error", "x")], 7
+            tx, c.id, 1, [(d, "applied", None) for d in first[:3]] + [(first[3], "error", "x")], 7
         )
         store.save_progress(tx, c.id, applied=3, skipped=0, errors=1)
         assert store.pending_chunk(tx, c.id, 1, 10) == ids[4:6]
         assert store.pending_chunk(tx, c.id, 2, 10) == ids[6:]
     with pytest.raises(Conflict, match="not pending"), db.write() as tx:
-        store.mark(tx, c.id, [(ids[4], "applied", None), (ids[0], "applied", None)], 8)
+        store.mark(tx, c.id, 1, [(ids[4], "applied", None), (ids[0], "applied", None)], 8)
     with db.read() as tx:  # the refused mark rolled back
         assert store.pending_chunk(tx, c.id, 1, 10) == ids[4:6]
     got = store.get(c.id)

@@ -460,7 +460,7 @@ class Campaigns:
                 )
             self.devices.save_states(tx, updates)
             self.audit.append_many(tx, entries)
-            self.campaigns.mark(tx, campaign_id, outcomes, at)
+            self.campaigns.mark(tx, campaign_id, c.stage, outcomes, at)
             n_applied = len(entries)
             n_errors = sum(1 for o in outcomes if o[1] == "error")
             n_skipped = len(outcomes) - n_applied - n_errors

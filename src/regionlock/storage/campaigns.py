@@ -206,11 +206,12 @@ class CampaignStore(Protocol):
         self,
         tx: Transaction,
         campaign_id: str,
+        stage: int,
         outcomes: Sequence[tuple[str, TargetStatus, str | None]],
         at: int,
     ) -> None:
-        """Record (device id, status, detail) of pending targets; Conflict if one of them
-        is not pending any more."""
+        """Record (device id, status, detail) of pending targets of `stage`; Conflict if one
+        of them is not pending (in that stage) any more."""
         ...
 
     def save_progress(
@@ -420,13 +421,20 @@ class SqlCampaignStore:
         self,
         tx: Transaction,
         campaign_id: str,
+        stage: int,
         outcomes: Sequence[tuple[str, TargetStatus, str | None]],
         at: int,
     ) -> None:
+        # Every column of the work index named: a point look-up whichever index the planner
+        # takes (with only the key and status, PostgreSQL's generic plan may walk every
+        # pending row of the work index for each target: 60 s instead of 0.2 s at 40,000).
         changed = tx.executemany(
             "UPDATE campaign_targets SET status = ?, detail = ?, applied_at = ?"
-            " WHERE campaign_id = ? AND device_id = ? AND status = 'pending'",
-            [(status, detail, at, campaign_id, device) for device, status, detail in outcomes],
+            " WHERE campaign_id = ? AND status = 'pending' AND stage = ? AND device_id = ?",
+            [
+                (status, detail, at, campaign_id, stage, device)
+                for device, status, detail in outcomes
+            ],
         )
         if changed != len(outcomes):
             raise Conflict(
