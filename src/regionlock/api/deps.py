@@ -144,6 +144,11 @@ def authenticate(state: State, authorization: str | None, role: Role) -> ApiKey:
     wait = state.api_limiter.take(key.id, time.monotonic())
     if wait is not None:
         raise RateLimited(f"this API key sends too many requests: try again in {wait} s", wait)
+    return allowed(key, role)
+
+
+def allowed(key: ApiKey, role: Role) -> ApiKey:
+    """`key` if its role is at least `role`; Forbidden else."""
     if not key.role.allows(role):
         raise Forbidden(f"this needs the {role.value} role; the key is {key.role.value}")
     return key
@@ -159,9 +164,7 @@ def require(role: Role) -> Callable[..., ApiKey]:
         found: ApiKey | None = getattr(request.state, "api_key", None)
         if found is None:
             return authenticate(state, authorization, role)
-        if not found.role.allows(role):
-            raise Forbidden(f"this needs the {role.value} role; the key is {found.role.value}")
-        return found
+        return allowed(found, role)
 
     return check
 

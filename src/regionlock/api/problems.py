@@ -29,6 +29,7 @@ from regionlock.domain.errors import (
     NotFound,
     RegionlockError,
     Unavailable,
+    most_specific,
 )
 from regionlock.policies import PolicyError
 from regionlock.services.checkin_queue import ServiceBusy
@@ -146,11 +147,7 @@ def allowed_methods(schema: dict[str, Any], path: str) -> list[str]:
 
 def problem_type(exc: BaseException) -> ProblemType:
     """The answer for `exc`: the entry of its most specific listed class (500 if none)."""
-    for cls in type(exc).__mro__:
-        found = PROBLEMS.get(cls)
-        if found is not None:
-            return found
-    return INTERNAL
+    return kind_of(type(exc))
 
 
 def problem(
@@ -238,13 +235,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
-def kind_of(error: type[Exception]) -> ProblemType:
-    """The problem type answering errors of class `error`."""
-    for cls in error.__mro__:
-        found = PROBLEMS.get(cls)
-        if found is not None:
-            return found
-    return INTERNAL
+def kind_of(error: type[BaseException]) -> ProblemType:
+    """The problem type answering errors of class `error` (500 if none is listed)."""
+    return most_specific(PROBLEMS, error) or INTERNAL
 
 
 def responses(*kinds: type[Exception] | ProblemType) -> dict[int | str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from regionlock.domain.errors import (
     NotFound,
     RegionlockError,
     Unavailable,
+    most_specific,
 )
 from regionlock.signing import TokenError
 
@@ -41,10 +42,7 @@ EXIT_CODES: dict[type[RegionlockError], int] = {
 
 def exit_code(exc: RegionlockError) -> int:
     """The exit status for `exc`: the entry of its most specific listed class."""
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return 1
+    return most_specific(EXIT_CODES, type(exc)) or 1
 
 
 def command_error(exc: RegionlockError) -> click.ClickException:

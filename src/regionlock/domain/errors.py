@@ -8,7 +8,10 @@ code and a message (`regionlock.cli.main`). The domain never raises anything els
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TypeVar
 
+_T = TypeVar("_T")
 _WORD = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -54,3 +57,12 @@ class Unavailable(RegionlockError):
 class DataUnavailable(Unavailable):
     """A configured data file (GeoIP database, boundaries) or the store is missing, unreadable
     or not at the schema version this code needs."""
+
+
+def most_specific(table: Mapping[type, _T], error: type[BaseException]) -> _T | None:
+    """The entry of `table` for the most specific class of `error` it lists (None: none); how
+    the API edge and the command line each find their answer to an error."""
+    for cls in error.__mro__:
+        if cls in table:
+            return table[cls]
+    return None
