@@ -43,6 +43,10 @@ def test_values_are_typed() -> None:
         }
     )
     assert s.port == 9000 and s.simulated_clock is True
+    assert (
+        Settings.from_env({"REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "0.25"}).campaign_approval_share
+        == 0.25
+    )
     assert s.trusted_proxies == ("10.0.0.0/8", "192.168.1.1")
 
 
@@ -53,6 +57,11 @@ def test_values_are_typed() -> None:
         ({"REGIONLOCK_ENVIRONMENT": "prod"}, "expected development or production"),
         ({"REGIONLOCK_DATABASE_URL": "mysql://x"}, "expected sqlite:///FILE or postgresql://"),
         ({"REGIONLOCK_TRUSTED_PROXIES": "10.0.0.0/33"}, "is not a CIDR"),
+        ({"REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "ten"}, "SHARE='ten': expected a number"),
+        ({"REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "1.5"}, "SHARE: expected 0 to 1"),
+        ({"REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "nan"}, "SHARE: expected 0 to 1"),
+        ({"REGIONLOCK_CAMPAIGN_POLL_S": "0"}, "POLL_S: expected 0.05 to 3600"),
+        ({"REGIONLOCK_CAMPAIGN_APPROVAL_DEVICES": "-1"}, "DEVICES: expected 0 to"),
         (
             {"REGIONLOCK_ENVIRONMENT": "production", "REGIONLOCK_SIMULATED_CLOCK": "1"},
             "cannot be enabled in production",

@@ -62,6 +62,13 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     """SQLite only: `NORMAL` (a power loss may undo the last commits) or `FULL` (every commit
     is on disk before it is answered); docs/configuration.md, "Durability"."""
+    campaign_approval_devices: int = 10_000
+    """Through the API, a campaign over this many devices needs a second admin's approval
+    before it starts (the four-eyes rule; docs/campaigns.md)."""
+    campaign_approval_share: float = 0.10
+    """... or over this share of the registered fleet (0 to 1)."""
+    campaign_poll_s: float = 2.0
+    """How often a service's background runner looks for campaigns to run, in seconds."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +85,11 @@ class Settings:
                 if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
                     raise InvalidInput(f"{name}={raw!r}: expected true or false")
                 values[f.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, float):
+                try:
+                    values[f.name] = float(raw)
+                except ValueError:
+                    raise InvalidInput(f"{name}={raw!r}: expected a number") from None
             elif isinstance(default, int):
                 try:
                     values[f.name] = int(raw)
@@ -115,6 +127,12 @@ class Settings:
         for name in ("device_burst", "apikey_burst"):
             if not 1 <= getattr(self, name) <= 1_000_000:
                 raise InvalidInput(f"{PREFIX}{name.upper()}: expected 1 to 1000000")
+        if not 0 <= self.campaign_approval_devices <= 1_000_000_000:
+            raise InvalidInput(f"{PREFIX}CAMPAIGN_APPROVAL_DEVICES: expected 0 to 1000000000")
+        if not 0.0 <= self.campaign_approval_share <= 1.0:
+            raise InvalidInput(f"{PREFIX}CAMPAIGN_APPROVAL_SHARE: expected 0 to 1")
+        if not 0.05 <= self.campaign_poll_s <= 3600:
+            raise InvalidInput(f"{PREFIX}CAMPAIGN_POLL_S: expected 0.05 to 3600 seconds")
         if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS:
             raise InvalidInput(
                 f"REGIONLOCK_SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: expected"

@@ -19,7 +19,13 @@ from regionlock.domain.campaign import CampaignAction, CampaignState, Selection
 from regionlock.domain.device import DeviceState
 from regionlock.domain.errors import Conflict, InvalidInput
 from regionlock.geo import Locator
-from regionlock.services.campaigns import CampaignBusy, Campaigns, RunReport, UnknownCampaign
+from regionlock.services.campaigns import (
+    CampaignBusy,
+    CampaignDrifted,
+    Campaigns,
+    RunReport,
+    UnknownCampaign,
+)
 from regionlock.services.checkin import CheckinService
 from regionlock.settings import Settings
 from regionlock.storage import Database, Stores
@@ -339,7 +345,9 @@ def test_a_device_deleted_since_creation_is_skipped(db: Database) -> None:
     with db.write() as tx:
         tx.execute("DELETE FROM device_imeis WHERE device_id = ?", (targets[0],))
         tx.execute("DELETE FROM devices WHERE id = ?", (targets[0],))
-    svc.start(cid, actor="cli:ops", now=T0)
+    with pytest.raises(CampaignDrifted, match="no longer matches 1 of the 30 targets"):
+        svc.start(cid, actor="cli:ops", now=T0)
+    svc.start(cid, actor="cli:ops", now=T0, accept_changes=True)
     report = svc.run(cid, owner="r")
     assert (report.applied, report.skipped, report.stopped) == (29, 1, "done")
     skipped = Stores.on(db).campaigns.targets(cid, status="skipped")

@@ -262,6 +262,22 @@ class CampaignAction(Enum):
     UNLOCK = "unlock"  # empties the lock slot, whoever filled it
     EXEMPT = "exempt"  # sets an exemption (until a date or for good)
     CLEAR = "clear"  # removes both the lock and the exemption: the policy alone decides
+    REVERT = "revert"  # puts back what another campaign replaced (made by revert only)
+
+    @property
+    def slots(self) -> tuple[bool, bool]:
+        """Which of a device's slots the action writes: (the lock, the exemption)."""
+        if self is CampaignAction.EXEMPT:
+            return (False, True)
+        if self is CampaignAction.CLEAR:
+            return (True, True)
+        if self is CampaignAction.REVERT:
+            raise ValueError("a revert writes the slots of the campaign it undoes")
+        return (True, False)
+
+
+# What `campaign create` takes (a revert is made from a campaign, not created).
+CREATABLE = tuple(a for a in CampaignAction if a is not CampaignAction.REVERT)
 
 
 class CampaignState(Enum):
@@ -314,6 +330,8 @@ class Campaign:
     counts: CampaignCounts = field(default_factory=CampaignCounts)
     digest: str = ""  # SHA-256 of the sorted target ids, one per line
     approved_by: str | None = None
+    reverts: str | None = None  # for a revert: the campaign it undoes
+    explicit: bool = False  # targets given (a device list, a revert), not selected from the fleet
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -324,6 +342,8 @@ class Campaign:
             raise InvalidInput("an end date (until) applies to exemptions only")
         if (self.message or self.contact) and self.action is not CampaignAction.LOCK:
             raise InvalidInput("a message and a contact apply to locks only")
+        if (self.reverts is None) != (self.action is not CampaignAction.REVERT):
+            raise InvalidInput("a revert, and only a revert, names the campaign it undoes")
         parse_stages(self.stages)
 
     @property
@@ -356,6 +376,8 @@ class Campaign:
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "approved_by": self.approved_by,
+            "reverts": self.reverts,
+            "explicit": self.explicit,
         }
 
 
@@ -418,6 +440,30 @@ def finish_stage(c: Campaign) -> Campaign:
 
 
 # --- guards ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRule:
+    """The four-eyes rule: a campaign over `devices` targets, or over `share` of the fleet,
+    needs a second admin's approval before it starts (through the API)."""
+
+    devices: int = 10_000
+    share: float = 0.10
+
+    def __post_init__(self) -> None:
+        if self.devices < 0 or not 0.0 <= self.share <= 1.0:
+            raise InvalidInput("approval rule: devices >= 0 and 0 <= share <= 1")
+
+    def required(self, targets: int, fleet: int) -> bool:
+        return targets > self.devices or (fleet > 0 and targets / fleet > self.share)
+
+    def describe(self, targets: int, fleet: int) -> str:
+        return (
+            f"{targets} devices ({targets / fleet:.1%} of a fleet of {fleet}) is over the"
+            f" four-eyes limit of {self.devices} devices or {self.share:.0%} of the fleet"
+            if fleet
+            else f"{targets} devices is over the four-eyes limit of {self.devices} devices"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,7 +545,39 @@ def apply_to_state(c: Campaign, state: DeviceState, now: datetime) -> DeviceStat
         return replace(
             state, exemption=ManualExemption(c.reason, c.created_by, c.until, campaign=c.id)
         )
+    if c.action is CampaignAction.REVERT:
+        raise ValueError("a revert is applied with revert_state (it needs what was replaced)")
     return replace(state, manual_lock=None, exemption=None)
+
+
+def _as_left(slot: ManualLock | ManualExemption | None, campaign_id: str, filled: bool) -> bool:
+    """Whether a slot still holds what the campaign left: its own entry, or nothing."""
+    if filled:
+        return slot is not None and slot.campaign == campaign_id
+    return slot is None
+
+
+def revert_state(
+    state: DeviceState, original: Campaign, before: DeviceState | None
+) -> DeviceState | None:
+    """`state` with the slots that `original` wrote put back as they were (`before`: a state
+    holding only them; None when they were empty). None when the device no longer holds what
+    the campaign left there (an operator or a later campaign changed it since): a revert never
+    undoes someone else's later decision."""
+    lock_slot, exemption_slot = original.action.slots
+    lock, exemption = state.manual_lock, state.exemption
+    if lock_slot and not _as_left(lock, original.id, original.action is CampaignAction.LOCK):
+        return None
+    if exemption_slot and not _as_left(
+        exemption, original.id, original.action is CampaignAction.EXEMPT
+    ):
+        return None
+    was = before if before is not None else DeviceState()
+    return replace(
+        state,
+        manual_lock=was.manual_lock if lock_slot else lock,
+        exemption=was.exemption if exemption_slot else exemption,
+    )
 
 
 def target_digest(sorted_ids: Iterable[str]) -> str:

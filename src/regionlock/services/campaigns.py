@@ -21,6 +21,7 @@ from regionlock.domain import regions
 from regionlock.domain.campaign import (
     DEFAULT_HALT_RULES,
     DEFAULT_STAGES,
+    ApprovalRule,
     Campaign,
     CampaignAction,
     CampaignState,
@@ -29,13 +30,14 @@ from regionlock.domain.campaign import (
     StageHealth,
     apply_to_state,
     first_halt,
+    revert_state,
     stage_of,
 )
 from regionlock.domain.device import DeviceState
 from regionlock.domain.errors import Conflict, InvalidInput, NotFound, RegionlockError
 from regionlock.storage import AuditStore, CampaignStore, DeviceStore, Stores, Transactions
 from regionlock.storage.audit import NewEntry
-from regionlock.storage.campaigns import TargetStatus, new_campaign_id
+from regionlock.storage.campaigns import Target, TargetStatus, new_campaign_id
 from regionlock.storage.db import Transaction, epoch_ms
 
 CHUNK = 1000
@@ -43,6 +45,7 @@ LEASE = timedelta(seconds=30)
 SAMPLE = 10
 _PAGE = 10_000
 _AMONG = 500  # ids per IN (...) when the targets are given as a list
+_CHANGED_SINCE = "changed since the campaign by someone else: left as it is"
 
 
 class UnknownCampaign(NotFound):
@@ -51,6 +54,39 @@ class UnknownCampaign(NotFound):
 
 class CampaignBusy(Conflict):
     """Another runner holds the campaign's lease."""
+
+
+class CampaignDrifted(Conflict):
+    """The fleet changed since the campaign's targets were frozen: start it with
+    `accept_changes` (the frozen set is applied), or create a new one."""
+
+
+class ApprovalRequired(Conflict):
+    """A campaign over the four-eyes limit needs a second admin's approval to start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How the fleet a campaign selects changed since its targets were frozen."""
+
+    frozen: int  # targets frozen at creation
+    added: int  # devices the selection matches now that are not targets
+    removed: int  # targets it no longer matches, or no longer registered
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def describe(self) -> str:
+        if not self.changed:
+            return f"the selection still matches exactly the {self.frozen} frozen targets"
+        return (
+            f"since creation the selection gained {self.added} device(s) that are not targets"
+            f" and no longer matches {self.removed} of the {self.frozen} targets"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"frozen": self.frozen, "added": self.added, "removed": self.removed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +142,26 @@ def _inside(sales_region: str, country: str | None) -> bool:
     return country in members if members is not None else country == sales_region
 
 
-def _slot(state: DeviceState, action: CampaignAction) -> dict[str, Any]:
-    """What the action replaces (for the audit entry, and a later revert)."""
+def _replaced(state: DeviceState, slots: tuple[bool, bool]) -> DeviceState | None:
+    """The slots an action writes as they were (what a revert puts back); None if empty."""
+    lock = state.manual_lock if slots[0] else None
+    exemption = state.exemption if slots[1] else None
+    if lock is None and exemption is None:
+        return None
+    return DeviceState(manual_lock=lock, exemption=exemption)
+
+
+def _slot(state: DeviceState, slots: tuple[bool, bool]) -> dict[str, Any]:
+    """What the action replaces, in words (for the audit entry)."""
     out: dict[str, Any] = {}
-    if action is not CampaignAction.EXEMPT:
+    if slots[0]:
         lock = state.manual_lock
         out["lock"] = (
             None
             if lock is None
             else {"reason": lock.reason, "actor": lock.actor, "campaign": lock.campaign}
         )
-    if action in (CampaignAction.EXEMPT, CampaignAction.CLEAR):
+    if slots[1]:
         ex = state.exemption
         out["exemption"] = (
             None
@@ -156,6 +201,36 @@ class Campaigns:
 
     def recent(self, *, limit: int = 100) -> list[Campaign]:
         return self.campaigns.recent(limit=limit)
+
+    def targets(
+        self,
+        campaign_id: str,
+        *,
+        status: TargetStatus | None = None,
+        after: str = "",
+        limit: int = 1000,
+    ) -> list[Target]:
+        """A campaign's targets in device-id order after `after`: what was applied, skipped
+        (and why), failed or is pending."""
+        self.get(campaign_id)
+        return self.campaigns.targets(campaign_id, status=status, after=after, limit=limit)
+
+    def drift(self, campaign_id: str) -> Drift:
+        """How the fleet the campaign selects has changed since its targets were frozen."""
+        c = self.get(campaign_id)
+        added, removed = self.campaigns.drift(c.id, c.selection, explicit=c.explicit)
+        return Drift(frozen=c.counts.targets, added=added, removed=removed)
+
+    def needs_approval(self, campaign_id: str, rule: ApprovalRule) -> bool:
+        """Whether the four-eyes rule requires an approval the campaign does not have yet."""
+        c = self.get(campaign_id)
+        return c.approved_by is None and rule.required(
+            c.counts.targets, self.campaigns.fleet_size()
+        )
+
+    def runnable(self) -> list[str]:
+        """Running campaigns that no live runner holds: a background runner's work."""
+        return self.campaigns.runnable(epoch_ms(self.clock()))
 
     def dry_run(self, selection: Selection, *, sample: int = SAMPLE) -> Preview:
         """What a campaign over `selection` would reach, counted in the store (flat memory).
@@ -233,6 +308,7 @@ class Campaigns:
             contact=contact or None,
             until=until,
             stages=cdomain.parse_stages(stages),
+            explicit=devices is not None,
         )
         with self.db.write() as tx:
             targets = (
@@ -244,24 +320,80 @@ class Campaigns:
                 raise InvalidInput(
                     f"the selection ({selection.describe()}) matches no device: nothing created"
                 )
-            self.audit.append(
-                tx,
-                at=epoch_ms(now),
-                actor=actor,
-                action="campaign.create",
-                subject=created.id,
-                reason=created.reason,
-                details={
-                    "name": created.name,
-                    "action": created.action.value,
-                    "selection": created.selection.to_json(),
-                    "stages": [f"{s:g}" for s in created.stages],
-                    "targets": created.counts.targets,
-                    "stage_sizes": list(created.counts.stage_sizes),
-                    "digest": created.digest,
-                },
-            )
+            self._audit_created(tx, created, now)
         return created
+
+    def _audit_created(self, tx: Transaction, created: Campaign, now: datetime) -> None:
+        self.audit.append(
+            tx,
+            at=epoch_ms(now),
+            actor=created.created_by,
+            action="campaign.create",
+            subject=created.id,
+            reason=created.reason,
+            details={
+                "name": created.name,
+                "action": created.action.value,
+                "selection": created.selection.to_json(),
+                "stages": [f"{s:g}" for s in created.stages],
+                "targets": created.counts.targets,
+                "stage_sizes": list(created.counts.stage_sizes),
+                "digest": created.digest,
+                **({"reverts": created.reverts} if created.reverts else {}),
+            },
+        )
+
+    def revert(
+        self,
+        campaign_id: str,
+        *,
+        actor: str,
+        reason: str,
+        now: datetime,
+        stages: Sequence[float] = DEFAULT_STAGES,
+    ) -> Campaign:
+        """A new draft campaign that puts back, on exactly the devices `campaign_id` changed,
+        what it replaced there; a device changed since by someone else is skipped when the
+        revert runs. Conflict while the campaign may still change devices (running: pause or
+        cancel it first); InvalidInput when it changed none."""
+        original = self.get(campaign_id)
+        if original.state is CampaignState.RUNNING:
+            raise Conflict(f"campaign {campaign_id} is running: pause or cancel it first")
+        if original.action is CampaignAction.REVERT:
+            raise InvalidInput(f"campaign {campaign_id} is a revert: it cannot be reverted")
+        if original.counts.applied == 0:
+            raise InvalidInput(f"campaign {campaign_id} changed no device: nothing to revert")
+        campaign = Campaign(
+            id=new_campaign_id(),
+            name=f"revert {original.name}"[:200],
+            action=CampaignAction.REVERT,
+            reason=reason.strip(),
+            selection=original.selection,
+            created_by=actor,
+            created_at=now.astimezone(UTC),
+            stages=cdomain.parse_stages(stages),
+            reverts=original.id,
+            explicit=True,
+        )
+        with self.db.write() as tx:
+            created = self.campaigns.create(
+                tx,
+                campaign,
+                (
+                    (d, stage_of(d, campaign.id, campaign.stages))
+                    for d in self._applied(tx, original.id)
+                ),
+            )
+            self._audit_created(tx, created, now)
+        return created
+
+    def _applied(self, tx: Transaction, campaign_id: str) -> Iterator[str]:
+        after = ""
+        while page := self.campaigns.target_ids(
+            tx, campaign_id, "applied", after=after, limit=_PAGE
+        ):
+            yield from page
+            after = page[-1]
 
     # -- transitions -----------------------------------------------------------------------------
 
@@ -274,6 +406,7 @@ class Campaigns:
         actor: str,
         reason: str,
         now: datetime,
+        details: dict[str, Any] | None = None,
     ) -> Campaign:
         with self.db.write() as tx:
             current = self.campaigns.get_for_update(tx, campaign_id)
@@ -288,7 +421,7 @@ class Campaigns:
                 action=audit_action,
                 subject=campaign_id,
                 reason=reason,
-                details={"state": changed.state.value, "stage": changed.stage},
+                details={"state": changed.state.value, "stage": changed.stage, **(details or {})},
             )
         return changed
 
@@ -303,8 +436,39 @@ class Campaigns:
             now=now,
         )
 
-    def start(self, campaign_id: str, *, actor: str, now: datetime) -> Campaign:
-        """Start a draft at its first stage, or resume a paused campaign; `run` applies it."""
+    def start(
+        self,
+        campaign_id: str,
+        *,
+        actor: str,
+        now: datetime,
+        accept_changes: bool = False,
+        approval: ApprovalRule | None = None,
+    ) -> Campaign:
+        """Start a draft at its first stage, or resume a paused campaign; `run` applies it.
+
+        A draft whose selection matches a different fleet now than at creation starts only
+        with `accept_changes` (CampaignDrifted; the frozen targets are what it applies). Under
+        `approval` (the API passes the four-eyes rule) a draft over its limit needs a second
+        admin's approval first (ApprovalRequired)."""
+        c = self.get(campaign_id)
+        details: dict[str, Any] = {}
+        if c.state is CampaignState.DRAFT:
+            if approval is not None and c.approved_by is None:
+                fleet = self.campaigns.fleet_size()
+                if approval.required(c.counts.targets, fleet):
+                    raise ApprovalRequired(
+                        f"campaign {campaign_id}: {approval.describe(c.counts.targets, fleet)};"
+                        " a second admin must approve it first"
+                    )
+            drift = self.drift(campaign_id)
+            if drift.changed:
+                if not accept_changes:
+                    raise CampaignDrifted(
+                        f"campaign {campaign_id}: {drift.describe()}; start it with"
+                        " accept_changes to apply the frozen targets, or create a new campaign"
+                    )
+                details["drift"] = drift.to_json()
         return self._transition(
             campaign_id,
             cdomain.start,
@@ -312,6 +476,7 @@ class Campaigns:
             actor=actor,
             reason="started",
             now=now,
+            details=details,
         )
 
     def advance(self, campaign_id: str, *, actor: str, now: datetime) -> Campaign:
@@ -378,10 +543,11 @@ class Campaigns:
                     else ""
                 )
             )
+        original = self.get(current.reverts) if current.reverts else None
         chunks = applied = skipped = errors = 0
         try:
             while True:
-                done = self._chunk(campaign_id, owner, chunk)
+                done = self._chunk(campaign_id, owner, chunk, original)
                 applied += done.applied
                 skipped += done.skipped
                 errors += done.errors
@@ -397,7 +563,7 @@ class Campaigns:
             except RegionlockError:  # the store is gone: the lease expires by itself
                 pass
 
-    def _chunk(self, campaign_id: str, owner: str, limit: int) -> _Chunk:
+    def _chunk(self, campaign_id: str, owner: str, limit: int, original: Campaign | None) -> _Chunk:
         """One chunk in one transaction (module docstring)."""
         now = self.clock()
         at = epoch_ms(now)
@@ -430,20 +596,37 @@ class Campaigns:
             outcomes: list[tuple[str, TargetStatus, str | None]] = []
             updates: list[tuple[str, int, DeviceState]] = []
             entries: list[NewEntry] = []
+            befores: dict[str, DeviceState] = {}
             action = f"campaign.{c.action.value}"
+            if original is not None:
+                slots = original.action.slots
+                put_back = self.campaigns.befores(tx, original.id, ids)
+                extra = {"reverts": original.id}
+            else:
+                slots = c.action.slots
+                extra = {}
             for device_id in ids:
                 found = states.get(device_id)
                 if found is None:
                     outcomes.append((device_id, "skipped", "device no longer registered"))
                     continue
                 state, version = found
-                try:
-                    changed = apply_to_state(c, state, now)
-                except RegionlockError as exc:
-                    outcomes.append((device_id, "error", exc.message))
-                    continue
+                if original is not None:
+                    reverted = revert_state(state, original, put_back.get(device_id))
+                    if reverted is None:
+                        outcomes.append((device_id, "skipped", _CHANGED_SINCE))
+                        continue
+                    changed = reverted
+                else:
+                    try:
+                        changed = apply_to_state(c, state, now)
+                    except RegionlockError as exc:
+                        outcomes.append((device_id, "error", exc.message))
+                        continue
                 updates.append((device_id, version, changed))
                 outcomes.append((device_id, "applied", None))
+                if (was := _replaced(state, slots)) is not None:
+                    befores[device_id] = was
                 entries.append(
                     NewEntry(
                         at=at,
@@ -454,13 +637,14 @@ class Campaigns:
                         details={
                             "campaign": campaign_id,
                             "stage": c.stage,
-                            "before": _slot(state, c.action),
+                            "before": _slot(state, slots),
+                            **extra,
                         },
                     )
                 )
             self.devices.save_states(tx, updates)
             self.audit.append_many(tx, entries)
-            self.campaigns.mark(tx, campaign_id, c.stage, outcomes, at)
+            self.campaigns.mark(tx, campaign_id, c.stage, outcomes, at, befores)
             n_applied = len(entries)
             n_errors = sum(1 for o in outcomes if o[1] == "error")
             n_skipped = len(outcomes) - n_applied - n_errors
