@@ -14,6 +14,8 @@ from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.domain.inputs import text_problem
 from regionlock.geo.locator import Locator
 from regionlock.services.access import Access
+from regionlock.services.campaign_runner import CampaignRunner
+from regionlock.services.campaigns import Campaigns
 from regionlock.services.checkin import CheckinService
 from regionlock.services.checkin_queue import CheckinQueue
 from regionlock.services.policy_admin import PolicyAdmin
@@ -120,8 +122,15 @@ class State:
             max_group=settings.checkin_group,
             max_waiting=settings.checkin_backlog,
         )
+        self.campaigns = Campaigns.of(self.stores, clock=self.clock.now)
+        # Applies the campaigns started through the API (and those whose runner died) in the
+        # background; a lease in the store keeps one runner on a campaign across processes.
+        self.campaign_runner = CampaignRunner(
+            self.campaigns, poll_s=settings.campaign_poll_s
+        ).start()
 
     def close(self) -> None:
+        self.campaign_runner.close()
         self.checkin_queue.close()
         self.stores.close()
 

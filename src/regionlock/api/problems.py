@@ -32,6 +32,12 @@ from regionlock.domain.errors import (
     most_specific,
 )
 from regionlock.policies import PolicyError
+from regionlock.services.campaigns import (
+    ApprovalRequired,
+    CampaignBusy,
+    CampaignDrifted,
+    UnknownCampaign,
+)
 from regionlock.services.checkin_queue import ServiceBusy
 from regionlock.services.ratelimit import RateLimited
 from regionlock.services.registry import UnknownDevice
@@ -103,6 +109,10 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     PolicyError: ProblemType(422, "invalid-policy", "operator"),
     PolicyConflict: ProblemType(409, "policy-conflict", "operator"),
     StaleState: ProblemType(409, "stale-state", "operator"),
+    UnknownCampaign: ProblemType(404, "unknown-campaign", "operator"),
+    ApprovalRequired: ProblemType(409, "approval-required", "operator"),
+    CampaignDrifted: ProblemType(409, "campaign-drifted", "operator"),
+    CampaignBusy: ProblemType(409, "campaign-busy", "operator"),
     InvalidInput: ProblemType(422, "invalid-input", "operator"),
     NotFound: ProblemType(404, "not-found", "operator"),
     Conflict: ProblemType(409, "conflict", "operator"),
