@@ -10,6 +10,7 @@ import click
 from regionlock import __version__
 from regionlock.cli.agent import agent
 from regionlock.cli.backup import backup, restore
+from regionlock.cli.campaign import campaign
 from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
@@ -84,6 +85,7 @@ cli.add_command(agent)
 cli.add_command(simulate)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(campaign)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

@@ -1,4 +1,5 @@
-"""Shared by the batch commands: read a file (or stdin) line by line with a progress bar."""
+"""Shared by the batch commands: progress bars on stderr, and a file (or stdin) read line by
+line with one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,30 @@ from contextlib import contextmanager
 from typing import IO
 
 from tqdm import tqdm
+
+
+def progress_bar(
+    total: int | None,
+    desc: str,
+    progress: bool | None,
+    *,
+    unit: str = "B",
+    unit_scale: bool = True,
+    initial: int = 0,
+) -> tqdm:
+    """A bar on stderr with the rate and the time left, shown when stderr is a terminal (or
+    when `progress` says so); close it when done."""
+    show = sys.stderr.isatty() if progress is None else progress
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit=unit,
+        unit_scale=unit_scale,
+        desc=desc,
+        file=sys.stderr,
+        disable=not show,
+        dynamic_ncols=True,
+    )
 
 
 @contextmanager
@@ -26,16 +51,7 @@ def input_lines(
         sys.stdin if path == "-" else open(path, encoding=encoding, newline=newline)  # noqa: SIM115
     )
     total = None if path == "-" else os.fstat(stream.fileno()).st_size
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        desc=desc,
-        file=sys.stderr,
-        disable=not show,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(total, desc, progress)
 
     def lines() -> Iterator[str]:
         for line in stream:
