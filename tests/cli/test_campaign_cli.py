@@ -28,6 +28,7 @@ from campaign_fixtures import (
 )
 from storage_fixtures import T0, imei, open_store
 
+from regionlock.cli import campaign as campaign_cli
 from regionlock.cli.campaign_run import run_stage
 from regionlock.cli.main import cli
 from regionlock.domain.campaign import Campaign
@@ -226,6 +227,25 @@ def test_start_needs_a_yes_without_a_terminal(store: Store) -> None:
     assert code == 2 and "confirm with --yes" in err and "lock 14 device(s)" in err
     assert status(store, campaign_id)["state"] == "draft"
     assert versions(store.db) == before
+
+
+def test_start_on_a_terminal_asks_first(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet(store)
+    campaign_id = create(store, "--where", "distributor=D1")
+    monkeypatch.setattr(campaign_cli, "on_terminal", lambda: True)
+    result = CliRunner().invoke(
+        cli, ["campaign", "start", campaign_id, "--db", store.url], input="n\n"
+    )
+    assert result.exit_code == 1 and "Aborted" in result.stderr
+    assert f"campaign {campaign_id} 'leak': lock 14 device(s)" in result.stdout
+    assert "WARNING:" in result.stdout and "are inside their sales region" in result.stdout
+    assert status(store, campaign_id)["state"] == "draft"
+    assert not campaign_entries(store.db)
+    result = CliRunner().invoke(
+        cli, ["campaign", "start", campaign_id, "--db", store.url], input="y\n"
+    )
+    assert result.exit_code == 0 and f"campaign {campaign_id}: done" in result.stdout
+    assert status(store, campaign_id)["applied"] == 14
 
 
 def test_start_yes_applies_every_target_once(store: Store) -> None:

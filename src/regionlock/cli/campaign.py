@@ -230,11 +230,16 @@ def create(
 # -- start, advance -----------------------------------------------------------------------------
 
 
+def on_terminal() -> bool:
+    """Whether someone is there to answer a question."""
+    return sys.stdin.isatty()
+
+
 def _confirm(svc: Campaigns, c: Campaign, yes: bool) -> None:
     """Ask on a terminal before a campaign starts changing devices; refuse without one."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if not on_terminal():
         raise InvalidInput(
             f"campaign {c.id} would {c.action.value} {c.counts.targets} device(s): confirm with"
             " --yes (no terminal to ask on)"
