@@ -7,7 +7,9 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +31,7 @@ from campaign_fixtures import (
 from storage_fixtures import T0, imei, open_store
 
 from regionlock.cli import campaign as campaign_cli
-from regionlock.cli.campaign_run import run_stage
+from regionlock.cli.campaign_run import run_stage, runner_name
 from regionlock.cli.main import cli
 from regionlock.domain.campaign import Campaign
 from regionlock.domain.device import DeviceRecord, DeviceState, ManualLock, parse_imei
@@ -414,3 +416,22 @@ def test_ctrl_c_stops_after_the_chunk_in_flight_and_start_goes_on(store: Store) 
     assert "this run: applied 8" in out
     entries = campaign_entries(store.db)
     assert set(entries) == {(campaign_id, d) for d in d1()} and set(entries.values()) == {1}
+
+
+def test_a_dead_runners_lease_is_explained(store: Store) -> None:
+    fleet(store)
+    campaign_id = create(store, "--where", "distributor=D1")
+    Campaigns.of(Stores.on(store.db)).start(campaign_id, actor="cli:ops", now=T0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    holder = f"{runner_name().rpartition(':')[0]}:{gone.pid}"
+    now = int(time.time() * 1000)
+    assert Stores.on(store.db).campaigns.claim(campaign_id, holder, now + 30_000, now)
+    code, _, err = run(store, "start", campaign_id)
+    assert code == 2 and f"being run by {holder}" in err
+    assert f"that process (pid {gone.pid}) is gone" in err
+    assert status(store, campaign_id)["applied"] == 0
+    with store.db.write() as tx:  # the lease expires
+        Stores.on(store.db).campaigns.release(tx, campaign_id, holder)
+    code, out, _ = run(store, "start", campaign_id)
+    assert code == 0 and f"campaign {campaign_id}: done" in out

@@ -15,7 +15,7 @@ import click
 
 from regionlock.cli.progress import progress_bar
 from regionlock.domain.campaign import Campaign
-from regionlock.services.campaigns import Campaigns, RunReport
+from regionlock.services.campaigns import CampaignBusy, Campaigns, RunReport
 
 # Exit status when a halt rule paused the stage: the work ran and found something wrong.
 HALTED_EXIT = 1
@@ -55,6 +55,26 @@ def runner_name() -> str:
     return f"cli:{socket.gethostname()}:{os.getpid()}"
 
 
+def _dead_holder(svc: Campaigns, campaign_id: str) -> str:
+    """A hint when the lease is held by a process of this machine that is gone (kill -9,
+    power loss): nothing runs the campaign, and it waits for the lease to expire."""
+    holder, _ = svc.campaigns.lease(campaign_id)
+    cli, _, rest = (holder or "").partition(":")
+    host, _, pid = rest.rpartition(":")
+    if cli != "cli" or host != socket.gethostname() or not pid.isdigit():
+        return ""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return (
+            f"; that process (pid {pid}) is gone, so nothing runs it: run `start` again once the"
+            " lease has expired, and it goes on where the last chunk committed"
+        )
+    except PermissionError:  # alive, another user's
+        pass
+    return ""
+
+
 def run_stage(svc: Campaigns, c: Campaign, chunk: int) -> RunReport:
     """Apply the running campaign `c`'s current stage with a progress bar (devices/s, time
     left), say how it ended and what to do next; exit 130 after Ctrl-C (the campaign stays
@@ -83,6 +103,9 @@ def run_stage(svc: Campaigns, c: Campaign, chunk: int) -> RunReport:
 
         try:
             report = svc.run(c.id, owner=runner_name(), chunk=chunk, progress=progress)
+        except CampaignBusy as exc:
+            bar.close()
+            raise CampaignBusy(exc.message + _dead_holder(svc, c.id)) from exc
         except _Interrupted:
             bar.close()
             click.echo(
