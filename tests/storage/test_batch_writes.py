@@ -4,11 +4,12 @@ by the store itself, states saved only over the version read, absent devices lef
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import pytest
 from storage_fixtures import T0, Fleet
 
-from regionlock.domain.device import DeviceState
+from regionlock.domain.device import DeviceState, ManualExemption, ManualLock
 from regionlock.storage import Database
 from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore
 from regionlock.storage.devices import SqlDeviceStore, StaleState
@@ -68,3 +69,49 @@ def test_states_are_locked_together_and_saved_only_over_the_version_read(db: Dat
     with db.write() as tx:
         after = devices.lock_states(tx, [a, b])
     assert after == {a: (moved, 1), b: (moved, 1)}  # the refused save changed nothing
+
+
+def test_slots_are_read_and_saved_without_touching_the_rest_of_a_state(db: Database) -> None:
+    """What a campaign reads and writes: only the manual lock and the exemption, over the
+    version read; the presence, counter and columns of the state stay as they were."""
+    fleet = Fleet(3)
+    fleet.register(db)
+    a, b, c = (r.id for r in fleet.records)
+    devices = SqlDeviceStore(db)
+    older = ManualLock("stolen", "api:support", T0, "Call us", "s@x")
+    full = replace(
+        DeviceState(),
+        counter=9,
+        last_country="AE",
+        first_country="AE",
+        presence={date(2026, 11, 20): frozenset({"AE", "AE-DU"})},
+        manual_lock=older,
+    )
+    with db.write() as tx:
+        devices.save_states(tx, [(a, 0, full)])
+    with db.write() as tx:
+        slots = devices.lock_slots(tx, [c, a, b, "dev_nobody"])
+    assert set(slots) == {a, b, c}
+    assert slots[a] == (DeviceState(manual_lock=older), 1)  # nothing else is read
+    assert slots[b] == (DeviceState(), 0)
+    lock = ManualLock("leak", "cli:ops", T0, "Return it", "shop@x", campaign="cmp_x")
+    exemption = ManualExemption("diplomat", "cli:ops", date(2027, 1, 1), campaign="cmp_y")
+    with db.write() as tx:
+        devices.save_slots(
+            tx,
+            [(a, 1, DeviceState(manual_lock=lock)), (b, 0, DeviceState(manual_lock=lock))],
+            (True, False),
+        )
+        devices.save_slots(tx, [(c, 0, DeviceState(exemption=exemption))], (False, True))
+    with pytest.raises(StaleState), db.write() as tx:
+        devices.save_slots(tx, [(b, 1, DeviceState()), (c, 0, DeviceState())], (True, True))
+    with db.write() as tx:
+        after = devices.lock_states(tx, [a, b, c])
+    assert after[a] == (replace(full, manual_lock=lock), 2)  # presence and the rest kept
+    assert after[b] == (DeviceState(manual_lock=lock), 1)
+    assert after[c] == (DeviceState(exemption=exemption), 1)  # the refused save changed nothing
+    with db.read() as tx:
+        assert tx.one("SELECT last_country FROM devices WHERE id = ?", (a,)) == ("AE",)
+    with db.write() as tx:  # emptied slots read back as empty
+        devices.save_slots(tx, [(a, 2, DeviceState()), (c, 1, DeviceState())], (True, True))
+        assert devices.lock_slots(tx, [a, c]) == {a: (DeviceState(), 3), c: (DeviceState(), 2)}

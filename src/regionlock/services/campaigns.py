@@ -592,7 +592,7 @@ class Campaigns:
                     details={"stage": c.stage, "state": finished.state.value},
                 )
                 return _Chunk(finished, finished.state.value)
-            states = self.devices.lock_states(tx, ids)
+            states = self.devices.lock_slots(tx, ids)
             outcomes: list[tuple[str, TargetStatus, str | None]] = []
             updates: list[tuple[str, int, DeviceState]] = []
             entries: list[NewEntry] = []
@@ -642,7 +642,7 @@ class Campaigns:
                         },
                     )
                 )
-            self.devices.save_states(tx, updates)
+            self.devices.save_slots(tx, updates, slots)
             self.audit.append_many(tx, entries)
             self.campaigns.mark(tx, campaign_id, c.stage, outcomes, at, befores)
             n_applied = len(entries)

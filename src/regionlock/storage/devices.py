@@ -79,28 +79,60 @@ def state_to_json(s: DeviceState) -> str:
         "presence": {d.isoformat(): sorted(codes) for d, codes in s.presence.items()},
         "early_countries": sorted(s.early_countries),
         "warned_since": {rule: d.isoformat() for rule, d in s.warned_since.items()},
-        "manual_lock": None
-        if s.manual_lock is None
-        else {
-            "reason": s.manual_lock.reason,
-            "actor": s.manual_lock.actor,
-            "at": _dt(s.manual_lock.at),
-            "message": s.manual_lock.message,
-            "contact": s.manual_lock.contact,
-            # Only when set, so states stored before campaigns keep their exact text.
-            **({"campaign": s.manual_lock.campaign} if s.manual_lock.campaign else {}),
-        },
-        "exemption": None
-        if s.exemption is None
-        else {
-            "reason": s.exemption.reason,
-            "actor": s.exemption.actor,
-            "until": s.exemption.until.isoformat() if s.exemption.until else None,
-            **({"campaign": s.exemption.campaign} if s.exemption.campaign else {}),
-        },
+        "manual_lock": _lock_doc(s.manual_lock),
+        "exemption": _exemption_doc(s.exemption),
         "counter": s.counter,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def _lock_doc(lock: ManualLock | None) -> dict[str, Any] | None:
+    if lock is None:
+        return None
+    return {
+        "reason": lock.reason,
+        "actor": lock.actor,
+        "at": _dt(lock.at),
+        "message": lock.message,
+        "contact": lock.contact,
+        # Only when set, so states stored before campaigns keep their exact text.
+        **({"campaign": lock.campaign} if lock.campaign else {}),
+    }
+
+
+def _exemption_doc(ex: ManualExemption | None) -> dict[str, Any] | None:
+    if ex is None:
+        return None
+    return {
+        "reason": ex.reason,
+        "actor": ex.actor,
+        "until": ex.until.isoformat() if ex.until else None,
+        **({"campaign": ex.campaign} if ex.campaign else {}),
+    }
+
+
+def _lock_from(lock: dict[str, Any] | None) -> ManualLock | None:
+    if not lock:
+        return None
+    return ManualLock(
+        lock["reason"],
+        lock["actor"],
+        _parse_dt(lock["at"]) or datetime.now(UTC),
+        lock.get("message"),
+        lock.get("contact"),
+        lock.get("campaign"),
+    )
+
+
+def _exemption_from(ex: dict[str, Any] | None) -> ManualExemption | None:
+    if not ex:
+        return None
+    return ManualExemption(
+        ex["reason"],
+        ex["actor"],
+        date.fromisoformat(ex["until"]) if ex["until"] else None,
+        ex.get("campaign"),
+    )
 
 
 def _early_countries(doc: dict[str, Any]) -> frozenset[str]:
@@ -121,8 +153,6 @@ def state_from_json(text: str) -> DeviceState:
     doc = json.loads(text) if text else {}
     if not doc:
         return DeviceState()
-    lock = doc.get("manual_lock")
-    ex = doc.get("exemption")
     return DeviceState(
         last_verdict=Action(doc["last_verdict"]) if doc.get("last_verdict") else None,
         last_country=doc.get("last_country"),
@@ -135,24 +165,8 @@ def state_from_json(text: str) -> DeviceState:
         first_seen_at=_parse_dt(doc.get("first_seen_at")),
         presence={date.fromisoformat(d): frozenset(c) for d, c in doc.get("presence", {}).items()},
         warned_since={r: date.fromisoformat(d) for r, d in doc.get("warned_since", {}).items()},
-        manual_lock=None
-        if not lock
-        else ManualLock(
-            lock["reason"],
-            lock["actor"],
-            _parse_dt(lock["at"]) or datetime.now(UTC),
-            lock.get("message"),
-            lock.get("contact"),
-            lock.get("campaign"),
-        ),
-        exemption=None
-        if not ex
-        else ManualExemption(
-            ex["reason"],
-            ex["actor"],
-            date.fromisoformat(ex["until"]) if ex["until"] else None,
-            ex.get("campaign"),
-        ),
+        manual_lock=_lock_from(doc.get("manual_lock")),
+        exemption=_exemption_from(doc.get("exemption")),
         counter=doc.get("counter"),
         early_countries=_early_countries(doc),
     )
@@ -231,6 +245,24 @@ class DeviceStore(Protocol):
         """Store (device id, version read, new state) for several; StaleState if any moved."""
         ...
 
+    def lock_slots(
+        self, tx: Transaction, device_ids: Sequence[str]
+    ) -> dict[str, tuple[DeviceState, int]]:
+        """`lock_states` reading only the manual lock and the exemption (the rest of each
+        state is left at its defaults): what a bulk campaign reads and changes."""
+        ...
+
+    def save_slots(
+        self,
+        tx: Transaction,
+        updates: Sequence[tuple[str, int, DeviceState]],
+        slots: tuple[bool, bool],
+    ) -> None:
+        """Store the manual lock (`slots[0]`) and/or the exemption (`slots[1]`) of each
+        (device id, version read, state), leaving the rest of the stored state as it is;
+        StaleState if any stored version differs."""
+        ...
+
     def list(
         self,
         *,
@@ -244,6 +276,55 @@ class DeviceStore(Protocol):
     ) -> list[str]:
         """Device ids matching every given filter, in id order, after `after` (paging)."""
         ...
+
+
+# Reading and writing only the slots a campaign changes: no parsing or rewriting of the rest
+# of each state (presence, warnings), which is most of a campaign's cost otherwise. A slot is
+# passed as JSON text ('null' when empty): PostgreSQL's jsonb_set returns NULL for a NULL value.
+_SLOT_PATHS = {
+    "sqlite": ("'$.manual_lock'", "'$.exemption'"),
+    "postgresql": ("'{manual_lock}'", "'{exemption}'"),
+}
+
+
+def _read_slots_sql(dialect: str, marks: str) -> str:
+    if dialect == "postgresql":
+        return (
+            "SELECT id, state::jsonb -> 'manual_lock', state::jsonb -> 'exemption', state_version"
+            f" FROM devices WHERE id IN ({marks}) ORDER BY id FOR UPDATE"
+        )
+    return (
+        "SELECT id, json_extract(state, '$.manual_lock'), json_extract(state, '$.exemption'),"
+        f" state_version FROM devices WHERE id IN ({marks})"
+    )
+
+
+def _save_slots_sql(dialect: str, slots: tuple[bool, bool]) -> str:
+    """SQLite: one statement per device (executemany). PostgreSQL: one statement per chunk,
+    the rows passed as arrays (a round of statements per device costs 4x as much there)."""
+    paths = [p for p, on in zip(_SLOT_PATHS[dialect], slots, strict=True) if on]
+    if dialect == "postgresql":
+        value = "d.state::jsonb"
+        names = [f"s{i}" for i in range(len(paths))]
+        for path, name in zip(paths, names, strict=True):
+            value = f"jsonb_set({value}, {path}, v.{name}::jsonb)"
+        arrays = ", ".join(["?::text[]"] * len(paths))
+        return (
+            f"UPDATE devices d SET state = ({value})::text, state_version = d.state_version + 1"
+            f" FROM unnest({arrays}, ?::text[], ?::bigint[]) AS v({', '.join(names)}, id, version)"
+            # `d.id = ANY`: the key's index finds the rows (a join alone may scan every device)
+            " WHERE d.id = ANY(?::text[]) AND d.id = v.id AND d.state_version = v.version"
+        )
+    value = "json_set(state, " + ", ".join(f"{p}, json(?)" for p in paths) + ")"
+    return (
+        f"UPDATE devices SET state = {value}, state_version = state_version + 1"
+        " WHERE id = ? AND state_version = ?"
+    )
+
+
+def _slot_json(value: Any) -> Any:
+    """A slot's stored JSON as a dict: psycopg decodes jsonb itself, SQLite gives text."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 class SqlDeviceStore:
@@ -410,6 +491,62 @@ class SqlDeviceStore:
         changed = tx.executemany(_SAVE_STATE, [_save_params(*u) for u in updates])
         if changed != len(updates):
             raise StaleState("a device changed while a batch of check-ins was being recorded")
+
+    def lock_slots(
+        self, tx: Transaction, device_ids: Sequence[str]
+    ) -> dict[str, tuple[DeviceState, int]]:
+        out: dict[str, tuple[DeviceState, int]] = {}
+        ids = sorted(set(device_ids))
+        empty = DeviceState()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            for device_id, lock, ex, version in tx.all(
+                _read_slots_sql(tx.dialect, ", ".join("?" * len(chunk))), chunk
+            ):
+                lock_doc, ex_doc = _slot_json(lock), _slot_json(ex)
+                state = (
+                    empty
+                    if not lock_doc and not ex_doc
+                    else DeviceState(
+                        manual_lock=_lock_from(lock_doc), exemption=_exemption_from(ex_doc)
+                    )
+                )
+                out[str(device_id)] = (state, int(version))
+        return out
+
+    def save_slots(
+        self,
+        tx: Transaction,
+        updates: Sequence[tuple[str, int, DeviceState]],
+        slots: tuple[bool, bool],
+    ) -> None:
+        if not updates:
+            return
+        # A campaign gives most devices the same lock: encode each distinct value once.
+        encoded: dict[object, str] = {}
+
+        def text(value: ManualLock | ManualExemption | None, doc: Any) -> str:
+            found = encoded.get(value)
+            if found is None:
+                found = encoded[value] = json.dumps(doc(value), sort_keys=True)
+            return found
+
+        rows = []
+        for device_id, version, state in updates:
+            row: list[Any] = []
+            if slots[0]:
+                row.append(text(state.manual_lock, _lock_doc))
+            if slots[1]:
+                row.append(text(state.exemption, _exemption_doc))
+            rows.append((*row, device_id, version))
+        sql = _save_slots_sql(tx.dialect, slots)
+        if tx.dialect == "postgresql":
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            changed = tx.execute(sql, [*columns, columns[-2]])
+        else:
+            changed = tx.executemany(sql, rows)
+        if changed != len(updates):
+            raise StaleState("a device changed while a campaign chunk was being applied")
 
     def list(
         self,
