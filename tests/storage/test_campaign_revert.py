@@ -231,3 +231,41 @@ def test_runnable_lists_running_campaigns_no_live_runner_holds(db: Database) -> 
     later = Campaigns.of(Stores.on(db), clock=lambda: T0 + timedelta(minutes=1))
     assert later.runnable() == [running]  # the holder died: its lease expired
     assert draft not in later.runnable()
+
+
+# --- previews ----------------------------------------------------------------------------------
+
+
+def test_a_dry_run_over_a_device_list_counts_only_the_listed_devices(db: Database) -> None:
+    ids = plain_fleet(db, 30, batch="B1")
+    svc = service(db)
+    listed = [*ids[:7], "dev_not_registered"]
+    preview = svc.dry_run(Selection.parse([]), devices=listed)
+    assert preview.devices == 7 and preview.by_verdict == {"none": 7}
+    assert set(preview.sample) <= set(ids[:7]) and len(preview.sample) == 7
+    narrowed = svc.dry_run(Selection.parse(["batch=B2"]), devices=listed)
+    assert narrowed.devices == 0 and narrowed.sample == []
+    # The dry run and create agree on the same list.
+    cid = create(svc, [], devices=listed)
+    assert svc.get(cid).counts.targets == preview.devices
+
+
+def test_a_preview_of_a_campaign_counts_what_starting_it_would_still_reach(db: Database) -> None:
+    ids = plain_fleet(db, 20)
+    svc = service(db)
+    cid = create(svc, [], devices=ids[:12])
+    before = svc.preview(cid)
+    assert before.devices == 12 and set(before.sample) <= set(ids[:12])
+    with db.write() as tx:
+        tx.execute("DELETE FROM device_imeis WHERE device_id = ?", (ids[0],))
+        tx.execute("DELETE FROM devices WHERE id = ?", (ids[0],))
+    assert svc.preview(cid).devices == 11  # a deleted device is not reached
+    svc.start(cid, actor="cli:ops", now=T0, accept_changes=True)
+    svc.run(
+        cid,
+        owner="r",
+        chunk=5,
+        progress=lambda c: svc.pause(c.id, actor="cli:ops", reason="look", now=T0),
+    )
+    # The first chunk took five targets, the deleted one (skipped) among them: seven are left.
+    assert svc.preview(cid).devices == 7

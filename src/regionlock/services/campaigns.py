@@ -11,7 +11,8 @@ is renewed in every chunk's transaction, so a runner that lost it stops before w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -37,7 +38,7 @@ from regionlock.domain.device import DeviceState
 from regionlock.domain.errors import Conflict, InvalidInput, NotFound, RegionlockError
 from regionlock.storage import AuditStore, CampaignStore, DeviceStore, Stores, Transactions
 from regionlock.storage.audit import NewEntry
-from regionlock.storage.campaigns import Target, TargetStatus, new_campaign_id
+from regionlock.storage.campaigns import FleetGroup, Target, TargetStatus, new_campaign_id
 from regionlock.storage.db import Transaction, epoch_ms
 
 CHUNK = 1000
@@ -142,6 +143,28 @@ def _inside(sales_region: str, country: str | None) -> bool:
     return country in members if members is not None else country == sales_region
 
 
+def _preview(groups: Iterable[FleetGroup], sample: list[str], selection: str) -> Preview:
+    by_country: dict[str, int] = {}
+    by_verdict: dict[str, int] = {}
+    total = inside = 0
+    for g in groups:
+        total += g.devices
+        country = g.country or "unknown"
+        by_country[country] = by_country.get(country, 0) + g.devices
+        verdict = g.verdict or "none"
+        by_verdict[verdict] = by_verdict.get(verdict, 0) + g.devices
+        if _inside(g.sales_region, g.country):
+            inside += g.devices
+    return Preview(
+        devices=total,
+        by_country=dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0]))),
+        by_verdict=dict(sorted(by_verdict.items())),
+        inside_sales_region=inside,
+        sample=sample,
+        selection=selection,
+    )
+
+
 def _replaced(state: DeviceState, slots: tuple[bool, bool]) -> DeviceState | None:
     """The slots an action writes as they were (what a revert puts back); None if empty."""
     lock = state.manual_lock if slots[0] else None
@@ -232,30 +255,33 @@ class Campaigns:
         """Running campaigns that no live runner holds: a background runner's work."""
         return self.campaigns.runnable(epoch_ms(self.clock()))
 
-    def dry_run(self, selection: Selection, *, sample: int = SAMPLE) -> Preview:
-        """What a campaign over `selection` would reach, counted in the store (flat memory).
-        Reads the fleet through the same SQL as `create`, so they agree on the same fleet."""
-        by_country: dict[str, int] = {}
-        by_verdict: dict[str, int] = {}
-        total = inside = 0
-        for g in self.campaigns.fleet_groups(selection):
-            total += g.devices
-            country = g.country or "unknown"
-            by_country[country] = by_country.get(country, 0) + g.devices
-            verdict = g.verdict or "none"
-            by_verdict[verdict] = by_verdict.get(verdict, 0) + g.devices
-            if _inside(g.sales_region, g.country):
-                inside += g.devices
+    def dry_run(
+        self,
+        selection: Selection,
+        *,
+        sample: int = SAMPLE,
+        devices: Sequence[str] | None = None,
+    ) -> Preview:
+        """What a campaign over `selection` (among `devices`, ids, when given) would reach,
+        counted in the store (flat memory). Reads the fleet through the same SQL as `create`,
+        so they agree on the same fleet."""
+        groups = self.campaigns.fleet_groups(selection, among=devices)
         with self.db.read() as tx:
-            ids = self.campaigns.select_devices(tx, selection, limit=sample) if sample else []
-        return Preview(
-            devices=total,
-            by_country=dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0]))),
-            by_verdict=dict(sorted(by_verdict.items())),
-            inside_sales_region=inside,
-            sample=ids,
-            selection=selection.describe(),
-        )
+            ids = (
+                list(itertools.islice(self._matching(tx, selection, devices), sample))
+                if sample
+                else []
+            )
+        return _preview(groups, ids, selection.describe())
+
+    def preview(self, campaign_id: str, *, sample: int = SAMPLE) -> Preview:
+        """What starting (or resuming) the campaign would reach now: its pending targets that
+        are still registered, counted like a dry run."""
+        c = self.get(campaign_id)
+        ids = [
+            t.device_id for t in self.campaigns.targets(campaign_id, status="pending", limit=sample)
+        ]
+        return _preview(self.campaigns.target_groups(campaign_id), ids, c.selection.describe())
 
     # -- creating --------------------------------------------------------------------------------
 

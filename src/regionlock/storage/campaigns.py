@@ -107,6 +107,10 @@ def _before(befores: Mapping[str, DeviceState], device_id: str) -> str | None:
     return None if found is None else state_to_json(found)
 
 
+def _groups(rows: Sequence[Sequence[Any]]) -> list[FleetGroup]:
+    return [FleetGroup(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+
 # --- rows --------------------------------------------------------------------------------------
 
 _CAMPAIGN_COLS = (
@@ -164,9 +168,16 @@ class CampaignStore(Protocol):
         only those of `among` when given."""
         ...
 
-    def fleet_groups(self, selection: Selection) -> list[FleetGroup]:
-        """The selected devices counted by (sales region, last country, last verdict), in
-        one aggregate query: what a dry run reports, in flat memory."""
+    def fleet_groups(
+        self, selection: Selection, *, among: Sequence[str] | None = None
+    ) -> list[FleetGroup]:
+        """The selected devices (among these ids, if given) counted by (sales region, last
+        country, last verdict), in aggregate queries: what a dry run reports, in flat memory."""
+        ...
+
+    def target_groups(self, campaign_id: str) -> list[FleetGroup]:
+        """A campaign's pending targets that are still registered, counted the same way:
+        what starting it would now reach."""
         ...
 
     def create(
@@ -304,15 +315,41 @@ class SqlCampaignStore:
         args.append(limit)
         return [str(r[0]) for r in tx.all(sql, args)]
 
-    def fleet_groups(self, selection: Selection) -> list[FleetGroup]:
+    def fleet_groups(
+        self, selection: Selection, *, among: Sequence[str] | None = None
+    ) -> list[FleetGroup]:
         where, params = selection_sql(selection)
+        sql = (
+            "SELECT d.sales_region, d.last_country, d.last_verdict, COUNT(*) FROM devices d"
+            f" WHERE {where}{{among}} GROUP BY d.sales_region, d.last_country, d.last_verdict"
+        )
+        if among is None:
+            with self.db.read() as tx:
+                return _groups(tx.all(sql.format(among=""), params))
+        wanted = sorted(set(among))
+        counts: dict[tuple[str, str | None, str | None], int] = {}
         with self.db.read() as tx:
-            rows = tx.all(
-                "SELECT d.sales_region, d.last_country, d.last_verdict, COUNT(*) FROM devices d"
-                f" WHERE {where} GROUP BY d.sales_region, d.last_country, d.last_verdict",
-                params,
+            for i in range(0, len(wanted), 500):
+                part = wanted[i : i + 500]
+                marks = ", ".join("?" * len(part))
+                for g in _groups(
+                    tx.all(sql.format(among=f" AND d.id IN ({marks})"), [*params, *part])
+                ):
+                    key = (g.sales_region, g.country, g.verdict)
+                    counts[key] = counts.get(key, 0) + g.devices
+        return [FleetGroup(*key, n) for key, n in counts.items()]
+
+    def target_groups(self, campaign_id: str) -> list[FleetGroup]:
+        with self.db.read() as tx:
+            return _groups(
+                tx.all(
+                    "SELECT d.sales_region, d.last_country, d.last_verdict, COUNT(*)"
+                    " FROM campaign_targets t JOIN devices d ON d.id = t.device_id"
+                    " WHERE t.campaign_id = ? AND t.status = 'pending'"
+                    " GROUP BY d.sales_region, d.last_country, d.last_verdict",
+                    (campaign_id,),
+                )
             )
-        return [FleetGroup(r[0], r[1], r[2], int(r[3])) for r in rows]
 
     def create(
         self, tx: Transaction, campaign: Campaign, targets: Iterable[tuple[str, int]]
