@@ -30,13 +30,16 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("REGIONLOCK_FUZZ_EXAMPLES", "15"))
 
 # Operations whose valid requests the schema cannot describe, so "schema-valid" data may be
 # refused with 422 rightly: a policy is TOML whose meaning JSON Schema cannot express, and an
-# exemption must end after today, which a schema has no way to say. Every other check still
-# runs on them, and negative data must still be refused.
+# exemption must end after today, which a schema has no way to say; a campaign's selection
+# must match a registered device and its values name real countries, verdicts and batches,
+# which only the fleet knows. Every other check still runs on them, and negative data must
+# still be refused.
 SCHEMA_CANNOT_SAY = {
     "POST /v1/policies/activate",
     "POST /v1/policies/validate",
     "POST /v1/policies/simulate",
     "POST /v1/devices/{key}/exempt",
+    "POST /v1/campaigns",
 }
 
 

@@ -5,7 +5,7 @@ by the service's background runner (`services/campaign_runner.py`), never in the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -32,10 +32,12 @@ from regionlock.domain.campaign import (
     CampaignAction,
     CampaignState,
     Selection,
+    parse_stages,
 )
 from regionlock.domain.errors import Conflict, InvalidInput
 from regionlock.geo.countries import country_names
 from regionlock.services.campaigns import (
+    SAMPLE,
     ApprovalRequired,
     CampaignDrifted,
     UnknownCampaign,
@@ -43,6 +45,7 @@ from regionlock.services.campaigns import (
 
 api = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 PREFIX = "/v1/campaigns"
+LISTED_PAGE = 500  # ids per IN (...) in a dry run among listed devices
 
 ONE_CAMPAIGN = responses(UnknownCampaign)
 CHANGES_A_CAMPAIGN = AS_OPERATOR | responses(UnknownCampaign, Conflict)
@@ -145,8 +148,12 @@ def create_campaign(
     created. A bad field or value, or a selection matching no device, creates nothing."""
     selection = selection_of(body.where)
     devices = None if body.devices is None else resolve_devices(state, body.devices)
+    now = state.clock.now()
     if body.dry_run:
+        refuse_like_create(body, selection, who.actor, now)
         response.status_code = 200
+        if devices is not None:
+            return listed_preview(state, selection, devices)
         return state.campaigns.dry_run(selection).to_json()
     campaign = state.campaigns.create(
         name=body.name,
@@ -154,7 +161,7 @@ def create_campaign(
         reason=body.reason,
         selection=selection,
         actor=who.actor,
-        now=state.clock.now(),
+        now=now,
         message=body.message,
         contact=body.contact,
         until=body.until,
@@ -162,6 +169,47 @@ def create_campaign(
         devices=devices,
     )
     return created(response, campaign)
+
+
+def refuse_like_create(body: NewCampaign, selection: Selection, actor: str, now: datetime) -> None:
+    """Refuse in a dry run what `create` would refuse (a blank name or reason, a message on
+    an unlock, stages that do not reach 100, an end date in the past): a dry run that passes
+    where the real run fails is what operators of other tools complain of."""
+    Campaign(
+        id="cmp_dryrun",
+        name=body.name,
+        action=CampaignAction(body.action),
+        reason=body.reason,
+        selection=selection,
+        created_by=actor,
+        created_at=now,
+        message=body.message or None,
+        contact=body.contact or None,
+        until=body.until,
+        stages=parse_stages(body.stages),
+    )
+    if body.action == "exempt" and body.until is not None and body.until <= now.date():
+        raise InvalidInput(f"exemption until {body.until} is not in the future")
+
+
+def listed_preview(state: State, selection: Selection, ids: Sequence[str]) -> dict[str, Any]:
+    """A dry run among listed devices: how many of them the selection matches, a sample."""
+    wanted = sorted(set(ids))
+    count = 0
+    sample: list[str] = []
+    with state.stores.db.read() as tx:
+        for i in range(0, len(wanted), LISTED_PAGE):
+            page = state.stores.campaigns.select_devices(
+                tx, selection, among=wanted[i : i + LISTED_PAGE], limit=LISTED_PAGE
+            )
+            count += len(page)
+            sample.extend(page[: max(0, SAMPLE - len(sample))])
+    return {
+        "devices": count,
+        "listed": len(wanted),
+        "sample": sample,
+        "selection": selection.describe(),
+    }
 
 
 def resolve_devices(state: State, keys: Sequence[str]) -> list[str]:
