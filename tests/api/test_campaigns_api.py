@@ -296,7 +296,11 @@ def test_a_list_of_devices_by_imei_narrows_the_selection(api: TestClient) -> Non
     r = api.post("/v1/campaigns", json={**body, "dry_run": True}, headers=h["operator"])
     assert r.status_code == 200, r.text
     preview = r.json()
-    assert (preview["devices"], preview["listed"], len(preview["sample"])) == (2, 2, 2)
+    assert (preview["devices"], len(preview["sample"]), preview["by_verdict"]) == (
+        2,
+        2,
+        {"none": 2},
+    )
     narrower = {**body, "where": ["batch=B1"], "dry_run": True}
     assert api.post("/v1/campaigns", json=narrower, headers=h["operator"]).json()["devices"] == 1
     body = {**body, "devices": [imei(2), imei(77)]}

@@ -37,7 +37,6 @@ from regionlock.domain.campaign import (
 from regionlock.domain.errors import Conflict, InvalidInput
 from regionlock.geo.countries import country_names
 from regionlock.services.campaigns import (
-    SAMPLE,
     ApprovalRequired,
     CampaignDrifted,
     UnknownCampaign,
@@ -45,7 +44,6 @@ from regionlock.services.campaigns import (
 
 api = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 PREFIX = "/v1/campaigns"
-LISTED_PAGE = 500  # ids per IN (...) in a dry run among listed devices
 
 ONE_CAMPAIGN = responses(UnknownCampaign)
 CHANGES_A_CAMPAIGN = AS_OPERATOR | responses(UnknownCampaign, Conflict)
@@ -152,9 +150,7 @@ def create_campaign(
     if body.dry_run:
         refuse_like_create(body, selection, who.actor, now)
         response.status_code = 200
-        if devices is not None:
-            return listed_preview(state, selection, devices)
-        return state.campaigns.dry_run(selection).to_json()
+        return state.campaigns.dry_run(selection, devices=devices).to_json()
     campaign = state.campaigns.create(
         name=body.name,
         action=CampaignAction(body.action),
@@ -190,26 +186,6 @@ def refuse_like_create(body: NewCampaign, selection: Selection, actor: str, now:
     )
     if body.action == "exempt" and body.until is not None and body.until <= now.date():
         raise InvalidInput(f"exemption until {body.until} is not in the future")
-
-
-def listed_preview(state: State, selection: Selection, ids: Sequence[str]) -> dict[str, Any]:
-    """A dry run among listed devices: how many of them the selection matches, a sample."""
-    wanted = sorted(set(ids))
-    count = 0
-    sample: list[str] = []
-    with state.stores.db.read() as tx:
-        for i in range(0, len(wanted), LISTED_PAGE):
-            page = state.stores.campaigns.select_devices(
-                tx, selection, among=wanted[i : i + LISTED_PAGE], limit=LISTED_PAGE
-            )
-            count += len(page)
-            sample.extend(page[: max(0, SAMPLE - len(sample))])
-    return {
-        "devices": count,
-        "listed": len(wanted),
-        "sample": sample,
-        "selection": selection.describe(),
-    }
 
 
 def resolve_devices(state: State, keys: Sequence[str]) -> list[str]:
