@@ -203,7 +203,25 @@ def test_an_imei_file_with_bad_lines_creates_nothing_unless_skip_bad(
     code, out, err = run(
         store, "create", *LOCK_D1, "--imeis", str(listed), "--dry-run", "--skip-bad", "--json"
     )
-    assert code == 0 and json.loads(out)["devices"] == 4
+    preview = json.loads(out)
+    assert code == 0 and (preview["devices"], preview["listed"]) == (4, 4)
+    # Devices 1 (IR, warn), 2 (SY, lock), 4 and the dual one (never located), none at home.
+    assert preview["by_country"] == {"unknown": 2, "IR": 1, "SY": 1}
+    assert preview["by_verdict"] == {"allow": 1, "lock": 1, "none": 1, "warn": 1}
+    assert preview["inside_sales_region"] == 0
+    assert set(preview["sample"]) == {ids[0], ids[1], ids[3], dual.id}
+    # The same preview in words, narrowed by --where (devices 1, 4 and the dual one are D1).
+    code, out, err = run(
+        store,
+        *("create", *LOCK_D1, "--imeis", str(listed), "--dry-run", "--skip-bad"),
+        *("--where", "distributor=D1"),
+    )
+    assert code == 0, err
+    assert "dry run, nothing changed: lock distributor=D1" in out
+    assert "devices: 3 of the 4 listed" in out
+    assert "now inside their sales region: 0 of 3" in out and "WARNING" not in out
+    assert "by country: unknown 2, IR 1" in out
+    assert "by verdict: allow 1, none 1, warn 1" in out
     assert run(store, "list", "--json")[1].strip() == "[]"
 
     campaign_id = create(store, "--imeis", str(listed), "--skip-bad")
@@ -240,7 +258,12 @@ def test_start_on_a_terminal_asks_first(store: Store, monkeypatch: pytest.Monkey
     )
     assert result.exit_code == 1 and "Aborted" in result.stderr
     assert f"campaign {campaign_id} 'leak': lock 14 device(s)" in result.stdout
-    assert "WARNING:" in result.stdout and "are inside their sales region" in result.stdout
+    inside = Campaigns.of(Stores.on(store.db)).preview(campaign_id).inside_sales_region
+    assert inside == 5
+    assert (
+        f"WARNING: {inside} of the 14 device(s) it will reach now are inside their sales region"
+        in result.stdout
+    )
     assert status(store, campaign_id)["state"] == "draft"
     assert not campaign_entries(store.db)
     result = CliRunner().invoke(
@@ -248,6 +271,34 @@ def test_start_on_a_terminal_asks_first(store: Store, monkeypatch: pytest.Monkey
     )
     assert result.exit_code == 0 and f"campaign {campaign_id}: done" in result.stdout
     assert status(store, campaign_id)["applied"] == 14
+
+
+def test_the_confirmation_counts_the_targets_not_the_selection_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fleet(store)
+    monkeypatch.setattr(campaign_cli, "on_terminal", lambda: True)
+
+    def asked(campaign_id: str, *args: str) -> str:
+        result = CliRunner().invoke(
+            cli, ["campaign", "start", campaign_id, *args, "--db", store.url], input="n\n"
+        )
+        assert result.exit_code == 1 and "Aborted" in result.stderr
+        return result.stdout
+
+    # A list selects nothing by itself: the whole fleet (40) is not what it reaches.
+    listed = tmp_path / "imeis.txt"
+    listed.write_text(f"{imei(1)}\n{imei(2)}\n{imei(4)}\n")
+    campaign_id = create(store, "--imeis", str(listed))
+    assert "0 of the 3 device(s) it will reach now are inside" in asked(campaign_id)
+
+    # A D1 device registered after creation, at home (DE in DE), is in the selection (6 of 15
+    # inside) but not in the frozen targets.
+    campaign_id = create(store, "--where", "distributor=D1")
+    register(store.db, [varied(43)])
+    out = asked(campaign_id, "--accept-changes")
+    assert "5 of the 14 device(s) it will reach now are inside their sales region" in out
+    assert status(store, campaign_id)["state"] == "draft"
 
 
 def test_start_yes_applies_every_target_once(store: Store) -> None:

@@ -89,29 +89,10 @@ def _imei_list(stores: Stores, path: str, skip_bad: bool) -> ImeiList:
     return found
 
 
-def _listed_preview(stores: Stores, selection: Selection, ids: set[str]) -> dict[str, Any]:
-    """How many devices of an IMEI list the selection matches (a dry run over a list)."""
-    wanted = sorted(ids)
-    matched: list[str] = []
-    count = 0
-    with stores.db.read() as tx:
-        for i in range(0, len(wanted), 500):
-            page = stores.campaigns.select_devices(
-                tx, selection, among=wanted[i : i + 500], limit=500
-            )
-            count += len(page)
-            matched.extend(page[: max(0, 10 - len(matched))])
-    return {
-        "devices": count,
-        "listed": len(ids),
-        "sample": matched,
-        "selection": selection.describe(),
-    }
-
-
-def _print_preview(preview: Preview, action: CampaignAction) -> None:
+def _print_preview(preview: Preview, action: CampaignAction, listed: int | None = None) -> None:
     click.echo(f"dry run, nothing changed: {action.value} {preview.selection}")
-    click.echo(f"devices: {preview.devices}")
+    of_listed = f" of the {listed} listed" if listed is not None else ""
+    click.echo(f"devices: {preview.devices}{of_listed}")
     inside = f"now inside their sales region: {preview.inside_sales_region} of {preview.devices}"
     if action is CampaignAction.LOCK and preview.inside_sales_region:
         click.secho(
@@ -185,20 +166,13 @@ def create(
         listed = _imei_list(stores, imei_file, skip_bad) if imei_file is not None else None
         svc = Campaigns.of(stores)
         if dry_run:
-            if listed is not None:
-                doc = _listed_preview(stores, selection, listed.device_ids)
-                if as_json:
-                    _echo_json(doc)
-                else:
-                    click.echo(f"dry run, nothing changed: {kind.value} {doc['selection']}")
-                    click.echo(f"devices: {doc['devices']} of the {doc['listed']} listed")
-                    click.echo("sample: " + (", ".join(doc["sample"]) or "-"))
-                return
-            preview = svc.dry_run(selection)
+            ids = sorted(listed.device_ids) if listed is not None else None
+            preview = svc.dry_run(selection, devices=ids)
+            count = len(ids) if ids is not None else None
             if as_json:
-                _echo_json(preview.to_json())
+                _echo_json(preview.to_json() | ({"listed": count} if count is not None else {}))
             else:
-                _print_preview(preview, kind)
+                _print_preview(preview, kind, count)
             return
         created = svc.create(
             name=name,
@@ -244,10 +218,12 @@ def _confirm(svc: Campaigns, c: Campaign, yes: bool) -> None:
             f"campaign {c.id} would {c.action.value} {c.counts.targets} device(s): confirm with"
             " --yes (no terminal to ask on)"
         )
-    preview = svc.dry_run(c.selection, sample=0)
+    # Its pending targets still registered, not its selection run again: what starting (or
+    # resuming) reaches is the frozen set, less what is done and what was deleted since.
+    preview = svc.preview(c.id, sample=0)
     inside = (
-        f"{preview.inside_sales_region} of the {preview.devices} device(s) its selection"
-        " matches now are inside their sales region"
+        f"{preview.inside_sales_region} of the {preview.devices} device(s) it will reach now"
+        " are inside their sales region"
     )
     click.echo(f"campaign {c.id} {c.name!r}: {c.action.value} {c.counts.targets} device(s)")
     click.echo(f"  selection: {c.selection.describe()}; reason: {c.reason}")
