@@ -383,4 +383,13 @@ def test_a_checkin_after_a_campaign_lock_names_the_campaign(db: Database, locato
     svc.start(exempt, actor="cli:ops", now=T0)
     svc.run(exempt, owner="r")
     out = checkins.check_in(fleet.token(0, 3, T0, dubai), peer_ip=None, now=T0)
-    assert out["verdict"] == "allow" and "exemption.device" in out["reasons"]
+    assert out["verdict"] == "allow" and out["reasons"][:2] == [
+        "campaign.exempt",
+        "exemption.device",
+    ]
+    # An operator's own exemption says so: no campaign reason.
+    Registry.of(stores).exempt(
+        fleet.records[0].id, reason="appeal granted", actor="cli:desk", until=None, now=T0
+    )
+    out = checkins.check_in(fleet.token(0, 4, T0, dubai), peer_ip=None, now=T0)
+    assert out["verdict"] == "allow" and "campaign.exempt" not in out["reasons"]

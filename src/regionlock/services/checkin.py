@@ -426,9 +426,15 @@ class CheckinService:
                 first_seen=first.astimezone(UTC).date(),
             )
         verdict = decide(facts, location, state.history(), policy, now)
-        if state.manual_lock is not None and not any(
-            r.startswith("exemption.") for r in verdict.reasons
-        ):
+        exempted = any(r.startswith("exemption.") for r in verdict.reasons)
+        if exempted and state.exemption is not None and state.exemption.campaign:
+            verdict = replace(
+                verdict,
+                reasons=("campaign.exempt", *verdict.reasons),
+                explanation=f"Exempted by campaign {state.exemption.campaign}. "
+                + verdict.explanation,
+            )
+        if state.manual_lock is not None and not exempted:
             by = state.manual_lock.campaign  # the lock slot's holder: a campaign or an operator
             verdict = replace(
                 verdict,
