@@ -369,3 +369,16 @@ def test_the_openapi_documents_the_campaign_problems(api: TestClient) -> None:
     assert "`unknown-campaign`" in start["404"]["description"]
     create = spec["paths"]["/v1/campaigns"]["post"]["responses"]
     assert {"200", "201", "401", "403", "422"} <= set(create)
+
+
+def test_a_device_list_past_the_body_limit_is_refused_unread(api: TestClient) -> None:
+    _, h = fleet(api)
+    body = {**LOCK_B1, "devices": [imei(n) for n in range(5000)]}  # about 95 KiB
+    refused(api.post("/v1/campaigns", json=body, headers=h["operator"]), 413, "payload-too-large")
+
+
+def test_the_runner_stops_with_the_app(db_url: str, locator: Locator) -> None:
+    with serving(db_url, locator) as api:
+        runner = api.app.state.regionlock.campaign_runner  # type: ignore[attr-defined]
+        assert runner.alive
+    assert not runner.alive

@@ -212,7 +212,7 @@ def test_close_stops_between_chunks_and_releases_the_lease(db: Database) -> None
     until(lambda: runner._stop.is_set(), "stopping")
     go_on.set()
     closing.join(10)
-    assert not runner._thread.is_alive()
+    assert not runner.alive
     c = Stores.on(db).campaigns.get(cid)
     assert c is not None and c.state is CampaignState.RUNNING and c.counts.applied == 10
     assert Stores.on(db).campaigns.lease(cid)[0] is None

@@ -64,6 +64,11 @@ class CampaignRunner:
         self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs (started and not yet stopped)."""
+        return self._thread.is_alive()
+
     def wake(self) -> None:
         """Look for work now instead of at the next poll (a campaign was started)."""
         self._wake.set()
