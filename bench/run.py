@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_locate.py", "bench_policy.py", "bench_signing.py"]
+BENCHES = ["bench_locate.py", "bench_policy.py", "bench_signing.py", "bench_campaign.py"]
 
 
 def main() -> int:
