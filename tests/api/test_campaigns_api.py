@@ -181,7 +181,7 @@ def test_a_started_campaign_is_applied_in_the_background_each_device_once(
 ) -> None:
     key, h = fleet(api)
     cid = api.post("/v1/campaigns", json=LOCK_B1, headers=h["operator"]).json()["id"]
-    r = api.post(f"/v1/campaigns/{cid}/start", json={}, headers=h["operator"])
+    r = api.post(f"/v1/campaigns/{cid}/start", headers=h["operator"])  # no body: the same
     assert r.status_code == 200 and r.json()["state"] == "running", r.text
     done = settled(api, cid, h["viewer"], {"done"})
     assert (done["applied"], done["skipped"], done["errors"], done["pending"]) == (3, 0, 0, 0)

@@ -267,7 +267,11 @@ def campaign_targets(
 
 @api.post("/{campaign_id}/start", response_model=None, responses=STARTS_A_CAMPAIGN)
 def start_campaign(
-    campaign_id: KeyPath, body: Start, request: Request, state: StateDep, who: Operator
+    campaign_id: KeyPath,
+    request: Request,
+    state: StateDep,
+    who: Operator,
+    body: Start | None = None,
 ) -> dict[str, Any] | JSONResponse:
     """Start a draft at its first stage, or resume a paused campaign (operator); the service
     applies it in the background. A draft over the four-eyes limit needs a second admin's
@@ -280,7 +284,7 @@ def start_campaign(
             campaign_id,
             actor=who.actor,
             now=state.clock.now(),
-            accept_changes=body.accept_changes,
+            accept_changes=body is not None and body.accept_changes,
             approval=rule,
         )
     except CampaignDrifted as exc:  # say by how much, as members a client can read
