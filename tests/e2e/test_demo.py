@@ -1,12 +1,15 @@
 """End to end: `regionlock demo`, small, as the README's main command runs it.
 
 The real service in a child process on SQLite, a few hundred reference agents over loopback,
-a simulated week under the 2021 block, then the lift. Judged against the scenario's ground truth.
+a simulated week under the 2021 block, the campaign on the leaked batches, then the lift. Judged
+against the scenario's ground truth. The four-eyes share is lowered to 1% so that the campaign
+(about 1.5% of this fleet) needs the second admin's approval, as a larger one would by default.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "0.01"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout)
@@ -67,14 +71,40 @@ def test_no_legitimate_user_is_locked_and_no_diverted_device_is_missed(
         assert 1 <= days <= 3, line
 
 
+LAW = {"IR", "CU", "KP", "UA-43", "UA-40"}  # US embargoes in force on the story's dates
+
+
+def test_the_campaign_locks_only_diverted_devices_first_activated_there(
+    story: dict[str, Any],
+) -> None:
+    step = story["campaign"]
+    assert step["where"]["activated_in"] == ["CU", "IR", "KP", "SD", "SY"]
+    assert step["where"]["batch"] and step["refused"] is None
+    assert step["dry_run"]["devices"] > 0 and step["dry_run"]["inside_sales_region"] == 0
+    # What the dry run showed is what was frozen, and every target was applied, once.
+    assert step["targets"] == step["dry_run"]["devices"] == step["applied"]
+    assert step["state"] == "done" and (step["skipped"], step["errors"]) == (0, 0)
+    assert step["approval_asked"] and "four-eyes" in step["approval_asked"]
+    assert step["second_admin"] and "demo second admin" in step["second_admin"]
+    assert step["targets_diverted"] == step["targets"]
+    assert (step["targets_legitimate"], step["targets_unknown"]) == ([], 0)
+    assert set(step["dry_run"]["by_country"]) <= set(step["where"]["activated_in"])
+
+
 def test_lifting_the_block_unlocks_what_only_the_company_rule_held(story: dict[str, Any]) -> None:
-    lift = story["lift"]
+    lift, step = story["lift"], story["campaign"]
     assert lift["locked_before"] > 0
     assert sum(lift["unlocked"].values()) > 0
-    # What stays locked is held by the law (the US embargo rule), never by the lifted rule.
+    # Unlocked: diverted devices no campaign reached, or legitimate users never locked.
+    assert lift["unlocked_diverted"] == sum(lift["unlocked"].values())
+    # What stays locked is held by the law (the US embargo rule), never by the lifted rule...
     for place_reasons in lift["still_locked"]:
         place = place_reasons.split(":")[0]
-        assert place in {"IR", "CU", "KP", "UA-43", "UA-40"}, place_reasons
+        assert place in LAW, place_reasons
+    # ... or by the campaign: where the law is silent now (SY since 2025, SD since 2017) only it.
+    assert set(lift["campaign_and_law"]) <= LAW and set(lift["campaign_only"]) <= {"SY", "SD"}
+    assert 0 < lift["by_campaign"] <= step["targets"] and lift["campaign_only"]
+    assert lift["campaign_not_diverted"] == [] and lift["wrongly_locked"] == []
 
 
 def test_the_audit_trail_of_the_run_verifies(story: dict[str, Any]) -> None:

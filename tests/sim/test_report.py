@@ -57,10 +57,39 @@ def test_the_lift_compares_each_device_with_its_last_state() -> None:
         outcome(b, 1, "IR", "lock", "jurisdiction.restricted", restricted=True),
         outcome(c, 1, "IR", "lock", restricted=True),
     ]
-    lift = summarize_lift(before, after)
+    lift = summarize_lift(FLEET, before, after)
     assert (lift.locked_before, lift.checked_in_after) == (2, 2)
-    assert dict(lift.unlocked) == {"SD": 1}
+    assert dict(lift.unlocked) == {"SD": 1} and lift.unlocked_diverted == 1
     assert dict(lift.still_locked) == {"IR: jurisdiction.restricted": 1}
+    assert lift.by_campaign == 0 and lift.wrongly_locked == []
+
+
+def test_the_lift_tells_the_laws_locks_from_the_campaigns() -> None:
+    law, both, campaign_only, unlocked = (first(Profile.DIVERTED, i) for i in range(4))
+    resident, traveller = first(Profile.RESIDENT), first(Profile.TRAVELLER)
+    held = ("jurisdiction.restricted", "presence.first_activation")
+    before = [
+        outcome(d, 0, where, "lock", *held, restricted=True)
+        for d, where in ((law, "KP"), (both, "IR"), (campaign_only, "SY"), (unlocked, "SD"))
+    ] + [outcome(resident, 0, "TR", "allow")]
+    after = [
+        outcome(law, 1, "KP", "lock", *held, restricted=True),
+        outcome(both, 1, "IR", "lock", "campaign.lock", *held, restricted=True),
+        outcome(campaign_only, 1, "SY", "lock", "campaign.lock", "policy.no_match"),
+        outcome(unlocked, 1, "SD", "allow", "policy.no_match"),
+        # The law would only warn (a warning step first): the campaign alone holds it.
+        outcome(traveller, 1, "SY", "lock", "campaign.lock", *held, "escalation.warning"),
+        outcome(resident, 1, "TR", "lock", "campaign.lock", "policy.no_match"),
+    ]
+    lift = summarize_lift(FLEET, before, after)
+    assert (lift.locked_before, lift.checked_in_after) == (4, 4)
+    assert dict(lift.still_locked) == {"KP: jurisdiction.restricted, presence.first_activation": 1}
+    assert dict(lift.campaign_and_law) == {"IR": 1}
+    assert dict(lift.campaign_only) == {"SY": 2, "TR": 1} and lift.by_campaign == 4
+    assert dict(lift.unlocked) == {"SD": 1} and lift.unlocked_diverted == 1
+    # Ground truth: a campaign's lock on anything but a diverted device is a wrong lock.
+    wrong = [f"traveller {traveller.imei}", f"resident {resident.imei}"]
+    assert lift.campaign_not_diverted == wrong and lift.wrongly_locked == wrong
 
 
 def test_percentiles_by_nearest_rank() -> None:

@@ -2,9 +2,11 @@
 
 It starts the real service (`regionlock serve`, with a simulated clock), registers a synthetic
 fleet, activates a policy modelled on the 2021 block, runs a simulated week of check-ins with a
-reference agent per device, shows what happened, lifts the block, and shows the devices that
-unlock at their next check-in. Then it leaves the service running (Ctrl-C stops it) and says
-where to look; `--no-serve` stops it instead.
+reference agent per device, shows what happened, locks the stock of the leaked batches with a
+campaign (as the maker's investigation would), lifts the block, and shows the devices that
+unlock at their next check-in and who keeps the others locked: the law or the campaign. Then it
+leaves the service running (Ctrl-C stops it) and says where to look; `--no-serve` stops it
+instead.
 """
 
 from __future__ import annotations

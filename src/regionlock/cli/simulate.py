@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,8 @@ from tqdm import tqdm
 
 from regionlock.clock import SimulatedClock
 from regionlock.policies import example_policy_text
-from regionlock.sim.driver import FleetDriver
+from regionlock.sim.campaign import CampaignStep
+from regionlock.sim.driver import FleetDriver, ServiceError
 from regionlock.sim.fleet import FleetSpec, generate_fleet
 from regionlock.sim.report import RunSummary
 from regionlock.sim.story import DayLine, StoryResult, run_story
@@ -139,19 +141,89 @@ def print_week(week: RunSummary) -> None:
     )
 
 
+def _by_place(counts: Counter[str] | dict[str, int]) -> str:
+    return ", ".join(f"{p} {n}" for p, n in Counter(counts).most_common()) or "none"
+
+
+def _must_be_none(label: str, found: list[str]) -> None:
+    click.secho(f"  {label}: {len(found)}", fg="red" if found else "green", bold=True)
+    for line in found[:10]:
+        click.echo(f"    {line}")
+
+
+def print_campaign(step: CampaignStep) -> None:
+    """The campaign the maker runs on the traced stock before the lift, checked."""
+    click.secho("\nThe investigation traced the leaked batches: a campaign locks them", bold=True)
+    batches, countries = step.where["batch"], step.where["activated_in"]
+    if not batches:
+        click.secho(f"  no campaign: {step.refused}", fg="yellow")
+        return
+    click.echo(f"  where batch is one of {len(batches)}: {', '.join(batches) or '-'}")
+    click.echo(
+        f"    and activated_in one of {', '.join(countries)}"
+        " (where it was first switched on: a visiting traveller was not)"
+    )
+    if step.dry_run:
+        inside = step.dry_run["inside_sales_region"]
+        click.echo(
+            f"  dry run: {step.dry_run['devices']} devices"
+            f" ({_by_place(step.dry_run['by_country'])}); ",
+            nl=False,
+        )
+        click.secho(
+            f"inside their sales region: {inside}", fg="red" if inside else "green", bold=True
+        )
+    if step.refused is not None or step.id is None:
+        click.secho(f"  no campaign: {step.refused}", fg="yellow")
+        return
+    if step.second_admin:
+        click.echo(f"  four-eyes rule: {step.approval_asked}")
+        click.echo(f"    the demo made a second admin key, which approved it: {step.second_admin}")
+    click.echo(
+        f"  campaign {step.id}: {step.targets} targets, {step.state} in {step.wall_s:.1f} s"
+        f" (the service's runner): applied {step.applied}, skipped {step.skipped},"
+        f" errors {step.errors}"
+    )
+    unknown = (
+        f" ({step.targets_unknown} never checked in: not judged)" if step.targets_unknown else ""
+    )
+    click.echo(
+        f"  targets that are diverted devices (ground truth): {step.targets_diverted}"
+        f" of {step.targets}{unknown}"
+    )
+    _must_be_none("legitimate devices targeted", step.targets_legitimate)
+    missed = step.diverted_not_reached
+    click.echo(
+        f"  not reached: {sum(missed.values())} diverted devices of those batches, by where they"
+        f" were really first switched on: {_by_place(missed)}; and, rightly, none"
+        f" of the {step.travellers_spared} traveller(s) of those batches"
+    )
+
+
 def print_lift(result: StoryResult) -> None:
-    """What the first check-in after the lift did to the devices locked before it."""
+    """What the first check-in after the lift did to the devices locked before it, and who
+    keeps the devices still locked: the law, or the campaign."""
     lift = result.lift
     if lift is None:
         return
     unlocked = sum(lift.unlocked.values())
-    by_place = ", ".join(f"{p} {n}" for p, n in lift.unlocked.most_common()) or "none"
     click.echo(
         f"  of {lift.locked_before} devices locked, {lift.checked_in_after} checked in again: "
-        f"{unlocked} unlocked ({by_place})"
+        f"{unlocked} unlocked ({_by_place(lift.unlocked)}), of them {lift.unlocked_diverted}"
+        " diverted devices no campaign reached"
     )
     for place, n in lift.still_locked.most_common():
         click.echo(f"  still locked, as the law requires: {n} in {place}")
+    step = result.campaign
+    campaign = f"{step.id} (of its {step.targets} targets)" if step and step.id else "none"
+    click.echo(
+        f"  kept locked by campaign {campaign}: {lift.by_campaign}; where the law locks too:"
+        f" {sum(lift.campaign_and_law.values())} ({_by_place(lift.campaign_and_law)}); where"
+        f" only the campaign holds them: {sum(lift.campaign_only.values())}"
+        f" ({_by_place(lift.campaign_only)})"
+    )
+    _must_be_none("campaign-locked devices that are not diverted", lift.campaign_not_diverted)
+    _must_be_none("legitimate users locked after the lift", lift.wrongly_locked)
 
 
 def next_morning(now: datetime) -> datetime:
@@ -170,18 +242,28 @@ def tell(
 ) -> StoryResult:
     """Run the story with progress bars, printing it as it goes (or its JSON at the end)."""
     reporters: dict[str, Any] = (
-        {} if as_json else {"on_day": print_day, "on_stage": print_stage, "on_week": print_week}
+        {}
+        if as_json
+        else {
+            "on_day": print_day,
+            "on_stage": print_stage,
+            "on_week": print_week,
+            "on_campaign": print_campaign,
+        }
     )
-    result = asyncio.run(
-        run_story(
-            driver,
-            block_policy=block_policy,
-            lifted_policy=lifted_policy,
-            start=start,
-            progress=tqdm_progress(disable=as_json),
-            **reporters,
+    try:
+        result = asyncio.run(
+            run_story(
+                driver,
+                block_policy=block_policy,
+                lifted_policy=lifted_policy,
+                start=start,
+                progress=tqdm_progress(disable=as_json),
+                **reporters,
+            )
         )
-    )
+    except ServiceError as exc:  # the service refused an operator request, or a campaign hung
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:

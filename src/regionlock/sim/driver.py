@@ -10,6 +10,7 @@ its own to the start of each simulated day, and both then tick in real time from
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,15 @@ class ImportResult:
 
 
 class ServiceError(RuntimeError):
-    """The service answered an operator request with an error."""
+    """The service answered an operator request with an error: its status and, for a problem
+    document (RFC 9457), its type."""
+
+    def __init__(
+        self, message: str, status: int = 0, problem: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
 
 
 class FleetDriver:
@@ -111,9 +120,26 @@ class FleetDriver:
         async with client.request(method, path, headers=headers, **kw) as response:
             if response.status >= 400:
                 text = await response.text()
-                raise ServiceError(f"{method} {path}: {response.status} {text[:300]}")
+                try:
+                    problem = json.loads(text)
+                except ValueError:
+                    problem = None
+                raise ServiceError(
+                    f"{method} {path}: {response.status} {text[:300]}",
+                    response.status,
+                    problem if isinstance(problem, dict) else None,
+                )
             body: dict[str, Any] = await response.json()
         return body
+
+    async def operator(
+        self, method: str, path: str, *, token: str | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        """An operator API request as the demo's admin (or as the holder of `token`); its
+        JSON answer, or ServiceError."""
+        if token is not None:
+            kw["headers"] = {"authorization": f"Bearer {token}"}
+        return await self._operator(self._client(), method, path, **kw)
 
     async def set_time(self, client: aiohttp.ClientSession, when: datetime) -> None:
         """Move the service's clock and the agents' clock to `when` together."""
@@ -167,6 +193,16 @@ class FleetDriver:
                 unlock_key=self._unlock_key,
             )
             found = self.agents[device.index] = Agent(state, self.clock)
+        return found
+
+    def by_device_id(self) -> dict[str, SimDevice]:
+        """The devices that have checked in, by the id the service gave them (each agent
+        learns its id from its first verified verdict)."""
+        found: dict[str, SimDevice] = {}
+        for device in self.devices:
+            agent = self.agents.get(device.index)
+            if agent is not None and agent.state.device_id is not None:
+                found[agent.state.device_id] = device
         return found
 
     async def run_day(

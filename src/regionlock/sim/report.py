@@ -146,38 +146,84 @@ def summarize(
     return s
 
 
+# The reasons with which a restriction locks (decision.py `_presence`); a later warning step
+# (`escalation.warning`) turns the lock into a warning.
+_LAW_LOCKS = frozenset({"presence.first_activation", "presence.established"})
+
+
+def policy_locks(reasons: Sequence[str]) -> bool:
+    """Whether the policy alone locks, from a verdict's reasons (a campaign's or an operator's
+    lock adds its own reason in front of the policy's)."""
+    return bool(_LAW_LOCKS.intersection(reasons)) and "escalation.warning" not in reasons
+
+
 @dataclass
 class LiftSummary:
-    """Devices locked at the end of the block, and what the first check-in after the lift did."""
+    """Devices locked at the end of the block, and what the first check-in after the lift did.
+
+    A device still locked is held by the law (the policy's remaining rule) or by a campaign;
+    a campaign-locked device the law would lock too is counted as the campaign's, with the law
+    noted (`campaign_and_law`)."""
 
     locked_before: int = 0
     checked_in_after: int = 0
     unlocked: Counter[str] = field(default_factory=Counter)  # by place
-    still_locked: Counter[str] = field(default_factory=Counter)  # "place: reasons"
+    unlocked_diverted: int = 0  # of them, diverted devices (no campaign reached them)
+    still_locked: Counter[str] = field(default_factory=Counter)  # by law: "place: reasons"
+    campaign_and_law: Counter[str] = field(default_factory=Counter)  # by place
+    campaign_only: Counter[str] = field(default_factory=Counter)  # by place: the law is silent
+    campaign_not_diverted: list[str] = field(default_factory=list)  # "profile imei": none
+    wrongly_locked: list[str] = field(default_factory=list)  # legitimate, locked after: none
+
+    @property
+    def by_campaign(self) -> int:
+        return sum(self.campaign_and_law.values()) + sum(self.campaign_only.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "locked_before": self.locked_before,
             "checked_in_after": self.checked_in_after,
             "unlocked": dict(self.unlocked),
+            "unlocked_diverted": self.unlocked_diverted,
             "still_locked": dict(self.still_locked),
+            "by_campaign": self.by_campaign,
+            "campaign_and_law": dict(self.campaign_and_law),
+            "campaign_only": dict(self.campaign_only),
+            "campaign_not_diverted": self.campaign_not_diverted,
+            "wrongly_locked": self.wrongly_locked,
         }
 
 
-def summarize_lift(before: Iterable[Outcome], after: Iterable[Outcome]) -> LiftSummary:
-    """Compare each device's last enforcement before the lift with its first after it."""
+def summarize_lift(
+    devices: Sequence[SimDevice], before: Iterable[Outcome], after: Iterable[Outcome]
+) -> LiftSummary:
+    """Compare each device's last enforcement before the lift with its first after it, and
+    judge every lock after it against the devices' ground truth."""
+    by_index = {d.index: d for d in devices}
     last: dict[int, Outcome] = {}
     for o in before:
         if not o.error:
             last[o.index] = o
     s = LiftSummary(locked_before=sum(o.action == "lock" for o in last.values()))
     for o in after:
+        if o.error:
+            continue
+        device = by_index[o.index]
+        if o.action == "lock":
+            if device.profile in LEGITIMATE:
+                s.wrongly_locked.append(f"{device.profile.value} {device.imei}")
+            if "campaign.lock" in o.reasons:
+                held = s.campaign_and_law if policy_locks(o.reasons) else s.campaign_only
+                held[_place(o)] += 1
+                if device.profile is not Profile.DIVERTED:
+                    s.campaign_not_diverted.append(f"{device.profile.value} {device.imei}")
         prior = last.get(o.index)
-        if prior is None or prior.action != "lock" or o.error:
+        if prior is None or prior.action != "lock":
             continue
         s.checked_in_after += 1
-        if o.action == "lock":
-            s.still_locked[f"{_place(o)}: {', '.join(o.reasons)}"] += 1
-        else:
+        if o.action != "lock":
             s.unlocked[_place(o)] += 1
+            s.unlocked_diverted += device.profile is Profile.DIVERTED
+        elif "campaign.lock" not in o.reasons:
+            s.still_locked[f"{_place(o)}: {', '.join(o.reasons)}"] += 1
     return s

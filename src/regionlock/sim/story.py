@@ -6,8 +6,11 @@
 3. Run simulated days of check-ins: every device is a reference agent; the service's clock and
    the agents' move together, a day at a time.
 4. Judge the week against the scenario's ground truth.
-5. Lift the block (activate the policy without the company-only jurisdictions) and run one more
-   day: devices unlock at their next check-in, except where the law still applies.
+5. Before the lift, the maker acts on its investigation: a campaign locks the devices of the
+   leaked batches first activated in a restricted country (`sim/campaign.py`).
+6. Lift the block (activate the policy without the company-only jurisdictions) and run one more
+   day: devices unlock at their next check-in, except where the law still applies and those the
+   campaign locked.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from regionlock.sim.campaign import CampaignStep, lock_traced_stock
 from regionlock.sim.driver import FleetDriver, ImportResult, Outcome
 from regionlock.sim.report import LiftSummary, RunSummary, summarize, summarize_lift
 
@@ -43,6 +47,7 @@ class StoryResult:
     registered: ImportResult
     days: list[DayLine] = field(default_factory=list)
     week: RunSummary | None = None
+    campaign: CampaignStep | None = None
     lift: LiftSummary | None = None
     lift_day: DayLine | None = None
 
@@ -55,6 +60,7 @@ class StoryResult:
             },
             "days": [d.__dict__ for d in self.days],
             "week": self.week.to_json() if self.week else None,
+            "campaign": self.campaign.to_json() if self.campaign else None,
             "lift": self.lift.to_json() if self.lift else None,
             "lift_day": self.lift_day.__dict__ if self.lift_day else None,
         }
@@ -93,12 +99,22 @@ async def run_story(
     on_day: Callable[[DayLine], None] = _quiet,
     on_stage: Callable[[str, str], None] = _quiet,
     on_week: Callable[[RunSummary], None] = _quiet,
+    on_campaign: Callable[[CampaignStep], None] = _quiet,
 ) -> StoryResult:
-    """Register, block, simulate, judge, then lift (if given). The scenario's last day is the
-    day after the lift when there is one; every day before it runs under the block."""
+    """Register, block, simulate, judge, then lock the traced stock and lift (if a lifted
+    policy is given). The scenario's last day is the day after the lift when there is one;
+    every day before it runs under the block."""
     try:
         return await _tell(
-            driver, block_policy, lifted_policy, start, progress, on_day, on_stage, on_week
+            driver,
+            block_policy,
+            lifted_policy,
+            start,
+            progress,
+            on_day,
+            on_stage,
+            on_week,
+            on_campaign,
         )
     finally:
         await driver.close()
@@ -113,6 +129,7 @@ async def _tell(
     on_day: Callable[[DayLine], None],
     on_stage: Callable[[str, str], None],
     on_week: Callable[[RunSummary], None],
+    on_campaign: Callable[[CampaignStep], None],
 ) -> StoryResult:
     result = StoryResult(await driver.register(progress("register", len(driver.devices))))
     r = result.registered
@@ -135,10 +152,12 @@ async def _tell(
     result.week = summarize(driver.devices, week, time.perf_counter() - started)
     on_week(result.week)
     if lifted_policy is not None:
+        result.campaign = await lock_traced_stock(driver)
+        on_campaign(result.campaign)
         lifted = await driver.activate(lifted_policy, "demo: the block is lifted")
         on_stage("lift", f"The block is lifted: policy {_name(lifted)} active; one more day:")
         after = await driver.run_day(block_days, start, progress=_phase(progress, "after the lift"))
         result.lift_day = _day_line(block_days, start, after)
         on_day(result.lift_day)
-        result.lift = summarize_lift(week, after)
+        result.lift = summarize_lift(driver.devices, week, after)
     return result
