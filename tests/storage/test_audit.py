@@ -6,8 +6,10 @@ import itertools
 import threading
 from collections.abc import Iterator
 
+import pytest
+
 from regionlock.storage import Database
-from regionlock.storage.audit import AuditEntry, AuditHead, SqlAuditStore, entry_hash
+from regionlock.storage.audit import AuditEntry, AuditHead, NewEntry, SqlAuditStore, entry_hash
 from regionlock.storage.migrate import available, current_version, migrate
 
 
@@ -286,3 +288,93 @@ def test_an_entry_reads_out_with_every_field(db: Database) -> None:
         "prev_hash": "",
         "hash": e.hash,
     }
+
+
+# Found by mutation testing (docs/test-quality.md): each test below failed on a mutant of
+# storage/audit.py that the tests above let through.
+
+
+def test_a_trail_without_its_head_row_refuses_to_grow(db: Database) -> None:
+    """Appending with no head row would start a second chain at entry 1: refused, saying why."""
+    store = SqlAuditStore(db)
+    with db.write() as tx:
+        tx.execute("DELETE FROM audit_head")
+    with pytest.raises(AssertionError, match=r"^audit_head row missing: run migrations$"):
+        add(db, store, 1)
+    assert store.entries() == []
+
+
+def test_entries_reads_a_thousand_at_most_by_default(db: Database) -> None:
+    store = SqlAuditStore(db)
+    with db.write() as tx:
+        store.append_many(tx, [NewEntry(i, "system", "a", "s", "r", {}) for i in range(1001)])
+    assert [e.seq for e in store.entries()] == list(range(1, 1001))
+    assert [e.seq for e in store.entries(after=1000)] == [1001]
+
+
+def test_iter_all_reads_every_batch(db: Database) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 5)
+    assert [e.seq for e in store.iter_all(batch=2)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "head", [AuditHead(-1, "ab"), AuditHead(-1, ""), AuditHead(0, "ab"), AuditHead(2, "")]
+)
+def test_a_kept_head_that_cannot_be_one_is_refused(db: Database, head: AuditHead) -> None:
+    """A negative number, an entry without a hash, or a hash for the empty trail."""
+    with pytest.raises(ValueError, match=r"^not a head: AuditHead\("):
+        SqlAuditStore(db).verify(against=head)
+
+
+def test_a_rewrite_seen_against_a_kept_head_quotes_both_hashes(db: Database) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 3)
+    kept = head_of(store)
+    forge_from(db, store, 3, "nothing to see")
+    now = store.entries(after=2, limit=1)[0].hash
+    assert store.verify(against=kept).problem == (
+        f"entry 3 is not the one in the kept head (hash {kept.hash[:12]}..., now"
+        f" {now[:12]}...): the trail was rewritten at or before entry 3"
+    )
+
+
+def test_verify_says_what_is_wrong_with_the_end_of_the_trail(db: Database) -> None:
+    store = SqlAuditStore(db)
+    add(db, store, 5)
+    kept = head_of(store)
+    entries = store.entries()
+    with db.write() as tx:
+        tx.execute("DELETE FROM audit WHERE seq = 5")
+    assert store.verify().problem == (
+        "the chain ends at entry 4 but its head says 5: entries were removed from the end"
+    )
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = 3, hash = ?", (entries[2].hash,))
+    assert store.verify().problem == (
+        "entry 4 comes after the head (entry 3): the head was rolled back, or they were added"
+        " behind its back"
+    )
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = 4, hash = ?", (entries[2].hash,))
+    result = store.verify()
+    assert (result.ok, result.first_broken) == (False, 4)
+    assert result.problem == (
+        "entry 4 does not match the head's hash: it (or the head) was rewritten"
+    )
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET seq = 4, hash = ?", (entries[3].hash,))
+    assert store.verify().ok
+    assert store.verify(against=kept).problem == (
+        "the trail ends at entry 4, before the kept head's entry 5: entries were removed from"
+        " the end and the head rolled back with them"
+    )
+
+
+def test_an_empty_trail_whose_head_names_a_hash_is_broken(db: Database) -> None:
+    store = SqlAuditStore(db)
+    with db.write() as tx:
+        tx.execute("UPDATE audit_head SET hash = ? WHERE one = 1", ("ab" * 32,))
+    result = store.verify()
+    assert (result.ok, result.checked, result.first_broken) == (False, 0, None)
+    assert result.problem == "the trail is empty but its head names an entry hash"
