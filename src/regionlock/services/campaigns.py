@@ -132,6 +132,7 @@ class _Chunk:
     applied: int = 0
     skipped: int = 0
     errors: int = 0
+    last: str = ""  # the last target id handled
 
 
 def _inside(sales_region: str, country: str | None) -> bool:
@@ -571,9 +572,11 @@ class Campaigns:
             )
         original = self.get(current.reverts) if current.reverts else None
         chunks = applied = skipped = errors = 0
+        after = ""  # the last target this run handled: the next chunk starts past it
         try:
             while True:
-                done = self._chunk(campaign_id, owner, chunk, original)
+                done = self._chunk(campaign_id, owner, chunk, original, after)
+                after = done.last
                 applied += done.applied
                 skipped += done.skipped
                 errors += done.errors
@@ -589,7 +592,9 @@ class Campaigns:
             except RegionlockError:  # the store is gone: the lease expires by itself
                 pass
 
-    def _chunk(self, campaign_id: str, owner: str, limit: int, original: Campaign | None) -> _Chunk:
+    def _chunk(
+        self, campaign_id: str, owner: str, limit: int, original: Campaign | None, after: str
+    ) -> _Chunk:
         """One chunk in one transaction (module docstring)."""
         now = self.clock()
         at = epoch_ms(now)
@@ -604,7 +609,10 @@ class Campaigns:
                 return _Chunk(c, "lease lost")
             if c.state is not CampaignState.RUNNING:
                 return _Chunk(c, c.state.value)
-            ids = self.campaigns.pending_chunk(tx, campaign_id, c.stage, limit)
+            ids = self.campaigns.pending_chunk(tx, campaign_id, c.stage, limit, after=after)
+            if not ids and after:
+                # Everything after the cursor is done; make sure of what lies before it.
+                ids = self.campaigns.pending_chunk(tx, campaign_id, c.stage, limit)
             if not ids:
                 finished = cdomain.finish_stage(c)
                 self.campaigns.save(tx, finished, at)
@@ -700,5 +708,5 @@ class Campaigns:
                     reason=why,
                     details={"stage": c.stage, "errors": counts.stage_errors, "size": size},
                 )
-                return _Chunk(halted, "halted", n_applied, n_skipped, n_errors)
-        return _Chunk(c, None, n_applied, n_skipped, n_errors)
+                return _Chunk(halted, "halted", n_applied, n_skipped, n_errors, ids[-1])
+        return _Chunk(c, None, n_applied, n_skipped, n_errors, ids[-1])

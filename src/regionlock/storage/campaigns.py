@@ -223,8 +223,13 @@ class CampaignStore(Protocol):
         """Let go of `owner`'s lease (nothing if it is not `owner`'s)."""
         ...
 
-    def pending_chunk(self, tx: Transaction, campaign_id: str, stage: int, limit: int) -> list[str]:
-        """The next `limit` pending targets of `stage`, in device-id order."""
+    def pending_chunk(
+        self, tx: Transaction, campaign_id: str, stage: int, limit: int, *, after: str = ""
+    ) -> list[str]:
+        """The next `limit` pending targets of `stage`, in device-id order, after `after` (a
+        runner passes the last id it handled: on PostgreSQL the index still holds the dead
+        "pending" entries of the targets done, until a vacuum, and scanning from the start
+        would walk them all at every chunk)."""
         ...
 
     def mark(
@@ -418,6 +423,15 @@ class SqlCampaignStore:
 
     @staticmethod
     def _insert_targets(tx: Transaction, rows: Sequence[tuple[str, str, int]]) -> None:
+        if not rows:
+            return
+        if tx.dialect == "postgresql":  # one statement, the rows as arrays
+            tx.execute(
+                "INSERT INTO campaign_targets (campaign_id, device_id, stage) SELECT ?,"
+                " v.device_id, v.stage FROM unnest(?::text[], ?::int[]) AS v(device_id, stage)",
+                (rows[0][0], [r[1] for r in rows], [r[2] for r in rows]),
+            )
+            return
         tx.executemany(
             "INSERT INTO campaign_targets (campaign_id, device_id, stage) VALUES (?, ?, ?)", rows
         )
@@ -490,11 +504,13 @@ class SqlCampaignStore:
             (campaign_id, owner),
         )
 
-    def pending_chunk(self, tx: Transaction, campaign_id: str, stage: int, limit: int) -> list[str]:
+    def pending_chunk(
+        self, tx: Transaction, campaign_id: str, stage: int, limit: int, *, after: str = ""
+    ) -> list[str]:
         rows = tx.all(
             "SELECT device_id FROM campaign_targets WHERE campaign_id = ? AND status = 'pending'"
-            " AND stage = ? ORDER BY device_id LIMIT ?",
-            (campaign_id, stage, limit),
+            " AND stage = ? AND device_id > ? ORDER BY device_id LIMIT ?",
+            (campaign_id, stage, after, limit),
         )
         return [str(r[0]) for r in rows]
 
@@ -529,10 +545,10 @@ class SqlCampaignStore:
                     max(d for d, _, _ in outcomes),
                     stage,
                 ),
+                custom_plan=True,
             )
         else:
-            # Every column of the work index named: a point look-up whichever index the
-            # planner takes.
+            # The key named in full: a point look-up; status and stage only check the target.
             changed = tx.executemany(
                 "UPDATE campaign_targets SET status = ?, detail = ?, applied_at = ?, before = ?"
                 " WHERE campaign_id = ? AND status = 'pending' AND stage = ? AND device_id = ?",

@@ -134,8 +134,14 @@ class Transaction:
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else _to_pyformat(sql)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self._conn.execute(self._sql(sql), tuple(params))
+    def execute(self, sql: str, params: Sequence[Any] = (), *, custom_plan: bool = False) -> int:
+        """Run `sql`; the rows it changed. `custom_plan`: on PostgreSQL, plan it for these very
+        parameters every time, never with a cached generic plan (a statement over arrays of
+        ids, whose generic plan guesses their size and may scan a whole table)."""
+        if custom_plan and self.dialect == "postgresql":
+            cur = self._conn.execute(self._sql(sql), tuple(params), prepare=False)
+        else:
+            cur = self._conn.execute(self._sql(sql), tuple(params))
         return int(cur.rowcount or 0)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:

@@ -10,3 +10,8 @@ ALTER TABLE campaigns ADD COLUMN explicit INTEGER NOT NULL DEFAULT 0;
 -- NULL when they were empty: what a revert puts back.
 ALTER TABLE campaign_targets ADD COLUMN before TEXT;
 CREATE INDEX campaigns_runnable ON campaigns (state, lease_until);
+-- The runner's work index without the status: marking a target then changes no indexed column
+-- (PostgreSQL can update it in place, and no dead "pending" entries pile up in the index); the
+-- runner walks a stage from the last target it handled (storage/campaigns.py, pending_chunk).
+DROP INDEX campaign_targets_work;
+CREATE INDEX campaign_targets_work ON campaign_targets (campaign_id, stage, device_id);
