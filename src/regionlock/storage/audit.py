@@ -186,24 +186,36 @@ class SqlAuditStore:
             digest = entry_hash(seq, *fields)
             out.append(AuditEntry(seq, *fields, digest))
             prev = digest
-        tx.executemany(
-            "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    a.seq,
-                    a.at,
-                    a.actor,
-                    a.action,
-                    a.subject,
-                    a.reason,
-                    json.dumps(a.details, sort_keys=True, ensure_ascii=False),
-                    a.prev_hash,
-                    a.hash,
-                )
-                for a in out
-            ],
-        )
+        rows = [
+            (
+                a.seq,
+                a.at,
+                a.actor,
+                a.action,
+                a.subject,
+                a.reason,
+                json.dumps(a.details, sort_keys=True, ensure_ascii=False),
+                a.prev_hash,
+                a.hash,
+            )
+            for a in out
+        ]
+        if tx.dialect == "postgresql" and len(rows) > 1:
+            # Many entries (a campaign's chunk, a group of check-ins) in one statement, the
+            # columns as arrays: 14 instead of 22 us an entry for a chunk of 1,000.
+            tx.execute(
+                "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash,"
+                " hash) SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::text[],"
+                " ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])",
+                [list(column) for column in zip(*rows, strict=True)],
+                arrays=True,
+            )
+        else:
+            tx.executemany(
+                "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash,"
+                " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1", (seq, prev))
         return out
 

@@ -430,6 +430,7 @@ class SqlCampaignStore:
                 "INSERT INTO campaign_targets (campaign_id, device_id, stage) SELECT ?,"
                 " v.device_id, v.stage FROM unnest(?::text[], ?::int[]) AS v(device_id, stage)",
                 (rows[0][0], [r[1] for r in rows], [r[2] for r in rows]),
+                arrays=True,
             )
             return
         tx.executemany(
@@ -545,7 +546,7 @@ class SqlCampaignStore:
                     max(d for d, _, _ in outcomes),
                     stage,
                 ),
-                custom_plan=True,
+                arrays=True,
             )
         else:
             # The key named in full: a point look-up; status and stage only check the target.

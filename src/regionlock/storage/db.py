@@ -134,12 +134,14 @@ class Transaction:
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else _to_pyformat(sql)
 
-    def execute(self, sql: str, params: Sequence[Any] = (), *, custom_plan: bool = False) -> int:
-        """Run `sql`; the rows it changed. `custom_plan`: on PostgreSQL, plan it for these very
-        parameters every time, never with a cached generic plan (a statement over arrays of
-        ids, whose generic plan guesses their size and may scan a whole table)."""
-        if custom_plan and self.dialect == "postgresql":
-            cur = self._conn.execute(self._sql(sql), tuple(params), prepare=False)
+    def execute(self, sql: str, params: Sequence[Any] = (), *, arrays: bool = False) -> int:
+        """Run `sql`; the rows it changed. `arrays`: a PostgreSQL statement whose parameters
+        carry many rows as arrays (`unnest(?::text[], ...)`). They go in binary (in text,
+        psycopg escapes every element in Python: 15 ms instead of 1 ms for 1,000 JSON texts),
+        and the statement is planned for these very values every time, never with a cached
+        generic plan (which guesses the arrays' size and may scan a whole table)."""
+        if arrays and self.dialect == "postgresql":
+            cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
         else:
             cur = self._conn.execute(self._sql(sql), tuple(params))
         return int(cur.rowcount or 0)
@@ -185,11 +187,11 @@ class Transactions(Protocol):
 _QMARK = re.compile(r"\?")
 
 
-def _to_pyformat(sql: str) -> str:
+def _to_pyformat(sql: str, placeholder: str = "%s") -> str:
     # Our SQL never has a literal '?' or '%' inside strings; keep it that way (checked here).
     if "%" in sql:
         raise ValueError("SQL for the portable layer must not contain '%'")
-    return _QMARK.sub("%s", sql)
+    return _QMARK.sub(placeholder, sql)
 
 
 def _statements(sql: str) -> list[str]:

@@ -542,7 +542,7 @@ class SqlDeviceStore:
         sql = _save_slots_sql(tx.dialect, slots)
         if tx.dialect == "postgresql":
             columns = [list(column) for column in zip(*rows, strict=True)]
-            changed = tx.execute(sql, [*columns, columns[-2]], custom_plan=True)
+            changed = tx.execute(sql, [*columns, columns[-2]], arrays=True)
         else:
             changed = tx.executemany(sql, rows)
         if changed != len(updates):
