@@ -159,8 +159,15 @@ class Transaction:
         row = self._conn.execute(self._sql(sql), tuple(params)).fetchone()
         return tuple(row) if row is not None else None
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._conn.execute(self._sql(sql), tuple(params)).fetchall()]
+    def all(
+        self, sql: str, params: Sequence[Any] = (), *, arrays: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The rows of a query; `arrays` as for `execute`."""
+        if arrays and self.dialect == "postgresql":
+            cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
+        else:
+            cur = self._conn.execute(self._sql(sql), tuple(params))
+        return [tuple(r) for r in cur.fetchall()]
 
     def script(self, sql: str) -> None:
         """Run several statements (migrations)."""
