@@ -258,12 +258,14 @@ def _start_and_run(svc: Campaigns, campaign_id: str, accept: bool, yes: bool, ch
             # Refused before asking, rather than after the question.
             drift = svc.drift(c.id)
             if drift.changed:
-                raise CampaignDrifted(_accept_hint(c.id, f"campaign {c.id}: {drift.describe()}"))
+                raise CampaignDrifted(
+                    _accept_hint(c.id, f"campaign {c.id}: {drift.describe()}"), drift
+                )
         _confirm(svc, c, yes)
         try:
             c = svc.start(c.id, actor=actor(), now=_now(), accept_changes=accept)
         except CampaignDrifted as exc:  # the fleet changed while we asked
-            raise CampaignDrifted(_accept_hint(c.id, exc.message)) from exc
+            raise CampaignDrifted(_accept_hint(c.id, exc.message), exc.drift) from exc
     # A running campaign (one this command just started, or one a crash left) is run here.
     run_stage(svc, c, chunk)
 

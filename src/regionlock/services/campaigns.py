@@ -59,7 +59,11 @@ class CampaignBusy(Conflict):
 
 class CampaignDrifted(Conflict):
     """The fleet changed since the campaign's targets were frozen: start it with
-    `accept_changes` (the frozen set is applied), or create a new one."""
+    `accept_changes` (the frozen set is applied), or create a new one. `drift`: by how much."""
+
+    def __init__(self, message: str, drift: Drift) -> None:
+        super().__init__(message)
+        self.drift = drift
 
 
 class ApprovalRequired(Conflict):
@@ -493,7 +497,8 @@ class Campaigns:
                 if not accept_changes:
                     raise CampaignDrifted(
                         f"campaign {campaign_id}: {drift.describe()}; start it with"
-                        " accept_changes to apply the frozen targets, or create a new campaign"
+                        " accept_changes to apply the frozen targets, or create a new campaign",
+                        drift,
                     )
                 details["drift"] = drift.to_json()
         return self._transition(

@@ -288,7 +288,7 @@ def start_campaign(
             approval=rule,
         )
     except CampaignDrifted as exc:  # say by how much, as members a client can read
-        drift = state.campaigns.drift(campaign_id).to_json()
+        drift = exc.drift.to_json()
         return problem(problem_type(exc), exc.message, request.url.path, {"drift": drift})
     state.campaign_runner.wake()
     return c.summary()
