@@ -124,9 +124,15 @@ def test_roles_and_the_second_admin_key(api: TestClient) -> None:
     own = api.post("/v1/campaigns", json=LOCK_B1, headers=h["admin"]).json()["id"]
     body = refused(api.post(f"/v1/campaigns/{own}/approve", headers=h["admin"]), 409, "conflict")
     assert "someone else" in body["detail"]
-    r = api.post(f"/v1/campaigns/{own}/approve", headers=h["admin2"])
+    r = api.post(
+        f"/v1/campaigns/{own}/approve", json={"reason": "checked the dry run"}, headers=h["admin2"]
+    )
     assert r.status_code == 200, r.text
     assert r.json()["approved_by"].endswith("(admin2)")
+    # The approver's words go to the audit trail with the approval.
+    trail = api.get("/v1/audit", params={"subject": own}, headers=h["admin"]).json()
+    approvals = [e for e in trail["entries"] if e["action"] == "campaign.approve"]
+    assert [e["reason"] for e in approvals] == ["checked the dry run"]
 
 
 def test_a_campaign_over_the_limit_needs_a_second_admin_to_start(

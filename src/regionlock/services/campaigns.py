@@ -139,6 +139,11 @@ class _Chunk:
     last: str = ""  # the last target id handled
 
 
+def _why(reason: str | None, default: str) -> str:
+    """The audit reason of a transition: the caller's words, or what happened."""
+    return reason.strip() if reason and reason.strip() else default
+
+
 def _inside(sales_region: str, country: str | None) -> bool:
     if country is None:
         return False
@@ -456,14 +461,16 @@ class Campaigns:
             )
         return changed
 
-    def approve(self, campaign_id: str, *, actor: str, now: datetime) -> Campaign:
+    def approve(
+        self, campaign_id: str, *, actor: str, now: datetime, reason: str | None = None
+    ) -> Campaign:
         """A second person approves a draft (never its creator)."""
         return self._transition(
             campaign_id,
             lambda c: cdomain.approve(c, actor),
             audit_action="campaign.approve",
             actor=actor,
-            reason="approved",
+            reason=_why(reason, "approved"),
             now=now,
         )
 
@@ -475,6 +482,7 @@ class Campaigns:
         now: datetime,
         accept_changes: bool = False,
         approval: ApprovalRule | None = None,
+        reason: str | None = None,
     ) -> Campaign:
         """Start a draft at its first stage, or resume a paused campaign; `run` applies it.
 
@@ -506,19 +514,21 @@ class Campaigns:
             cdomain.start,
             audit_action="campaign.start",
             actor=actor,
-            reason="started",
+            reason=_why(reason, "started"),
             now=now,
             details=details,
         )
 
-    def advance(self, campaign_id: str, *, actor: str, now: datetime) -> Campaign:
+    def advance(
+        self, campaign_id: str, *, actor: str, now: datetime, reason: str | None = None
+    ) -> Campaign:
         """Go on to the next stage of a campaign waiting between stages."""
         return self._transition(
             campaign_id,
             cdomain.advance,
             audit_action="campaign.advance",
             actor=actor,
-            reason="advanced",
+            reason=_why(reason, "advanced"),
             now=now,
         )
 

@@ -105,7 +105,15 @@ class NewCampaign(Reason):
     dry_run: bool = Field(default=False, description="Only say what it would do; create nothing.")
 
 
-class Start(BaseModel):
+class Why(BaseModel):
+    """An optional reason, for the audit trail (a start, an advance, an approval)."""
+
+    reason: Text | None = Field(
+        default=None, max_length=1000, description="Why, for the audit trail."
+    )
+
+
+class Start(Why):
     accept_changes: bool = Field(
         default=False,
         description="Start although the fleet the selection matches has changed since creation"
@@ -286,6 +294,7 @@ def start_campaign(
             now=state.clock.now(),
             accept_changes=body is not None and body.accept_changes,
             approval=rule,
+            reason=body.reason if body else None,
         )
     except CampaignDrifted as exc:  # say by how much, as members a client can read
         drift = exc.drift.to_json()
@@ -295,9 +304,13 @@ def start_campaign(
 
 
 @api.post("/{campaign_id}/advance", responses=CHANGES_A_CAMPAIGN)
-def advance_campaign(campaign_id: KeyPath, state: StateDep, who: Operator) -> dict[str, Any]:
+def advance_campaign(
+    campaign_id: KeyPath, state: StateDep, who: Operator, body: Why | None = None
+) -> dict[str, Any]:
     """Go on to the next stage of a campaign waiting between stages (operator)."""
-    c = state.campaigns.advance(campaign_id, actor=who.actor, now=state.clock.now())
+    c = state.campaigns.advance(
+        campaign_id, actor=who.actor, now=state.clock.now(), reason=body.reason if body else None
+    )
     state.campaign_runner.wake()
     return c.summary()
 
@@ -323,9 +336,13 @@ def cancel_campaign(
 
 
 @api.post("/{campaign_id}/approve", responses=CHANGES_A_CAMPAIGN)
-def approve_campaign(campaign_id: KeyPath, state: StateDep, who: Admin) -> dict[str, Any]:
+def approve_campaign(
+    campaign_id: KeyPath, state: StateDep, who: Admin, body: Why | None = None
+) -> dict[str, Any]:
     """A second admin's approval of a draft (the four-eyes rule); never its creator's key."""
-    return state.campaigns.approve(campaign_id, actor=who.actor, now=state.clock.now()).summary()
+    return state.campaigns.approve(
+        campaign_id, actor=who.actor, now=state.clock.now(), reason=body.reason if body else None
+    ).summary()
 
 
 @api.post(
