@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from storage_fixtures import T0, Fleet, open_store
 from regionlock.geo import Locator
 from regionlock.services.checkin import CheckinCall, CheckinService
 from regionlock.services.checkin_queue import CheckinQueue, ServiceBusy
+from regionlock.services.ratelimit import Rate, TokenBuckets
 from regionlock.services.registry import UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
@@ -369,3 +371,116 @@ def test_a_lost_postgresql_connection_costs_one_attempt_not_the_service(
     with db.read() as tx:
         assert tx.one("SELECT COUNT(*) FROM checkins") == (9,)
     assert service.audit.verify().ok
+
+
+# Found by mutation testing (docs/test-quality.md): each test below failed on a mutant of
+# services/checkin.py that the tests above let through.
+
+
+def test_a_device_gone_or_rate_limited_in_a_group_stops_only_itself(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device deleted between its check-in's verification and the group's transaction, and
+    one over its allowance, are each refused with the reason; the check-ins after them in
+    the group are judged and recorded as usual."""
+    fleet = registered(db, 3)
+    service = replace(service_on(db, locator), limiter=TokenBuckets(Rate(per_hour=60, burst=1)))
+    service.check_in(fleet.token(1, 1, T0, PLACES[1]), peer_ip=None, now=T0)
+    gone = fleet.records[0].id
+    real = service.devices.lock_states
+
+    def lock_states(tx: Any, ids: Any) -> Any:
+        return {i: s for i, s in real(tx, ids).items() if i != gone}
+
+    monkeypatch.setattr(service.devices, "lock_states", lock_states)
+    outcomes = service.check_in_many(
+        [call(fleet, 0, 1, 0), call(fleet, 1, 2, 1), call(fleet, 2, 1, 2)]
+    )
+    assert kinds(outcomes) == ["UnknownDevice", "RateLimited", "allow"]
+    assert str(outcomes[0]) == "the device is no longer registered"
+    with db.read() as tx:
+        assert tx.all("SELECT device_id, counter FROM checkins ORDER BY id") == [
+            (fleet.records[1].id, 1),
+            (fleet.records[2].id, 1),
+        ]
+
+
+def test_a_failed_group_says_so_in_the_log(
+    db: Database,
+    locator: Locator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fleet = registered(db, 2)
+    service = service_on(db, locator)
+    real = service.audit.append_many
+
+    def flaky(tx: Any, entries: Any) -> Any:
+        if len(entries) > 1:
+            raise RuntimeError("connection lost")
+        return real(tx, entries)
+
+    monkeypatch.setattr(service.audit, "append_many", flaky)
+    with caplog.at_level("WARNING", logger="regionlock.services.checkin"):
+        assert kinds(service.check_in_many([call(fleet, i, 1, 1) for i in range(2)])) == [
+            "allow",
+            "allow",
+        ]
+    assert [r.getMessage() for r in caplog.records] == [
+        "a group of 2 check-ins failed (RuntimeError: connection lost); retrying one by one"
+    ]
+
+
+def test_a_group_of_refused_check_ins_opens_no_write_transaction(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forged or unknown check-ins end before any state is read or written: nobody without a
+    device key can make the service take the store's write lock."""
+    fleet = registered(db, 1)
+    service = service_on(db, locator)
+    writes = []
+    real = service.db.write
+    monkeypatch.setattr(service.db, "write", lambda *a, **k: writes.append(1) or real(*a, **k))
+    stranger = SigningKey.generate(T0)
+    forged = sign_checkin(
+        CheckinRequest("y" * 16, 1, int(T0.timestamp()), PLACES[2]), stranger, fleet.records[0].id
+    )
+    unknown = sign_checkin(CheckinRequest("x" * 16, 1, int(T0.timestamp()), {}), stranger, "dev_x")
+    outcomes = service.check_in_many([CheckinCall(t, None, T0) for t in (forged, unknown)])
+    assert kinds(outcomes) == ["BadSignature", "UnknownDevice"]
+    assert writes == []
+
+
+def test_a_replay_that_the_look_up_misses_is_refused_by_the_unique_key(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two copies racing past the look-up of used nonces: the check-in rows' UNIQUE
+    (device, nonce) is the last word, and the copy is told it is a replay."""
+    fleet = registered(db, 1)
+    service = service_on(db, locator)
+    first = call(fleet, 0, 1, 1, "n" * 20)
+    assert kinds(service.check_in_many([first])) == ["allow"]
+    monkeypatch.setattr(service.checkins, "seen", lambda tx, pairs: set())
+    (outcome,) = service.check_in_many([call(fleet, 0, 2, 1, "n" * 20)])
+    assert isinstance(outcome, ReplayedNonce)
+    assert str(outcome) == "this nonce was already used by this device"
+
+
+def test_a_verdict_that_cannot_be_signed_is_that_check_ins_error_alone(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = registered(db, 2)
+    service = service_on(db, locator)
+    real = service._answer
+    broken = fleet.records[0].id
+
+    def answer(p: Any, *args: Any) -> Any:
+        if p.record.id == broken:
+            raise ZeroDivisionError("no token")
+        return real(p, *args)
+
+    monkeypatch.setattr(service, "_answer", answer)
+    outcomes = service.check_in_many([call(fleet, 0, 1, 1), call(fleet, 1, 1, 1)])
+    assert kinds(outcomes) == ["ZeroDivisionError", "allow"]
+    with db.read() as tx:  # recorded all the same: the device checks in again
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (2,)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
-from storage_fixtures import T0, Fleet, imei
+from storage_fixtures import EXAMPLES, T0, Fleet, imei
 from storage_fixtures import checkin as signed_checkin
 
 from regionlock.domain.device import DeviceRecord
 from regionlock.geo import Locator
 from regionlock.services.checkin import CheckinService
+from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
 from regionlock.services.registry import Registry, UnknownDevice
 from regionlock.settings import Settings
 from regionlock.signing import (
     BadSignature,
+    ClockSkew,
     ReplayedNonce,
     SigningKey,
     StaleCounter,
@@ -251,3 +256,171 @@ def test_a_rotation_from_another_process_signs_the_next_verdict(
     second = service.check_in(checkin(key, record.id, 2, T0), peer_ip=None, now=T0)
     assert jwt.get_unverified_header(first["token"])["kid"] != new.kid
     assert jwt.get_unverified_header(second["token"])["kid"] == new.kid
+
+
+# Found by mutation testing (docs/test-quality.md): each test below failed on a mutant of
+# services/checkin.py that the tests above let through.
+
+
+def test_a_new_activation_decides_from_the_next_check_in_on(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    admin = PolicyAdmin.of(Stores.on(service.db))
+    versions = []
+    for counter, name in enumerate(("gray-market-2021-lifted", "gray-market-2021"), start=1):
+        out = service.check_in(checkin(key, record.id, counter, T0), peer_ip=None, now=T0)
+        versions.append(out["policy"]["version"])
+        text = (EXAMPLES / f"{name}.toml").read_text()
+        admin.activate(text, source="t", actor="test", reason="test", now=T0)
+    out = service.check_in(checkin(key, record.id, 3, T0), peer_ip=None, now=T0)
+    versions.append(out["policy"]["version"])
+    assert versions == ["2021-09-15", "2021-11-01-lifted", "2021-09-15"]
+
+
+def test_the_policy_and_the_keys_are_read_again_only_when_they_change(
+    world: tuple[CheckinService, SigningKey, DeviceRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The active policy is parsed, and the keyring read, once per change, not per check-in:
+    the group commit's throughput rests on it (bench/README.md)."""
+    from regionlock.services.access import Access
+
+    service, key, record = world
+    service.keys.keyring(T0)  # the first key, which a first read would create (a change too)
+    reads = {"policy": 0, "keyring": 0}
+
+    def counted(what: str, real: Any) -> Any:
+        def read(*args: Any, **kwargs: Any) -> Any:
+            reads[what] += 1
+            return real(*args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(service.policies, "active", counted("policy", service.policies.active))
+    monkeypatch.setattr(service.keys, "keyring", counted("keyring", service.keys.keyring))
+    for counter in (1, 2, 3):
+        service.check_in(checkin(key, record.id, counter, T0), peer_ip=None, now=T0)
+    assert reads == {"policy": 1, "keyring": 1}
+    PolicyAdmin.of(Stores.on(service.db)).activate(
+        (EXAMPLES / "gray-market-2021-lifted.toml").read_text(),
+        source="t",
+        actor="test",
+        reason="test",
+        now=T0,
+    )
+    for counter in (4, 5):
+        service.check_in(checkin(key, record.id, counter, T0), peer_ip=None, now=T0)
+    assert reads == {"policy": 2, "keyring": 1}
+    Access.of(Stores.on(service.db)).rotate_signing_key(reason="yearly", actor="cli", now=T0)
+    for counter in (6, 7):
+        service.check_in(checkin(key, record.id, counter, T0), peer_ip=None, now=T0)
+    assert reads == {"policy": 2, "keyring": 2}
+
+
+def test_a_check_in_is_recorded_with_its_place_its_policy_and_its_evidence(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    out = service.check_in(checkin(key, record.id, 1, T0), peer_ip="2.144.0.1", now=T0)
+    reasons = ["jurisdiction.restricted", "presence.first_activation"]
+    assert out["reasons"] == reasons
+    (row,) = service.checkins.recent(record.id)
+    assert (row["subdivision"], row["policy"]) == ("IR-23", "gray-market-2021@2021-09-15")
+    entry = service.audit.entries()[-1]
+    assert (entry.actor, entry.action, entry.subject) == (
+        f"device:{record.id}",
+        "checkin.verdict",
+        record.id,
+    )
+    assert entry.reason == "jurisdiction.restricted,presence.first_activation"
+    assert entry.details == {
+        "verdict": "lock",
+        "country": "IR",
+        "subdivision": "IR-23",
+        "confidence": row["confidence"],
+        "flags": [],
+        "signals": ["gps", "network", "sim", "ip", "timezone"],
+        "policy": "gray-market-2021@2021-09-15",
+        "counter": 1,
+    }
+    crimea = {"network": ["250-60"], "sim": ["250-60"], "timezone": "Europe/Simferopol"}
+    service.check_in(checkin(key, record.id, 2, T0, crimea), peer_ip=None, now=T0)
+    details = service.audit.entries()[-1].details
+    assert (details["subdivision"], details["subdivision_candidates"]) == (None, ["UA-40", "UA-43"])
+
+
+def test_a_refused_check_in_says_why(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    token = checkin(key, record.id, 5, T0)
+    service.check_in(token, peer_ip=None, now=T0)
+    with pytest.raises(ReplayedNonce, match=r"^this nonce was already used by this device$"):
+        service.check_in(token, peer_ip=None, now=T0)
+    with pytest.raises(StaleCounter, match=r"^counter 4 is not above the last accepted \(5\)$"):
+        service.check_in(checkin(key, record.id, 4, T0), peer_ip=None, now=T0)
+    stranger = checkin(key, "dev_nobody", 1, T0)
+    with pytest.raises(
+        UnknownDevice, match=r"^no registered device has this kid \(device id or IMEI\)$"
+    ):
+        service.check_in(stranger, peer_ip=None, now=T0)
+    limited = replace(service, limiter=TokenBuckets(Rate(per_hour=60, burst=1)))
+    limited.check_in(checkin(key, record.id, 6, T0), peer_ip=None, now=T0)
+    with pytest.raises(RateLimited, match=r"^this device checks in too often: try again in 60 s$"):
+        limited.check_in(checkin(key, record.id, 7, T0), peer_ip=None, now=T0)
+
+
+def test_a_service_without_a_limiter_never_rate_limits(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    unlimited = replace(service, limiter=None)
+    verdicts = [
+        unlimited.check_in(checkin(key, record.id, c, T0), peer_ip=None, now=T0)["verdict"]
+        for c in range(1, 31)
+    ]
+    assert verdicts == ["lock"] * 30
+
+
+def test_an_operator_exemption_ends_on_its_until_date(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    registry = Registry.of(Stores.on(service.db))
+    until = (T0 + timedelta(days=2)).date()
+    registry.exempt(record.id, reason="appeal 4711", actor="ops", now=T0, until=until)
+    verdicts = []
+    for day in (0, 1, 2):
+        now = T0 + timedelta(days=day)
+        out = service.check_in(checkin(key, record.id, day + 1, now), peer_ip=None, now=now)
+        verdicts.append((out["verdict"], out["reasons"][0]))
+    assert verdicts == [
+        ("allow", "exemption.device"),
+        ("allow", "exemption.device"),
+        ("lock", "jurisdiction.restricted"),
+    ]
+
+
+def test_the_clock_window_is_the_services_setting(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    strict = replace(service, settings=Settings(clock_skew_s=60))
+    ahead = T0 + timedelta(seconds=120)  # inside the default window of 300 s
+    with pytest.raises(ClockSkew):
+        strict.check_in(checkin(key, record.id, 1, ahead), peer_ip=None, now=T0)
+    assert service.check_in(checkin(key, record.id, 1, ahead), peer_ip=None, now=T0)
+
+
+def test_the_ip_a_device_reports_wins_over_the_peer_address(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    """A device behind a proxy or NAT says its own address; the peer's is only a fallback."""
+    service, key, record = world
+    wifi = {"ip": "2.144.0.1", "timezone": "Asia/Tehran"}
+    out = service.check_in(checkin(key, record.id, 1, T0, wifi), peer_ip="5.30.2.9", now=T0)
+    assert out["location"]["country"] == "IR"
+    alone = {"timezone": "Asia/Tehran"}
+    service.check_in(checkin(key, record.id, 2, T0, alone), peer_ip="2.144.0.1", now=T0)
+    (latest, _) = service.checkins.recent(record.id)
+    assert "ip" in latest["signals"]
