@@ -193,7 +193,10 @@ def test_an_imei_file_with_bad_lines_creates_nothing_unless_skip_bad(
     assert f"line 5: IMEI {wrong_digit}: check digit should be {imei(3)[-1]}" in err
     assert f"line 7: no registered device has IMEI {imei(999)}" in err
     assert "line 9: IMEI 'not an imei'" in err
-    assert "3 of 8 IMEI line(s) name no registered device; nothing created" in err
+    assert (
+        "3 of 8 IMEI line(s) are bad (not an IMEI, or no registered device has it); nothing created"
+        in err
+    )
     assert "line 2" not in err and "line 8" not in err
     assert run(store, "list", "--json")[1].strip() == "[]"
 

@@ -80,7 +80,8 @@ def _imei_list(stores: Stores, path: str, skip_bad: bool) -> ImeiList:
             click.echo(f"{path}: ... and {more} more bad line(s)", err=True)
         if not skip_bad:
             raise InvalidInput(
-                f"{path}: {found.bad} of {found.imeis} IMEI line(s) name no registered device;"
+                f"{path}: {found.bad} of {found.imeis} IMEI line(s) are bad (not an IMEI, or no"
+                " registered device has it);"
                 " nothing created (fix them, or pass --skip-bad to use the rest)"
             )
         click.echo(f"{path}: skipped {found.bad} bad line(s) (--skip-bad)", err=True)

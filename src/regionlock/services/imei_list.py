@@ -37,7 +37,7 @@ class ImeiList:
 
     device_ids: set[str] = field(default_factory=set)
     imeis: int = 0  # lines naming an IMEI, good or bad
-    bad: int = 0  # lines that name no registered device
+    bad: int = 0  # lines that are not an IMEI or name no registered device
     problems: list[LineProblem] = field(default_factory=list)  # the first KEPT_PROBLEMS
 
     def refuse(self, problem: LineProblem) -> None:
