@@ -269,3 +269,21 @@ def test_a_preview_of_a_campaign_counts_what_starting_it_would_still_reach(db: D
     )
     # The first chunk took five targets, the deleted one (skipped) among them: seven are left.
     assert svc.preview(cid).devices == 7
+
+
+def test_leases_follow_the_lease_clock_when_business_time_is_simulated(db: Database) -> None:
+    """A demo's service runs days ahead of real time; its leases must not look expired (or
+    eternal) to a runner on real time in another process."""
+    plain_fleet(db, 5)
+    real = T0
+    ahead = Campaigns.of(
+        Stores.on(db), clock=lambda: T0 + timedelta(days=30), lease_clock=lambda: real
+    )
+    cid = create(ahead, [])
+    ahead.start(cid, actor="cli:ops", now=T0)
+    store = Stores.on(db).campaigns
+    ms = int(real.timestamp() * 1000)
+    assert store.claim(cid, "elsewhere", until=ms + 30_000, now=ms)  # a real-time runner holds it
+    assert ahead.runnable() == []  # not taken from it
+    with pytest.raises(Conflict, match="being run by elsewhere"):
+        ahead.run(cid, owner="demo")

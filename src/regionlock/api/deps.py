@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -122,7 +123,9 @@ class State:
             max_group=settings.checkin_group,
             max_waiting=settings.checkin_backlog,
         )
-        self.campaigns = Campaigns.of(self.stores, clock=self.clock.now)
+        self.campaigns = Campaigns.of(
+            self.stores, clock=self.clock.now, lease_clock=lambda: datetime.now(UTC)
+        )
         # Applies the campaigns started through the API (and those whose runner died) in the
         # background; a lease in the store keeps one runner on a campaign across processes.
         self.campaign_runner = CampaignRunner(

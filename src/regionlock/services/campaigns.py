@@ -219,6 +219,12 @@ class Campaigns:
     halt_rules: tuple[HaltRule, ...] = DEFAULT_HALT_RULES
     lease: timedelta = LEASE
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # The leases' clock, when it is not `clock`: a service on a simulated clock (a demo) keeps
+    # its leases on real time, which is what other processes' runners read them by.
+    lease_clock: Callable[[], datetime] | None = None
+
+    def _lease_now(self) -> datetime:
+        return (self.lease_clock or self.clock)()
 
     @classmethod
     def of(cls, stores: Stores, **options: Any) -> Campaigns:
@@ -263,7 +269,7 @@ class Campaigns:
 
     def runnable(self) -> list[str]:
         """Running campaigns that no live runner holds: a background runner's work."""
-        return self.campaigns.runnable(epoch_ms(self.clock()))
+        return self.campaigns.runnable(epoch_ms(self._lease_now()))
 
     def dry_run(
         self,
@@ -574,7 +580,7 @@ class Campaigns:
         current = self.get(campaign_id)
         if current.state is not CampaignState.RUNNING:
             raise Conflict(f"campaign {campaign_id} is {current.state.value}: start it first")
-        now = self.clock()
+        now = self._lease_now()
         if not self.campaigns.claim(campaign_id, owner, epoch_ms(now + self.lease), epoch_ms(now)):
             holder, until = self.campaigns.lease(campaign_id)
             raise CampaignBusy(
@@ -616,7 +622,9 @@ class Campaigns:
         with self.db.write() as tx:
             # First statement: renewing locks the campaign's row (PostgreSQL) until commit,
             # so a pause, a cancel or another runner's claim waits for this chunk.
-            renewed = self.campaigns.renew(tx, campaign_id, owner, epoch_ms(now + self.lease))
+            renewed = self.campaigns.renew(
+                tx, campaign_id, owner, epoch_ms(self._lease_now() + self.lease)
+            )
             c = self.campaigns.get_for_update(tx, campaign_id)
             if c is None:
                 raise UnknownCampaign(f"no campaign {campaign_id!r}")
