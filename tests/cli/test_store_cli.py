@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import uuid
 from pathlib import Path
 
-import psycopg
-import pytest
 from click.testing import CliRunner
+from databases import postgres_database
 
 from regionlock.cli.main import cli
 
@@ -80,23 +77,14 @@ def test_an_unknown_database_scheme_is_refused() -> None:
 
 
 def test_postgres_needs_migrating_first() -> None:
-    pg_url = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
-    if not pg_url:
-        pytest.skip("REGIONLOCK_TEST_POSTGRES_URL is not set")
-    name = f"rl_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        url = pg_url.rsplit("/", 1)[0] + f"/{name}"
-        try:
-            code, out, err = run(url, "policy", "active")
-            assert code == 3 and out == ""
-            assert "schema version 0" in err and "run `regionlock migrate`" in err
-            code, out, _ = run(url, "migrate")
-            assert code == 0 and "postgresql database at schema version" in out
-            code, out, _ = run(url, "policy", "active")
-            assert code == 0 and "no policy is active" in out
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgres_database(migrated=False) as url:
+        code, out, err = run(url, "policy", "active")
+        assert code == 3 and out == ""
+        assert "schema version 0" in err and "run `regionlock migrate`" in err
+        code, out, _ = run(url, "migrate")
+        assert code == 0 and "postgresql database at schema version" in out
+        code, out, _ = run(url, "policy", "active")
+        assert code == 0 and "no policy is active" in out
 
 
 def test_apikey_lifecycle(tmp_path: Path) -> None:

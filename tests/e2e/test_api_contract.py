@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import schemathesis
+from databases import database_url
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
@@ -57,31 +56,16 @@ def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """The real server on a migrated store with a policy and an admin key; (base URL, key)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('contract') / 'contract.db'}"
-        dropped = None
-    else:
-        if not PG_URL:
-            pytest.skip("REGIONLOCK_TEST_POSTGRES_URL is not set")
-        name = f"rl_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-        dropped = name
-    env = {**os.environ, "REGIONLOCK_DATABASE_URL": url}
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [*CLI, *args], check=True, env=env, capture_output=True, text=True
-    )
-    run("migrate")
-    run("policy", "activate", str(EXAMPLES / "gray-market-2021.toml"), "--reason", "contract")
-    token = run("apikey", "create", "--role", "admin", "--name", "contract").stdout.split()[-1]
-    try:
+    with database_url(request.param, tmp_path_factory.mktemp("contract"), migrated=False) as url:
+        env = {**os.environ, "REGIONLOCK_DATABASE_URL": url}
+        run = lambda *args: subprocess.run(  # noqa: E731
+            [*CLI, *args], check=True, env=env, capture_output=True, text=True
+        )
+        run("migrate")
+        run("policy", "activate", str(EXAMPLES / "gray-market-2021.toml"), "--reason", "contract")
+        token = run("apikey", "create", "--role", "admin", "--name", "contract").stdout.split()[-1]
         with served(env) as base:
             yield base, token
-    finally:
-        if dropped and PG_URL:
-            with psycopg.connect(PG_URL, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE "{dropped}" WITH (FORCE)')
 
 
 def fuzz(operation: Any, base: str, token: str, excluded: list[Any]) -> None:

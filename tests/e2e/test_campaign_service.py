@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
+from databases import database_url
 from serving import CLI, served
 
 from regionlock.domain.device import encode_public_key, luhn_check_digit
@@ -32,19 +31,8 @@ def imei(n: int) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'campaigns.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("REGIONLOCK_TEST_POSTGRES_URL is not set")
-    name = f"rl_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with database_url(request.param, tmp_path, migrated=False) as url:
+        yield url
 
 
 def test_two_workers_apply_an_approved_campaign_once(database: str, tmp_path: Path) -> None:

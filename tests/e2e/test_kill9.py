@@ -15,7 +15,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from databases import database_url
 from serving import CLI, free_port, served
 
 from regionlock.domain.device import encode_public_key, luhn_check_digit
@@ -31,7 +31,6 @@ from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.registry import Registry
 from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
 from regionlock.storage import Database, Stores
-from regionlock.storage.migrate import migrate
 
 PG_URL = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
@@ -52,29 +51,10 @@ def imei(n: int) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty store: a SQLite file, or a PostgreSQL database of its own."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'kill9.db'}"
-        db = Database(url)
-        migrate(db)
-        db.close()
+    """A migrated, empty store: a SQLite file, or a PostgreSQL database of its own (a
+    database, not a schema: the server's own connections must land in it)."""
+    with database_url(request.param, tmp_path) as url:
         yield url
-        return
-    if not PG_URL:
-        pytest.skip("REGIONLOCK_TEST_POSTGRES_URL is not set")
-    # A database, not a schema: the server's own connections must land in it.
-    name = f"rl_{uuid.uuid4().hex[:12]}"
-    admin = Database(PG_URL)
-    with admin._conn().cursor() as cur:  # CREATE DATABASE cannot run in a transaction
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    db = Database(url)
-    migrate(db)
-    db.close()
-    yield url
-    with admin._conn().cursor() as cur:
-        cur.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def register(url: str, keys: list[SigningKey]) -> list[str]:
