@@ -1,22 +1,45 @@
 """Found by mutation testing (docs/test-quality.md): what `jws.py` and `verdict.py` say when
-they refuse, the exact bytes a device signs, and the edges of the length and clock checks."""
+they refuse, the exact bytes a device signs, and the edges of the length and clock checks;
+then the same for `unlock.py`, `keys.py` and `audit_head.py`."""
 
 from __future__ import annotations
 
+import hmac
 import math
-from datetime import datetime, timedelta
+import re
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from signing_fixtures import NONCE, T0, golden_jwks, golden_key, golden_keyring, make_claims
 
+from regionlock.domain.errors import InvalidInput
 from regionlock.signing import jws
-from regionlock.signing.jws import MAX_TOKEN_LENGTH, b64url_encode
+from regionlock.signing.audit_head import (
+    AUDIT_HEAD_TYP,
+    audit_head_claims,
+    sign_audit_head,
+    verify_audit_head,
+)
+from regionlock.signing.jws import MAX_SAFE_INTEGER, MAX_TOKEN_LENGTH, b64url_encode
+from regionlock.signing.keys import Keyring, SigningKey
+from regionlock.signing.unlock import (
+    ed25519_public_to_x25519,
+    ed25519_seed_to_x25519,
+    new_challenge,
+    normalize_challenge,
+    normalize_code,
+    service_secret,
+    unlock_code,
+)
 from regionlock.signing.verdict import (
     VERDICT_TYP,
     CheckinRequest,
     ClockSkew,
     InvalidCheckin,
+    UnknownKey,
     check_clock,
     parse_checkin_payload,
     sign_checkin,
@@ -165,3 +188,190 @@ def test_a_device_refuses_to_sign_nan() -> None:
     request = CheckinRequest(nonce=NONCE, counter=7, iat=NOW_S, signals={"lat": math.nan})
     with pytest.raises(ValueError, match="Out of range float"):
         sign_checkin(request, golden_key(), "dev_1")
+
+
+# -- unlock.py, keys.py, audit_head.py (the second signing run) ---------------------------------
+
+_P = 2**255 - 19
+
+
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (_P, "not a usable Ed25519 public key"),  # y = p: not a canonical encoding
+        (_P + 5, "not a usable Ed25519 public key"),
+        (1, "not a usable Ed25519 public key"),  # the neutral point: 1 - y has no inverse
+    ],
+)
+def test_an_unusable_device_key_is_refused_for_unlock_codes(y: int, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        ed25519_public_to_x25519(y.to_bytes(32, "little"))
+
+
+def test_a_device_key_of_the_wrong_length_is_refused_for_unlock_codes() -> None:
+    with pytest.raises(ValueError, match=r"^an Ed25519 public key is 32 bytes$"):
+        ed25519_public_to_x25519(bytes(31))
+
+
+def test_the_montgomery_form_of_small_y_values() -> None:
+    """u = (1 + y) / (1 - y) mod p: y = 2 gives u = -3, y = 0 gives u = 1."""
+    assert ed25519_public_to_x25519((2).to_bytes(32, "little")) == (_P - 3).to_bytes(32, "little")
+    assert ed25519_public_to_x25519(bytes(32)) == (1).to_bytes(32, "little")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"crv": "Ed448"}, "unsupported curve 'Ed448'"),
+        ({"private_key": 7}, "private_key must be a base64url string"),
+        ({"created": 1767225600}, "created must be an ISO 8601 timestamp string"),
+        ({"created": "2026-01-30T12:00:00"}, "created must be timezone-aware"),
+        ({"retired": "2027-01-30T12:00:00"}, "retired must be timezone-aware"),
+        ({"retired": 5}, "retired must be an ISO 8601 timestamp string"),
+        ({"kid": "other"}, "stored kid 'other' does not match the key ({kid})"),
+    ],
+)
+def test_a_refused_stored_key_says_what_is_wrong(change: dict[str, Any], message: str) -> None:
+    stored = golden_key().to_dict()
+    with pytest.raises(ValueError) as info:
+        SigningKey.from_dict({**stored, **change})
+    assert str(info.value) == message.format(kid=stored["kid"])
+
+
+def test_a_stored_key_keeps_its_times_in_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tehran")
+    time.tzset()
+    try:
+        key = golden_key().retire(T0)
+        stored = key.to_dict()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert stored["created"].endswith("Z") and stored["retired"].endswith("Z")
+    assert SigningKey.from_dict(stored) == key
+
+
+def test_a_rotation_leaves_the_keys_retired_before_it_alone() -> None:
+    """A key retired at the first rotation keeps that date: moved to the second, it would stay
+    published (and trusted) longer than any token it signed can live."""
+    first, second = T0 + timedelta(days=1), T0 + timedelta(days=30)
+    twice = Keyring.new(T0).rotate(first).rotate(second)
+    assert [k.retired for k in twice.keys] == [first, second, None]
+
+
+@pytest.mark.parametrize(
+    ("seq", "at", "ok"),
+    [
+        (MAX_SAFE_INTEGER, 1, True),
+        (MAX_SAFE_INTEGER + 1, 1, False),
+        (-1, 1, False),
+        (1.5, 1, False),
+        (True, 1, False),
+        (1, True, False),
+    ],
+)
+def test_an_audit_head_counts_in_integers_from_0_to_2_to_the_53_minus_1(
+    seq: Any, at: Any, ok: bool
+) -> None:
+    if ok:
+        claims = audit_head_claims(seq, "a" * 64, at, T0)
+        token = jws.sign(claims, golden_keyring().active, AUDIT_HEAD_TYP)
+        assert verify_audit_head(token, golden_keyring())[1]["seq"] == seq
+    else:
+        with pytest.raises(ValueError, match=r"^not an audit head: claim"):
+            audit_head_claims(seq, "a" * 64, at, T0)
+
+
+def test_an_unlock_code_is_the_construction_docs_protocol_md_gives() -> None:
+    """Recomputed here from the text (RFC 5869 HKDF by hand, HMAC-SHA256): a device that
+    implements the document must read back the same code as the service."""
+    device = SigningKey.from_seed(bytes(range(32)), created=T0)
+    unlock_key = X25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+    shared = ed25519_seed_to_x25519(bytes(range(32))).exchange(unlock_key.public_key())
+    prk = hmac.digest(bytes(32), shared, "sha256")  # salt none: HashLen zero bytes
+    info = b"regionlock offline unlock v1 secret|" + device.public_bytes
+    secret = hmac.digest(prk, info + b"\x01", "sha256")  # 32 bytes: one block
+    mac = hmac.digest(secret, b"regionlock offline unlock v1 code|12345678", "sha256")
+    digits = f"{int.from_bytes(mac[:8], 'big') % 10**10:010d}"
+    assert service_secret(unlock_key, device.public_bytes) == secret
+    assert unlock_code(secret, "1234-5678") == f"{digits[:5]}-{digits[5:]}"
+
+
+def test_a_seed_of_the_wrong_length_is_refused_for_unlock_codes() -> None:
+    with pytest.raises(ValueError, match=r"^an Ed25519 seed is 32 bytes$"):
+        ed25519_seed_to_x25519(bytes(31))
+
+
+def test_challenges_are_drawn_from_all_10_to_the_8() -> None:
+    drawn = {new_challenge() for _ in range(200)}
+    # 200 draws from 10**8 repeat with probability 2e-4; from a smaller range far more often.
+    assert len(drawn) >= 199
+    assert all(len(c) == 8 and c.isdigit() for c in drawn)
+    assert max(int(c) for c in drawn) >= 10**7
+
+
+H = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((1, H, 1, datetime(2026, 1, 1)), "issued_at must be timezone-aware"),
+        ((-1, H, 1, T0), "claims 'seq' and 'iat' must be integers from 0 to 2**53 - 1"),
+        ((1, H, 1, datetime(1969, 1, 1, tzinfo=UTC)), "claims 'seq' and 'iat' must be"),
+        ((0, H, None, T0), "the head of an empty trail has hash '' and at null"),
+        ((0, "", 1, T0), "the head of an empty trail has hash '' and at null"),
+        ((1, "A" * 64, 1, T0), "claim 'hash' must be 64 lowercase hex digits, 'at' an integer"),
+        ((1, 5, 1, T0), "claim 'hash' must be 64 lowercase hex digits, 'at' an integer"),
+        ((1, H, None, T0), "claim 'hash' must be 64 lowercase hex digits, 'at' an integer"),
+    ],
+)
+def test_claims_that_are_no_audit_head_say_why(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        audit_head_claims(*args)
+    expected = message if args[3].tzinfo is None else f"not an audit head: {message}"
+    assert str(info.value).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extra": 1}, "an audit head has exactly the claims ['at', 'hash', 'iat', 'seq', 'ver']"),
+        ({"ver": 2}, "audit head version 2; this code reads 1"),
+        ({"ver": True}, "audit head version True; this code reads 1"),
+    ],
+)
+def test_a_head_of_another_shape_or_version_is_refused(
+    change: dict[str, Any], message: str
+) -> None:
+    claims = {**audit_head_claims(1, H, 1, T0), **change}
+    with pytest.raises(ValueError, match=f"^not an audit head: {re.escape(message)}$"):
+        sign_audit_head(claims, golden_keyring())
+    token = jws.sign(claims, golden_keyring().active, AUDIT_HEAD_TYP)
+    with pytest.raises(jws.MalformedToken, match=f"^{re.escape(message)}$"):
+        verify_audit_head(token, golden_keyring())
+
+
+def test_a_head_signed_by_a_key_the_store_lacks_says_which() -> None:
+    stranger = Keyring.new(T0)
+    token = sign_audit_head(audit_head_claims(1, H, 1, T0), stranger)
+    with pytest.raises(UnknownKey) as info:
+        verify_audit_head(token, golden_keyring())
+    assert str(info.value) == (
+        f"the audit head is signed by key {stranger.active.kid!r}, which this store lacks"
+    )
+
+
+def test_challenges_and_codes_read_back_with_spaces_and_say_their_shape() -> None:
+    assert normalize_challenge(" 1234 5678 ") == "12345678"
+    assert normalize_code("12345 67890") == "1234567890"
+    with pytest.raises(InvalidInput, match=r"^an unlock code is 10 digits, like 12345-67890$"):
+        normalize_code("1234")
+
+
+def test_publication_is_judged_on_an_aware_time_only() -> None:
+    retired = golden_key().retire(T0)
+    with pytest.raises(ValueError, match=r"^now must be timezone-aware$"):
+        retired.is_published(datetime(2026, 1, 1), timedelta(days=1))
