@@ -32,6 +32,8 @@ from regionlock.domain.errors import InvalidInput
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.policy import (
     Action,
+    DeviceFacts,
+    Exemption,
     Jurisdiction,
     Policy,
     Presence,
@@ -577,3 +579,34 @@ def test_a_late_activation_records_the_country_only() -> None:
     assert (first.first_country, first.first_subdivision) == ("MD", "MD-SN")
     narrowed = LocationEstimate("UA", None, 0.9, (), (), subdivisions=("UA-43", "UA-40"))
     assert DeviceState().activation_place(narrowed) == ("UA", "UA-40|UA-43")
+
+
+# Found by mutation testing (docs/test-quality.md): failed on mutants of domain/device.py and
+# domain/policy.py that the tests above let through.
+
+
+def test_the_policy_sees_every_scope_attribute_and_the_first_subdivision() -> None:
+    """A rule scoped by SKU or distributor, or a first activation in a subdivision, is judged
+    on what `to_facts` hands over: a dropped field would put a device out of (or in) scope."""
+    rec = replace(record(), sku="X1-128")
+    state = replace(DeviceState(), first_country="UA", first_subdivision="UA-43")
+    facts = state.to_facts(rec)
+    assert (facts.sku, facts.distributor, facts.batch, facts.model) == (
+        "X1-128",
+        "Acme GmbH",
+        "B7",
+        "X1",
+    )
+    assert (facts.first_country, facts.first_subdivision) == ("UA", "UA-43")
+
+
+def test_an_exemption_covers_its_own_device_or_batch_until_the_day_it_ends() -> None:
+    mine, other = DeviceFacts("dev_a", batch="B7"), DeviceFacts("dev_b", batch="B8")
+    by_device = Exemption("appeal", device="dev_a", until=date(2026, 3, 1))
+    assert by_device.applies(mine, date(2026, 2, 28))
+    assert not by_device.applies(mine, date(2026, 3, 1))  # `until` is exclusive
+    assert not by_device.applies(other, date(2026, 2, 1))
+    by_batch = Exemption("recall", batch="B7")
+    assert by_batch.applies(mine, date(2030, 1, 1))
+    assert not by_batch.applies(other, date(2030, 1, 1))
+    assert not Exemption("nothing named").applies(mine, date(2026, 1, 1))
