@@ -610,3 +610,32 @@ def test_an_exemption_covers_its_own_device_or_batch_until_the_day_it_ends() -> 
     assert by_batch.applies(mine, date(2030, 1, 1))
     assert not by_batch.applies(other, date(2030, 1, 1))
     assert not Exemption("nothing named").applies(mine, date(2026, 1, 1))
+
+
+def test_a_first_activation_needs_the_policys_confidence_and_no_more() -> None:
+    assert DeviceState().may_activate(loc("IR", conf=0.7), T0, 0.7)
+    assert not DeviceState().may_activate(loc("IR", conf=0.69), T0, 0.7)
+
+
+def test_a_first_activation_after_unplaceable_check_ins_counts_for_72_hours() -> None:
+    state, _ = check_in(DeviceState(), loc(None), T0)
+    assert state.may_activate(loc("IR"), T0 + timedelta(hours=72), 0.7)
+    assert not state.may_activate(loc("IR"), T0 + timedelta(hours=72, seconds=1), 0.7)
+
+
+def test_a_warning_clock_is_forgotten_after_exactly_its_rules_window() -> None:
+    """`ir` warns for 14 days: a clock started 14 days ago belongs to an earlier stay. A clock
+    of a rule the policy no longer has is kept for the retention period."""
+    started = replace(DeviceState(), warned_since={"ir": T0.date(), "gone": T0.date()})
+    france = loc("FR")
+    later, _ = check_in(started, france, T0 + timedelta(days=13))
+    assert dict(later.warned_since) == {"ir": T0.date(), "gone": T0.date()}
+    later, _ = check_in(started, france, T0 + timedelta(days=14))
+    assert dict(later.warned_since) == {"gone": T0.date()}
+
+
+def test_presence_is_kept_for_the_retention_period_beyond_the_rules_windows() -> None:
+    state, _ = check_in(DeviceState(), loc("FR"), T0)
+    # The longest window here is 30 days (France's default presence window).
+    later, _ = check_in(state, loc("FR"), T0 + timedelta(days=40), retention_days=60)
+    assert T0.date() in later.presence
