@@ -26,9 +26,9 @@ from regionlock.domain.leaks import (
     binomial_upper_tail,
     fit_beta_binomial,
     rank,
-    scan_ranges,
     wilson_lower,
 )
+from regionlock.domain.ranges import scan_ranges
 
 HONEST = 0.005  # share of devices established in a restricted place for honest reasons
 BATCH = 150
@@ -349,7 +349,7 @@ def test_scan_edges_and_bad_input() -> None:
     assert scan_ranges([0, 0, 0]) == []
     assert scan_ranges([1, 1]) == []
     assert scan_ranges([0, 1, 0, 0], permutations=9)[0].to_json()["first_index"] == 1
-    for bad in ([0, 2], [[0, 1]], [0.5]):
+    for bad in ([0, 2], [[0, 1]], [0.5], [[0], [1, 0]], ["a"], [None]):
         with pytest.raises(InvalidInput):
             scan_ranges(bad)
     with pytest.raises(InvalidInput):
@@ -405,3 +405,23 @@ def test_rank_answers_or_refuses(
         assert 0.0 <= row.shrunk <= 1.0 and 0.0 <= row.wilson_low <= row.share + 1e-12
     keys = [(r.q_value, r.p_value, -r.shrunk, r.group) for r in result]
     assert keys == sorted(keys)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    batch=st.lists(st.integers(0, 1), max_size=80) | st.lists(st.integers(-1, 2), max_size=5),
+    max_length=st.none() | st.integers(-1, 100),
+    limit=st.integers(-1, 5),
+)
+def test_scan_answers_or_refuses(batch: list[int], max_length: int | None, limit: int) -> None:
+    try:
+        windows = scan_ranges(batch, max_length=max_length, permutations=19, limit=limit)
+    except InvalidInput as exc:
+        assert exc.message
+        return
+    assert len(windows) <= limit
+    for w in windows:
+        assert 0 <= w.first_index <= w.last_index < len(batch)
+        assert w.restricted == sum(batch[w.first_index : w.last_index + 1]) > 0
+        assert 0.0 < w.p_value <= 1.0 and w.llr > 0.0
+    assert [w.llr for w in windows] == sorted((w.llr for w in windows), reverse=True)

@@ -21,9 +21,8 @@ The methods, each with its source:
 - shrunk: the empirical Bayes posterior mean under that beta-binomial fit (Efron and Morris,
   JASA 70:311-319, 1975; Robinson, *Introduction to Empirical Bayes*, 2017).
 - wilson_low: the lower end of Wilson's 95 % score interval (Wilson, JASA 22:209-212, 1927).
-- the range scan (`scan_ranges`): Kulldorff's Bernoulli likelihood-ratio scan statistic over
-  runs of consecutive devices, with a Monte Carlo p-value (Kulldorff, "A spatial scan
-  statistic", Comm. Statist. Theory Methods 26:1481-1496, 1997).
+
+Where inside a batch the leak sits (runs of consecutive devices) is `regionlock.domain.ranges`.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from regionlock.domain.errors import InvalidInput
 
@@ -118,7 +116,8 @@ def binomial_upper_tail(k: int, n: int, p: float) -> float:
     the ratio (n - j) / (j + 1) * p / (1 - p), in units of the first term (computed in log
     space with lgamma), stopping when a geometric bound on the rest is below 1e-17 of the sum.
     At or below the mean, 1 - P(X <= k - 1) is computed the same way from k - 1 downwards (the
-    result is then above about 0.4, so the subtraction loses nothing). Nothing underflows until
+    result is then at least one half, as k is at most the median, so the subtraction loses
+    nothing). Nothing underflows until
     the answer itself is below 1e-308.
     """
     _check_tail_args(k, n, p)
@@ -385,6 +384,8 @@ def rank(
         raise InvalidInput(f"min_restricted {min_restricted!r} must be a whole number")
     if min_restricted < 0:
         raise InvalidInput(f"min_restricted is negative ({min_restricted})")
+    if background not in BACKGROUND_METHODS:
+        raise InvalidInput(f"unknown background method {background!r}; use {BACKGROUND_METHODS}")
     for g in groups:
         if not isinstance(g, GroupCount):
             raise InvalidInput(f"{g!r} is not a GroupCount")
@@ -425,141 +426,3 @@ def rank(
         )
     rows.sort(key=lambda r: (r.q_value, r.p_value, -r.shrunk, r.group))
     return rows
-
-
-# --- runs of consecutive devices --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScanWindow:
-    """A run of consecutive devices (0-based indices into the batch, both ends included)."""
-
-    first_index: int
-    last_index: int
-    devices: int
-    restricted: int
-    llr: float
-    p_value: float
-
-    def to_json(self) -> dict[str, int | float]:
-        """The window as JSON-ready values."""
-        return {
-            "first_index": self.first_index,
-            "last_index": self.last_index,
-            "devices": self.devices,
-            "restricted": self.restricted,
-            "llr": self.llr,
-            "p_value": self.p_value,
-        }
-
-
-FloatArray = npt.NDArray[np.float64]
-
-
-def _xlogx(x: FloatArray) -> FloatArray:
-    safe = np.where(x > 0, x, 1.0)
-    return np.where(x > 0, x * np.log(safe), 0.0)
-
-
-def _llr(c: FloatArray, n: float, total_c: float, total_n: float) -> FloatArray:
-    """Kulldorff's Bernoulli log likelihood ratio of a window with c of n restricted, 0 unless
-    the window's share exceeds the share outside it."""
-    out_c, out_n = total_c - c, total_n - n
-    ratio = (
-        _xlogx(c)
-        + _xlogx(n - c)
-        - _xlogx(np.asarray(float(n)))
-        + _xlogx(out_c)
-        + _xlogx(out_n - out_c)
-        - _xlogx(np.asarray(float(out_n)))
-        - (
-            _xlogx(np.asarray(total_c))
-            + _xlogx(np.asarray(total_n - total_c))
-            - _xlogx(np.asarray(total_n))
-        )
-    )
-    return np.where(c * out_n > out_c * n, np.maximum(ratio, 0.0), 0.0)
-
-
-def scan_ranges(
-    restricted: Sequence[int] | npt.ArrayLike,
-    *,
-    max_length: int | None = None,
-    permutations: int = 999,
-    seed: int = 0,
-    limit: int = 10,
-) -> list[ScanWindow]:
-    """Runs of consecutive devices where restricted ones concentrate, strongest first.
-
-    `restricted` is the batch in IMEI (or serial) order, 1 for a restricted device, else 0.
-    Every run of 1 to `max_length` devices (default: half the batch, at most 1,000) is scored
-    by Kulldorff's likelihood ratio for "the rate inside differs from the rate outside",
-    counted only when the inside is higher. The p-value of a run is the share of R random
-    reorderings of the batch (a seeded generator, so the answer is reproducible) whose best run
-    scores at least as high, as (1 + count) / (R + 1); secondary runs are compared with the
-    same distribution of the best, which is conservative, as SaTScan does. Up to `limit` runs
-    are returned, none overlapping, each the strongest left after the earlier ones.
-    """
-    flags = np.asarray(restricted)
-    if flags.ndim != 1 or (flags.size and not np.isin(flags, (0, 1)).all()):
-        raise InvalidInput("the batch must be a flat sequence of 0 and 1")
-    for name, value in (("permutations", permutations), ("seed", seed), ("limit", limit)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{name} must be a whole number >= 0, not {value!r}")
-    n = int(flags.size)
-    total_c = int(flags.sum()) if n else 0
-    if n == 0 or total_c in (0, n) or limit == 0:
-        return []
-    length = max(1, min(n // 2, 1000)) if max_length is None else max_length
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise InvalidInput(f"max_length must be a whole number >= 1, not {max_length!r}")
-    length = min(length, n)
-    bits = flags.astype(np.int32)
-    prefix = np.concatenate(([0], np.cumsum(bits)))
-    starts, lengths, scores = [], [], []
-    for size in range(1, length + 1):
-        counts = (prefix[size:] - prefix[:-size]).astype(np.float64)
-        score = _llr(counts, size, total_c, n)
-        keep = np.nonzero(score > 0)[0]
-        starts.append(keep)
-        lengths.append(np.full(keep.size, size))
-        scores.append(score[keep])
-    start, size_of, score = (np.concatenate(parts) for parts in (starts, lengths, scores))
-    null_best = _null_maxima(bits, length, total_c, permutations, seed)
-    chosen: list[ScanWindow] = []
-    while score.size and len(chosen) < limit:
-        best = int(np.lexsort((start, size_of, -score))[0])
-        first, size, llr = int(start[best]), int(size_of[best]), float(score[best])
-        tolerance = 1e-9 * max(1.0, llr)
-        beaten = int((null_best >= llr - tolerance).sum())
-        window_c = int(prefix[first + size] - prefix[first])
-        chosen.append(
-            ScanWindow(
-                first, first + size - 1, size, window_c, llr, (1 + beaten) / (1 + permutations)
-            )
-        )
-        apart = (start + size_of <= first) | (start >= first + size)
-        start, size_of, score = start[apart], size_of[apart], score[apart]
-    return chosen
-
-
-def _null_maxima(
-    bits: npt.NDArray[np.int32], length: int, total_c: int, permutations: int, seed: int
-) -> FloatArray:
-    """The best run's score in each of `permutations` seeded reorderings of the batch. For a
-    fixed run length the score rises with the count inside, so only each length's highest
-    count is needed."""
-    rng = np.random.default_rng(seed)
-    n = bits.size
-    best = np.zeros(permutations)
-    chunk = max(1, 2_000_000 // max(n, 1))
-    for low in range(0, permutations, chunk):
-        rows = min(chunk, permutations - low)
-        shuffled = rng.permuted(np.tile(bits, (rows, 1)), axis=1)
-        prefix = np.concatenate((np.zeros((rows, 1), np.int32), np.cumsum(shuffled, axis=1)), 1)
-        top = np.zeros(rows)
-        for size in range(1, length + 1):
-            counts = (prefix[:, size:] - prefix[:, :-size]).max(axis=1).astype(np.float64)
-            top = np.maximum(top, _llr(counts, size, total_c, n))
-        best[low : low + rows] = top
-    return best
