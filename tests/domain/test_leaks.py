@@ -250,6 +250,13 @@ def test_one_leaking_batch_stands_out_beside_a_distributor_leaking_ten_times_mor
     assert not flagged(groups, background="beta-binomial")
 
 
+def test_beta_binomial_without_spread_tests_like_the_binomial() -> None:
+    groups = [GroupCount(f"g{i}", 300, 300, 3) for i in range(9)] + [GroupCount("x", 300, 300, 4)]
+    assert background_beta_binomial(groups).prior.concentration >= 1e9  # type: ignore[union-attr]
+    row = next(r for r in rank(groups, background="beta-binomial") if r.group == "x")
+    assert row.p_value == pytest.approx(stats.binom.sf(3, 300, 31 / 3000), rel=1e-9)
+
+
 def test_the_same_holds_on_random_fleets_and_the_beta_binomial_fails_it() -> None:
     # Random honest counts: over 100 seeds the iterated background finds D0 (one 5 % batch)
     # beside D1 (50 % everywhere) in most fleets (68 % over 200 seeds; an oracle that knew the

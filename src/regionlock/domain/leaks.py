@@ -397,7 +397,9 @@ def rank(
     if not tested:
         return []
     bg = estimate_background(groups, background, level=trim_level)
-    if bg.prior is not None:
+    # A prior at the concentration cap means no spread between groups: the beta-binomial is
+    # then the binomial, whose tail stays exact where lgamma of 1e9 would not.
+    if bg.prior is not None and bg.prior.concentration < _MAX_CONCENTRATION:
         p_values = [
             beta_binomial_upper_tail(g.restricted, g.seen, bg.prior.a, bg.prior.b) for g in tested
         ]
