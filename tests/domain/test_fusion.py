@@ -285,3 +285,66 @@ def test_an_ip_of_the_administering_state_is_expected_in_crimea() -> None:
     untagged = r(K.GPS, "UA", subdivision="UA-43", tags=("disputed",))
     assert fuse([untagged, r(K.IP, "RU")]).confidence < fuse([untagged]).confidence
     assert fuse([gps, r(K.IP, "DE")]).confidence < fuse([gps]).confidence  # only RU
+
+
+# Found by mutation testing (docs/test-quality.md, `_conflict_flags`): the flags the policy reads
+# (vpn_suspected, roaming, home_routed_ip, signals_disagree) where a winner exists, not on a tie.
+
+
+def test_an_ip_elsewhere_without_presence_evidence_is_disagreement_not_a_vpn() -> None:
+    e = fuse([r(K.SIM, "DE", slot=1), r(K.IP, "FR")])
+    assert e.country == "DE"
+    assert SIGNALS_DISAGREE in e.flags
+    assert VPN_SUSPECTED not in e.flags and HOME_ROUTED_IP not in e.flags
+
+
+def test_a_presence_reading_elsewhere_is_disagreement() -> None:
+    e = fuse([r(K.GPS, "DE"), r(K.NETWORK, "FR", slot=1)])
+    assert e.country == "DE"
+    assert SIGNALS_DISAGREE in e.flags
+
+
+def test_a_sim_from_elsewhere_that_roams_nowhere_is_disagreement() -> None:
+    """A foreign SIM with no network reading for its slot is not roaming: it disagrees."""
+    e = fuse([r(K.GPS, "DE"), r(K.SIM, "FR", slot=1)])
+    assert e.country == "DE"
+    assert ROAMING not in e.flags
+    assert SIGNALS_DISAGREE in e.flags
+
+
+def test_every_sim_slot_is_judged_not_only_the_first() -> None:
+    # The first slot agrees (or roams), the second disagrees: still a disagreement.
+    agrees_first = fuse([r(K.GPS, "DE"), r(K.SIM, "DE", slot=1), r(K.SIM, "FR", slot=2)])
+    assert SIGNALS_DISAGREE in agrees_first.flags
+    roams_first = fuse(
+        [
+            r(K.GPS, "DE"),
+            r(K.NETWORK, "DE", slot=1),
+            r(K.SIM, "FR", slot=1),
+            r(K.SIM, "IT", slot=2),
+        ]
+    )
+    assert ROAMING in roams_first.flags
+    assert SIGNALS_DISAGREE in roams_first.flags
+
+
+def test_two_roaming_sims_from_different_homes_both_explain_a_home_routed_ip() -> None:
+    e = fuse(
+        [
+            r(K.NETWORK, "DE", slot=1),
+            r(K.SIM, "FR", slot=1),
+            r(K.NETWORK, "DE", slot=2),
+            r(K.SIM, "IT", slot=2),
+            r(K.IP, "FR"),
+        ]
+    )
+    assert e.country == "DE"
+    assert ROAMING in e.flags and HOME_ROUTED_IP in e.flags
+    assert VPN_SUSPECTED not in e.flags and SIGNALS_DISAGREE not in e.flags
+
+
+def test_an_ip_of_the_administering_state_raises_no_flag_in_crimea() -> None:
+    gps = r(K.GPS, "UA", subdivision="UA-43", tags=("disputed", "administered:RU"))
+    expected = fuse([gps, r(K.IP, "RU")]).flags
+    assert VPN_SUSPECTED not in expected and SIGNALS_DISAGREE not in expected
+    assert VPN_SUSPECTED in fuse([gps, r(K.IP, "DE")]).flags  # only the administering state's
