@@ -169,6 +169,16 @@ class Transaction:
             cur = self._conn.execute(self._sql(sql), tuple(params))
         return [tuple(r) for r in cur.fetchall()]
 
+    def copy_out(self, sql: str, params: Sequence[Any] = ()) -> Iterator[bytes]:
+        """PostgreSQL only: the bytes of `COPY (sql) TO STDOUT (FORMAT csv, NULL '\\N')`, in
+        blocks as the server sends them (bulk exports: no row becomes a Python object)."""
+        if self.dialect != "postgresql":
+            raise ValueError("COPY is PostgreSQL's")
+        copy_sql = f"COPY ({_to_pyformat(sql)}) TO STDOUT (FORMAT csv, NULL '\\N')"
+        with self._conn.cursor().copy(copy_sql, tuple(params)) as copy:
+            for block in copy:
+                yield bytes(block)
+
     def script(self, sql: str) -> None:
         """Run several statements (migrations)."""
         if self.dialect == "sqlite":
