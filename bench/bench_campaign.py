@@ -19,13 +19,14 @@ Per store:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
+
+from scratch import postgres_url, scratch_database
 
 from regionlock.domain.campaign import CampaignAction, Selection
 from regionlock.domain.device import DeviceRecord, DeviceState, ManualLock, parse_imei
@@ -152,9 +153,7 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=CHUNK)
     parser.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="both")
     args = parser.parse_args()
-    pg = os.environ.get("REGIONLOCK_BENCH_POSTGRES_URL") or os.environ.get(
-        "REGIONLOCK_TEST_POSTGRES_URL"
-    )
+    pg = postgres_url()
     print(f"campaign over {args.n:,} devices, chunks of {args.chunk}")
     if args.store in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -166,18 +165,9 @@ def main() -> int:
         if not pg:
             print("PostgreSQL: skipped (set REGIONLOCK_BENCH_POSTGRES_URL)")
             return 0
-        import psycopg
-
-        name = f"regionlock_bench_{os.getpid()}"
-        with psycopg.connect(pg, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
+        with scratch_database(pg) as url:
             print("PostgreSQL")
-            url = pg.rsplit("/", 1)[0] + "/" + name
             report("PostgreSQL", args.n, one_store(url, args.n, args.chunk))
-        finally:
-            with psycopg.connect(pg, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     return 0
 
 

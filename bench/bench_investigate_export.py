@@ -42,6 +42,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+from scratch import postgres_url, scratch_database
 
 from regionlock.storage import Database
 from regionlock.storage.analytics import (
@@ -389,27 +390,16 @@ def main() -> int:
             names = [c for c in CANDIDATES if c.startswith("sqlite")]
             bench_store(f"sqlite:///{path}", [c for c in names if c in (args.only or names)], out)
         if args.store in ("postgresql", "both"):
-            pg = os.environ.get("REGIONLOCK_BENCH_POSTGRES_URL") or os.environ.get(
-                "REGIONLOCK_TEST_POSTGRES_URL"
-            )
+            pg = postgres_url()
             if not pg:
                 print("PostgreSQL: skipped (set REGIONLOCK_BENCH_POSTGRES_URL)")
                 return 0
-            import psycopg
-
-            name = f"regionlock_bench_{os.getpid()}"
-            with psycopg.connect(pg, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}"')
-            try:
-                url = pg.rsplit("/", 1)[0] + "/" + name
+            with scratch_database(pg) as url:
                 t = time.perf_counter()
                 pg_fixture(url, n, per)
                 print(f"PostgreSQL (fixture: {time.perf_counter() - t:.0f} s)")
                 names = [c for c in CANDIDATES if c.startswith("pg")]
                 bench_store(url, [c for c in names if c in (args.only or names)], out)
-            finally:
-                with psycopg.connect(pg, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     return 0
 
 

@@ -256,7 +256,9 @@ class Campaigns:
 
     def drift(self, campaign_id: str) -> Drift:
         """How the fleet the campaign selects has changed since its targets were frozen."""
-        c = self.get(campaign_id)
+        return self._drift(self.get(campaign_id))
+
+    def _drift(self, c: Campaign) -> Drift:
         added, removed = self.campaigns.drift(c.id, c.selection, explicit=c.explicit)
         return Drift(frozen=c.counts.targets, added=added, removed=removed)
 
@@ -506,7 +508,7 @@ class Campaigns:
                         f"campaign {campaign_id}: {approval.describe(c.counts.targets, fleet)};"
                         " a second admin must approve it first"
                     )
-            drift = self.drift(campaign_id)
+            drift = self._drift(c)
             if drift.changed:
                 if not accept_changes:
                     raise CampaignDrifted(
