@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from regionlock.storage.apikeys import ApiKeyStore, SqlApiKeyStore
 from regionlock.storage.audit import AuditStore, SqlAuditStore
 from regionlock.storage.campaigns import CampaignStore, SqlCampaignStore
+from regionlock.storage.cases import CaseStore, SqlCaseStore
 from regionlock.storage.checkins import CheckinStore, SqlCheckinStore
 from regionlock.storage.db import DEFAULT_URL, Database, DatabaseUrl, Transaction, Transactions
 from regionlock.storage.devices import DeviceStore, SqlDeviceStore
@@ -23,6 +24,7 @@ __all__ = [
     "ApiKeyStore",
     "AuditStore",
     "CampaignStore",
+    "CaseStore",
     "CheckinStore",
     "Database",
     "DatabaseUrl",
@@ -72,6 +74,7 @@ class Stores:
     keys: KeyStore
     apikeys: ApiKeyStore
     campaigns: CampaignStore
+    cases: CaseStore
 
     @classmethod
     def on(cls, db: Database) -> Stores:
@@ -85,6 +88,7 @@ class Stores:
             keys=SqlKeyStore(db),
             apikeys=SqlApiKeyStore(db),
             campaigns=SqlCampaignStore(db),
+            cases=SqlCaseStore(db),
         )
 
     def close(self) -> None:
