@@ -11,6 +11,7 @@ from regionlock import __version__
 from regionlock.cli.agent import agent
 from regionlock.cli.backup import backup, restore
 from regionlock.cli.campaign import campaign
+from regionlock.cli.case import case
 from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
 from regionlock.cli.locate import locate
@@ -86,6 +87,7 @@ cli.add_command(simulate)
 cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(campaign)
+cli.add_command(case)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

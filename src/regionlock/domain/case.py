@@ -112,8 +112,8 @@ class Case:
     closed_by: str | None = None
     outcome: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The case as JSON-ready values (the findings included)."""
+    def summary(self) -> dict[str, Any]:
+        """The case as JSON-ready values, without the findings (a listing)."""
         return {
             "id": self.id,
             "title": self.title,
@@ -123,14 +123,31 @@ class Case:
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
             "closed_by": self.closed_by,
             "outcome": self.outcome,
-            "findings": None if self.findings is None else dict(self.findings),
         }
+
+    def to_json(self, events: Sequence[CaseEvent] | None = None) -> dict[str, Any]:
+        """The case as JSON-ready values, the findings included; with its `events`, also the
+        campaigns linked and the history."""
+        out = self.summary()
+        out["findings"] = None if self.findings is None else dict(self.findings)
+        if events is not None:
+            out["campaigns"] = linked_campaigns(events)
+            out["history"] = [e.to_json() for e in events]
+        return out
+
+
+def closed_message(case: Case) -> str:
+    """Why nothing more is added to a closed case, in words."""
+    return (
+        f"case {case.id} is closed (by {case.closed_by}: {case.outcome}): nothing more can be"
+        " added to it"
+    )
 
 
 def close(case: Case, outcome: str, *, actor: str, at: datetime) -> Case:
     """The case closed with `outcome` (CaseClosed if it is already closed)."""
     if case.status is CaseStatus.CLOSED:
-        raise CaseClosed(f"case {case.id} was closed by {case.closed_by}: {case.outcome}")
+        raise CaseClosed(closed_message(case))
     return Case(
         id=case.id,
         title=case.title,

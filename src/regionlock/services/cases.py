@@ -190,7 +190,7 @@ class Cases:
         if found is None:
             raise UnknownCase(f"no case {case_id[:_ID_MAX]!r}")
         if found.status is CaseStatus.CLOSED:
-            raise CaseClosed(f"case {case_id} was closed by {found.closed_by}: {found.outcome}")
+            raise CaseClosed(cdomain.closed_message(found))
         return found, self.clock().astimezone(UTC)
 
     def _audit(
