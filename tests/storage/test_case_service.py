@@ -24,7 +24,8 @@ from regionlock.domain.case import (
     EventKind,
 )
 from regionlock.domain.errors import Conflict, InvalidInput, NotFound
-from regionlock.services.cases import Cases, UnknownCase, UnknownLinkedCampaign
+from regionlock.services.campaigns import UnknownCampaign
+from regionlock.services.cases import Cases, UnknownCase
 from regionlock.storage import Database, Stores
 from regionlock.storage.audit import AuditEntry
 from regionlock.storage.campaigns import new_campaign_id
@@ -237,7 +238,7 @@ def test_an_unknown_case_is_not_found(db: Database, case_id: str) -> None:
 def test_linking_an_unknown_campaign_is_refused(db: Database, campaign_id: str) -> None:
     cases = service(db)
     case = cases.open("B7", actor="cli:ana")
-    with pytest.raises(UnknownLinkedCampaign) as caught:
+    with pytest.raises(UnknownCampaign) as caught:
         cases.link(case.id, campaign_id, actor="cli:ana")
     assert isinstance(caught.value, NotFound)
     assert len(cases.history(case.id)) == 1 and len(trail(db)) == 1

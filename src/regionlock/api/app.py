@@ -20,7 +20,16 @@ from regionlock.api.deps import State
 from regionlock.api.docs_ui import install_docs
 from regionlock.api.guards import RequestGuard
 from regionlock.api.problems import document_problems, install_error_handlers
-from regionlock.api.routers import admin, audit, campaigns, device, devices, policies, service
+from regionlock.api.routers import (
+    admin,
+    audit,
+    campaigns,
+    cases,
+    device,
+    devices,
+    policies,
+    service,
+)
 from regionlock.clock import Clock
 from regionlock.geo.locator import Locator
 from regionlock.settings import Settings
@@ -69,6 +78,7 @@ def create_app(
     app.include_router(devices.api)
     app.include_router(policies.api)
     app.include_router(campaigns.api)
+    app.include_router(cases.api)
     app.include_router(audit.api)
     app.include_router(admin.api)
 

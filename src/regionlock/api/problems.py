@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from regionlock.api.deps import Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from regionlock.domain.case import CaseClosed
 from regionlock.domain.errors import (
     Conflict,
     DataUnavailable,
@@ -38,6 +39,7 @@ from regionlock.services.campaigns import (
     CampaignDrifted,
     UnknownCampaign,
 )
+from regionlock.services.cases import UnknownCase
 from regionlock.services.checkin_queue import ServiceBusy
 from regionlock.services.ratelimit import RateLimited
 from regionlock.services.registry import UnknownDevice
@@ -113,6 +115,8 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     ApprovalRequired: ProblemType(409, "approval-required", "operator"),
     CampaignDrifted: ProblemType(409, "campaign-drifted", "operator"),
     CampaignBusy: ProblemType(409, "campaign-busy", "operator"),
+    UnknownCase: ProblemType(404, "unknown-case", "operator"),
+    CaseClosed: ProblemType(409, "case-closed", "operator"),
     InvalidInput: ProblemType(422, "invalid-input", "operator"),
     NotFound: ProblemType(404, "not-found", "operator"),
     Conflict: ProblemType(409, "conflict", "operator"),

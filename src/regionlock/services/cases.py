@@ -32,6 +32,7 @@ from regionlock.domain.case import (
 )
 from regionlock.domain.errors import Conflict, InvalidInput, NotFound
 from regionlock.domain.inputs import text_problem
+from regionlock.services.campaigns import UnknownCampaign
 from regionlock.storage import AuditStore, CampaignStore, CaseStore, Stores, Transactions
 from regionlock.storage.cases import new_case_id
 from regionlock.storage.db import Transaction, epoch_ms
@@ -42,10 +43,6 @@ _ID_MAX = 200
 
 class UnknownCase(NotFound):
     """No case has this id."""
-
-
-class UnknownLinkedCampaign(NotFound):
-    """The campaign to link to a case does not exist."""
 
 
 def _plausible(ident: str) -> bool:
@@ -142,7 +139,7 @@ class Cases:
         return event
 
     def link(self, case_id: str, campaign_id: str, *, actor: str) -> CaseEvent:
-        """Link a campaign, a decision taken, to an open case: UnknownLinkedCampaign when no
+        """Link a campaign, a decision taken, to an open case: UnknownCampaign when no
         campaign has that id, Conflict when it is linked already. Audited as `case.link`."""
         # Read before the write transaction (campaigns are never deleted): locking the
         # campaign's row would wait for a runner's chunk in flight.
@@ -150,7 +147,7 @@ class Cases:
         with self.db.write() as tx:
             _, now = self._open_case(tx, case_id)
             if campaign is None:
-                raise UnknownLinkedCampaign(f"no campaign {campaign_id[:_ID_MAX]!r} to link")
+                raise UnknownCampaign(f"no campaign {campaign_id[:_ID_MAX]!r} to link")
             if self.cases.is_linked(tx, case_id, campaign_id):
                 raise Conflict(f"campaign {campaign_id} is linked to case {case_id} already")
             event = self.cases.append(
