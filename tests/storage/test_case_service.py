@@ -101,6 +101,18 @@ def test_opening_keeps_the_findings_and_audits_their_digest(db: Database) -> Non
     }
 
 
+def test_what_a_step_returns_is_what_is_read_back(db: Database) -> None:
+    # The store keeps milliseconds: a clock with microseconds must not make them differ.
+    odd = T0 + timedelta(microseconds=1_234_567)
+    cases = Cases.of(Stores.on(db), clock=lambda: odd)
+    case = cases.open("B7", actor="cli:ana")
+    note = cases.note(case.id, "n", actor="cli:ana")
+    closed = cases.close(case.id, "done", actor="cli:ana")
+    assert case.opened_at == T0 + timedelta(microseconds=1_234_000)
+    assert cases.get(case.id) == closed and closed.opened_at == case.opened_at
+    assert cases.history(case.id)[1] == note
+
+
 def test_a_case_without_findings_and_with_a_reason(db: Database) -> None:
     cases = service(db)
     case = cases.open("D3", actor="cli:ana", reason="the distributor's own report")

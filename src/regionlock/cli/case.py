@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ def _echo_json(doc: Any) -> None:
     click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
-def _when(case_time: Any) -> str:
-    return str(case_time.isoformat(timespec="seconds"))
+def _when(t: datetime) -> str:
+    return t.isoformat(timespec="seconds")
 
 
 def read_findings(path: str) -> dict[str, Any]:

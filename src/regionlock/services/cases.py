@@ -45,6 +45,13 @@ class UnknownCase(NotFound):
     """No case has this id."""
 
 
+def _stored_time(t: datetime) -> datetime:
+    """`t` in UTC to the millisecond, as the store keeps it: what a step returns is then
+    what reading it back gives."""
+    t = t.astimezone(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
 def _plausible(ident: str) -> bool:
     """Whether `ident` could be a stored id at all (else it is unknown without asking the
     store, which would refuse a NUL)."""
@@ -95,7 +102,7 @@ class Cases:
         title = words(title, "the title", TITLE_MAX)
         why = words(reason, "the reason", OUTCOME_MAX) if reason is not None else title
         stored = None if findings is None else findings_json(findings)
-        now = self.clock().astimezone(UTC)
+        now = _stored_time(self.clock())
         with self.db.write() as tx:
             case = self._insert(tx, title, actor, now, stored)
             self.cases.append(tx, case.id, EventKind.OPEN, at=now, actor=actor, text=title)
@@ -188,7 +195,7 @@ class Cases:
             raise UnknownCase(f"no case {case_id[:_ID_MAX]!r}")
         if found.status is CaseStatus.CLOSED:
             raise CaseClosed(cdomain.closed_message(found))
-        return found, self.clock().astimezone(UTC)
+        return found, _stored_time(self.clock())
 
     def _audit(
         self,

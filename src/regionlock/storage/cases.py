@@ -202,7 +202,7 @@ class SqlCaseStore:
         return CaseEvent(
             case_id=case_id,
             seq=seq,
-            at=_time(epoch_ms(at)) or at,
+            at=at,
             actor=actor,
             kind=kind,
             text=text,
