@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import re
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from regionlock.domain import device as dev
@@ -639,3 +641,312 @@ def test_presence_is_kept_for_the_retention_period_beyond_the_rules_windows() ->
     # The longest window here is 30 days (France's default presence window).
     later, _ = check_in(state, loc("FR"), T0 + timedelta(days=40), retention_days=60)
     assert T0.date() in later.presence
+
+
+# Found by mutation testing, second pass (docs/test-quality.md, "device.py, forkserver"): each
+# failed on a mutant of domain/device.py that every test above let through.
+
+
+def test_a_check_in_records_when_it_happened_its_counter_and_its_place() -> None:
+    """`last_checkin_at` is stored in its own column and shown to operators (`device show`);
+    before this test nothing checked that a check-in records it at all."""
+    narrowed = LocationEstimate("UA", None, 0.8, (), (), subdivisions=("UA-40", "UA-43"))
+    state, _ = check_in(DeviceState(), narrowed, T0, counter=7)
+    assert (state.last_checkin_at, state.counter) == (T0, 7)
+    assert (state.last_country, state.last_subdivision, state.last_subdivisions) == (
+        "UA",
+        None,
+        ("UA-40", "UA-43"),
+    )
+    assert state.last_confidence == 0.8
+    later, verdict = check_in(state, loc(None), T0 + timedelta(hours=5), counter=9)
+    assert (later.last_checkin_at, later.counter) == (T0 + timedelta(hours=5), 9)
+    assert (later.last_country, later.last_subdivision, later.last_subdivisions) == (None, None, ())
+    assert later.last_confidence == 0.0
+    assert later.last_verdict is verdict.action
+    assert later.first_seen_at == T0
+
+
+def test_the_day_of_a_check_in_is_its_utc_day_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Presence is keyed by UTC date: a check-in at 23:00 UTC on 2 March is a day in 2 March
+    on a server in Tehran (UTC+03:30) too, and so is one given in another zone."""
+    late = datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+    in_moscow = datetime(2026, 3, 3, 1, 0, tzinfo=timezone(timedelta(hours=3)))  # 22:00 UTC
+    monkeypatch.setenv("TZ", "Asia/Tehran")
+    time.tzset()
+    try:
+        state, _ = check_in(DeviceState(), loc("FR"), late)
+        other, _ = check_in(DeviceState(), loc("FR"), in_moscow)
+        facts = state.to_facts(record())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert list(state.presence) == [date(2026, 3, 2)]
+    assert list(other.presence) == [date(2026, 3, 2)]
+    assert facts.first_seen == date(2026, 3, 2)
+
+
+def test_a_policy_without_restrictions_keeps_today_and_nothing_more_at_zero_retention() -> None:
+    """The retention has a floor of one day (today), also with no rule to take a window from."""
+    bare = Policy("p", "1", "", ())
+    state, _ = check_in(DeviceState(), loc("FR"), T0, policy=bare, retention_days=0)
+    assert list(state.presence) == [T0.date()]
+    later, _ = check_in(state, loc("FR"), T0 + timedelta(days=1), policy=bare, retention_days=0)
+    assert list(later.presence) == [T0.date() + timedelta(days=1)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("  ", "IMEI is empty"),
+        (
+            "49015420323751O",
+            "IMEI '49015420323751O': 'O' is not allowed (an IMEI is 15 digits, optionally grouped "
+            "with spaces or dashes)",
+        ),
+        ("490154203237518-", "IMEI '490154203237518-': must start and end with a digit"),
+        (
+            "49015420323751",
+            "IMEI '49015420323751': 14 digits, expected 15 (is the check digit, 8, missing?)",
+        ),
+        (
+            "4901542032375180",
+            "IMEI '4901542032375180': 16 digits, expected 15 (an IMEISV, with a software version, "
+            "is not an IMEI)",
+        ),
+        ("4901542032", "IMEI '4901542032': 10 digits, expected 15"),
+        (
+            "000000000000000",
+            "IMEI 000000000000000: the all-zero placeholder of unprovisioned devices is not an "
+            "IMEI",
+        ),
+    ],
+)
+def test_a_refused_imei_is_told_exactly_what_is_wrong(text: str, message: str) -> None:
+    """These words reach operators importing a fleet, one per refused row."""
+    with pytest.raises(InvalidInput) as err:
+        parse_imei(text)
+    assert err.value.message == message
+
+
+def test_what_a_refusal_quotes_is_cut_after_40_characters() -> None:
+    forty, forty_one = "4" * 39 + "x", "4" * 40 + "x"
+    tail = ": 'x' is not allowed (an IMEI is 15 digits, optionally grouped with spaces or dashes)"
+    for text, shown in ((forty, repr(forty)), (forty_one, repr("4" * 37) + "...")):
+        with pytest.raises(InvalidInput) as err:
+            parse_imei(text)
+        assert err.value.message == f"IMEI {shown}{tail}"
+    with pytest.raises(InvalidInput) as err:
+        Imei("4" * 41)
+    assert err.value.message == f"IMEI {'4' * 37!r}...: expected 15 digits"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (" ", "public key is empty"),
+        (
+            b64url(public_key(1)) + "=",
+            "public key: remove the '=' padding (expected base64url without padding, 43 "
+            "characters)",
+        ),
+        (
+            "A/" + "A" * 41,
+            "public key: '+' and '/' belong to standard base64, expected base64url (which uses "
+            "'-' and '_')",
+        ),
+        (
+            "A+" + "A" * 41,
+            "public key: '+' and '/' belong to standard base64, expected base64url (which uses "
+            "'-' and '_')",
+        ),
+        ("A" * 42 + "!", "public key: '!' at position 43 is not a base64url character"),
+        (
+            "A" * 42,
+            "public key: 42 characters, expected 43 (an Ed25519 public key is 32 bytes), and 42 "
+            "base64url characters encode 31 bytes",
+        ),
+        (
+            public_key(1).hex(),
+            "public key: 64 characters, expected 43 (an Ed25519 public key is 32 bytes), and this "
+            "looks like hex, not base64url",
+        ),
+        (
+            "A" * 45,
+            "public key: 45 characters, expected 43 (an Ed25519 public key is 32 bytes), and 45 "
+            "base64url characters cannot encode whole bytes",
+        ),
+        (
+            "A" * 46,
+            "public key: 46 characters, expected 43 (an Ed25519 public key is 32 bytes), and 46 "
+            "base64url characters encode 34 bytes",
+        ),
+        (
+            "A" * 43,
+            "public key: a point of small order (such as all zeros), under which anyone can "
+            "forge signatures",
+        ),
+        (
+            "A" * 42 + "B",
+            "public key: the last character 'B' has unused bits set, so this is not the "
+            "canonical encoding of 32 bytes",
+        ),
+    ],
+)
+def test_a_refused_public_key_is_told_exactly_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_public_key(text)
+    assert err.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (" ", "sales region is empty"),
+        (" uk", "sales region 'uk': not an assigned ISO 3166-1 code, use GB (the United Kingdom)"),
+        ("XX", "sales region 'XX': not a known ISO 3166-1 alpha-2 code"),
+        (
+            "DEU",
+            "sales region 'DEU': expected a two-letter ISO 3166-1 alpha-2 code (alpha-3 codes "
+            "are not accepted)",
+        ),
+        (
+            "Europe",
+            "sales region 'Europe': expected an ISO 3166-1 alpha-2 code or one of EEA, EU, GLOBAL",
+        ),
+    ],
+)
+def test_a_refused_sales_region_is_told_exactly_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_sales_region(text, COUNTRIES)
+    assert err.value.message == message
+
+
+def test_fingerprints_are_pinned() -> None:
+    """The import stores each record's fingerprint and compares it on re-import: a change in
+    how it is computed would turn every re-import of an unchanged fleet into a conflict."""
+    key = public_key(1).hex()
+    plain = f"15:{IMEI_A}7:SN-00012:X1-2:EU9:Acme GmbH2:B7--64:{key}"
+    assert hashlib.blake2b(plain.encode(), digest_size=16).hexdigest() == (
+        "85bea07d56cc11fd80cbbc8272ede93f"
+    )
+    assert record().fingerprint().hex() == "85bea07d56cc11fd80cbbc8272ede93f"
+    full = replace(
+        record(IMEI_A, IMEI_B),
+        sku="X1-128",
+        manufactured=date(2026, 1, 5),
+        shipped=date(2026, 2, 5),
+    )
+    assert full.fingerprint().hex() == "05c7c19c539572a8ccbbfd80706604f0"
+
+
+def test_the_luhn_payload_is_14_ascii_digits_exactly() -> None:
+    for payload in ("4901542032375", "490154203237518", "4901542032375x", "٤٩٠١٥٤٢٠٣٢٣٧٥١"):
+        with pytest.raises(ValueError, match=r"^the Luhn payload of an IMEI is 14 ASCII digits$"):
+            dev.luhn_check_digit(payload)
+
+
+def test_an_imei_constructed_from_storage_is_15_ascii_digits_exactly() -> None:
+    for digits in ("4901542032375180", "49015420323751x"):
+        with pytest.raises(InvalidInput) as err:
+            Imei(digits)
+        assert err.value.message == f"IMEI {digits!r}: expected 15 digits"
+
+
+@given(st.binary(max_size=40))
+@example(b"\x00\x00\x17")  # "AAAX": rstrip must take "=" only, not the data's last character
+def test_encode_public_key_is_plain_base64url_without_padding(raw: bytes) -> None:
+    assert encode_public_key(raw) == base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_an_id_key_of_exactly_16_bytes_is_enough() -> None:
+    assert device_id(Imei(IMEI_A), b"k" * 16).startswith("dev_")
+    with pytest.raises(ValueError, match=r"^the device id key must be at least 16 bytes$"):
+        device_id(Imei(IMEI_A), b"k" * 15)
+
+
+def test_a_record_refused_says_exactly_why() -> None:
+    with pytest.raises(InvalidInput) as err:
+        record(IMEI_A, IMEI_A)
+    assert err.value.message == "a device lists the same IMEI twice"
+    with pytest.raises(InvalidInput) as err:
+        replace(record(), imeis=())
+    assert err.value.message == "a device has at least one IMEI"
+    with pytest.raises(InvalidInput) as err:
+        DeviceRecord.create(
+            imeis=(),
+            id_key=ID_KEY,
+            serial="SN-0001",
+            model="X1",
+            sales_region="EU",
+            distributor="Acme GmbH",
+            batch="B7",
+            public_key=public_key(1),
+        )
+    assert err.value.message == "a device has at least one IMEI"
+
+
+def test_a_state_refuses_naive_times_and_names_the_field() -> None:
+    naive = T0.replace(tzinfo=None)
+    for name in ("last_checkin_at", "first_seen_at"):
+        with pytest.raises(ValueError, match=rf"^{name} must be timezone-aware \(UTC\)$"):
+            DeviceState(**{name: naive})  # type: ignore[arg-type]
+
+
+def test_after_checkin_refusals_say_exactly_why() -> None:
+    state, verdict = check_in(DeviceState(), loc("DE"), T0, counter=5)
+    with pytest.raises(ValueError, match=r"^at must be timezone-aware \(UTC\)$"):
+        state.after_checkin(
+            loc("DE"), verdict, at=T0.replace(tzinfo=None), counter=6, policy=POLICY
+        )
+    with pytest.raises(
+        ValueError, match=r"^the verdict was decided under another policy than the one given$"
+    ):
+        state.after_checkin(
+            loc("DE"), verdict, at=T0, counter=6, policy=replace(POLICY, version="2")
+        )
+
+
+def test_warning_clocks_and_presence_read_back_in_key_order() -> None:
+    """Sorted by rule id and by day, not by date started or by codes: what is stored and shown
+    comes out in the same order whatever order it was built in."""
+    state = DeviceState(
+        presence={date(2026, 3, 2): frozenset({"FR"}), date(2026, 3, 1): frozenset({"DE"})},
+        warned_since={"b": date(2026, 3, 1), "a": date(2026, 3, 5)},
+    )
+    assert list(state.warned_since) == ["a", "b"]
+    assert list(state.presence) == [date(2026, 3, 1), date(2026, 3, 2)]
+
+
+def test_a_place_without_a_subdivision_records_none_and_only_the_country() -> None:
+    state, _ = check_in(DeviceState(), loc("FR"), T0)
+    assert (state.first_country, state.first_subdivision) == ("FR", None)
+    assert dict(state.presence) == {T0.date(): frozenset({"FR"})}
+
+
+def test_a_lock_starts_no_warning_clock() -> None:
+    policy = Policy("p", "1", "", (replace(IR_LOCK, warn_days=0),))
+    activated = DeviceState(first_country="IR", first_seen_at=T0, counter=1)
+    state, verdict = check_in(activated, loc("IR"), T0 + timedelta(days=1), policy=policy)
+    assert (verdict.action, verdict.held_back) == (Action.LOCK, ())
+    assert dict(state.warned_since) == {}
+
+
+def test_only_lock_rules_held_back_to_a_warning_start_a_clock() -> None:
+    """A warn rule listed before a lock rule on the same place decides the verdict (ties go to
+    the earlier rule), and the lock rule's escalation warning puts `escalation.warning` among
+    the verdict's reasons. Only the lock rule has a warning clock: a warn rule never reads one."""
+    ir_warn = Restriction("ir-warn", IR_LOCK.jurisdictions, Action.WARN)
+    policy = Policy("p", "1", "", (ir_warn, replace(IR_LOCK, warn_days=5)))
+    state, _ = check_in(DeviceState(), loc("DE"), T0, policy=policy)
+    for day in range(1, 5):  # two days of grace, then escalation warnings
+        state, verdict = check_in(state, loc("IR"), T0 + timedelta(days=day), policy=policy)
+        assert (verdict.action, verdict.rule, verdict.held_back) == (
+            Action.WARN,
+            "ir-warn",
+            ("ir",),
+        )
+    assert "escalation.warning" in verdict.reasons
+    assert dict(state.warned_since) == {"ir": (T0 + timedelta(days=1)).date()}

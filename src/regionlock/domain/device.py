@@ -398,7 +398,6 @@ class DeviceRecord:
 # the policy in force. Keeping less after a switch to a policy with longer windows can only
 # make presence look shorter, which leads to grace, never to a lock.
 PRESENCE_RETENTION_DAYS = 30
-ESCALATION_WARNING = "escalation.warning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,8 +568,8 @@ class DeviceState:
           (`may_activate`); otherwise it stays unknown for good. Taking any later check-in
           would make a traveller's first confident check-in abroad its "first activation" in
           a restricted place, and lock it.
-        - A warning decided by a lock rule (`policy` names the rule) starts that rule's warning
-          clock (`warned_since`), unless it is already running.
+        - A lock rule held back to a warning (grace, evidence, escalation: `verdict.held_back`)
+          starts that rule's warning clock (`warned_since`), unless it is already running.
         - Presence older than the retention window (the longer of `retention_days` and the
           policy's longest presence window) is dropped.
         """
@@ -610,9 +609,10 @@ class DeviceState:
         for rule_id, since in list(warned_since.items()):
             if (today - since).days >= windows.get(rule_id, retention_days):
                 del warned_since[rule_id]
-        rule = verdict.rule
-        if rule is not None and rule not in warned_since and _starts_warning(verdict, policy):
-            warned_since[rule] = today
+        # `held_back` names every lock rule whose proposal was held back to a warning (grace,
+        # evidence, escalation), the deciding one among them. Not `verdict.reasons`: they are
+        # merged from every proposal, so an escalation of one rule would start a clock for
+        # another that decided the verdict, even a warn rule, which has no warning clock.
         for held in verdict.held_back:
             warned_since.setdefault(held, today)
 
@@ -655,12 +655,3 @@ def counts_as_presence(location: LocationEstimate) -> bool:
         and not location.has(NO_PRESENCE_EVIDENCE)
         and not location.has(LOW_CONFIDENCE_FLAG)
     )
-
-
-def _starts_warning(verdict: Verdict, policy: Policy) -> bool:
-    """A warn verdict whose deciding rule is a lock rule held back (escalation, grace, evidence)."""
-    if verdict.action is not Action.WARN or verdict.rule is None:
-        return False
-    if ESCALATION_WARNING in verdict.reasons:
-        return True
-    return any(r.id == verdict.rule and r.action is Action.LOCK for r in policy.restrictions)
