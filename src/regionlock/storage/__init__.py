@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from regionlock.storage.analytics import AnalyticsSource, default_cache
 from regionlock.storage.apikeys import ApiKeyStore, SqlApiKeyStore
 from regionlock.storage.audit import AuditStore, SqlAuditStore
 from regionlock.storage.campaigns import CampaignStore, SqlCampaignStore
@@ -21,6 +22,7 @@ from regionlock.storage.policies import PolicyStore, SqlPolicyStore
 
 __all__ = [
     "DEFAULT_URL",
+    "AnalyticsSource",
     "ApiKeyStore",
     "AuditStore",
     "CampaignStore",
@@ -75,6 +77,7 @@ class Stores:
     apikeys: ApiKeyStore
     campaigns: CampaignStore
     cases: CaseStore
+    analytics: AnalyticsSource
 
     @classmethod
     def on(cls, db: Database) -> Stores:
@@ -89,6 +92,7 @@ class Stores:
             apikeys=SqlApiKeyStore(db),
             campaigns=SqlCampaignStore(db),
             cases=SqlCaseStore(db),
+            analytics=AnalyticsSource(db, default_cache(db)),
         )
 
     def close(self) -> None:

@@ -12,23 +12,29 @@ Tables, both dialects alike (times are UTC, as naive TIMESTAMPs):
   subdivision, subdivision_candidates (list), confidence, flags, signal_kinds, verdict,
   reasons (lists), policy_id, policy_version.
 - `devices`: the registry (id, serial, model, sku, sales_region, distributor, batch,
-  manufactured, shipped, imeis as a list in slot order) and what the state holds of where the
-  device is established: first_country, first_subdivision, first_seen_at (first activation),
-  seen_in (list), last_verdict, last_country, last_subdivision, last_checkin_at.
+  manufactured, shipped, imeis as a list in slot order) and the state's first activation
+  (first_country, first_subdivision). Nothing else of the state: where a device is, and since
+  when, investigations read from its check-ins.
 
 Refresh rule for a cache file (`path`): check-ins are only ever appended, with increasing ids,
 so a refresh appends those above the highest id loaded, then compares the count with the
 store's; any difference (a PostgreSQL transaction that committed an id below the highest one
 after the last refresh, a store restored from a backup) reloads them all. Device states change
-in place, and every change of a state adds one to its version (records never change once
-imported), so the devices are read anew, all of them, whenever their count or the sum of
-their state versions differs from the last refresh; otherwise they are not read at all.
+in place, but of a state only the first activation is kept here, and it is set once, never
+changed (`DeviceState.may_activate`), and records never change once imported: so the devices
+are read anew, all of them, whenever their count or the number with a first activation
+differs from the last refresh; otherwise they are not read at all (a live fleet's check-ins
+change neither).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from urllib.parse import urlparse
 
 import duckdb
 
+from regionlock.domain.errors import DataUnavailable
 from regionlock.storage.db import Database, Transaction
 
 # Rows per chunk streamed out of the store: memory stays flat, progress moves. A PostgreSQL
@@ -87,20 +94,16 @@ INSERT INTO checkins SELECT
     verdict, from_json(reasons, '["VARCHAR"]'), policy_id, policy_version
 FROM {stage}"""
 
-# The state's first activation, by dialect (the other columns are kept in step with the state
-# by every save: storage/devices.py).
+# The state's first subdivision, by dialect (first_country is a column, kept in step with the
+# state by every save: storage/devices.py).
 _FIRST = {
-    "sqlite": (
-        "json_extract(state, '$.first_subdivision'), json_extract(state, '$.first_seen_at')"
-    ),
-    "postgresql": ("state::jsonb ->> 'first_subdivision', state::jsonb ->> 'first_seen_at'"),
+    "sqlite": "json_extract(state, '$.first_subdivision')",
+    "postgresql": "state::jsonb ->> 'first_subdivision'",
 }
 _DEVICES_STAGE = (
     "id VARCHAR, serial VARCHAR, model VARCHAR, sku VARCHAR, sales_region VARCHAR,"
     " distributor VARCHAR, batch VARCHAR, manufactured VARCHAR, shipped VARCHAR,"
-    " first_country VARCHAR, first_subdivision VARCHAR, first_seen_at VARCHAR, seen_in VARCHAR,"
-    " last_verdict VARCHAR, last_country VARCHAR, last_subdivision VARCHAR,"
-    " last_checkin_at BIGINT"
+    " first_country VARCHAR, first_subdivision VARCHAR"
 )
 _IMEIS_STAGE = "device_id VARCHAR, imei VARCHAR, slot BIGINT"
 _DEVICES_TABLE = """
@@ -108,12 +111,7 @@ CREATE OR REPLACE TABLE devices AS SELECT
     d.id, d.serial, d.model, d.sku, d.sales_region, d.distributor, d.batch,
     CAST(d.manufactured AS DATE) AS manufactured, CAST(d.shipped AS DATE) AS shipped,
     COALESCE(i.imeis, []::VARCHAR[]) AS imeis,
-    d.first_country, d.first_subdivision,
-    CAST(CAST(d.first_seen_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS first_seen_at,
-    CASE WHEN d.seen_in IS NULL THEN []::VARCHAR[]
-         ELSE string_split(trim(d.seen_in, ','), ',') END AS seen_in,
-    d.last_verdict, d.last_country, d.last_subdivision,
-    epoch_ms(d.last_checkin_at) AS last_checkin_at
+    d.first_country, d.first_subdivision
 FROM devices_stage AS d
 LEFT JOIN (
     SELECT device_id, list(imei ORDER BY slot) AS imeis FROM imeis_stage GROUP BY device_id
@@ -121,14 +119,14 @@ LEFT JOIN (
 ORDER BY d.id"""
 
 
-# Which store the tables came from, and the devices' count and sum of state versions when
-# `devices` was built (NULL: not built yet).
+# Which store the tables came from, and the devices' count and how many had a first activation
+# when `devices` was built (NULL: not built yet).
 _STATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS export_source (source VARCHAR, format INTEGER,"
-    " devices BIGINT, versions BIGINT)"
+    " devices BIGINT, activated BIGINT)"
 )
 # Bumped when the tables above change: a cache file of another format is loaded anew.
-FORMAT = 1
+FORMAT = 2
 
 
 def checkins_select() -> str:
@@ -140,8 +138,7 @@ def devices_select(dialect: str) -> str:
     """The store's devices after id ?, in id order, at most ? of them."""
     return (
         "SELECT id, serial, model, sku, sales_region, distributor, batch, manufactured,"
-        f" shipped, first_country, {_FIRST[dialect]}, seen_in, last_verdict, last_country,"
-        " last_subdivision, last_checkin_at FROM devices WHERE id > ? ORDER BY id LIMIT ?"
+        f" shipped, first_country, {_FIRST[dialect]} FROM devices WHERE id > ? ORDER BY id LIMIT ?"
     )
 
 
@@ -205,13 +202,14 @@ def refresh(
         appended = _load_checkins(db, con, 0, high, 0, total, progress)
         reloaded = True
     with db.read() as tx:
-        row = tx.one("SELECT count(*), COALESCE(sum(state_version), 0) FROM devices")
+        row = tx.one("SELECT count(*), count(first_country) FROM devices")
     assert row is not None
-    count, versions = int(row[0]), int(row[1])
+    count, activated = int(row[0]), int(row[1])
     devices = 0
-    if con.execute("SELECT devices, versions FROM export_source").fetchall() != [(count, versions)]:
+    have_devices = con.execute("SELECT devices, activated FROM export_source").fetchall()
+    if have_devices != [(count, activated)]:
         devices = _load_devices(db, con, count, progress)
-        con.execute("UPDATE export_source SET devices = ?, versions = ?", [count, versions])
+        con.execute("UPDATE export_source SET devices = ?, activated = ?", [count, activated])
     return Loaded(appended, devices, reloaded)
 
 
@@ -339,3 +337,55 @@ def _append(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ..
     appender = con.appender(table)
     appender.append_rows(rows)
     appender.flush()
+
+
+# How long to wait for another process's investigation to release the cache file (DuckDB lets
+# one process at a time open a database file for writing).
+LOCK_WAIT_S = 30.0
+
+
+class AnalyticsSource:
+    """Where investigations get their DuckDB tables: the store `db`, exported into the cache
+    file `cache` (None: into memory, read in full every time). Built once with the stores."""
+
+    def __init__(self, db: Database, cache: Path | None, *, memory_limit: str = "1GB") -> None:
+        self.db = db
+        self.cache = cache
+        self.memory_limit = memory_limit
+
+    @contextmanager
+    def open(self, progress: Progress | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection whose tables are up to date with the store; closed on exit. Another
+        process holding the cache file is waited for up to LOCK_WAIT_S, then Unavailable."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                if self.cache is not None:
+                    self.cache.parent.mkdir(parents=True, exist_ok=True)
+                con = open_analytics(
+                    self.db, self.cache, progress=progress, memory_limit=self.memory_limit
+                )
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise DataUnavailable(f"investigation cache {self.cache}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise DataUnavailable(
+                        f"investigation cache {self.cache} is in use by another process; "
+                        "retry when its investigation has finished"
+                    ) from exc
+                time.sleep(0.2)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def default_cache(db: Database) -> Path:
+    """The cache file beside a SQLite store (`<store>.investigate.duckdb`); for PostgreSQL,
+    under the user's cache directory ($XDG_CACHE_HOME, else ~/.cache), one per database."""
+    if db.url.path is not None:
+        return db.url.path.with_name(db.url.path.name + ".investigate.duckdb")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(_source_name(db).encode()).hexdigest()[:16]
+    return base / "regionlock" / f"investigate-{key}.duckdb"
