@@ -14,6 +14,7 @@ from regionlock.cli.campaign import campaign
 from regionlock.cli.case import case
 from regionlock.cli.demo import demo
 from regionlock.cli.devices import device, devices
+from regionlock.cli.investigate import investigate
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
 from regionlock.cli.serve import serve
@@ -73,6 +74,7 @@ def cli() -> None:
 
 
 cli.add_command(locate)
+cli.add_command(investigate)
 cli.add_command(demo)
 cli.add_command(policy)
 cli.add_command(migrate_cmd)
