@@ -27,6 +27,7 @@ from regionlock.api.routers import (
     cases,
     device,
     devices,
+    investigations,
     policies,
     service,
 )
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(policies.api)
     app.include_router(campaigns.api)
     app.include_router(cases.api)
+    app.include_router(investigations.api)
     app.include_router(audit.api)
     app.include_router(admin.api)
 

@@ -1,0 +1,87 @@
+"""Investigations for operators (docs/investigations.md): the same rankings, ranges and flows
+as `regionlock investigate`, with the same JSON rows, under the report's scope. Viewers read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from regionlock.api.deps import StateDep, Viewer
+from regionlock.api.problems import AS_VIEWER, responses
+from regionlock.domain.errors import DataUnavailable, InvalidInput
+from regionlock.services.investigations import (
+    Investigations,
+    Scope,
+    UnknownBatch,
+    parse_question,
+)
+
+api = APIRouter(prefix="/v1/investigations", tags=["investigations"])
+
+ASKS = AS_VIEWER | responses(InvalidInput, DataUnavailable)
+Countries = Annotated[
+    list[str],
+    Query(
+        max_length=300,
+        description="Restricted places (IR, UA-43); default: the active policy's judgement.",
+    ),
+]
+Day = Annotated[str | None, Query(max_length=10, description="A UTC day, YYYY-MM-DD.")]
+
+
+def investigations_of(state: StateDep) -> Investigations:
+    """The investigation service on the app's stores."""
+    return Investigations.of(state.stores, clock=state.clock.now)
+
+
+InvestigationsDep = Annotated[Investigations, Depends(investigations_of)]
+
+
+def _answer(scope: Scope, rows: list[dict[str, Any]], note: str | None) -> dict[str, Any]:
+    return {"scope": scope.to_json(), "note": note, "rows": rows}
+
+
+@api.get("/leaks", responses=ASKS)
+def leaks(
+    service: InvestigationsDep,
+    _: Viewer,
+    by: Literal["distributor", "batch", "model", "sales_region"] = "batch",
+    country: Countries = [],  # noqa: B006 - FastAPI copies query defaults
+    since: Day = None,
+    until: Day = None,
+    alpha: Annotated[float, Query(gt=0, le=1)] = 0.01,
+    min_restricted: Annotated[int, Query(ge=0, le=1_000_000)] = 3,
+) -> dict[str, Any]:
+    """Groups ranked by evidence of a leak: `rows` as `investigate leaks --json` prints them."""
+    question = parse_question(country, since, until)
+    report = service.leaks(by, question, alpha=alpha, min_restricted=min_restricted)
+    return _answer(report.scope, [r.to_json() for r in report.rows], report.note)
+
+
+@api.get("/ranges", responses=ASKS | responses(UnknownBatch))
+def ranges(
+    service: InvestigationsDep,
+    _: Viewer,
+    batch: Annotated[str, Query(min_length=1, max_length=200)],
+    country: Countries = [],  # noqa: B006
+    since: Day = None,
+    until: Day = None,
+) -> dict[str, Any]:
+    """Runs of consecutive IMEIs in `batch` where restricted devices concentrate."""
+    report = service.ranges(batch, parse_question(country, since, until))
+    answer = _answer(report.scope, [r.to_json() for r in report.rows], report.note)
+    return answer | {"batch": batch, "devices": report.devices, "restricted": report.restricted}
+
+
+@api.get("/flows", responses=ASKS)
+def flows(
+    service: InvestigationsDep,
+    _: Viewer,
+    country: Countries = [],  # noqa: B006
+    since: Day = None,
+    until: Day = None,
+) -> dict[str, Any]:
+    """From each sales region to where its devices are established."""
+    report = service.flows(parse_question(country, since, until))
+    return _answer(report.scope, report.rows, report.note)
