@@ -31,14 +31,18 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("REGIONLOCK_FUZZ_EXAMPLES", "15"))
 # refused with 422 rightly: a policy is TOML whose meaning JSON Schema cannot express, and an
 # exemption must end after today, which a schema has no way to say; a campaign's selection
 # must match a registered device and its values name real countries, verdicts and batches,
-# which only the fleet knows. Every other check still runs on them, and negative data must
-# still be refused.
+# which only the fleet knows; an investigation's places must be real ISO codes, its dates in
+# order, its batch one the fleet has, and without places it needs an active policy. Every
+# other check still runs on them, and negative data must still be refused.
 SCHEMA_CANNOT_SAY = {
     "POST /v1/policies/activate",
     "POST /v1/policies/validate",
     "POST /v1/policies/simulate",
     "POST /v1/devices/{key}/exempt",
     "POST /v1/campaigns",
+    "GET /v1/investigations/leaks",
+    "GET /v1/investigations/ranges",
+    "GET /v1/investigations/flows",
 }
 
 

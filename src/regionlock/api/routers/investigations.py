@@ -3,6 +3,7 @@ as `regionlock investigate`, with the same JSON rows, under the report's scope. 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -21,13 +22,13 @@ api = APIRouter(prefix="/v1/investigations", tags=["investigations"])
 
 ASKS = AS_VIEWER | responses(InvalidInput, DataUnavailable)
 Countries = Annotated[
-    list[str],
+    list[Annotated[str, Query(pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$")]],
     Query(
         max_length=300,
         description="Restricted places (IR, UA-43); default: the active policy's judgement.",
     ),
 ]
-Day = Annotated[str | None, Query(max_length=10, description="A UTC day, YYYY-MM-DD.")]
+Day = Annotated[date | None, Query(description="A UTC day, YYYY-MM-DD.")]
 
 
 def investigations_of(state: StateDep) -> Investigations:
