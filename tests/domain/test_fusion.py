@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from regionlock.domain.location import (
     explain,
     fuse,
     fuse_ordered,
+    reading_weight,
 )
 from regionlock.domain.reading import SignalKind, SignalReading
 
@@ -348,3 +350,261 @@ def test_an_ip_of_the_administering_state_raises_no_flag_in_crimea() -> None:
     expected = fuse([gps, r(K.IP, "RU")]).flags
     assert VPN_SUSPECTED not in expected and SIGNALS_DISAGREE not in expected
     assert VPN_SUSPECTED in fuse([gps, r(K.IP, "DE")]).flags  # only the administering state's
+
+
+# Found by mutation testing, second pass (docs/test-quality.md, "location.py, second pass"):
+# the confidence to the fourth decimal in each case `_explained_weight`, `_ambiguous_weight`
+# and `reading_weight` tell apart, and the wire format of an estimate. Confidences are worked
+# out by hand in each comment: support (1 - prod(1 - w) over the winner's votes) times the
+# winner's score over the scores that count.
+
+
+@pytest.mark.parametrize(
+    ("readings", "confidence"),
+    [
+        # A French SIM roaming on an Iranian network, its data routed home: both explained.
+        # (1 - 0.1 * 0.2) * 1.7 / (2.35 - 0.35 - 0.3) = 0.98
+        ([r(K.GPS, "IR"), r(K.NETWORK, "IR", slot=1), r(K.SIM, "FR", slot=1), r(K.IP, "FR")], 0.98),
+        # Two roaming SIMs from two homes, both served in Iran: both explained. 0.8 * 0.8 / 0.8
+        (
+            [
+                r(K.NETWORK, "IR", slot=1),
+                r(K.SIM, "FR", slot=1),
+                r(K.NETWORK, "IR", slot=2),
+                r(K.SIM, "DE", slot=2),
+            ],
+            0.8,
+        ),
+        # A SIM in a slot no network of the winner serves is evidence against: 0.8 * 0.8 / 1.15
+        ([r(K.NETWORK, "IR", slot=1), r(K.SIM, "FR", slot=2)], 0.5565),
+        # A VPN exit of a served phone: 0.8 * 0.8 / (1.1 - 0.3)
+        ([r(K.NETWORK, "DE", slot=1), r(K.IP, "IR")], 0.8),
+        # Wi-Fi only (no network): the IP counts. 0.9 * 0.9 / 1.2
+        ([r(K.GPS, "DE"), r(K.IP, "IR")], 0.675),
+        # A fix split across the border names the IP's country: no VPN exit, the IP counts.
+        # (1 - 0.55 * 0.2) * 1.25 / 2.0 = 0.55625
+        ([r(K.GPS, "DE", "AT"), r(K.NETWORK, "DE", slot=1), r(K.IP, "AT")], 0.5563),
+        # The same with a French SIM roaming there: the roaming explains the SIM, not the
+        # Turkish IP. 0.89 * 1.25 / (2.35 - 0.35)
+        (
+            [
+                r(K.GPS, "SY", "TR"),
+                r(K.NETWORK, "SY", slot=1),
+                r(K.SIM, "FR", slot=1),
+                r(K.IP, "TR"),
+            ],
+            0.5563,
+        ),
+        # A Turkish SIM roaming there: its data comes home, so the Turkish IP is explained.
+        # 0.89 * 1.25 / (2.35 - 0.35 - 0.3) = 0.65441
+        (
+            [
+                r(K.GPS, "SY", "TR"),
+                r(K.NETWORK, "SY", slot=1),
+                r(K.SIM, "TR", slot=1),
+                r(K.IP, "TR"),
+            ],
+            0.6544,
+        ),
+        # The state administering the place of the winner's own fix explains its IP: 0.9 * 1
+        ([r(K.GPS, "UA", tags=("administered:RU",)), r(K.IP, "RU")], 0.9),
+        # A network code shared with the Virgin Islands is ambiguity, with a GPS fix before it
+        # too. (1 - 0.1 * 0.6) * 1.3 / (1.7 - 0.4) = 0.94
+        ([r(K.GPS, "US"), r(K.NETWORK, "US", "VI", slot=1)], 0.94),
+        # A time zone of the islands is no network: the shared code stays ambiguity.
+        # 0.94 * 1.3 / (1.85 - 0.4) = 0.84276
+        ([r(K.GPS, "US"), r(K.NETWORK, "US", "VI", slot=1), r(K.TIMEZONE, "VI")], 0.8428),
+    ],
+)
+def test_the_confidence_explains_exactly_what_it_should(
+    readings: list[SignalReading], confidence: float
+) -> None:
+    assert fuse(readings).confidence == confidence
+
+
+def test_an_administering_state_explains_an_ip_only_where_the_winners_fix_lies() -> None:
+    """A fix in Crimea loses to a Turkish network and SIM: the phone is not in Crimea, so a
+    Russian IP is a VPN exit there, not Crimea's address space. 0.87 * 1.15 / (2.35 - 0.3)"""
+    e = fuse(
+        [
+            r(K.GPS, "UA", tags=("administered:RU",)),
+            r(K.NETWORK, "TR", slot=1),
+            r(K.SIM, "TR", slot=1),
+            r(K.IP, "RU"),
+        ]
+    )
+    assert (e.country, e.confidence) == ("TR", 0.488)
+    assert VPN_SUSPECTED in e.flags
+
+
+@pytest.mark.parametrize(
+    ("accuracy_m", "tags", "weight"),
+    [
+        (None, (), 0.9),
+        (1_000.0, (), 0.9),
+        (1_000.5, (), 0.9 * 0.75),
+        (10_000.0, (), 0.9 * 0.75),
+        (10_000.5, (), 0.9 * 0.4),
+        (None, ("offshore",), 0.9 * 0.6),
+        (5_000.0, ("offshore",), 0.9 * 0.75 * 0.6),
+    ],
+)
+def test_a_gps_fix_weighs_by_its_accuracy_and_offshore(
+    accuracy_m: float | None, tags: tuple[str, ...], weight: float
+) -> None:
+    fix = r(K.GPS, "DE", accuracy_m=accuracy_m, tags=tags)
+    assert reading_weight(fix) == pytest.approx(weight)
+    # Fusion works from the accuracy's class (`_skeleton`); it must weigh the same.
+    assert fuse([fix]).evidence[0].weight == pytest.approx(weight)
+
+
+def test_a_reading_shared_by_a_device_placed_nowhere_and_one_placed() -> None:
+    zone = SharedReading(r(K.TIMEZONE, "IR"))
+    assert fuse_ordered([zone]).country is None  # hints only
+    gps = r(K.GPS, "DE")
+    assert fuse_ordered([gps, zone]) == fuse([gps, zone.reading])
+    assert fuse_ordered([gps, zone]).evidence[1].agrees is False
+
+
+def test_evidence_reads_in_kind_then_slot_order_with_no_slot_first() -> None:
+    late, early = r(K.SIM, "FR", slot=1)._replace(value="a"), r(K.SIM, "FR")._replace(value="z")
+    e = fuse([late, r(K.GPS, "FR"), early])
+    assert [(x.reading.kind, x.reading.slot) for x in e.evidence] == [
+        (K.GPS, None),
+        (K.SIM, None),
+        (K.SIM, 1),
+    ]
+    assert e.signal_kinds() == ("gps", "sim")
+
+
+CRIMEA_READINGS = [
+    SignalReading(
+        K.GPS,
+        "44.95,34.10",
+        ("UA",),
+        "Simferopol",
+        subdivision="UA-43",
+        accuracy_m=5_000.0,
+        tags=("disputed", "administered:RU"),
+    ),
+    SignalReading(
+        K.NETWORK,
+        "250-99",
+        ("UA",),
+        "a network serving Crimea",
+        slot=1,
+        subdivisions=("UA-40", "UA-43"),
+    ),
+    SignalReading(K.SIM, "208-01", ("FR",), "Orange France", slot=1),
+    SignalReading(K.IP, "5.8.8.8", ("RU",), "a Russian address"),
+    SignalReading(K.TIMEZONE, "Etc/UTC", (), "no country"),
+]
+
+
+def test_an_estimate_reads_out_in_its_wire_format() -> None:
+    """What the API returns and the audit keeps, key by key and in order."""
+    out = fuse(CRIMEA_READINGS).to_json()
+    assert out == {
+        "country": "UA",
+        "subdivision": "UA-43",
+        "confidence": 0.935,
+        "flags": ["disputed_territory", "roaming"],
+        "evidence": [
+            {
+                "signal": "gps",
+                "value": "44.95,34.10",
+                "countries": ["UA"],
+                "subdivision": "UA-43",
+                "weight": 0.675,
+                "agrees": True,
+                "note": "Simferopol",
+                "tags": ["disputed", "administered:RU"],
+            },
+            {
+                "signal": "network",
+                "slot": 1,
+                "value": "250-99",
+                "countries": ["UA"],
+                "subdivisions": ["UA-40", "UA-43"],
+                "weight": 0.8,
+                "agrees": True,
+                "note": "a network serving Crimea",
+            },
+            {
+                "signal": "sim",
+                "slot": 1,
+                "value": "208-01",
+                "countries": ["FR"],
+                "weight": 0.35,
+                "agrees": False,
+                "note": "Orange France",
+            },
+            {
+                "signal": "ip",
+                "value": "5.8.8.8",
+                "countries": ["RU"],
+                "weight": 0.3,
+                "agrees": False,
+                "note": "a Russian address",
+            },
+            {
+                "signal": "timezone",
+                "value": "Etc/UTC",
+                "countries": [],
+                "weight": 0.15,
+                "agrees": None,
+                "note": "no country",
+            },
+        ],
+    }
+    assert list(out) == ["country", "subdivision", "confidence", "flags", "evidence"]
+    assert list(out["evidence"][1]) == [
+        "signal",
+        "slot",
+        "value",
+        "countries",
+        "subdivisions",
+        "weight",
+        "agrees",
+        "note",
+    ]
+    narrowed = fuse([CRIMEA_READINGS[1]]).summary_json()
+    assert narrowed == {
+        "country": "UA",
+        "subdivision": None,
+        "confidence": 0.8,
+        "flags": [],
+        "subdivision_candidates": ["UA-40", "UA-43"],
+    }
+
+
+NAMES = {"UA": "Ukraine", "IR": "Iran", "DE": "Germany"}
+
+
+@pytest.mark.parametrize(
+    ("readings", "text"),
+    [
+        (
+            CRIMEA_READINGS,
+            "Located in Ukraine (UA), UA-43 with confidence 0.94. gps 44.95,34.10: Simferopol "
+            "[agrees, weight 0.68]; network (slot 1) 250-99: a network serving Crimea [agrees, "
+            "weight 0.80]; sim (slot 1) 208-01: Orange France [points elsewhere, weight 0.35]; ip "
+            "5.8.8.8: a Russian address [points elsewhere, weight 0.30]; timezone Etc/UTC: no "
+            "country [says nothing, weight 0.15]. Flags: disputed_territory, roaming.",
+        ),
+        (
+            [r(K.GPS, "IR"), r(K.GPS, "DE")],
+            "Location unknown: the signals point to different countries equally. gps gps-None: "
+            "test [is undecided, weight 0.90]; gps gps-None: test [is undecided, weight 0.90]. "
+            "Flags: low_confidence, signals_disagree.",
+        ),
+        ([], "Location unknown: no signals were given. Flags: no_signals, low_confidence."),
+        (
+            [r(K.IP)],
+            "Location unknown: no signal could be placed in a country. ip ip-None: test [says "
+            "nothing, weight 0.30]. Flags: low_confidence.",
+        ),
+    ],
+)
+def test_an_explanation_reads_exactly(readings: list[SignalReading], text: str) -> None:
+    assert explain(fuse(readings), NAMES.__getitem__) == text
