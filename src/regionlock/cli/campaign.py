@@ -11,11 +11,12 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import cast
 
 import click
 
 from regionlock.cli.campaign_run import run_stage
+from regionlock.cli.output import echo_json
 from regionlock.cli.progress import input_lines
 from regionlock.cli.store import actor, db_option, store
 from regionlock.domain.campaign import (
@@ -51,10 +52,6 @@ def _now() -> datetime:
 
 def _stages(text: str | None) -> tuple[float, ...]:
     return parse_stages(text) if text else DEFAULT_STAGES
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 @click.group()
@@ -171,7 +168,7 @@ def create(
             preview = svc.dry_run(selection, devices=ids)
             count = len(ids) if ids is not None else None
             if as_json:
-                _echo_json(preview.to_json() | ({"listed": count} if count is not None else {}))
+                echo_json(preview.to_json() | ({"listed": count} if count is not None else {}))
             else:
                 _print_preview(preview, kind, count)
             return
@@ -189,7 +186,7 @@ def create(
             devices=sorted(listed.device_ids) if listed is not None else None,
         )
     if as_json:
-        _echo_json(created.summary())
+        echo_json(created.summary())
         return
     sizes = ", ".join(str(n) for n in created.counts.stage_sizes)
     click.echo(
@@ -359,7 +356,7 @@ def revert(campaign_id: str, reason: str, stages: str | None, as_json: bool, db_
             campaign_id, actor=actor(), reason=reason, now=_now(), stages=_stages(stages)
         )
     if as_json:
-        _echo_json(c.summary())
+        echo_json(c.summary())
         return
     click.echo(f"created draft campaign {c.name!r} over the {c.counts.targets} device(s) changed")
     click.echo(f"apply it with: regionlock campaign start {c.id}")
@@ -382,7 +379,7 @@ def status(campaign_id: str, as_json: bool, db_url: str) -> None:
     with store(db_url) as stores:
         c = Campaigns.of(stores).get(campaign_id)
     if as_json:
-        _echo_json(c.summary())
+        echo_json(c.summary())
         return
     n = c.counts
     click.echo(f"{c.id}  {c.name!r}  {c.action.value}" + (f" of {c.reverts}" if c.reverts else ""))
@@ -408,7 +405,7 @@ def list_cmd(as_json: bool, limit: int, db_url: str) -> None:
     with store(db_url) as stores:
         found = Campaigns.of(stores).recent(limit=limit)
     if as_json:
-        _echo_json([c.summary() for c in found])
+        echo_json([c.summary() for c in found])
         return
     rows = [("ID", "STATE", "ACTION", "STAGE", "APPLIED/TARGETS", "CREATED", "NAME")]
     rows += [

@@ -4,7 +4,6 @@ ended; `show` tells the whole story in order. Every step is audited (`case.*`)."
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import click
 
+from regionlock.cli.output import echo_json
 from regionlock.cli.store import actor, db_option, store
 from regionlock.domain.case import (
     Case,
@@ -27,10 +27,6 @@ from regionlock.domain.inputs import load_json
 from regionlock.services.cases import Cases
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def _when(t: datetime) -> str:
@@ -79,7 +75,7 @@ def open_cmd(
     with store(db_url) as stores:
         c = Cases.of(stores).open(title, actor=actor(), findings=findings, reason=reason)
     if as_json:
-        _echo_json(c.to_json())
+        echo_json(c.to_json())
         return
     kept = ""
     if c.findings is not None:
@@ -131,7 +127,7 @@ def list_cmd(status: str | None, limit: int, as_json: bool, db_url: str) -> None
     with store(db_url) as stores:
         found = Cases.of(stores).list(status, limit=limit)
     if as_json:
-        _echo_json([c.summary() for c in found])
+        echo_json([c.summary() for c in found])
         return
     rows = [("ID", "STATUS", "OPENED", "BY", "TITLE")]
     rows += [
@@ -193,6 +189,6 @@ def show(case_id: str, as_json: bool, db_url: str) -> None:
         c = svc.get(case_id)
         events = svc.history(case_id)
     if as_json:
-        _echo_json(c.to_json(events))
+        echo_json(c.to_json(events))
         return
     _print_case(c, events)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
+from regionlock.cli.output import echo_json
 from regionlock.cli.progress import progress_bar
 from regionlock.cli.store import db_option, store
 from regionlock.services.investigations import Investigations, Question, Scope, parse_question
 from regionlock.storage.investigations import GROUP_COLUMNS
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def question_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,7 +91,7 @@ def leaks(
     with _service(db_url) as service:
         report = service.leaks(by, question, alpha=alpha, min_restricted=min_restricted)
     if as_json:
-        _echo_json([r.to_json() for r in report.rows])
+        echo_json([r.to_json() for r in report.rows])
         return
     _scope_lines(report.scope)
     if report.note:
@@ -130,7 +126,7 @@ def ranges(
     with _service(db_url) as service:
         report = service.ranges(batch, question, permutations=permutations)
     if as_json:
-        _echo_json([r.to_json() for r in report.rows])
+        echo_json([r.to_json() for r in report.rows])
         return
     _scope_lines(report.scope)
     click.echo(f"Batch {batch}: {report.devices:,} devices seen, {report.restricted:,} restricted")
@@ -157,7 +153,7 @@ def flows(
     with _service(db_url) as service:
         report = service.flows(question)
     if as_json:
-        _echo_json(report.rows)
+        echo_json(report.rows)
         return
     _scope_lines(report.scope)
     if report.note:

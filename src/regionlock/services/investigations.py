@@ -10,7 +10,7 @@ to count.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -408,12 +408,8 @@ class Investigations:
             for w in windows
         ]
         note = _note(scope, len(devices))
-        if note is None and not rows:
-            note = (
-                "no run stands out: the batch has no restricted device seen, or all of them"
-                if sum(flags) in (0, len(flags))
-                else None
-            )
+        if note is None and sum(flags) in (0, len(flags)):  # scan_ranges has nothing to compare
+            note = "no run stands out: the batch has no restricted device seen, or all of them"
         return RangeReport(batch, scope, len(devices), sum(flags), rows, note)
 
     def _flows(self, fleet: FleetQuery, scope: Scope) -> FlowReport:
@@ -453,7 +449,3 @@ def _note(scope: Scope, seen: int) -> str | None:
     if seen == 0:
         return "no device of these groups checked in within the window"
     return None
-
-
-def top_flagged(rows: Sequence[LeakRow]) -> list[LeakRow]:
-    return [r for r in rows if r.flagged]

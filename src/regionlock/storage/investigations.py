@@ -41,6 +41,8 @@ GroupBy = Literal["distributor", "batch", "model", "sales_region"]
 GROUP_COLUMNS: tuple[GroupBy, ...] = ("distributor", "batch", "model", "sales_region")
 NO_GROUP = "(none)"  # the group of devices registered without one
 ESTABLISHED_REASONS = ("presence.established", "presence.first_activation")
+# A check-in with either flag is no day of presence (`domain.device.counts_as_presence`).
+NOT_PRESENCE_FLAGS = [NO_PRESENCE_EVIDENCE, LOW_CONFIDENCE_FLAG]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +216,6 @@ class FleetQuery:
         where, params = _window_sql(window)
         con = self.con
         con.execute(_SEEN.format(where=where), params)
-        absent = [NO_PRESENCE_EVIDENCE, LOW_CONFIDENCE_FLAG]
         if isinstance(places, NamedPlaces):
             codes = list(places.codes)
             # The frame's bound is SQL text: a whole number checked here, never the caller's text.
@@ -223,7 +224,7 @@ class FleetQuery:
                 raise ValueError("window_days must be at least 1")
             con.execute(
                 _NAMED_ESTABLISHED.format(where=where, preceding=preceding),
-                [codes, codes, *params, absent, int(places.min_days), codes],
+                [codes, codes, *params, NOT_PRESENCE_FLAGS, int(places.min_days), codes],
             )
         else:
             con.execute(
@@ -268,9 +269,7 @@ class FleetQuery:
         """From each sales region to where its devices seen in the window are established:
         the restricted place's country, or else the country where it spent most days."""
         where, params = _window_sql(self._window)
-        self.con.execute(
-            _HOMES.format(where=where), [*params, [NO_PRESENCE_EVIDENCE, LOW_CONFIDENCE_FLAG]]
-        )
+        self.con.execute(_HOMES.format(where=where), [*params, NOT_PRESENCE_FLAGS])
         rows = self.con.execute(
             """
             SELECT f.sales_region,
