@@ -11,33 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
-from investigation_fleet import planted_fleet, write_fleet
+from investigation_fleet import planted_store
 
 from regionlock.cli.main import cli
-from regionlock.policies import example_policy_text
-from regionlock.services.policy_admin import PolicyAdmin
-from regionlock.storage import open_stores
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("inv") / "fleet.db"
-    url = f"sqlite:///{path}"
-    stores = open_stores(url)
-    try:
-        write_fleet(stores.db, planted_fleet())
-        from datetime import UTC, datetime
-
-        PolicyAdmin.of(stores).activate(
-            example_policy_text("gray-market-2021"),
-            source="gray-market-2021.toml",
-            actor="test",
-            reason="test",
-            now=datetime(2026, 12, 1, tzinfo=UTC),
-        )
-    finally:
-        stores.close()
-    return url
+    return planted_store(tmp_path_factory.mktemp("inv") / "fleet.db")
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from storage_fixtures import imei
 
 from regionlock.domain.device import DeviceRecord, DeviceState, parse_imei
-from regionlock.storage import Database
+from regionlock.policies import example_policy_text
+from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.storage import Database, open_stores
 from regionlock.storage.checkins import CheckinRow, SqlCheckinStore
 from regionlock.storage.devices import SqlDeviceStore
 
@@ -229,3 +232,22 @@ def planted_fleet(seed: int = 7) -> FleetSpec:
 
 def day(n: int) -> date:
     return (START + timedelta(days=n)).date()
+
+
+def planted_store(path: Path) -> str:
+    """A SQLite store at `path` holding `planted_fleet()` under the 2021 block's policy
+    (activated 2026-12-01); its URL."""
+    url = f"sqlite:///{path}"
+    stores = open_stores(url)
+    try:
+        write_fleet(stores.db, planted_fleet())
+        PolicyAdmin.of(stores).activate(
+            example_policy_text("gray-market-2021"),
+            source="gray-market-2021.toml",
+            actor="test",
+            reason="test",
+            now=datetime(2026, 12, 1, tzinfo=UTC),
+        )
+    finally:
+        stores.close()
+    return url

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,23 +16,39 @@ import click
 from regionlock.cli.output import echo_json
 from regionlock.cli.progress import progress_bar
 from regionlock.cli.store import db_option, store
+from regionlock.domain.errors import InvalidInput
+from regionlock.geo.worldmap import world_map
+from regionlock.report.html import render_html
 from regionlock.services.investigations import Investigations, Question, Scope, parse_question
+from regionlock.services.reports import report_data
+from regionlock.storage.analytics import Progress
 from regionlock.storage.investigations import GROUP_COLUMNS
+
+_PLACE_OPTIONS = [
+    click.option(
+        "--country",
+        "countries",
+        multiple=True,
+        metavar="CC",
+        help="A restricted place (IR, UA-43); repeat or comma-separate. Default: the"
+        " places the active policy restricts, as it judged them.",
+    ),
+    click.option("--since", metavar="DATE", help="First day (UTC, YYYY-MM-DD)."),
+    click.option("--until", metavar="DATE", help="Last day (UTC, YYYY-MM-DD)."),
+]
+
+
+def place_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--country, --since and --until: the question (`parse_question`)."""
+    for option in reversed(_PLACE_OPTIONS):
+        f = option(f)
+    return f
 
 
 def question_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         [
-            click.option(
-                "--country",
-                "countries",
-                multiple=True,
-                metavar="CC",
-                help="A restricted place (IR, UA-43); repeat or comma-separate. Default: the"
-                " places the active policy restricts, as it judged them.",
-            ),
-            click.option("--since", metavar="DATE", help="First day (UTC, YYYY-MM-DD)."),
-            click.option("--until", metavar="DATE", help="Last day (UTC, YYYY-MM-DD)."),
+            *_PLACE_OPTIONS,
             click.option("--json", "as_json", is_flag=True, help="Print JSON."),
             db_option,
         ]
@@ -37,24 +58,30 @@ def question_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
+def loading_bars() -> Iterator[Progress]:
+    """A progress callback for the analytics export: one bar per table loaded."""
+    bars: dict[str, Any] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        bar = bars.get(table)
+        if bar is None:
+            bar = bars[table] = progress_bar(
+                total, f"loading {table}", None, unit=" rows", unit_scale=True
+            )
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+@contextmanager
 def _service(db_url: str) -> Iterator[Investigations]:
-    with store(db_url) as stores:
-        bars: dict[str, Any] = {}
-
-        def progress(table: str, done: int, total: int) -> None:
-            bar = bars.get(table)
-            if bar is None:
-                bar = bars[table] = progress_bar(
-                    total, f"loading {table}", None, unit=" rows", unit_scale=True
-                )
-            bar.n = done
-            bar.refresh()
-
-        try:
-            yield Investigations.of(stores, progress=progress)
-        finally:
-            for bar in bars.values():
-                bar.close()
+    with store(db_url) as stores, loading_bars() as progress:
+        yield Investigations.of(stores, progress=progress)
 
 
 def _scope_lines(scope: Scope) -> None:
@@ -169,3 +196,79 @@ def flows(
             f"{f['sales_region']} -> {f['destination']}{mark}: {f['devices']:,}"
             f" ({f['share']:.1%}){arrival}"
         )
+
+
+@investigate.command("report")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    metavar="FILE",
+    help="Where to write the report ('-': standard output).",
+)
+@click.option("--case", "case_id", metavar="ID", help="The report of this case (case_...).")
+@click.option("--json", "as_json", is_flag=True, help="Write the same content as JSON.")
+@click.option(
+    "--snapshot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also write the per-device table every number is computed from (CSV); its SHA-256"
+    " is the report's.",
+)
+@place_options
+@db_option
+def report(
+    out: str,
+    case_id: str | None,
+    as_json: bool,
+    snapshot: str | None,
+    countries: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    db_url: str,
+) -> None:
+    """Write the investigation as one self-contained HTML file (or JSON): the question, the
+    rankings, flows, ranges, a map, the methods, and what reproduces every number."""
+    question = parse_question(countries, since, until)
+    with store(db_url) as stores, loading_bars() as progress:
+        data = report_data(
+            stores,
+            question,
+            case_id=case_id,
+            snapshot=Path(snapshot) if snapshot else None,
+            progress=progress,
+        )
+    text = (
+        json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+        if as_json
+        else render_html(data, world_map())
+    )
+    if out == "-":
+        sys.stdout.write(text)
+        return
+    _write_whole(Path(out), text)
+    flagged = {by: sum(1 for r in rows if r["flagged"]) for by, rows in data["leaks"].items()}
+    click.echo(
+        f"wrote {out} ({len(text.encode()):,} bytes): flagged "
+        + ", ".join(f"{n} by {by}" for by, n in flagged.items())
+        + f"; snapshot SHA-256 {data['snapshot_sha256']}",
+        err=True,
+    )
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: a temporary file beside it, renamed."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as an ordinary file (mkstemp makes it private)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -9,7 +9,9 @@ to count.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from regionlock import __version__
+from regionlock.domain import leaks as leaks_module
+from regionlock.domain import ranges as ranges_module
 from regionlock.domain.errors import InvalidInput, NotFound
 from regionlock.domain.leaks import BACKGROUND_METHODS, BackgroundMethod, GroupCount, LeakRow, rank
 from regionlock.domain.policy import Policy, Presence
@@ -25,6 +29,7 @@ from regionlock.domain.ranges import scan_ranges
 from regionlock.geo.countries import country_names
 from regionlock.policies import parse_policy
 from regionlock.storage import Stores
+from regionlock.storage import investigations as storage_investigations
 from regionlock.storage.analytics import AnalyticsSource, Progress
 from regionlock.storage.investigations import (
     GROUP_COLUMNS,
@@ -205,15 +210,26 @@ class Findings:
     snapshot_sha256: str
     made_at: datetime
     code_version: str = __version__
+    code_sha256: str = field(default_factory=lambda: code_digest())
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, top: int | None = None) -> dict[str, Any]:
+        """As JSON; with `top`, each ranking keeps its first `top` rows and every flagged one
+        (a case's snapshot of a large fleet), and `leaks_omitted` says how many went."""
+        kept = {
+            by: [r for i, r in enumerate(report.rows) if top is None or i < top or r.flagged]
+            for by, report in self.leaks.items()
+        }
         return {
             "made_at": self.made_at.isoformat().replace("+00:00", "Z"),
             "code_version": self.code_version,
+            "code_sha256": self.code_sha256,
             "snapshot_sha256": self.snapshot_sha256,
             "scope": self.scope.to_json(),
-            "leaks": {by: [r.to_json() for r in report.rows] for by, report in self.leaks.items()},
+            "leaks": {by: [r.to_json() for r in rows] for by, rows in kept.items()},
+            "leaks_omitted": {
+                by: len(self.leaks[by].rows) - len(rows) for by, rows in kept.items()
+            },
             "flows": self.flows.rows,
             "ranges": [
                 {"batch": r.batch, "devices": r.devices, "restricted": r.restricted}
@@ -223,6 +239,30 @@ class Findings:
             "places": self.places,
             "notes": self.notes,
         }
+
+
+def is_findings(value: object) -> bool:
+    """Whether `value` is a whole findings document (`Findings.to_json()`), as opposed to
+    some other snapshot a case may hold (e.g. the rows of one ranking)."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("scope"), dict)
+        and isinstance(value.get("leaks"), dict)
+        and isinstance(value.get("snapshot_sha256"), str)
+    )
+
+
+# The modules whose code computes a report's numbers: their digest goes into the report.
+_COMPUTING_MODULES = (leaks_module, ranges_module, storage_investigations, sys.modules[__name__])
+
+
+def code_digest() -> str:
+    """SHA-256 over the source of the modules that count and test (in this order: the
+    ranking, the range scan, the counting, this service), as installed."""
+    digest = hashlib.sha256()
+    for module in _COMPUTING_MODULES:
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
 
 
 class Investigations:
