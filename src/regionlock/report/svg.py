@@ -89,7 +89,7 @@ def legend_svg(top: int) -> str:
     takes it (`shade`'s own answer, found by bisection: shades grow with the count)."""
     if top < 1:
         return ""
-    cells = []
+    cells: list[str] = []
     for colour in SHADES:
         step = SHADES.index(colour)
         lo, hi = 1, top
