@@ -26,8 +26,8 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return planted_store(tmp_path_factory.mktemp("inv") / "fleet.db")
 
 
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
+def run(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), input=input)
     return result.exit_code, result.output
 
 
@@ -194,3 +194,23 @@ def test_an_unwritable_place_is_a_clear_error(url: str, tmp_path: Path) -> None:
         "investigate", "report", "--out", str(tmp_path / "no" / "such" / "r.html"), "--db", url
     )
     assert code != 0 and "cannot write" in output, output
+
+
+def test_case_open_investigate_keeps_the_findings_as_they_stand(url: str) -> None:
+    code, out = run("case", "open", "--title", "this week", "--investigate", "--json", "--db", url)
+    assert code == 0, out
+    case = json.loads(out)
+    kept = case["findings"]
+    assert {r["group"] for r in kept["leaks"]["batch"] if r["flagged"]} == {
+        "D25-B0",
+        "D08-B0",
+        "D05-B0",
+    }
+    # The kept rows: the first 100 of each ranking and every flagged one, and how many went.
+    assert len(kept["leaks"]["batch"]) + kept["leaks_omitted"]["batch"] == 31
+    code, out = run("investigate", "report", "--json", "--out", "-", "--db", url)
+    assert json.loads(out)["snapshot_sha256"] == kept["snapshot_sha256"]  # same data, same digest
+    code, out = run(
+        "case", "open", "--title", "t", "--investigate", "--findings", "-", "--db", url, input="{}"
+    )
+    assert code != 0 and "not both" in out

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from regionlock.cli.investigate import loading_bars
 from regionlock.cli.output import echo_json
 from regionlock.cli.store import actor, db_option, store
 from regionlock.domain.case import (
@@ -25,6 +26,7 @@ from regionlock.domain.case import (
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.inputs import load_json
 from regionlock.services.cases import Cases
+from regionlock.services.reports import current_findings
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -61,18 +63,34 @@ def case() -> None:
     "findings_file",
     type=click.Path(dir_okay=False, allow_dash=True),
     metavar="FILE",
-    help="A JSON snapshot of the findings (e.g. `regionlock investigate leaks --json`);"
-    " '-' reads standard input.",
+    help="A JSON snapshot of the findings (e.g. `regionlock investigate report --json`"
+    " for a chosen question); '-' reads standard input.",
+)
+@click.option(
+    "--investigate",
+    is_flag=True,
+    help="Keep the findings as they stand now (the active policy's places, every check-in)."
+    " Not with --findings.",
 )
 @click.option("--reason", help="Why it is opened, for the audit trail (default: the title).")
 @json_option
 @db_option
 def open_cmd(
-    title: str, findings_file: str | None, reason: str | None, as_json: bool, db_url: str
+    title: str,
+    findings_file: str | None,
+    investigate: bool,
+    reason: str | None,
+    as_json: bool,
+    db_url: str,
 ) -> None:
     """Open a case and print its id on the last line."""
+    if investigate and findings_file is not None:
+        raise InvalidInput("give --findings or --investigate, not both")
     findings = read_findings(findings_file) if findings_file is not None else None
     with store(db_url) as stores:
+        if investigate:
+            with loading_bars() as progress:
+                findings = current_findings(stores, progress=progress)
         c = Cases.of(stores).open(title, actor=actor(), findings=findings, reason=reason)
     if as_json:
         echo_json(c.to_json())

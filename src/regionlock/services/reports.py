@@ -20,6 +20,22 @@ from regionlock.services.investigations import Investigations, Question, is_find
 from regionlock.storage import Stores
 from regionlock.storage.analytics import Progress
 
+# A case's snapshot keeps this many rows of each ranking, and every flagged one: enough to read
+# the ranking, and within a case's size limit on a fleet with tens of thousands of batches.
+SNAPSHOT_TOP = 100
+
+
+def current_findings(
+    stores: Stores,
+    *,
+    progress: Progress | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """The findings as they stand (the active policy's places, every check-in), as a case
+    keeps them (`case open --investigate`, `POST /v1/cases` with `"investigate": true`)."""
+    findings = Investigations.of(stores, clock=clock, progress=progress).findings(Question())
+    return findings.to_json(top=SNAPSHOT_TOP)
+
 
 def report_data(
     stores: Stores,

@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from regionlock.api.deps import WORDS_PATTERN, Admin, KeyPath, StateDep, Text, Viewer
 from regionlock.api.problems import AS_OPERATOR, AS_VIEWER, responses
 from regionlock.domain.case import NOTE_MAX, OUTCOME_MAX, TITLE_MAX, CaseClosed
-from regionlock.domain.errors import Conflict
+from regionlock.domain.errors import Conflict, DataUnavailable, InvalidInput
 from regionlock.services.campaigns import UnknownCampaign
 from regionlock.services.cases import Cases, UnknownCase
+from regionlock.services.reports import SNAPSHOT_TOP, current_findings
 
 api = APIRouter(prefix="/v1/cases", tags=["cases"])
 PREFIX = "/v1/cases"
@@ -57,6 +58,19 @@ class NewCase(BaseModel):
         description="Why it is opened, for the audit trail (default: the title).",
         json_schema_extra={"pattern": WORDS_PATTERN},
     )
+    investigate: bool = Field(
+        default=False,
+        description="Keep the findings as they stand now (`GET /v1/investigations/report`:"
+        " the active policy's places, every check-in; each ranking's first"
+        f" {SNAPSHOT_TOP} rows and every flagged one) as the case's snapshot. Not with"
+        " `findings`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_snapshot(self) -> NewCase:
+        if self.investigate and self.findings is not None:
+            raise ValueError("give findings or investigate, not both")
+        return self
 
 
 class NewNote(BaseModel):
@@ -90,10 +104,15 @@ def get_case(case_id: KeyPath, cases: CasesDep, _: Viewer) -> dict[str, Any]:
     return cases.get(case_id).to_json(cases.history(case_id))
 
 
-@api.post("", status_code=201, responses=AS_OPERATOR)
-def open_case(body: NewCase, response: Response, cases: CasesDep, who: Admin) -> dict[str, Any]:
+@api.post("", status_code=201, responses=AS_OPERATOR | responses(InvalidInput, DataUnavailable))
+def open_case(
+    body: NewCase, response: Response, cases: CasesDep, state: StateDep, who: Admin
+) -> dict[str, Any]:
     """Open a case (admin): `201` with the case and `Location`."""
-    c = cases.open(body.title, actor=who.actor, findings=body.findings, reason=body.reason)
+    findings = body.findings
+    if body.investigate:
+        findings = current_findings(state.stores, clock=state.clock.now)
+    c = cases.open(body.title, actor=who.actor, findings=findings, reason=body.reason)
     response.headers["Location"] = f"{PREFIX}/{c.id}"
     return c.to_json(cases.history(c.id))
 

@@ -7,16 +7,21 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
 
 from regionlock.api.deps import StateDep, Viewer
 from regionlock.api.problems import AS_VIEWER, responses
 from regionlock.domain.errors import DataUnavailable, InvalidInput
+from regionlock.geo.worldmap import world_map
+from regionlock.report.html import render_html
+from regionlock.services.cases import UnknownCase
 from regionlock.services.investigations import (
     Investigations,
     Scope,
     UnknownBatch,
     parse_question,
 )
+from regionlock.services.reports import report_data
 
 api = APIRouter(prefix="/v1/investigations", tags=["investigations"])
 
@@ -86,3 +91,49 @@ def flows(
     """From each sales region to where its devices are established."""
     report = service.flows(parse_question(country, since, until))
     return _answer(report.scope, report.rows, report.note)
+
+
+CaseId = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200, description="The report of this case (case_...)."),
+]
+
+
+def _report(
+    state: StateDep, country: list[str], since: date | None, until: date | None, case: str | None
+) -> dict[str, Any]:
+    question = parse_question(country, since, until)
+    return report_data(state.stores, question, case_id=case, clock=state.clock.now)
+
+
+@api.get("/report", responses=ASKS | responses(UnknownCase))
+def report(
+    state: StateDep,
+    _: Viewer,
+    case: CaseId = None,
+    country: Countries = [],  # noqa: B006
+    since: Day = None,
+    until: Day = None,
+) -> dict[str, Any]:
+    """Everything a report holds, as `investigate report --json` writes it: the rankings by
+    every grouping, flows, ranges of flagged batches, places, the snapshot's SHA-256; with
+    `case`, the findings that case kept and its history."""
+    return _report(state, country, since, until, case)
+
+
+@api.get(
+    "/report.html",
+    response_class=HTMLResponse,
+    responses=ASKS | responses(UnknownCase) | {200: {"content": {"text/html": {}}}},
+)
+def report_html(
+    state: StateDep,
+    _: Viewer,
+    case: CaseId = None,
+    country: Countries = [],  # noqa: B006
+    since: Day = None,
+    until: Day = None,
+) -> HTMLResponse:
+    """The same as one self-contained HTML page (`investigate report --out FILE.html`)."""
+    data = _report(state, country, since, until, case)
+    return HTMLResponse(render_html(data, world_map()))
