@@ -9,6 +9,7 @@ import hashlib
 import json
 import sys
 from collections import Counter
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -144,7 +145,8 @@ def test_a_cases_report_shows_the_findings_it_kept_and_its_story(url: str, tmp_p
     text = " ".join(" ".join(parser.text).split())
     kept = json.loads(findings.read_text())
     assert kept["snapshot_sha256"] in text
-    assert kept["made_at"] in text  # the findings as they were, not made again
+    made = datetime.fromisoformat(kept["made_at"].replace("Z", "+00:00"))
+    assert f"Findings made {made:%Y-%m-%d %H:%M} UTC" in text  # as they were, not made again
     assert "D25 stock in Iran" in text and "block lifted" in text
     assert "carton 3 of D25-B0 traced" in text
     # The case's JSON report: the kept findings, and the case without them.

@@ -2,8 +2,9 @@
 
 The real service in a child process on SQLite, a few hundred reference agents over loopback,
 a simulated week under the 2021 block, the campaign on the leaked batches, then the lift. Judged
-against the scenario's ground truth. The four-eyes share is lowered to 1% so that the campaign
-(about 1.5% of this fleet) needs the second admin's approval, as a larger one would by default.
+against the scenario's ground truth. The four-eyes share is lowered to 0.5% so that the campaign
+(3 devices of this fleet: the investigation flags only the batches whose leak shows in 400
+devices) needs the second admin's approval, as a larger one would by default.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "0.01"},
+        env={**os.environ, "REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "0.005"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout)
@@ -74,10 +75,49 @@ def test_no_legitimate_user_is_locked_and_no_diverted_device_is_missed(
 LAW = {"IR", "CU", "KP", "UA-43", "UA-40"}  # US embargoes in force on the story's dates
 
 
+def test_the_investigation_flags_no_clean_group_and_finds_the_leaks(
+    story: dict[str, Any],
+) -> None:
+    found = story["investigation"]
+    for what in ("batches", "distributors"):
+        v = found[what]
+        assert v["wrong"] == [], what  # nothing flagged that does not leak
+        assert v["found"] and len(v["found"]) + len(v["missed"]) == len(v["truth"]), what
+        # A leak missed is one too small to show: at most 2 devices diverted.
+        for group, (diverted, _devices) in v["missed"].items():
+            assert diverted <= 2, (what, group, diverted)
+    assert found["case"].startswith("case_") and len(found["snapshot_sha256"]) == 64
+
+
+def test_the_case_tells_the_story_and_its_report_is_next_to_the_database(
+    story: dict[str, Any],
+) -> None:
+    work = Path(story["_dir"])
+    db = f"sqlite:///{work / 'regionlock.db'}"
+    case_id = story["investigation"]["case"]
+    done = subprocess.run(
+        [*CLI, "case", "show", case_id, "--json", "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    case = json.loads(done.stdout)
+    assert case["status"] == "closed" and case["outcome"].startswith("block lifted")
+    assert case["campaigns"] == [story["campaign"]["id"]]
+    assert case["findings"]["snapshot_sha256"] == story["investigation"]["snapshot_sha256"]
+    page = (work / "investigation-report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and case_id in page
+    assert story["investigation"]["snapshot_sha256"] in page
+    assert "<script" not in page and "src=" not in page and "href=" not in page
+
+
 def test_the_campaign_locks_only_diverted_devices_first_activated_there(
     story: dict[str, Any],
 ) -> None:
     step = story["campaign"]
+    flagged = [r["group"] for r in story["investigation"]["batches"]["flagged"]]
+    assert step["where"]["batch"] == sorted(flagged)  # the investigation's, not the truth's
     assert step["where"]["activated_in"] == ["CU", "IR", "KP", "SD", "SY"]
     assert step["where"]["batch"] and step["refused"] is None
     assert step["dry_run"]["devices"] > 0 and step["dry_run"]["inside_sales_region"] == 0

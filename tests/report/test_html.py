@@ -88,6 +88,7 @@ def findings(group: str = "B-1") -> dict[str, Any]:
             {"country": "IR", "subdivision": "IR-07", "devices": 30},
             {"country": "IR", "subdivision": None, "devices": 5},
             {"country": "UA", "subdivision": "UA-43", "devices": 6},
+            {"country": "UA", "subdivision": None, "devices": 2},
         ],
         "notes": [],
     }
@@ -126,6 +127,10 @@ def test_the_page_holds_the_question_rankings_ranges_and_reproduction(world: Wor
     # A subdivision that is itself restricted is shown as such; elsewhere, its country.
     assert "<code>UA-43</code></td><td>6</td>" in page
     assert "<code>IR</code></td><td>35</td>" in page
+    # A country restricted only in part, with no subdivision known: listed, not drawn.
+    assert "<td>Ukraine, the subdivision not known</td>" in page
+    assert "Ukraine (UA" not in page
+    assert "Findings made 2026-12-06 00:00 UTC" in page
     assert 'id="case"' not in page  # no case given
 
 
@@ -141,7 +146,7 @@ def test_the_map_shades_each_place_by_its_count(world: WorldMap) -> None:
 
 def test_small_charts() -> None:
     assert "share 25.0%, expected 1.0%" in share_bar_svg(0.25, 0.01, 0.5)
-    assert 'width="80.0"' in share_bar_svg(0.25, 0.01, 0.5)  # half of the 160 wide axis
+    assert 'width="60.0"' in share_bar_svg(0.25, 0.01, 0.5)  # half of the 120 wide axis
     assert legend_svg(0) == ""
     assert legend_svg(1).count("<rect") == 1 and "1+" in legend_svg(1)
     assert legend_svg(2).count("<rect") == 2  # 1 takes the lightest step, 2 the darkest

@@ -86,7 +86,7 @@ def test_dry_run_create_approve_start_wait_and_judge() -> None:
         return {"id": "cmp_x", "state": next(states)} | counts
 
     service = Service(answer, ids)
-    step = asyncio.run(lock_traced_stock(service, poll_s=0))
+    step = asyncio.run(lock_traced_stock(service, traced_batches(FLEET), poll_s=0))
     dry, create = (kw["json"] for _, path, kw in service.calls[:2])
     assert dry["dry_run"] is True and "dry_run" not in create
     assert dry["where"] == {"batch": traced_batches(FLEET), "activated_in": list(ACTIVATED_IN)}
@@ -109,7 +109,7 @@ def test_a_dry_run_reaching_owners_at_home_creates_nothing() -> None:
         return preview(5, inside=1)
 
     service = Service(answer, {})
-    step = asyncio.run(lock_traced_stock(service))
+    step = asyncio.run(lock_traced_stock(service, traced_batches(FLEET)))
     assert step.id is None and step.refused is not None
     assert "1 of the devices it would lock are inside their sales region" in step.refused
     assert len(service.calls) == 1
@@ -128,4 +128,6 @@ def test_waiting_for_the_runner_is_bounded(state: str, message: str) -> None:
         return {"id": "cmp_y", "state": state, "applied": 1, "targets": 3}
 
     with pytest.raises(ServiceError, match=message):
-        asyncio.run(lock_traced_stock(Service(answer, {}), wait_s=0.01, poll_s=0.002))
+        asyncio.run(
+            lock_traced_stock(Service(answer, {}), traced_batches(FLEET), wait_s=0.01, poll_s=0.002)
+        )

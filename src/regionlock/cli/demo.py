@@ -35,6 +35,7 @@ from regionlock.storage import DatabaseUrl, open_stores
 from regionlock.storage.apikeys import Role
 
 MARKER = ".regionlock-demo"
+REPORT = "investigation-report.html"
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -161,18 +162,22 @@ def demo(
         fleet = generate_fleet(spec)
         clock = SimulatedClock(datetime.now(UTC))
         driver = FleetDriver(url, admin, fleet, spec, clock=clock, concurrency=concurrency)
-        tell(
+        result = tell(
             driver,
             block_policy=example_policy_text("gray-market-2021"),
             lifted_policy=example_policy_text("gray-market-2021-lifted"),
             start=next_morning(datetime.now(UTC)),
             as_json=as_json,
         )
+        report: Path | None = None
+        if result.investigation and result.investigation.case_id:
+            report = root / REPORT
+            _write_report(url, admin, result.investigation.case_id, report)
         if no_serve:
             stop_service(service)  # before the closing text, which then names only what remains
         if not as_json:
             elapsed = time.perf_counter() - started
-            _where_next(url, db_url, key_file, fleet[0].imei, elapsed, serving=not no_serve)
+            _where_next(url, db_url, key_file, fleet[0].imei, elapsed, report, serving=not no_serve)
         if no_serve:
             return
         say(f"\nThe service is still running at {url}. Ctrl-C stops it.", bold=True)
@@ -182,6 +187,19 @@ def demo(
             say("\nstopping the service")
     finally:
         stop_service(service)
+
+
+def _write_report(url: str, admin: str, case_id: str, path: Path) -> None:
+    """The case's investigation report, as the service renders it, next to the database."""
+    answer = httpx.get(
+        f"{url}/v1/investigations/report.html",
+        params={"case": case_id},
+        headers={"authorization": f"Bearer {admin}"},
+        timeout=120,
+    )
+    if answer.status_code != 200:
+        raise click.ClickException(f"the report: {answer.status_code} {answer.text[:300]}")
+    path.write_text(answer.text, encoding="utf-8")
 
 
 def _command() -> str:
@@ -196,17 +214,26 @@ def _command() -> str:
 
 
 def _where_next(
-    url: str, db_url: str, key_file: Path, imei: str, elapsed: float, *, serving: bool
+    url: str,
+    db_url: str,
+    key_file: Path,
+    imei: str,
+    elapsed: float,
+    report: Path | None,
+    *,
+    serving: bool,
 ) -> None:
     """The closing text: where to look next, at what still exists once the story ends."""
     db = f"--db {db_url}"
     rl = _command()
-    store = (
+    store: tuple[str, ...] = (
         f"  one device      {rl} device show {imei} {db}",
         f"  audit trail     {rl} audit verify {db}",
         f"  locked phones   {rl} devices list --verdict lock {db}",
     )
-    docs = "  docs            docs/demo.md, docs/agent.md, docs/protocol.md"
+    if report is not None:
+        store = (f"  the case report {report}   (a browser opens it offline)", *store)
+    docs = "  docs            docs/demo.md, docs/investigations.md, docs/agent.md, docs/protocol.md"
     lines: tuple[str, ...]
     if serving:
         lines = (

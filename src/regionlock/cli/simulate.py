@@ -25,6 +25,7 @@ from regionlock.policies import example_policy_text
 from regionlock.sim.campaign import CampaignStep
 from regionlock.sim.driver import FleetDriver, ServiceError
 from regionlock.sim.fleet import FleetSpec, generate_fleet
+from regionlock.sim.investigation import InvestigationStep, Verdicts
 from regionlock.sim.report import RunSummary
 from regionlock.sim.story import DayLine, StoryResult, run_story
 
@@ -151,9 +152,52 @@ def _must_be_none(label: str, found: list[str]) -> None:
         click.echo(f"    {line}")
 
 
+def _flagged_line(verdicts: Verdicts, what: str, top: int = 5) -> None:
+    rows = verdicts.flagged
+    click.echo(f"  {what} flagged: {len(rows)}" + (", strongest first:" if rows else ""))
+    for r in rows[:top]:
+        truth = "leaks" if r["group"] in verdicts.truth else "DOES NOT LEAK"
+        click.echo(
+            f"    {r['group'][:32]:<32} {r['restricted']:>4} of {r['seen']:>4} seen restricted"
+            f" (expected {r['expected']:.1f}), q = {r['q_value']:.1g}: {truth}"
+        )
+    if len(rows) > top:
+        click.echo(f"    ... and {len(rows) - top} more")
+    found = len(verdicts.found)
+    colour = "green" if found == len(verdicts.truth) else "yellow"
+    click.secho(
+        f"  the scenario's leaking {what}: {len(verdicts.truth)}; found {found}",
+        fg=colour,
+        bold=True,
+    )
+    for group in verdicts.missed:
+        diverted, devices = verdicts.diverted[group], verdicts.devices[group]
+        click.echo(
+            f"    missed {group}: {diverted} of its {devices} devices diverted, too few to tell"
+            " from honest causes"
+            if diverted < 3
+            else f"    missed {group}: {diverted} of its {devices} devices diverted"
+        )
+    _must_be_none(f"{what} flagged wrongly", verdicts.wrong)
+
+
+def print_investigation(step: InvestigationStep) -> None:
+    """Which batches and distributors the service's investigation flags, against the truth."""
+    click.secho(
+        "\nThe investigation: which batches and distributors leak (the service's statistics)",
+        bold=True,
+    )
+    _flagged_line(step.batches, "batches")
+    _flagged_line(step.distributors, "distributors")
+    click.echo(
+        f"  case {step.case_id} opened on these findings"
+        f" (snapshot SHA-256 {str(step.snapshot_sha256)[:16]}...), in {step.wall_s:.1f} s"
+    )
+
+
 def print_campaign(step: CampaignStep) -> None:
-    """The campaign the maker runs on the traced stock before the lift, checked."""
-    click.secho("\nThe investigation traced the leaked batches: a campaign locks them", bold=True)
+    """The campaign the maker runs on the flagged stock before the lift, checked."""
+    click.secho("\nA campaign locks the flagged batches' stock; the case links it", bold=True)
     batches, countries = step.where["batch"], step.where["activated_in"]
     if not batches:
         click.secho(f"  no campaign: {step.refused}", fg="yellow")
@@ -224,6 +268,8 @@ def print_lift(result: StoryResult) -> None:
     )
     _must_be_none("campaign-locked devices that are not diverted", lift.campaign_not_diverted)
     _must_be_none("legitimate users locked after the lift", lift.wrongly_locked)
+    if result.investigation and result.investigation.case_id:
+        click.echo(f"  case {result.investigation.case_id} closed: block lifted")
 
 
 def next_morning(now: datetime) -> datetime:
@@ -248,6 +294,7 @@ def tell(
             "on_day": print_day,
             "on_stage": print_stage,
             "on_week": print_week,
+            "on_investigation": print_investigation,
             "on_campaign": print_campaign,
         }
     )

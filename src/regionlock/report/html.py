@@ -10,6 +10,7 @@ from uploaded CSVs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -34,6 +35,7 @@ def _environment() -> jinja2.Environment:
     env.filters["pct"] = lambda v, digits=1: f"{v * 100:.{digits}f} %"
     env.filters["num"] = lambda v: f"{v:,}"
     env.filters["p"] = _p_value
+    env.filters["when"] = _when
     return env
 
 
@@ -44,14 +46,32 @@ def _p_value(v: float) -> str:
 
 
 def _place_key(row: Mapping[str, Any], restricted: Sequence[str]) -> str:
-    sub = row.get("subdivision")
-    return sub if sub and sub in restricted else str(row["country"])
+    """A place as the map draws it: a restricted subdivision as itself, else its country.
+    A country that is not restricted as a whole (UA, where only some oblasts are) keeps a
+    code of its own, `UA?`: a device placed there without a subdivision, drawn nowhere."""
+    sub, country = row.get("subdivision"), str(row["country"])
+    if sub and sub in restricted:
+        return str(sub)
+    return country if country in restricted else f"{country}?"
 
 
 def _place_name(code: str, subdivision_names: Mapping[str, str]) -> str:
+    if code.endswith("?"):
+        return f"{country_name(code[:-1])}, the subdivision not known"
     if "-" in code:
         return subdivision_names.get(code, code)
     return country_name(code)
+
+
+def _when(value: str | None) -> str:
+    """An ISO 8601 time as people read it, in UTC to the minute."""
+    if not value:
+        return ""
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _ranking(by: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -62,7 +82,8 @@ def _ranking(by: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "total": len(rows),
         "flagged": [r["group"] for r in rows if r["flagged"]],
         "rows": [
-            {**r, "bar": Markup(share_bar_svg(r["share"], _expected_share(r), scale))} for r in shown
+            {**r, "bar": Markup(share_bar_svg(r["share"], _expected_share(r), scale))}
+            for r in shown
         ],
         "hidden": len(rows) - len(shown),
     }

@@ -116,7 +116,7 @@ def legend_svg(top: int) -> str:
 def share_bar_svg(share: float, expected_share: float, scale: float) -> str:
     """A group's share (bar) against the share the background explains (tick), both on a
     0..`scale` axis."""
-    width, height = 160, 14
+    width, height = 120, 14
     scale = scale if scale > 0 else 1.0
 
     def x(v: float) -> float:

@@ -1,8 +1,9 @@
 """The story's campaign: the maker locks the stock its investigation traced, before the lift.
 
-The investigation (issue 13) names the batches that leaked; the simulator takes their names from
-its ground truth (the batches with diverted devices), never the devices themselves: which
-devices are locked is the service's answer to the selection, from what it saw at check-in.
+The investigation (`sim/investigation.py`, the service's `GET /v1/investigations/leaks`) names
+the batches that leaked: the campaign selects those batches, never devices; which devices are
+locked is the service's answer to the selection, from what it saw at check-in. The ground truth
+(the batches with diverted devices, `traced_batches`) only judges the result.
 
 The selection is those batches AND `activated_in` a fully restricted country. Not `seen_in` or
 `country`: a traveller of the same batch who visited Iran has IR in its presence but was first
@@ -71,19 +72,24 @@ class CampaignStep:
 
 
 def traced_batches(devices: Sequence[SimDevice]) -> list[str]:
-    """The batches the investigation found leaking (those with diverted devices)."""
+    """The batches that really leak (those with diverted devices): the ground truth."""
     return sorted({d.batch for d in devices if d.profile is Profile.DIVERTED})
 
 
 async def lock_traced_stock(
-    driver: FleetDriver, *, wait_s: float = WAIT_S, poll_s: float = POLL_S
+    driver: FleetDriver,
+    batches: Sequence[str],
+    *,
+    wait_s: float = WAIT_S,
+    poll_s: float = POLL_S,
 ) -> CampaignStep:
-    """Dry-run, create, start and wait for the campaign; judge its targets."""
+    """Dry-run, create, start and wait for the campaign on `batches` (the investigation's
+    flagged ones); judge its targets."""
     started = time.perf_counter()
-    batches = traced_batches(driver.devices)
+    batches = sorted(batches)
     step = CampaignStep(where={"batch": batches, "activated_in": list(ACTIVATED_IN)})
     if not batches:
-        step.refused = "no batch leaked: nothing to lock"
+        step.refused = "no batch flagged: nothing to lock"
         return step
     body: dict[str, Any] = {
         "name": NAME,

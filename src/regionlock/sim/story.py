@@ -6,11 +6,13 @@
 3. Run simulated days of check-ins: every device is a reference agent; the service's clock and
    the agents' move together, a day at a time.
 4. Judge the week against the scenario's ground truth.
-5. Before the lift, the maker acts on its investigation: a campaign locks the devices of the
-   leaked batches first activated in a restricted country (`sim/campaign.py`).
+5. Before the lift, the maker investigates: the service ranks batches and distributors by
+   evidence of a leak, judged here against the ground truth, and a case keeps the findings
+   (`sim/investigation.py`). A campaign locks the devices of the flagged batches first
+   activated in a restricted country (`sim/campaign.py`); the case links it.
 6. Lift the block (activate the policy without the company-only jurisdictions) and run one more
    day: devices unlock at their next check-in, except where the law still applies and those the
-   campaign locked.
+   campaign locked. The case is closed: the block is lifted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from regionlock.sim.campaign import CampaignStep, lock_traced_stock
 from regionlock.sim.driver import FleetDriver, ImportResult, Outcome
+from regionlock.sim.investigation import InvestigationStep, close_case, investigate, link_campaign
 from regionlock.sim.report import LiftSummary, RunSummary, summarize, summarize_lift
 
 # Called with (phase, total) when a phase starts; returns a function advanced by each item done.
@@ -47,6 +50,7 @@ class StoryResult:
     registered: ImportResult
     days: list[DayLine] = field(default_factory=list)
     week: RunSummary | None = None
+    investigation: InvestigationStep | None = None
     campaign: CampaignStep | None = None
     lift: LiftSummary | None = None
     lift_day: DayLine | None = None
@@ -60,6 +64,7 @@ class StoryResult:
             },
             "days": [d.__dict__ for d in self.days],
             "week": self.week.to_json() if self.week else None,
+            "investigation": self.investigation.to_json() if self.investigation else None,
             "campaign": self.campaign.to_json() if self.campaign else None,
             "lift": self.lift.to_json() if self.lift else None,
             "lift_day": self.lift_day.__dict__ if self.lift_day else None,
@@ -99,6 +104,7 @@ async def run_story(
     on_day: Callable[[DayLine], None] = _quiet,
     on_stage: Callable[[str, str], None] = _quiet,
     on_week: Callable[[RunSummary], None] = _quiet,
+    on_investigation: Callable[[InvestigationStep], None] = _quiet,
     on_campaign: Callable[[CampaignStep], None] = _quiet,
 ) -> StoryResult:
     """Register, block, simulate, judge, then lock the traced stock and lift (if a lifted
@@ -114,6 +120,7 @@ async def run_story(
             on_day,
             on_stage,
             on_week,
+            on_investigation,
             on_campaign,
         )
     finally:
@@ -129,6 +136,7 @@ async def _tell(
     on_day: Callable[[DayLine], None],
     on_stage: Callable[[str, str], None],
     on_week: Callable[[RunSummary], None],
+    on_investigation: Callable[[InvestigationStep], None],
     on_campaign: Callable[[CampaignStep], None],
 ) -> StoryResult:
     result = StoryResult(await driver.register(progress("register", len(driver.devices))))
@@ -152,12 +160,19 @@ async def _tell(
     result.week = summarize(driver.devices, week, time.perf_counter() - started)
     on_week(result.week)
     if lifted_policy is not None:
-        result.campaign = await lock_traced_stock(driver)
+        found = result.investigation = await investigate(driver)
+        on_investigation(found)
+        flagged = [r["group"] for r in found.batches.flagged]
+        result.campaign = await lock_traced_stock(driver, flagged)
         on_campaign(result.campaign)
+        if found.case_id and result.campaign.id:
+            await link_campaign(driver, found.case_id, result.campaign.id)
         lifted = await driver.activate(lifted_policy, "demo: the block is lifted")
         on_stage("lift", f"The block is lifted: policy {_name(lifted)} active; one more day:")
         after = await driver.run_day(block_days, start, progress=_phase(progress, "after the lift"))
         result.lift_day = _day_line(block_days, start, after)
         on_day(result.lift_day)
         result.lift = summarize_lift(driver.devices, week, after)
+        if found.case_id:
+            await close_case(driver, found.case_id)
     return result
