@@ -32,8 +32,9 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("REGIONLOCK_FUZZ_EXAMPLES", "15"))
 # exemption must end after today, which a schema has no way to say; a campaign's selection
 # must match a registered device and its values name real countries, verdicts and batches,
 # which only the fleet knows; an investigation's places must be real ISO codes, its dates in
-# order, its batch one the fleet has, and without places it needs an active policy. Every
-# other check still runs on them, and negative data must still be refused.
+# order, its batch one the fleet has, its case one that exists, and without places it needs an
+# active policy (as does a case opened with `"investigate": true`). Every other check still
+# runs on them, and negative data must still be refused.
 SCHEMA_CANNOT_SAY = {
     "POST /v1/policies/activate",
     "POST /v1/policies/validate",
@@ -43,6 +44,9 @@ SCHEMA_CANNOT_SAY = {
     "GET /v1/investigations/leaks",
     "GET /v1/investigations/ranges",
     "GET /v1/investigations/flows",
+    "GET /v1/investigations/report",
+    "GET /v1/investigations/report.html",
+    "POST /v1/cases",
 }
 
 

@@ -191,7 +191,13 @@ def flows(
             if f["median_days_to_arrival"] is not None
             else ""
         )
-        mark = " (restricted)" if f["restricted"] else ""
+        mark = (
+            " (restricted)"
+            if f["restricted"]
+            else " (seen there most, not established)"
+            if f["destination"] in report.scope.places
+            else ""
+        )
         click.echo(
             f"{f['sales_region']} -> {f['destination']}{mark}: {f['devices']:,}"
             f" ({f['share']:.1%}){arrival}"

@@ -48,6 +48,9 @@ _SUBDIVISION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 # With no active policy to take it from, the presence rule of the shipped presets.
 DEFAULT_PRESENCE = Presence(min_days=3, window_days=14)
 MAX_PLACES = 300
+# A run of consecutive IMEIs whose p-value is below this points at a carton; else a note says
+# that none does.
+RANGE_ALPHA = 0.05
 
 
 class UnknownBatch(NotFound):
@@ -233,6 +236,7 @@ class Findings:
             "flows": self.flows.rows,
             "ranges": [
                 {"batch": r.batch, "devices": r.devices, "restricted": r.restricted}
+                | {"note": r.note}
                 | {"rows": [x.to_json() for x in r.rows]}
                 for r in self.ranges
             ],
@@ -402,9 +406,9 @@ class Investigations:
             )
         codes = tuple(sorted({j.code for r in policy.restrictions for j in r.jurisdictions}))
         rule = (
-            f"established under policy {policy.id}@{policy.version}, as decided at check-in:"
-            " present more days than its presence rule allows a traveller, or first activated"
-            " there"
+            "as the policy in force decided at each check-in (the active one now:"
+            f" {policy.id}@{policy.version}): present there on more days than its presence"
+            " rule allows a traveller, or first activated there"
         )
         return PolicyPlaces(), rule, codes
 
@@ -450,6 +454,11 @@ class Investigations:
         note = _note(scope, len(devices))
         if note is None and sum(flags) in (0, len(flags)):  # scan_ranges has nothing to compare
             note = "no run stands out: the batch has no restricted device seen, or all of them"
+        elif note is None and (not rows or rows[0].p_value >= RANGE_ALPHA):
+            note = (
+                f"no run is significant at {RANGE_ALPHA:.0%}: the restricted devices are spread"
+                " through the batch, not packed in one carton or pallet"
+            )
         return RangeReport(batch, scope, len(devices), sum(flags), rows, note)
 
     def _flows(self, fleet: FleetQuery, scope: Scope) -> FlowReport:
