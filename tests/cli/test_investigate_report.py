@@ -106,6 +106,10 @@ def test_the_json_holds_the_same_content_and_the_snapshot_reproduces_its_counts(
     assert [r["batch"] for r in data["ranges"]] == [
         r["group"] for r in data["leaks"]["batch"] if r["flagged"]
     ]
+    # The planted leaks are spread through their batches (no carton): each range says so.
+    for r in data["ranges"]:
+        assert r["rows"] and r["rows"][0]["p_value"] >= 0.05
+        assert "no run is significant at 5%" in r["note"]
     # Every count of every ranking, recomputed from the snapshot alone.
     with snapshot.open(newline="") as f:
         rows = list(csv.DictReader(f))

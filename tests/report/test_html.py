@@ -70,6 +70,7 @@ def findings(group: str = "B-1") -> dict[str, Any]:
                 "batch": group,
                 "devices": 150,
                 "restricted": 40,
+                "note": None,
                 "rows": [
                     {
                         "first": "356938030000062",

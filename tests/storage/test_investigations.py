@@ -178,6 +178,7 @@ def test_ranges_point_at_the_carton(tmp_path: Path) -> None:
         assert best.restricted == 25 and best.devices == 25
         assert best.p_value == pytest.approx(1 / 200)
         assert report.devices == 400 and report.restricted == 25
+        assert report.note is None  # a carton: nothing to excuse
         assert best.first.isdigit() and len(best.first) == 15  # an IMEI
         assert len(ids) == 400
         with pytest.raises(UnknownBatch):
