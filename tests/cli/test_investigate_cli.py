@@ -18,7 +18,7 @@ from regionlock.cli.main import cli
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return planted_store(tmp_path_factory.mktemp("inv") / "fleet.db")
+    return planted_store(f"sqlite:///{tmp_path_factory.mktemp('inv') / 'fleet.db'}")
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,14 +18,18 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
+from databases import database_url
 from investigation_fleet import planted_store
 
 from regionlock.cli.main import cli
 
 
-@pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return planted_store(tmp_path_factory.mktemp("inv") / "fleet.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as env, database_url(request.param, folder) as url:
+        env.setenv("XDG_CACHE_HOME", str(folder))  # PostgreSQL's analytics cache: not in ~
+        yield planted_store(url)
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:

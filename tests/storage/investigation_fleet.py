@@ -21,7 +21,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from storage_fixtures import imei
 
@@ -234,10 +233,9 @@ def day(n: int) -> date:
     return (START + timedelta(days=n)).date()
 
 
-def planted_store(path: Path) -> str:
-    """A SQLite store at `path` holding `planted_fleet()` under the 2021 block's policy
-    (activated 2026-12-01); its URL."""
-    url = f"sqlite:///{path}"
+def planted_store(url: str) -> str:
+    """The store at `url` (migrated) filled with `planted_fleet()` under the 2021 block's
+    policy (activated 2026-12-01); its URL."""
     stores = open_stores(url)
     try:
         write_fleet(stores.db, planted_fleet())
