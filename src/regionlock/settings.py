@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from regionlock.domain.errors import InvalidInput
+from regionlock.domain.webhooks import parse_schedule
 from regionlock.storage.db import DEFAULT_URL, SQLITE_SYNCHRONOUS, DatabaseUrl
 
 PREFIX = "REGIONLOCK_"
@@ -69,6 +70,19 @@ class Settings:
     """... or over this share of the registered fleet (0 to 1)."""
     campaign_poll_s: float = 2.0
     """How often a service's background runner looks for campaigns to run, in seconds."""
+    webhook_allow_private: bool = False
+    """Let webhooks go to loopback, private and link-local addresses (tests, receivers on the
+    same premises). Off: such destinations are refused (server-side request forgery)."""
+    webhook_timeout_s: float = 15.0
+    """How long one webhook attempt may take, in seconds, before it counts as failed."""
+    webhook_retry: str = "5s,5m,30m,2h,5h,10h"
+    """The delays between a webhook's attempts after the first (then it has failed)."""
+    webhook_disable_after_h: float = 120.0
+    """An endpoint whose every attempt has failed for this many hours is disabled."""
+    webhook_poll_s: float = 1.0
+    """How often a service looks for events to queue and deliveries that are due, in seconds."""
+    webhook_senders: int = 8
+    """Deliveries a service process sends at once (at most one per endpoint)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +147,15 @@ class Settings:
             raise InvalidInput(f"{PREFIX}CAMPAIGN_APPROVAL_SHARE: expected 0 to 1")
         if not 0.05 <= self.campaign_poll_s <= 3600:
             raise InvalidInput(f"{PREFIX}CAMPAIGN_POLL_S: expected 0.05 to 3600 seconds")
+        parse_schedule(self.webhook_retry)  # InvalidInput names what is wrong
+        if not 0.5 <= self.webhook_timeout_s <= 120:
+            raise InvalidInput(f"{PREFIX}WEBHOOK_TIMEOUT_S: expected 0.5 to 120 seconds")
+        if not 0 < self.webhook_disable_after_h <= 24 * 365:
+            raise InvalidInput(f"{PREFIX}WEBHOOK_DISABLE_AFTER_H: expected 0 to 8760 hours")
+        if not 0.05 <= self.webhook_poll_s <= 3600:
+            raise InvalidInput(f"{PREFIX}WEBHOOK_POLL_S: expected 0.05 to 3600 seconds")
+        if not 1 <= self.webhook_senders <= 256:
+            raise InvalidInput(f"{PREFIX}WEBHOOK_SENDERS: expected 1 to 256")
         if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS:
             raise InvalidInput(
                 f"REGIONLOCK_SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r}: expected"

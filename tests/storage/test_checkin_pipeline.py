@@ -335,6 +335,7 @@ def test_a_check_in_is_recorded_with_its_place_its_policy_and_its_evidence(
     assert entry.reason == "jurisdiction.restricted,presence.first_activation"
     assert entry.details == {
         "verdict": "lock",
+        "previous": None,  # its first check-in: no verdict before it
         "country": "IR",
         "subdivision": "IR-23",
         "confidence": row["confidence"],

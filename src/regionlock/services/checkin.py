@@ -339,6 +339,8 @@ class CheckinService:
                     reason=",".join(verdict.reasons),
                     details={
                         "verdict": verdict.action.value,
+                        # The verdict before this one: a change of it is a webhook event.
+                        "previous": state.last_verdict.value if state.last_verdict else None,
                         "country": location.country,
                         "subdivision": location.subdivision,
                         **(

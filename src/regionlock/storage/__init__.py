@@ -19,6 +19,7 @@ from regionlock.storage.db import DEFAULT_URL, Database, DatabaseUrl, Transactio
 from regionlock.storage.devices import DeviceStore, SqlDeviceStore
 from regionlock.storage.keys import KeyStore, SqlKeyStore
 from regionlock.storage.policies import PolicyStore, SqlPolicyStore
+from regionlock.storage.webhooks import SqlWebhookStore, WebhookStore
 
 __all__ = [
     "DEFAULT_URL",
@@ -77,6 +78,7 @@ class Stores:
     apikeys: ApiKeyStore
     campaigns: CampaignStore
     cases: CaseStore
+    webhooks: WebhookStore
     analytics: AnalyticsSource
 
     @classmethod
@@ -92,6 +94,7 @@ class Stores:
             apikeys=SqlApiKeyStore(db),
             campaigns=SqlCampaignStore(db),
             cases=SqlCaseStore(db),
+            webhooks=SqlWebhookStore(db),
             analytics=AnalyticsSource(db, default_cache(db)),
         )
 

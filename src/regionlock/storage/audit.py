@@ -134,6 +134,10 @@ class AuditStore(Protocol):
         """Entries after sequence number `after`, oldest first, about `subject` if given."""
         ...
 
+    def page(self, tx: Transaction, *, after: int, limit: int) -> list[AuditEntry]:
+        """As `entries`, read in the caller's transaction (a writer that acts on them)."""
+        ...
+
     def iter_all(self, batch: int = 5000) -> Iterator[AuditEntry]:
         """Every entry, oldest first, read in batches."""
         ...
@@ -227,6 +231,9 @@ class SqlAuditStore:
         self, *, after: int = 0, subject: str | None = None, limit: int = 1000
     ) -> list[AuditEntry]:
         return self._rows(after, subject, limit)
+
+    def page(self, tx: Transaction, *, after: int, limit: int) -> list[AuditEntry]:
+        return _page(tx, after, None, limit)
 
     def iter_all(self, batch: int = 5000) -> Iterator[AuditEntry]:
         after = 0
