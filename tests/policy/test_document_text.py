@@ -39,7 +39,11 @@ def test_text_at_the_limits_is_accepted() -> None:
     text = HEAD + f'description = "{"d" * 2000}"\nmessage = "{"m" * 350}"\n'
     text += f'contact = "{"c" * 200}"\n'
     policy = parse_policy(text + RULE)
-    assert (len(policy.description), len(policy.message), len(policy.contact)) == (2000, 350, 200)
+    assert (len(policy.description), len(policy.message.default), len(policy.contact)) == (
+        2000,
+        350,
+        200,
+    )
 
 
 def test_text_problems_are_listed_with_the_others() -> None:

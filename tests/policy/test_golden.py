@@ -109,9 +109,12 @@ def run(name: str, locator: Locator) -> dict[str, Any]:
             ),
         )
     when = datetime.fromisoformat(as_of).replace(hour=12, tzinfo=UTC)
-    where = locator.locate(parse_signals(raw))
+    signals = parse_signals(raw)
+    where = locator.locate(signals)
     device = DeviceFacts("dev-1", **extra)
-    verdict = decide(device, where, history_for(where, days, when.date()), policy, when)
+    history = history_for(where, days, when.date())
+    # The device's locale picks the message's language, as at a check-in.
+    verdict = decide(device, where, history, policy, when, locale=signals.locale)
     out = verdict_json(verdict)
     out["location"] = {
         "country": where.country,

@@ -68,7 +68,7 @@ batches = ["B1"]
 id = "a1"
 countries = ["EEA"]
 action = "lock"
-message = "m"
+message = { en = "m", fa = "پ", es-419 = "m" }
 contact = "c"
 
 [activation.scope]
@@ -128,6 +128,10 @@ def test_every_key_is_known_to_both() -> None:
         ('device = "356938035643809"', "device = 356938035643809"),
         ('device = "356938035643809"', 'device = ""'),
         ('countries = ["EEA"]', "countries = []"),
+        ('fa = "پ"', 'FA = "پ"'),
+        ('fa = "پ"', 'fa = ""'),
+        ('fa = "پ"', "fa = 1"),
+        ('message = { en = "m", fa = "پ", es-419 = "m" }', "message = {}"),
     ],
 )
 def test_both_reject_the_same_mistakes(mutation: tuple[str, str]) -> None:

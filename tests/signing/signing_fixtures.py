@@ -38,6 +38,7 @@ def make_verdict(issued_at: datetime = T0, action: Action = Action.LOCK) -> Verd
         ),
         # Non-ASCII on purpose: the golden bytes pin UTF-8 written as itself, not \u escapes.
         message="Dieses Gerät ist für diese Region nicht freigegeben.",
+        language="de",
         contact="support@example.com",
     )
 

@@ -78,6 +78,7 @@ def test_claims_are_exactly_the_v1_set() -> None:
         "verdict": "lock",
         "reasons": ["jurisdiction.restricted", "presence.established"],
         "message": "Dieses Gerät ist für diese Region nicht freigegeben.",
+        "lang": "de",
         "contact": "support@example.com",
         "policy": {"id": "gray-market-2021", "version": "3"},
         "location": {"country": "IR", "subdivision": "IR-23"},
@@ -291,6 +292,7 @@ def test_unsupported_version_is_refused() -> None:
         {"offline": {"action": "lock", "lock_after_days": 1.5, "warn_days": 1}},
         {"sub": None},
         {"message": 3},
+        {"lang": None},
     ],
 )
 def test_malformed_claims_are_refused_by_the_device(change: dict[str, Any]) -> None:
@@ -299,6 +301,13 @@ def test_malformed_claims_are_refused_by_the_device(change: dict[str, Any]) -> N
     header = {"alg": "EdDSA", "kid": golden_key().kid, "typ": VERDICT_TYP}
     with pytest.raises(MalformedToken):
         device_verify(jws.sign_bytes(header, payload, golden_key()))
+
+
+def test_a_verdict_without_lang_still_verifies() -> None:
+    # `lang` came within v1: a verdict signed before it (or by an older service) has none.
+    claims = make_claims()
+    del claims["lang"]
+    assert device_verify(token(claims)) == claims
 
 
 @pytest.mark.parametrize(

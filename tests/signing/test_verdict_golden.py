@@ -22,7 +22,7 @@ X = "4AG6N91xUjvGPwL1d4IoYg8ZLO33gLDefV2BeMHNLTM"
 HEADER = b'{"alg":"EdDSA","kid":"' + KID.encode() + b'","typ":"regionlock-verdict+jwt"}'
 PAYLOAD = (
     '{"contact":"support@example.com","counter":42,"exp":1772971200,"iat":1772366400,'
-    '"iss":"regionlock-test","location":{"country":"IR","subdivision":"IR-23"},'
+    '"iss":"regionlock-test","lang":"de","location":{"country":"IR","subdivision":"IR-23"},'
     '"message":"Dieses Gerät ist für diese Region nicht freigegeben.",'
     '"nonce":"q7Hn2Zk4PwX9bT1cVd8sLm",'
     '"offline":{"action":"lock","lock_after_days":30,"warn_days":7},'

@@ -133,7 +133,7 @@ def explain(
         first_subdivision=first_subdivision,
     )
     history = history_for(where, days_present, when.date())
-    v = decide(device, where, history, pol, when)
+    v = decide(device, where, history, pol, when, locale=signals.locale)
     if as_json:
         out = verdict_json(v) | {"as_of": when.isoformat(), "location": where.to_json()}
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
@@ -145,7 +145,9 @@ def explain(
     click.echo(v.explanation)
     click.echo(f"location: {locator.explain(where)}")
     if v.message:
-        click.echo(f"device shows: {v.message}" + (f" ({v.contact})" if v.contact else ""))
+        language = f" [{v.language}]" if v.language else ""
+        shown = f"device shows{language}: {v.message}"
+        click.echo(shown + (f" ({v.contact})" if v.contact else ""))
     click.echo(
         f"lease: valid until {v.lease.expires.isoformat()}, then {v.lease.offline_action.value}"
     )

@@ -24,6 +24,9 @@ The order of judgement, each step written so that a wrong lock is the hardest ou
 4. Activation rules: a device first activated outside its sales region (`activation.region`).
 5. The most severe remaining action wins; with none, `allow` (`policy.no_match`).
 
+The message shown is the deciding rule's, else the policy's, in the language the device's
+`locale` asks for (`regionlock.domain.messages`).
+
 Everything is a pure function of its arguments: the same inputs give the same verdict.
 """
 
@@ -39,6 +42,7 @@ from regionlock.domain.location import (
     VPN_SUSPECTED,
     LocationEstimate,
 )
+from regionlock.domain.messages import Message, place_languages
 from regionlock.domain.policy import (
     Action,
     DeviceFacts,
@@ -122,6 +126,7 @@ class Verdict:
     message: str = ""
     contact: str = ""
     rule: str | None = None  # the rule that decided, when one did
+    language: str = ""  # the language tag of `message` ("" when unknown or no message)
     # Lock rules that matched but were held back to a warning (grace, evidence, escalation):
     # each one's warn-before-lock clock runs, whichever rule decided.
     held_back: tuple[str, ...] = ()
@@ -133,7 +138,7 @@ class _Proposal:
     reasons: tuple[str, ...]
     text: str
     rule: str
-    message: str
+    message: Message
     contact: str
 
 
@@ -143,8 +148,13 @@ def decide(
     history: PresenceHistory,
     policy: Policy,
     as_of: datetime,
+    *,
+    locale: str | None = None,
 ) -> Verdict:
-    """Allow, warn or lock this device, at this place and time, under this policy."""
+    """Allow, warn or lock this device, at this place and time, under this policy.
+
+    `locale` is the one the device reported (None: none), which picks the message's language.
+    """
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware (UTC)")
     today = as_of.astimezone(UTC).date()
@@ -161,6 +171,10 @@ def decide(
         text: str,
         p: _Proposal | None = None,
     ) -> Verdict:
+        shown = (p.message if p else Message()) or (
+            policy.message if action is not Action.ALLOW else Message()
+        )
+        choice = shown.choose(locale, languages_at(location))
         return Verdict(
             action=action,
             reasons=reasons,
@@ -168,8 +182,8 @@ def decide(
             policy_id=policy.id,
             policy_version=policy.version,
             lease=lease,
-            message=(p.message if p else "")
-            or (policy.message if action is not Action.ALLOW else ""),
+            message=choice.text,
+            language=choice.language,
             contact=(p.contact if p else "")
             or (policy.contact if action is not Action.ALLOW else ""),
             rule=p.rule if p else None,
@@ -231,6 +245,14 @@ def decide(
     lock_rules = {r.id for r in policy.restrictions if r.action is Action.LOCK}
     held = tuple(p.rule for p in proposals if p.rule in lock_rules and p.action is Action.WARN)
     return replace(verdict(best.action, tuple(reasons), text, best), held_back=held)
+
+
+def languages_at(location: LocationEstimate) -> tuple[str, ...]:
+    """The languages people read where the device is, best first (`PLACE_LANGUAGES`): its
+    subdivision's, or those of the candidates of a place narrowed to several, then its
+    country's."""
+    where = (location.subdivision,) if location.subdivision else tuple(location.subdivisions)
+    return place_languages(location.country, where)
 
 
 def _where(location: LocationEstimate) -> str:

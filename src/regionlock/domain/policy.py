@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from regionlock.domain.messages import Message
+
 
 class Action(StrEnum):
     """What the device does. Ordered by severity: allow < warn < lock."""
@@ -108,11 +110,14 @@ class Restriction:
     scope: Scope = field(default_factory=Scope)
     presence: Presence = field(default_factory=Presence)
     warn_days: int = 0  # days of warnings required before a lock
-    message: str = ""
+    message: Message = field(default_factory=Message)
     contact: str = ""
     # Where an instrument covers only part of a subdivision (extent "part"), locating to the
     # subdivision cannot tell the covered part from the rest: by default such a lock is a warning.
     part_action: Action = Action.WARN
+
+    def __post_init__(self) -> None:
+        _plain_message(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +128,11 @@ class ActivationRule:
     countries: frozenset[str]
     action: Action
     scope: Scope = field(default_factory=Scope)
-    message: str = ""
+    message: Message = field(default_factory=Message)
     contact: str = ""
+
+    def __post_init__(self) -> None:
+        _plain_message(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +174,18 @@ class Policy:
     exemptions: tuple[Exemption, ...] = ()
     min_lock_confidence: float = 0.7
     lease: Lease = field(default_factory=Lease)
-    message: str = ""
+    message: Message = field(default_factory=Message)
     contact: str = ""
     regimes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _plain_message(self)
+
+
+def _plain_message(rule: Restriction | ActivationRule | Policy) -> None:
+    """A plain string given as a message is an English one, as in a policy document."""
+    if isinstance(rule.message, str):
+        object.__setattr__(rule, "message", Message.plain(rule.message))
 
 
 @dataclass(frozen=True, slots=True)

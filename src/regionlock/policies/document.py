@@ -29,6 +29,7 @@ from regionlock.domain.policy import (
     Scope,
 )
 from regionlock.domain.regions import expand
+from regionlock.policies.messages import Message, read_message
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -148,7 +149,7 @@ class _Reader:
             prefix, start, rest = f"{prefix}.{rest[0]}", found, rest[1:]
         if not rest:
             return start + 1
-        key = re.compile(rf"^\s*{rest[0]}\s*=")
+        key = re.compile(rf"^\s*{rest[0]}\s*[=.]")
         for i in range(start + 1, end):
             if i > start + 1 and re.match(r"^\s*\[", self.lines[i]):
                 break
@@ -408,7 +409,7 @@ class _Head:
     version: str
     description: str
     min_lock_confidence: float
-    message: str
+    message: Message
     contact: str
 
 
@@ -426,7 +427,7 @@ def _head(r: _Reader, head: dict[str, Any]) -> _Head:
         version=version,
         description=r.text(head, "description", "policy", limit=2000),
         min_lock_confidence=float(conf),
-        message=r.text(head, "message", "policy", limit=350),
+        message=read_message(head, "message", "policy", r.fail),
         contact=r.text(head, "contact", "policy", limit=200),
     )
 
@@ -469,7 +470,7 @@ def _restrictions(
         scope = _scope(r, t.get("scope"), f"{path}.scope")
         presence = _presence(r, t.get("presence"), f"{path}.presence")
         warn_days = r.integer(t, "warn_days", path, 0, 0, 365)
-        message = r.text(t, "message", path, limit=350)
+        message = read_message(t, "message", path, r.fail)
         contact = r.text(t, "contact", path, limit=200)
         # What a lock becomes over a code covered only in part (extent = "part").
         part_action = r.choice(t, "part_action", path, Action, Action.WARN)
@@ -560,7 +561,7 @@ def _activation_rules(r: _Reader, raw: list[Any], rule_ids: set[str]) -> list[Ac
         action = r.choice(t, "action", path, Action, None)
         # Every key is checked even when the action is bad: all problems in one pass.
         scope = _scope(r, t.get("scope"), f"{path}.scope")
-        message = r.text(t, "message", path, limit=350)
+        message = read_message(t, "message", path, r.fail)
         contact = r.text(t, "contact", path, limit=200)
         if action is not None:
             out.append(ActivationRule(aid, frozenset(countries), action, scope, message, contact))

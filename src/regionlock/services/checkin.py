@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
-from regionlock.domain.decision import Verdict, decide
+from regionlock.domain.decision import Verdict, decide, languages_at
 from regionlock.domain.device import DeviceRecord, DeviceState
 from regionlock.domain.location import LocationEstimate
+from regionlock.domain.messages import Message
 from regionlock.domain.policy import Action, Exemption, Policy
 from regionlock.domain.signals import parse_signals
 from regionlock.geo.locator import Locator
@@ -80,6 +83,7 @@ class _Prepared:
     location: LocationEstimate
     kinds: tuple[str, ...]
     now: datetime
+    locale: str | None = None  # the device's, which picks the message's language
 
 
 log = logging.getLogger(__name__)
@@ -87,8 +91,15 @@ log = logging.getLogger(__name__)
 # With no active policy every device is allowed: nothing restricts until an operator decides.
 NO_POLICY = Policy("none", "0", "no policy is active", ())
 MAX_TOKEN_LIFETIME = timedelta(days=366)
-# What a manually locked device shows when the operator gave no message of its own.
-MANUAL_LOCK_MESSAGE = "This device has been locked by its provider. Contact them to unlock it."
+# What a manually locked device shows when the operator gave no message of its own, in the
+# languages of the presets' places (data/messages.toml).
+MANUAL_LOCK_NOTICE = Message.parse(
+    tomllib.loads(
+        resources.files("regionlock").joinpath("data", "messages.toml").read_text("utf-8")
+    )["manual_lock"],
+    "data/messages.toml: manual_lock",
+)
+MANUAL_LOCK_MESSAGE = MANUAL_LOCK_NOTICE.default  # in English
 
 
 @dataclass
@@ -222,7 +233,8 @@ class CheckinService:
         if "ip" not in raw and call.peer_ip is not None:
             raw["ip"] = call.peer_ip
         signals = parse_signals(raw)
-        return _Prepared(record, request, self.locator.locate(signals), signals.kinds(), call.now)
+        where = self.locator.locate(signals)
+        return _Prepared(record, request, where, signals.kinds(), call.now, signals.locale)
 
     def _record_all(
         self, batch: list[_Prepared]
@@ -302,7 +314,9 @@ class CheckinService:
             if self.limiter is not None:
                 spent.append(device_id)
             try:
-                verdict = self._decide(device_id, state, p.record, location, policy, p.now)
+                verdict = self._decide(
+                    device_id, state, p.record, location, policy, p.now, p.locale
+                )
                 new_state = state.after_checkin(
                     location, verdict, at=p.now, counter=request.counter, policy=policy
                 )
@@ -400,8 +414,10 @@ class CheckinService:
         location: LocationEstimate,
         policy: Policy,
         now: datetime,
+        locale: str | None = None,
     ) -> Verdict:
-        """The policy's verdict, with the operator's exemption and manual lock applied."""
+        """The policy's verdict, with the operator's exemption and manual lock applied; its
+        message in the language `locale` (the device's) asks for."""
         if state.exemption is not None:
             policy = replace(
                 policy,
@@ -427,7 +443,7 @@ class CheckinService:
                 first_subdivision=subdivision,
                 first_seen=first.astimezone(UTC).date(),
             )
-        verdict = decide(facts, location, state.history(), policy, now)
+        verdict = decide(facts, location, state.history(), policy, now, locale=locale)
         exempted = any(r.startswith("exemption.") for r in verdict.reasons)
         if exempted and state.exemption is not None and state.exemption.campaign:
             verdict = replace(
@@ -437,6 +453,7 @@ class CheckinService:
                 + verdict.explanation,
             )
         if state.manual_lock is not None and not exempted:
+            notice = MANUAL_LOCK_NOTICE.choose(locale, languages_at(location))
             by = state.manual_lock.campaign  # the lock slot's holder: a campaign or an operator
             verdict = replace(
                 verdict,
@@ -447,7 +464,9 @@ class CheckinService:
                 + verdict.explanation,
                 # The lock's own words, never the policy's region message (docs/policy.md,
                 # "Manual actions").
-                message=state.manual_lock.message or MANUAL_LOCK_MESSAGE,
+                # An operator's own text is in no known language; the notice is translated.
+                message=state.manual_lock.message or notice.text,
+                language="" if state.manual_lock.message else notice.language,
                 contact=state.manual_lock.contact or policy.contact,
             )
         return verdict

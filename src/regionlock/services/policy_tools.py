@@ -15,6 +15,7 @@ from regionlock.domain.device import presence_codes
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.inputs import load_json
 from regionlock.domain.location import LocationEstimate
+from regionlock.domain.messages import Message
 from regionlock.domain.policy import DeviceFacts, Jurisdiction, Policy, Restriction
 
 
@@ -35,6 +36,7 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
         "policy": {"id": v.policy_id, "version": v.policy_version},
         "rule": v.rule,
         "message": v.message,
+        "language": v.language,
         "contact": v.contact,
         "lease": {
             "expires": v.lease.expires.isoformat(),
@@ -65,9 +67,15 @@ def _rule_fields(r: Restriction) -> dict[str, str]:
         ),
         "warn_days": str(r.warn_days),
         "scope": json.dumps(scope, sort_keys=True) if scope else "all devices",
-        "message": r.message,
+        "message": _message_text(r.message),
         "contact": r.contact,
     }
+
+
+def _message_text(message: Message) -> str:
+    """A message as the diff shows it: its text, or each language's (a translation counts)."""
+    shown = message.to_json()
+    return shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
 
 
 def vars_of(obj: Any) -> dict[str, Any]:
@@ -81,6 +89,8 @@ def diff_policies(old: Policy, new: Policy) -> list[str]:
         lines.append(f"policy: {old.id} {old.version} -> {new.id} {new.version}")
     for name in ("min_lock_confidence", "message", "contact"):
         a, b = getattr(old, name), getattr(new, name)
+        if isinstance(a, Message) and isinstance(b, Message):
+            a, b = _message_text(a), _message_text(b)
         if a != b:
             lines.append(f"~ policy.{name}: {a!r} -> {b!r}")
     if old.lease != new.lease:

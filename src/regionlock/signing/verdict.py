@@ -146,6 +146,8 @@ def _check_claims(claims: Mapping[str, Any]) -> None:
         raise UnsupportedVersion(f"verdict version {ver!r}; this code reads {VERDICT_VERSION}")
     for name in ("iss", "sub", "message", "contact", "nonce"):
         _text(claims, name)
+    if "lang" in claims:  # added within v1: verdicts from older services lack it
+        _text(claims, "lang")
     # Only text is looked up: `in` on a frozenset hashes, and a JSON list or object is
     # unhashable (a TypeError, where the device must see a refused token).
     verdict = claims.get("verdict")
@@ -197,6 +199,7 @@ def verdict_claims(
         "verdict": verdict.action.value,
         "reasons": list(verdict.reasons),
         "message": verdict.message,
+        "lang": verdict.language,
         "contact": verdict.contact,
         "policy": {"id": verdict.policy_id, "version": verdict.policy_version},
         "location": {"country": country, "subdivision": subdivision},

@@ -1,0 +1,27 @@
+"""A policy document's messages: a string (English) or a table of language tag -> text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from regionlock.domain.messages import Message, message_problems
+
+__all__ = ["MESSAGE_LIMIT", "Message", "read_message"]
+
+MESSAGE_LIMIT = 350  # characters per language: what a lock screen shows without scrolling
+
+
+def read_message(
+    obj: dict[str, Any], key: str, path: str, fail: Callable[[str, str], None]
+) -> Message:
+    """`obj[key]` as a Message (absent: none); every problem reported through `fail`, with
+    its path down to the language (`restriction[0].message.fa`)."""
+    value = obj.get(key)
+    if value is None:
+        return Message()
+    where = f"{path}.{key}"
+    problems = message_problems(value, limit=MESSAGE_LIMIT)
+    for language, problem in problems:
+        fail(f"{where}.{language}" if language else where, problem)
+    return Message() if problems else Message.from_checked(value)
