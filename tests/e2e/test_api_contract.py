@@ -33,7 +33,8 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("REGIONLOCK_FUZZ_EXAMPLES", "15"))
 # must match a registered device and its values name real countries, verdicts and batches,
 # which only the fleet knows; an investigation's places must be real ISO codes, its dates in
 # order, its batch one the fleet has, its case one that exists, and without places it needs an
-# active policy (as does a case opened with `"investigate": true`). Every other check still
+# active policy (as does a case opened with `"investigate": true`); a webhook's URL must be
+# one that can be sent to (a scheme, a host, a port that exists). Every other check still
 # runs on them, and negative data must still be refused.
 SCHEMA_CANNOT_SAY = {
     "POST /v1/policies/activate",
@@ -47,6 +48,7 @@ SCHEMA_CANNOT_SAY = {
     "GET /v1/investigations/report",
     "GET /v1/investigations/report.html",
     "POST /v1/cases",
+    "POST /v1/webhooks",
 }
 
 

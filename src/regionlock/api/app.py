@@ -30,6 +30,7 @@ from regionlock.api.routers import (
     investigations,
     policies,
     service,
+    webhooks,
 )
 from regionlock.clock import Clock
 from regionlock.geo.locator import Locator
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(policies.api)
     app.include_router(campaigns.api)
     app.include_router(cases.api)
+    app.include_router(webhooks.api)
     app.include_router(investigations.api)
     app.include_router(audit.api)
     app.include_router(admin.api)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -22,6 +22,8 @@ from regionlock.services.checkin_queue import CheckinQueue
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
 from regionlock.services.registry import Registry
+from regionlock.services.webhook_sender import HttpSender, WebhookDispatcher
+from regionlock.services.webhooks import Webhooks
 from regionlock.settings import Settings
 from regionlock.storage import Stores, open_stores
 from regionlock.storage.apikeys import ApiKey, Role
@@ -131,8 +133,23 @@ class State:
         self.campaign_runner = CampaignRunner(
             self.campaigns, poll_s=settings.campaign_poll_s
         ).start()
+        # Queues the events of what was recorded (here, by a campaign runner, or from the
+        # command line) and sends them to the webhook endpoints (docs/webhooks.md).
+        self.webhooks = Webhooks.of(self.stores, settings)
+        self.webhook_sender = HttpSender(
+            timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
+        )
+        self.webhook_dispatcher = WebhookDispatcher(
+            self.webhooks,
+            self.webhook_sender,
+            poll_s=settings.webhook_poll_s,
+            senders=settings.webhook_senders,
+            lease=timedelta(seconds=settings.webhook_timeout_s + 30),
+        ).start()
 
     def close(self) -> None:
+        self.webhook_dispatcher.close()
+        self.webhook_sender.close()
         self.campaign_runner.close()
         self.checkin_queue.close()
         self.stores.close()

@@ -43,6 +43,7 @@ from regionlock.services.cases import UnknownCase
 from regionlock.services.checkin_queue import ServiceBusy
 from regionlock.services.ratelimit import RateLimited
 from regionlock.services.registry import UnknownDevice
+from regionlock.services.webhooks import UnknownDelivery, UnknownEndpoint
 from regionlock.signing import (
     BadSignature,
     ClockSkew,
@@ -117,6 +118,8 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     CampaignBusy: ProblemType(409, "campaign-busy", "operator"),
     UnknownCase: ProblemType(404, "unknown-case", "operator"),
     CaseClosed: ProblemType(409, "case-closed", "operator"),
+    UnknownEndpoint: ProblemType(404, "unknown-webhook", "operator"),
+    UnknownDelivery: ProblemType(404, "unknown-delivery", "operator"),
     InvalidInput: ProblemType(422, "invalid-input", "operator"),
     NotFound: ProblemType(404, "not-found", "operator"),
     Conflict: ProblemType(409, "conflict", "operator"),

@@ -20,6 +20,7 @@ from regionlock.cli.policy import policy
 from regionlock.cli.serve import serve
 from regionlock.cli.simulate import simulate
 from regionlock.cli.store import activate, active, apikey, audit, keys, migrate_cmd, rollback
+from regionlock.cli.webhook import webhook
 from regionlock.domain.errors import (
     Conflict,
     InvalidInput,
@@ -90,6 +91,7 @@ cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(campaign)
 cli.add_command(case)
+cli.add_command(webhook)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

@@ -35,6 +35,7 @@ from regionlock.domain.campaign import (
     parse_stages,
 )
 from regionlock.domain.errors import Conflict, InvalidInput
+from regionlock.domain.messages import message_text
 from regionlock.geo.countries import country_names
 from regionlock.services.campaigns import (
     ApprovalRequired,
@@ -92,8 +93,15 @@ class NewCampaign(Reason):
         description="Only among these devices (ids or IMEIs), as far as the body limit"
         " (64 KiB, about 3,000 IMEIs) allows; larger lists: `regionlock campaign create`.",
     )
-    message: Text | None = Field(
-        default=None, max_length=500, description="What a locked device shows its owner."
+    message: Annotated[Text, Field(max_length=500)] | dict[str, Text] | None = Field(
+        default=None,
+        description="What a locked device shows its owner: a text, or an object of language"
+        ' tag -> text ({"en": "...", "fa": "..."}) that the device\'s locale chooses from'
+        ' (docs/policy.md, "Messages in the owner\'s language").',
+        examples=[
+            "Reported stolen: call your shop.",
+            {"en": "Call us.", "fa": "با ما تماس بگیرید."},
+        ],
     )
     contact: Text | None = Field(
         default=None, max_length=200, description="Whom the owner of a locked device contacts."
@@ -187,7 +195,7 @@ def refuse_like_create(body: NewCampaign, selection: Selection, actor: str, now:
         selection=selection,
         created_by=actor,
         created_at=now,
-        message=body.message or None,
+        message=message_text(body.message),
         contact=body.contact or None,
         until=body.until,
         stages=parse_stages(body.stages),
