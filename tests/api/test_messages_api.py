@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import jwt
 from fastapi.testclient import TestClient
 from test_api import EXAMPLES, TEHRAN, imei, post_checkin, setup
 
+from regionlock.api.app import create_app
+from regionlock.geo import Locator
 from regionlock.policies import example_policy
 from regionlock.services.checkin import MANUAL_LOCK_NOTICE
+from regionlock.settings import Settings
 
 TEXTS = dict(example_policy("gray-market-2021").message.texts)
 
@@ -78,3 +82,41 @@ def test_a_manual_lock_without_words_gives_the_notice_in_the_owners_language(
     )
     # An operator's own words are shown as written; their language is not known.
     assert (got["lang"], got["message"]) == ("", "Bring it to the shop.")
+
+
+def test_a_campaigns_message_in_several_languages(db_url: str, locator: Locator) -> None:
+    # The four-eyes rule out of the way, the runner quick (as in test_campaigns_api).
+    settings = Settings(
+        database_url=db_url,
+        campaign_approval_devices=10_000,
+        campaign_approval_share=1.0,
+        campaign_poll_s=0.2,
+    )
+    with TestClient(create_app(settings, locator=locator)) as api:
+        key, tokens = setup(api)
+        h = {"authorization": f"Bearer {tokens['operator']}"}
+        lock = {
+            "name": "leak",
+            "action": "lock",
+            "reason": "batch B1 leaked",
+            "where": ["batch=B1"],
+        }
+        bad = api.post("/v1/campaigns", json={**lock, "message": {"en": "x", "FA": "y"}}, headers=h)
+        assert bad.status_code == 422 and "message.FA" in bad.json()["detail"], bad.text
+        words = {"fa": "با فروشگاه تماس بگیرید.", "en": "Call your shop."}
+        r = api.post("/v1/campaigns", json={**lock, "message": words}, headers=h)
+        assert r.status_code == 201, r.text
+        assert r.json()["message"] == {"en": "Call your shop.", "fa": "با فروشگاه تماس بگیرید."}
+        cid = r.json()["id"]
+        assert api.post(f"/v1/campaigns/{cid}/start", headers=h).status_code == 200
+        deadline = time.monotonic() + 30
+        while api.get(f"/v1/campaigns/{cid}", headers=h).json()["state"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for counter, (locale, language) in enumerate(
+            [("fa_IR", "fa"), ("en-GB", "en"), ("ko-KP", "en"), (None, "fa")], start=1
+        ):
+            signals = {**TEHRAN, **({"locale": locale} if locale else {})}
+            got = signed_claims(api, post_checkin(api, key, imei(1), counter, signals).json())
+            assert got["reasons"][0] == "campaign.lock"
+            assert (got["lang"], got["message"]) == (language, words[language]), locale

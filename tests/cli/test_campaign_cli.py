@@ -328,6 +328,31 @@ def test_start_yes_applies_every_target_once(store: Store) -> None:
     assert campaign_entries(store.db) == entries
 
 
+def test_a_message_in_several_languages(store: Store) -> None:
+    fleet(store)
+    code, _, err = run(store, "create", *LOCK_D1, "--message-in", "FA", "x")
+    assert code == 2 and "message.FA: 'FA' is not a language tag" in err
+    code, _, err = run(store, "create", *LOCK_D1, "--message", "m", "--message-in", "en", "again")
+    assert code == 2 and "--message-in en is given twice" in err
+    campaign_id = create(
+        store,
+        "--where",
+        "distributor=D1",
+        "--message",
+        "Call your shop.",
+        "--message-in",
+        "fa",
+        "با فروشگاه تماس بگیرید.",
+    )
+    words = {"en": "Call your shop.", "fa": "با فروشگاه تماس بگیرید."}
+    assert status(store, campaign_id)["message"] == words
+    assert run(store, "start", campaign_id, "--yes")[0] == 0
+    found = Stores.on(store.db).devices.get(d1()[0])
+    assert found is not None and found.state.manual_lock is not None
+    kept = found.state.manual_lock.message
+    assert kept is not None and json.loads(kept) == words
+
+
 def test_a_staged_campaign_waits_for_advance(store: Store) -> None:
     fleet(store)
     campaign_id = create(store, "--where", "distributor=D1", "--stages", "30,100")

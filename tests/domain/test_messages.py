@@ -19,6 +19,7 @@ from regionlock.domain.messages import (
     is_language_tag,
     language_tag,
     message_problems,
+    message_text,
     place_languages,
 )
 from regionlock.domain.policy import Action, DeviceFacts, Jurisdiction, Policy, Restriction
@@ -237,3 +238,40 @@ def test_an_allow_shows_nothing() -> None:
     berlin = LocationEstimate("DE", None, 0.95, (), ())
     v = decide(DeviceFacts("d"), berlin, PresenceHistory(), policy(), NOW, locale="fa-IR")
     assert (v.action, v.language, v.message) == (Action.ALLOW, "", "")
+
+
+# -- kept as text (a campaign's message, a device's lock) ---------------------------------------
+
+
+@given(st.one_of(messages, st.builds(lambda t: {"en": t}, texts.map(lambda t: t[:350]))))
+def test_a_table_survives_its_text_form(table: dict[str, str]) -> None:
+    message = Message.parse(table)
+    assert Message.from_text(message.to_text()) == message
+    assert Message.from_text("Call us.").to_text() == "Call us."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Call us.",
+        "{not json",
+        '{"EN": "x"}',  # not a table of language tags: an operator's own words
+        '{"en": ""}',
+        "[1, 2]",
+        pytest.param('{"a":' + "[" * 100_000, id="nested-past-the-stack"),
+    ],
+)
+def test_other_text_is_shown_as_written_in_no_known_language(text: str) -> None:
+    chosen = Message.from_text(text).choose("fa-IR", ("fa",))
+    assert (chosen.language, chosen.text) == ("", text)
+
+
+def test_an_operators_table_is_checked_and_kept_as_text() -> None:
+    assert message_text(None) is None and message_text("") is None
+    assert message_text("Call us.") == "Call us."
+    kept = message_text({"fa": "تماس بگیرید.", "en": "Call us."})
+    assert kept == '{"en": "Call us.", "fa": "تماس بگیرید."}'
+    with pytest.raises(InvalidInput, match=r"^message\.FA: 'FA' is not a language tag"):
+        message_text({"FA": "x"})
+    with pytest.raises(InvalidInput, match="names no language"):
+        message_text({})

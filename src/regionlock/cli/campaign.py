@@ -129,6 +129,15 @@ def _counts(counts: dict[str, int]) -> str:
 )
 @click.option("--skip-bad", is_flag=True, help="Use the good lines of --imeis despite bad ones.")
 @click.option("--message", help="What a locked device shows its owner (lock only).")
+@click.option(
+    "--message-in",
+    "translations",
+    nargs=2,
+    multiple=True,
+    metavar="LANG TEXT",
+    help="The message in a language (repeatable): --message-in fa '...'. The device's locale"
+    " chooses; --message is then the English text.",
+)
 @click.option("--contact", help="Whom the owner should contact (lock only).")
 @click.option(
     "--until", type=click.DateTime(["%Y-%m-%d"]), help="Exemption end date (exempt only)."
@@ -146,6 +155,7 @@ def create(
     imei_file: str | None,
     skip_bad: bool,
     message: str | None,
+    translations: tuple[tuple[str, str], ...],
     contact: str | None,
     until: datetime | None,
     stages: str | None,
@@ -179,7 +189,7 @@ def create(
             selection=selection,
             actor=actor(),
             now=_now(),
-            message=message,
+            message=_message(message, translations),
             contact=contact,
             until=end,
             stages=stage_list,
@@ -231,6 +241,20 @@ def _confirm(svc: Campaigns, c: Campaign, yes: bool) -> None:
         click.echo(f"  {inside}")
     if not click.confirm(f"Start it as {actor()}?", default=False):
         raise click.Abort
+
+
+def _message(
+    message: str | None, translations: tuple[tuple[str, str], ...]
+) -> str | dict[str, str] | None:
+    """--message alone, as written; with --message-in, a table of languages (English first)."""
+    if not translations:
+        return message
+    table = {"en": message} if message else {}
+    for language, text in translations:
+        if language in table:
+            raise click.UsageError(f"--message-in {language} is given twice")
+        table[language] = text
+    return table
 
 
 def _accept_hint(campaign_id: str, message: str) -> str:

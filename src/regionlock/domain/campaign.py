@@ -26,6 +26,7 @@ from typing import Any
 from regionlock.domain import regions
 from regionlock.domain.device import DeviceState, ManualExemption, ManualLock
 from regionlock.domain.errors import Conflict, InvalidInput
+from regionlock.domain.messages import Message
 
 # --- selection ---------------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ class Campaign:
     selection: Selection
     created_by: str
     created_at: datetime
-    message: str | None = None
+    message: str | None = None  # a text, or several languages as Message.to_text gives them
     contact: str | None = None
     until: date | None = None
     stages: tuple[float, ...] = DEFAULT_STAGES
@@ -358,7 +359,8 @@ class Campaign:
             "name": self.name,
             "action": self.action.value,
             "reason": self.reason,
-            "message": self.message,
+            # A message in several languages is kept as text (Message.to_text); shown as a table.
+            "message": Message.from_text(self.message).to_json() if self.message else None,
             "contact": self.contact,
             "until": self.until.isoformat() if self.until else None,
             "selection": self.selection.to_json(),

@@ -19,6 +19,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,9 @@ from regionlock.domain.errors import InvalidInput
 from regionlock.domain.inputs import text_problem
 
 DEFAULT_LANGUAGE = "en"
+UNKNOWN_LANGUAGE = ""  # a text whose language nobody stated: an operator's own words
 MAX_LANGUAGES = 32
+MAX_TEXT = 350  # characters per language: what a lock screen shows without scrolling
 
 # BCP 47, the subset a message needs: a language (ISO 639, lower case), an optional script
 # (ISO 15924, title case) and an optional region (ISO 3166-1 upper case, or UN M.49 digits).
@@ -113,7 +116,7 @@ class Message:
         return cls(((language, text),)) if text else cls()
 
     @classmethod
-    def parse(cls, value: object, what: str = "message", *, limit: int = 350) -> Message:
+    def parse(cls, value: object, what: str = "message", *, limit: int = MAX_TEXT) -> Message:
         """A plain string (English) or a mapping of language tag -> text; InvalidInput naming
         `what` and the language for everything wrong with it."""
         problems = message_problems(value, limit=limit)
@@ -150,11 +153,33 @@ class Message:
         return tuple(tag for tag, _ in self.texts)
 
     def to_json(self) -> str | dict[str, str]:
-        """A plain string for an English-only message (as before messages had languages),
-        else the tags and texts, the default first."""
-        if len(self.texts) == 1 and self.texts[0][0] == DEFAULT_LANGUAGE:
+        """A plain string for a message in one text, English or of no known language (as
+        before messages had languages), else the tags and texts, the default first."""
+        if len(self.texts) == 1 and self.texts[0][0] in (DEFAULT_LANGUAGE, UNKNOWN_LANGUAGE):
             return self.default
         return dict(self.texts)
+
+    def to_text(self) -> str:
+        """The message as one text, for stores that keep a message as text (a campaign's, a
+        device's lock): a text of no known language as itself, else the JSON object of its
+        tags and texts, which `from_text` reads back."""
+        if len(self.texts) == 1 and self.texts[0][0] == UNKNOWN_LANGUAGE:
+            return self.default
+        return json.dumps(dict(self.texts), ensure_ascii=False)
+
+    @classmethod
+    def from_text(cls, text: str) -> Message:
+        """A message kept as text (`to_text`): a JSON object of language tags -> texts is
+        that table; any other text is one text whose language is not known (an operator's
+        own words are shown as written)."""
+        if text.startswith("{"):
+            try:
+                table = json.loads(text)
+            except (ValueError, RecursionError):  # not JSON, or nested past the stack
+                table = None
+            if isinstance(table, dict) and not message_problems(table, limit=MAX_TEXT):
+                return cls.from_checked(table)
+        return cls.plain(text, UNKNOWN_LANGUAGE)
 
     def choose(self, locale: str | None, place: Iterable[str] = ()) -> Choice:
         """The text for a device with this locale (None: it sent none) in a place whose
@@ -191,10 +216,19 @@ class Message:
         return None
 
 
+def message_text(value: str | Mapping[str, str] | None, what: str = "message") -> str | None:
+    """A message as an operator gives it (a campaign's): a text, kept as written, or a table of
+    language tag -> text, checked (InvalidInput naming `what`) and kept as `Message.to_text`.
+    None for none (or an empty text); an empty table is refused like a policy's."""
+    if isinstance(value, str) or value is None:
+        return value or None
+    return Message.parse(value, what).to_text()
+
+
 _TAG_HELP = "a lower-case language, optional Script and REGION, such as en, fa, es-419, zh-Hant"
 
 
-def message_problems(value: object, *, limit: int = 350) -> list[tuple[str, str]]:
+def message_problems(value: object, *, limit: int = MAX_TEXT) -> list[tuple[str, str]]:
     """Everything wrong with a message as written (a string, or a table of language tag ->
     text), as (language tag or "", problem) pairs; empty when it is a valid message."""
     if isinstance(value, str):

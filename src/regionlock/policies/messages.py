@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from regionlock.domain.messages import Message, message_problems
+from regionlock.domain.messages import MAX_TEXT, Message, message_problems
 
-__all__ = ["MESSAGE_LIMIT", "Message", "read_message"]
-
-MESSAGE_LIMIT = 350  # characters per language: what a lock screen shows without scrolling
+__all__ = ["Message", "read_message"]
 
 
 def read_message(
@@ -21,7 +19,7 @@ def read_message(
     if value is None:
         return Message()
     where = f"{path}.{key}"
-    problems = message_problems(value, limit=MESSAGE_LIMIT)
+    problems = message_problems(value, limit=MAX_TEXT)
     for language, problem in problems:
         fail(f"{where}.{language}" if language else where, problem)
     return Message() if problems else Message.from_checked(value)

@@ -12,7 +12,7 @@ is renewed in every chunk's transaction, so a runner that lost it stops before w
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from regionlock.domain.campaign import (
 )
 from regionlock.domain.device import DeviceState
 from regionlock.domain.errors import Conflict, InvalidInput, NotFound, RegionlockError
+from regionlock.domain.messages import message_text
 from regionlock.storage import AuditStore, CampaignStore, DeviceStore, Stores, Transactions
 from regionlock.storage.audit import NewEntry
 from regionlock.storage.campaigns import FleetGroup, Target, TargetStatus, new_campaign_id
@@ -328,7 +329,7 @@ class Campaigns:
         selection: Selection,
         actor: str,
         now: datetime,
-        message: str | None = None,
+        message: str | Mapping[str, str] | None = None,
         contact: str | None = None,
         until: date | None = None,
         stages: Sequence[float] = DEFAULT_STAGES,
@@ -337,7 +338,8 @@ class Campaigns:
         """Create a draft campaign over the devices `selection` matches now (and among
         `devices`, ids, when given): the target set is frozen here, each target's stage drawn
         by `stage_of`. Refuses (InvalidInput, nothing created) a selection matching no device.
-        Audited as `campaign.create` with the target count and digest."""
+        Audited as `campaign.create` with the target count and digest. `message`: a text, or
+        a table of language tag -> text that the device's locale chooses from."""
         if action is CampaignAction.EXEMPT and until is not None and until <= now.date():
             raise InvalidInput(f"exemption until {until} is not in the future")
         campaign = Campaign(
@@ -348,7 +350,7 @@ class Campaigns:
             selection=selection,
             created_by=actor,
             created_at=now.astimezone(UTC),
-            message=message or None,
+            message=message_text(message),
             contact=contact or None,
             until=until,
             stages=cdomain.parse_stages(stages),

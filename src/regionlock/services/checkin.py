@@ -453,7 +453,11 @@ class CheckinService:
                 + verdict.explanation,
             )
         if state.manual_lock is not None and not exempted:
-            notice = MANUAL_LOCK_NOTICE.choose(locale, languages_at(location))
+            # The lock's own words (a campaign's may be in several languages; an operator's
+            # are shown as written), else the general notice, in the owner's language.
+            own = state.manual_lock.message
+            words = Message.from_text(own) if own else MANUAL_LOCK_NOTICE
+            shown = words.choose(locale, languages_at(location))
             by = state.manual_lock.campaign  # the lock slot's holder: a campaign or an operator
             verdict = replace(
                 verdict,
@@ -464,9 +468,8 @@ class CheckinService:
                 + verdict.explanation,
                 # The lock's own words, never the policy's region message (docs/policy.md,
                 # "Manual actions").
-                # An operator's own text is in no known language; the notice is translated.
-                message=state.manual_lock.message or notice.text,
-                language="" if state.manual_lock.message else notice.language,
+                message=shown.text,
+                language=shown.language,
                 contact=state.manual_lock.contact or policy.contact,
             )
         return verdict
