@@ -213,6 +213,8 @@ class Webhooks:
         """Queue the events of the audit entries after the cursor for the endpoints that want
         them, and move the cursor past those entries; the number of deliveries queued."""
         now = self.clock()
+        if not any(e.enabled for e in self.webhooks.endpoints()):
+            return 0  # idle: no write transaction every poll
         with self.db.write() as tx:
             cursor = self.webhooks.cursor_for_update(tx)
             endpoints = [e for e in self.webhooks.endpoints(tx) if e.enabled]
@@ -264,7 +266,10 @@ class Webhooks:
         return len(queued)
 
     def claim(self, owner: str, limit: int, lease: timedelta) -> list[Delivery]:
+        """Due deliveries for `owner` to send, leased for `lease` (none: no write at all)."""
         now = self.clock()
+        if not self.webhooks.any_due(now):
+            return []
         return self.webhooks.claim(now, owner, now + lease, limit)
 
     def attempt(self, delivery: Delivery, owner: str, send: Send) -> str:

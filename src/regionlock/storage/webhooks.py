@@ -139,6 +139,10 @@ class WebhookStore(Protocol):
         """Queue deliveries (pending, due at their `next_at`); those queued already are left."""
         ...
 
+    def any_due(self, now: datetime) -> bool:
+        """Whether a pending delivery is due (a read: callers claim only then)."""
+        ...
+
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Delivery]:
         """Due pending deliveries for `owner` until `lease_until`: at most `limit`, and at
         most one per endpoint, none of an endpoint with one out already."""
@@ -282,6 +286,15 @@ class SqlWebhookStore:
                 for d in deliveries
             ],
         )
+
+    def any_due(self, now: datetime) -> bool:
+        with self.db.read() as tx:
+            row = tx.one(
+                "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ?"
+                " LIMIT 1",
+                (epoch_ms(now),),
+            )
+        return row is not None
 
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Delivery]:
         t = epoch_ms(now)
