@@ -103,3 +103,30 @@ def test_a_device_restored_with_an_old_counter_recovers_from_stale_counter(
     assert agent(env, state, "status")["action"] == "warn"
     # It goes on from there: the next check-in needs no recovery.
     assert agent(env, state, "checkin", *TEHRAN)["action"] == "warn"
+
+
+def test_a_locked_owner_appeals_from_the_device_and_support_grants_it(
+    device: tuple[Path, dict[str, str]],
+) -> None:
+    """docs/appeals.md, from the command line: lock, appeal, the queue, the evidence, a grant;
+    the next check-in in the same place is not a lock."""
+    state, env = device
+    assert agent(env, state, "checkin", *TEHRAN)["action"] == "lock"
+    sent = run(
+        env, "agent", "appeal", "--contact", "owner@example.com", "--language", "fa-IR",
+        "--message", "I live in Dubai; this was a trip.", "--state", str(state),
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    appeal_id = sent.stdout.strip().splitlines()[-1]
+    assert appeal_id.startswith("apl_") and "open" in sent.stdout
+    queue = json.loads(run(env, "appeal", "list", "--status", "open", "--json").stdout)
+    assert [a["id"] for a in queue] == [appeal_id]
+    shown = run(env, "appeal", "show", appeal_id)
+    assert "I live in Dubai" in shown.stdout and "lock in IR-23" in shown.stdout
+    decided = run(
+        env, "appeal", "decide", appeal_id, "--grant", "--days", "14", "--reason", "receipt"
+    )
+    assert decided.returncode == 0 and "granted: exempt until" in decided.stdout, decided.stderr
+    assert agent(env, state, "checkin", *TEHRAN)["action"] != "lock"
+    again = run(env, "appeal", "decide", appeal_id, "--deny", "--reason", "changed my mind")
+    assert again.returncode != 0 and "granted already" in again.stderr

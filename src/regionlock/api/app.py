@@ -22,6 +22,7 @@ from regionlock.api.guards import RequestGuard
 from regionlock.api.problems import document_problems, install_error_handlers
 from regionlock.api.routers import (
     admin,
+    appeals,
     audit,
     campaigns,
     cases,
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(campaigns.api)
     app.include_router(cases.api)
     app.include_router(webhooks.api)
+    app.include_router(appeals.api)
     app.include_router(investigations.api)
     app.include_router(audit.api)
     app.include_router(admin.api)

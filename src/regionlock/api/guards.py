@@ -5,8 +5,8 @@
   client cannot make the service read, buffer or parse anything big.
 - No body is larger than its route allows, declared (Content-Length) or streamed.
 
-The check-in (`/v1/checkin`) is left alone: it has its own size limit, and a device is
-authenticated by its signature, not by an API key.
+The check-in (`/v1/checkin`) and a device's appeal (`POST /v1/appeals`) are left alone: they
+have their own size limits, and a device is authenticated by its signature, not by an API key.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ BODY_LIMITS = {
 }
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _DEVICE_PATHS = {"/v1/checkin"}
+_DEVICE_POSTS = {"/v1/appeals"}
 
 
 def body_limit(path: str) -> int:
@@ -50,7 +51,11 @@ class RequestGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _DEVICE_PATHS:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in _DEVICE_PATHS
+            or (scope["method"] == "POST" and scope["path"] in _DEVICE_POSTS)
+        ):
             await self.app(scope, receive, send)
             return
         try:

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from regionlock.api.deps import Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from regionlock.domain.appeal import AppealDecided, AppealOpen, NotLocked
 from regionlock.domain.case import CaseClosed
 from regionlock.domain.errors import (
     Conflict,
@@ -33,6 +34,7 @@ from regionlock.domain.errors import (
     most_specific,
 )
 from regionlock.policies import PolicyError
+from regionlock.services.appeals import UnknownAppeal
 from regionlock.services.campaigns import (
     ApprovalRequired,
     CampaignBusy,
@@ -120,6 +122,10 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     CaseClosed: ProblemType(409, "case-closed", "operator"),
     UnknownEndpoint: ProblemType(404, "unknown-webhook", "operator"),
     UnknownDelivery: ProblemType(404, "unknown-delivery", "operator"),
+    UnknownAppeal: ProblemType(404, "unknown-appeal", "operator"),
+    AppealDecided: ProblemType(409, "appeal-decided", "operator"),
+    NotLocked: ProblemType(409, "not-locked", "device"),
+    AppealOpen: ProblemType(409, "appeal-open", "device"),
     InvalidInput: ProblemType(422, "invalid-input", "operator"),
     NotFound: ProblemType(404, "not-found", "operator"),
     Conflict: ProblemType(409, "conflict", "operator"),

@@ -32,6 +32,7 @@ from regionlock.clock import SystemClock
 from regionlock.domain.device import encode_public_key, parse_imei
 from regionlock.domain.errors import InvalidInput
 from regionlock.signing import SigningKey
+from regionlock.signing.appeal import AppealRequest, sign_appeal
 
 state_option = click.option(
     "--state",
@@ -229,3 +230,36 @@ def unlock(code: str, state_path: str) -> None:
         except UnlockRefused as exc:
             raise InvalidInput(str(exc)) from None
         _show(device, enforcement, False)
+
+
+@agent.command("appeal")
+@click.option("--contact", required=True, help="How support can reach the owner.")
+@click.option("--message", required=True, help="Why the lock is wrong, in the owner's words.")
+@click.option("--language", help="The owner's language, e.g. fa-IR (default: none given).")
+@state_option
+def appeal(contact: str, message: str, language: str | None, state_path: str) -> None:
+    """Contest the lock: send a signed appeal (docs/protocol.md, "Appeals"); print its id."""
+    with _device(state_path) as device:
+        url = device.state.service_url
+        if url is None:
+            raise InvalidInput("the state has no service URL; run `regionlock agent init`")
+        request = AppealRequest(
+            nonce=secrets.token_urlsafe(16),
+            iat=device._signing_time(),
+            contact=contact,
+            message=message,
+            language=language,
+        )
+        token = sign_appeal(request, device.key, device.state.device_id or device.state.kid)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            response = client.post(
+                "/v1/appeals", content=token, headers={"content-type": "application/jose"}
+            )
+    body = response.json() if response.content else {}
+    if response.status_code in (200, 201):
+        click.echo(f"appeal {body['id']}: {body['status']}")
+        click.echo(body["id"])
+        return
+    raise click.ClickException(
+        f"the service refused the appeal ({response.status_code}): {body.get('detail', body)}"
+    )

@@ -9,6 +9,7 @@ import click
 
 from regionlock import __version__
 from regionlock.cli.agent import agent
+from regionlock.cli.appeal import appeal
 from regionlock.cli.backup import backup, restore
 from regionlock.cli.campaign import campaign
 from regionlock.cli.case import case
@@ -92,6 +93,7 @@ cli.add_command(restore)
 cli.add_command(campaign)
 cli.add_command(case)
 cli.add_command(webhook)
+cli.add_command(appeal)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from regionlock.storage.analytics import AnalyticsSource, default_cache
 from regionlock.storage.apikeys import ApiKeyStore, SqlApiKeyStore
+from regionlock.storage.appeals import AppealStore, SqlAppealStore
 from regionlock.storage.audit import AuditStore, SqlAuditStore
 from regionlock.storage.campaigns import CampaignStore, SqlCampaignStore
 from regionlock.storage.cases import CaseStore, SqlCaseStore
@@ -79,6 +80,7 @@ class Stores:
     campaigns: CampaignStore
     cases: CaseStore
     webhooks: WebhookStore
+    appeals: AppealStore
     analytics: AnalyticsSource
 
     @classmethod
@@ -95,6 +97,7 @@ class Stores:
             campaigns=SqlCampaignStore(db),
             cases=SqlCaseStore(db),
             webhooks=SqlWebhookStore(db),
+            appeals=SqlAppealStore(db),
             analytics=AnalyticsSource(db, default_cache(db)),
         )
 
