@@ -93,6 +93,12 @@ def test_diff_lists_the_lifted_rule() -> None:
     assert code == 0
     assert "- restriction company-block-2021: lock in IR from 2021-09-15" in out
     assert "policy: gray-market-2021 2021-09-15 -> gray-market-2021 2021-11-01-lifted" in out
+    # The message changed in every language: a line for each.
+    changed = [line for line in out.splitlines() if line.startswith("~ policy.message.")]
+    assert [line.split(":")[0] for line in changed] == [
+        f"~ policy.message.{language}" for language in ("en", "fa", "ar", "es", "ko", "ru", "uk")
+    ]
+    assert "'This device cannot be used in this territory" in changed[0]
 
 
 def test_simulate_counts_changes_and_skips_bad_rows(tmp_path: Path) -> None:

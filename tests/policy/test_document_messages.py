@@ -93,3 +93,16 @@ def test_the_example_presets_speak_the_languages_of_their_places(name: str) -> N
     assert message.languages == LANGUAGES
     texts = [text for _, text in message.texts]
     assert len(set(texts)) == len(texts)  # every language translated, none copied
+
+
+def test_a_diff_names_each_language_that_changed() -> None:
+    from regionlock.services.policy_tools import diff_policies
+
+    old = parse_policy(HEAD + 'message = { en = "Not here.", fa = "اینجا نه." }\n' + RULE)
+    new = parse_policy(HEAD + 'message = { fa = "اینجا نه.", ar = "ليس هنا." }\n' + RULE)
+    assert diff_policies(old, new) == [
+        "~ policy.message.en: 'Not here.' -> ''",
+        "~ policy.message.ar: '' -> 'ليس هنا.'",
+        "~ policy.message default: en -> fa",
+    ]
+    assert diff_policies(old, old) == []

@@ -72,6 +72,19 @@ def _rule_fields(r: Restriction) -> dict[str, str]:
     }
 
 
+def _message_changes(where: str, old: Message, new: Message) -> list[str]:
+    """One line per language whose text changed, came or went, and one for a new default."""
+    a, b = dict(old.texts), dict(new.texts)
+    lines = [
+        f"~ {where}.{language}: {a.get(language, '')!r} -> {b.get(language, '')!r}"
+        for language in dict.fromkeys([*a, *b])
+        if a.get(language) != b.get(language)
+    ]
+    if old and new and old.languages[0] != new.languages[0]:
+        lines.append(f"~ {where} default: {old.languages[0]} -> {new.languages[0]}")
+    return lines
+
+
 def _message_text(message: Message) -> str:
     """A message as the diff shows it: its text, or each language's (a translation counts)."""
     shown = message.to_json()
@@ -87,12 +100,11 @@ def diff_policies(old: Policy, new: Policy) -> list[str]:
     lines: list[str] = []
     if (old.id, old.version) != (new.id, new.version):
         lines.append(f"policy: {old.id} {old.version} -> {new.id} {new.version}")
-    for name in ("min_lock_confidence", "message", "contact"):
+    for name in ("min_lock_confidence", "contact"):
         a, b = getattr(old, name), getattr(new, name)
-        if isinstance(a, Message) and isinstance(b, Message):
-            a, b = _message_text(a), _message_text(b)
         if a != b:
             lines.append(f"~ policy.{name}: {a!r} -> {b!r}")
+    lines += _message_changes("policy.message", old.message, new.message)
     if old.lease != new.lease:
         lines.append(f"~ lease: {vars_of(old.lease)} -> {vars_of(new.lease)}")
     before = {r.id: r for r in old.restrictions}
