@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import jwt
 import pytest
 from storage_fixtures import T0, Fleet, imei
 from storage_fixtures import checkin as signed_checkin
@@ -92,10 +93,26 @@ def test_a_denied_appeal_is_final_and_exempts_nothing(
     service.check_in(signed_checkin(key, imei(2), 1, now, TEHRAN), peer_ip=None, now=now)
     appeals = Appeals.of(stores, clock=lambda: now)
     appeal, _ = appeals.submit(_appeal(key, imei(2), int(now.timestamp()), language=None))
-    denied = appeals.decide(appeal.id, grant=False, days=None, reason="lives there", actor="b")
+    denied = appeals.decide(
+        appeal.id,
+        grant=False,
+        days=None,
+        reason="the phone is used in Tehran every day",
+        actor="b",
+        contact="appeals@example.com",
+    )
     assert denied.status is AppealStatus.DENIED and denied.exempt_until is None
     device = stores.devices.get(imei(2))
     assert device is not None and device.state.exemption is None
+    # The device's next verdict tells the owner why, and whom to contact.
+    later = now + timedelta(hours=1)
+    out = service.check_in(signed_checkin(key, imei(2), 2, later, TEHRAN), peer_ip=None, now=later)
+    assert out["verdict"] == "lock"
+    claims = jwt.decode(out["token"], options={"verify_signature": False})
+    assert claims["message"] == (
+        f"Your appeal {appeal.id} was denied: the phone is used in Tehran every day"
+    )
+    assert claims["contact"] == "appeals@example.com"
     assert [a.id for a in appeals.list("denied")] == [appeal.id]
     assert appeals.list("open") == []
     with pytest.raises(InvalidInput):

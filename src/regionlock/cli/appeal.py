@@ -75,10 +75,19 @@ def show(appeal_id: str, as_json: bool, db_url: str) -> None:
 @click.option("--grant/--deny", required=True, help="Grant (an exemption) or deny.")
 @click.option("--days", type=click.IntRange(1, 3650), help="With --grant: days of exemption.")
 @click.option("--reason", required=True, help="Why, for the owner and the audit trail.")
+@click.option(
+    "--contact", help="With --deny: whom the owner may contact (default: the policy's contact)."
+)
 @json_option
 @db_option
 def decide(
-    appeal_id: str, grant: bool, days: int | None, reason: str, as_json: bool, db_url: str
+    appeal_id: str,
+    grant: bool,
+    days: int | None,
+    reason: str,
+    contact: str | None,
+    as_json: bool,
+    db_url: str,
 ) -> None:
     """Decide an open appeal; a grant exempts the device for --days days from today (UTC)."""
     if not grant and days is not None:

@@ -417,6 +417,17 @@ class ManualLock:
 
 
 @dataclass(frozen=True, slots=True)
+class AppealAnswer:
+    """Support's denial of the device's appeal (docs/appeals.md): while the device stays
+    locked, its verdicts tell the owner the reason and whom to contact."""
+
+    appeal: str
+    reason: str
+    contact: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ManualExemption:
     """An operator's exemption from every lock, until `until` (exclusive) or for good.
     `campaign`: the id of the bulk campaign that set it (None: an operator, by hand)."""
@@ -468,6 +479,7 @@ class DeviceState:
     # Countries that check-ins before the first activation named without enough evidence to
     # count (an IP, a low-confidence fix): see `may_activate`.
     early_countries: frozenset[str] = frozenset()
+    appeal_answer: AppealAnswer | None = None
 
     def __post_init__(self) -> None:
         for name in ("last_checkin_at", "first_seen_at"):

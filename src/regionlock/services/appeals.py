@@ -22,7 +22,7 @@ from regionlock.domain.appeal import (
     evidence,
     grant_days,
 )
-from regionlock.domain.device import ManualExemption
+from regionlock.domain.device import AppealAnswer, ManualExemption
 from regionlock.domain.errors import InvalidInput, NotFound
 from regionlock.domain.inputs import text_problem
 from regionlock.domain.policy import Action
@@ -151,11 +151,22 @@ class Appeals:
         return self.appeals.list(status=wanted, limit=limit)
 
     def decide(
-        self, appeal_id: str, *, grant: bool, days: int | None, reason: str, actor: str
+        self,
+        appeal_id: str,
+        *,
+        grant: bool,
+        days: int | None,
+        reason: str,
+        actor: str,
+        contact: str | None = None,
     ) -> Appeal:
-        """Grant (an exemption for `days` days, from today, UTC) or deny, with a reason.
-        AppealDecided if it was decided already."""
+        """Grant (an exemption for `days` days, from today, UTC) or deny, with a reason (and,
+        for a denial, whom the owner may contact; default: the policy's contact). The device's
+        next verdicts carry a denial's reason and contact. AppealDecided if it was decided
+        already."""
         why = _reason(reason)
+        if contact is not None:
+            contact = _reason(contact)[:200]
         days = grant_days(days) if grant else None
         now = self.clock()
         with self.db.write() as tx:
@@ -165,14 +176,20 @@ class Appeals:
             if appeal.status is not AppealStatus.OPEN:
                 raise AppealDecided(f"appeal {appeal.id} was {appeal.status.value} already")
             until = None
+            device = self.devices.lock_for_update(tx, appeal.device_id)
+            if device is None:
+                raise UnknownDevice(f"the appeal's device {appeal.device_id} is gone")
             if grant:
                 assert days is not None
                 until = now.astimezone(UTC).date() + timedelta(days=days)
-                device = self.devices.lock_for_update(tx, appeal.device_id)
-                if device is None:
-                    raise UnknownDevice(f"the appeal's device {appeal.device_id} is gone")
                 exemption = ManualExemption(f"appeal {appeal.id}: {why}", actor, until)
-                self.devices.save_state(tx, device, replace(device.state, exemption=exemption))
+                changed = replace(device.state, exemption=exemption, appeal_answer=None)
+            else:
+                # The device's next lock verdicts carry the reason and the contact.
+                answer = AppealAnswer(appeal.id, why, contact, now)
+                changed = replace(device.state, appeal_answer=answer)
+            self.devices.save_state(tx, device, changed)
+            if until is not None:
                 self._audit(
                     tx,
                     actor,

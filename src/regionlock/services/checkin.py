@@ -472,4 +472,14 @@ class CheckinService:
                 language=shown.language,
                 contact=state.manual_lock.contact or policy.contact,
             )
+        answer = state.appeal_answer
+        if answer is not None and verdict.action is Action.LOCK:
+            # The owner's appeal was denied: say so, with support's reason and contact, in
+            # support's own words (docs/appeals.md).
+            verdict = replace(
+                verdict,
+                message=f"Your appeal {answer.appeal} was denied: {answer.reason}",
+                language="",
+                contact=answer.contact or verdict.contact,
+            )
         return verdict

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 from regionlock.domain.campaign import seen_countries
 from regionlock.domain.device import (
+    AppealAnswer,
     DeviceRecord,
     DeviceState,
     Imei,
@@ -83,6 +84,14 @@ def state_to_json(s: DeviceState) -> str:
         "exemption": _exemption_doc(s.exemption),
         "counter": s.counter,
     }
+    if s.appeal_answer is not None:  # only when set: states without one keep their exact text
+        a = s.appeal_answer
+        doc["appeal_answer"] = {
+            "appeal": a.appeal,
+            "reason": a.reason,
+            "contact": a.contact,
+            "at": _dt(a.at),
+        }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
@@ -169,6 +178,15 @@ def state_from_json(text: str) -> DeviceState:
         exemption=_exemption_from(doc.get("exemption")),
         counter=doc.get("counter"),
         early_countries=_early_countries(doc),
+        appeal_answer=_answer_from(doc.get("appeal_answer")),
+    )
+
+
+def _answer_from(doc: dict[str, Any] | None) -> AppealAnswer | None:
+    if not doc:
+        return None
+    return AppealAnswer(
+        doc["appeal"], doc["reason"], doc.get("contact"), _parse_dt(doc["at"]) or datetime.now(UTC)
     )
 
 

@@ -109,6 +109,13 @@ class Decision(BaseModel):
     reason: Text = Field(
         min_length=1, max_length=REASON_MAX, json_schema_extra={"pattern": WORDS_PATTERN}
     )
+    contact: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="With a denial: whom the owner may contact (default: the policy's).",
+        json_schema_extra={"pattern": WORDS_PATTERN},
+    )
 
     @model_validator(mode="after")
     def _days_with_a_grant(self) -> Decision:
@@ -126,6 +133,11 @@ class Decision(BaseModel):
 def decide(appeal_id: KeyPath, body: Decision, appeals: AppealsDep, who: Admin) -> dict[str, Any]:
     """Grant (an exemption for `days` days from today, UTC) or deny, with a reason."""
     decided = appeals.decide(
-        appeal_id, grant=body.grant, days=body.days, reason=body.reason, actor=who.actor
+        appeal_id,
+        grant=body.grant,
+        days=body.days,
+        reason=body.reason,
+        actor=who.actor,
+        contact=body.contact,
     )
     return decided.to_json()
