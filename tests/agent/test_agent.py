@@ -20,6 +20,7 @@ from regionlock.signing import (
     VERDICT_TYP,
     BadSignature,
     ClaimMismatch,
+    MalformedToken,
     SigningKey,
     TokenError,
     TokenExpired,
@@ -539,3 +540,37 @@ def test_a_damaged_state_file_is_refused_with_a_clear_error(
     (tmp_path / "agent.json").write_text(json.dumps(data))
     with pytest.raises(InvalidInput, match="damaged"):
         store.load()
+
+
+def test_an_exemption_in_the_verdict_holds_offline_until_its_end(
+    agent: Agent, service: Service, clock: ManualClock
+) -> None:
+    """An appeal granted for 60 days: the device stays usable offline past its lease and its
+    offline lock, until the exemption's end; then the offline rule applies as from the lease's
+    end (here: locked at once, 60 days being past lease + 30)."""
+    until = int(T0.timestamp()) + 60 * DAY
+    round_trip(agent, service, verdict="allow", exemption={"until": until})
+    clock.advance(days=45)  # lease (7 days) and offline lock (30 more) both past
+    got = agent.enforcement()
+    assert (got.action, got.reason, got.changes_at) == (Action.ALLOW, "offline.exempt", until)
+    clock.advance(days=15)
+    got = agent.enforcement()
+    assert (got.action, got.reason) == (Action.LOCK, "offline.lock")
+
+
+def test_an_exemption_for_good_never_ends_offline_and_never_lifts_a_lock(
+    agent: Agent, service: Service, clock: ManualClock
+) -> None:
+    round_trip(agent, service, verdict="allow", exemption={"until": None})
+    clock.advance(days=400)
+    assert agent.enforcement().reason == "offline.exempt"
+    # A lock verdict carrying an exemption claim (it should not) stays a lock offline.
+    round_trip(agent, service, verdict="lock", exemption={"until": None}, sub="dev_test")
+    clock.advance(days=400)
+    assert agent.enforcement().action is Action.LOCK
+
+
+def test_a_malformed_exemption_claim_is_refused(agent: Agent, service: Service) -> None:
+    with pytest.raises(MalformedToken, match="'until'"):
+        round_trip(agent, service, verdict="allow", exemption={"until": "2027-01-01"})
+    assert held(agent) is None

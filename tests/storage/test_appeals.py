@@ -6,7 +6,7 @@ refused with the field named."""
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -79,6 +79,12 @@ def test_a_granted_appeal_exempts_the_device_and_its_next_checkin_is_not_a_lock(
     later = now + timedelta(days=1)
     out = service.check_in(signed_checkin(key, imei(1), 2, later, TEHRAN), peer_ip=None, now=later)
     assert out["verdict"] != "lock"
+    # The exemption travels in the signed verdict: the device honours it offline until its end.
+    claims = jwt.decode(out["token"], options={"verify_signature": False})
+    end = now.date() + timedelta(days=7)
+    assert claims["exemption"] == {
+        "until": int(datetime(end.year, end.month, end.day, tzinfo=UTC).timestamp())
+    }
     actions = [e.action for e in stores.audit.entries()]
     assert actions[-4:-1] == ["appeal.create", "device.exempt", "appeal.decide"]
     created_entry = next(e for e in stores.audit.entries() if e.action == "appeal.create")

@@ -80,7 +80,8 @@ class Enforcement:
     """What the device does now, and why, in words a user and a support agent understand."""
 
     action: Action
-    reason: str  # verdict | offline.keep | offline.warn | offline.lock | support-unlock | none
+    reason: str  # verdict | offline.keep | offline.warn | offline.lock | offline.exempt |
+    # support-unlock | none
     message: str
     contact: str
     lease_expires: int | None  # the lease end of the verdict held (seconds), if any
@@ -338,6 +339,13 @@ class Agent:
         message, contact, exp = claims["message"], claims["contact"], claims["exp"]
         if now < exp:
             return Enforcement(action, "verdict", message, contact, exp, exp)
+        exemption = claims.get("exemption")
+        if isinstance(exemption, dict) and action is not Action.LOCK:
+            # Exempted (an appeal granted, ...): the exemption holds offline until its end,
+            # then the offline rule applies as it would have from the lease's end.
+            until = exemption.get("until")
+            if until is None or now < until:
+                return Enforcement(action, "offline.exempt", message, contact, exp, until)
         offline = claims["offline"]
         kind = offline["action"]
         connect = "Connect to the network to renew this device's authorisation."

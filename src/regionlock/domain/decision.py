@@ -130,6 +130,11 @@ class Verdict:
     # Lock rules that matched but were held back to a warning (grace, evidence, escalation):
     # each one's warn-before-lock clock runs, whichever rule decided.
     held_back: tuple[str, ...] = ()
+    # An operator's exemption decided it (an appeal granted, ...): the verdict tells the device,
+    # which honours it offline until `exempt_until` (None: for good). Set by the check-in
+    # service, which holds the device's exemption.
+    exempt: bool = False
+    exempt_until: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

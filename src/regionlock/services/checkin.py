@@ -445,6 +445,13 @@ class CheckinService:
             )
         verdict = decide(facts, location, state.history(), policy, now, locale=locale)
         exempted = any(r.startswith("exemption.") for r in verdict.reasons)
+        if (
+            exempted
+            and state.exemption is not None
+            and state.exemption.active(now.astimezone(UTC).date())
+        ):
+            # The device honours it offline too, until its end (protocol.md, "exemption").
+            verdict = replace(verdict, exempt=True, exempt_until=state.exemption.until)
         if exempted and state.exemption is not None and state.exemption.campaign:
             verdict = replace(
                 verdict,

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -172,6 +172,11 @@ def _check_claims(claims: Mapping[str, Any]) -> None:
         raise MalformedToken(f"claim 'offline.action' must be one of {sorted(OFFLINE_ACTIONS)}")
     _count(offline, "lock_after_days")
     _count(offline, "warn_days")
+    if "exemption" in claims:  # added within v1: only an exempted device's verdicts carry it
+        exemption = _object(claims, "exemption")
+        until = exemption.get("until")
+        if until is not None:
+            _count(exemption, "until")
 
 
 # -- verdicts: the service side ----------------------------------------------------------------
@@ -214,6 +219,14 @@ def verdict_claims(
         },
         "ver": VERDICT_VERSION,
     }
+    if verdict.exempt:
+        until = verdict.exempt_until
+        claims["exemption"] = {
+            # The first second it no longer holds (00:00 UTC of its end day), or null: for good.
+            "until": None
+            if until is None
+            else int(datetime(until.year, until.month, until.day, tzinfo=UTC).timestamp()),
+        }
     try:
         _check_claims(claims)
     except TokenError as exc:
