@@ -200,3 +200,55 @@ def test_rotation_signs_with_both_secrets_and_the_endpoint_api(db: Database) -> 
         webhooks.get(endpoint.id)
     with pytest.raises(InvalidInput):
         webhooks.add("http://x.example.com/", ["device.nothing"], name="x", actor="t")
+
+
+def test_two_processes_send_each_event_once(db: Database) -> None:
+    """Two dispatchers with connections of their own (as two service processes would have),
+    racing on one store: every event is delivered, and each by one of them only."""
+    import threading
+
+    from regionlock.services.webhook_sender import WebhookDispatcher
+
+    clock = Clock()
+    _, webhooks, registry = _setup(db, clock)
+    for name in ("crm", "carrier", "desk"):
+        webhooks.add(f"https://{name}.example.com/", ["device.locked"], name=name, actor="t")
+    for n in range(1, 4):
+        for round_ in range(4):
+            registry.lock(imei(n), reason=f"r{round_}", actor="t", now=T0)
+    expected = 3 * 3 * 4  # endpoints x devices x locks
+    other = Database(db.url.url, schema=db.schema)
+    try:
+        got: list[tuple[str, str]] = []
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def receiver() -> Receiver:
+            class Recording(Receiver):
+                def __call__(self, url: str, headers: Mapping[str, str], body: bytes) -> Attempt:
+                    with lock:
+                        got.append((url, headers["webhook-id"]))
+                        if len(got) >= expected:
+                            done.set()
+                    return Attempt(200)
+
+            return Recording()
+
+        dispatchers = [
+            WebhookDispatcher(
+                Webhooks.of(Stores.on(database), clock=clock),
+                receiver(),
+                poll_s=0.01,
+                senders=2,
+                owner=f"p{i}",
+            ).start()
+            for i, database in enumerate((db, other))
+        ]
+        try:
+            assert done.wait(60), f"{len(got)} of {expected} delivered"
+        finally:
+            for d in dispatchers:
+                d.close()
+        assert len(got) == len(set(got)) == expected
+    finally:
+        other.close()
