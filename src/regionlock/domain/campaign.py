@@ -16,7 +16,6 @@ Life of a campaign::
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
@@ -44,8 +43,6 @@ SELECTION_FIELDS: Mapping[str, str] = {
 }
 VERDICTS = ("allow", "warn", "lock")
 _COUNTRY_FIELDS = frozenset({"country", "seen_in", "activated_in"})
-_ALPHA2 = re.compile(r"[A-Z]{2}")
-_SUBDIVISION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 _MAX_TEXT = 200
 
 
@@ -62,23 +59,12 @@ def _parse_value(name: str, raw: str, known_countries: Collection[str] | None) -
         raise InvalidInput(
             f"{name}={_shown(value)}: expected printable text of at most {_MAX_TEXT} characters"
         )
-    if name in _COUNTRY_FIELDS:
+    if name in _COUNTRY_FIELDS or name == "subdivision":
         code = value.upper()
-        if not _ALPHA2.fullmatch(code):
-            raise InvalidInput(
-                f"{name}={_shown(value)}: expected an ISO 3166-1 alpha-2 country code (e.g. IR)"
-            )
-        if known_countries is not None and code not in known_countries:
-            raise InvalidInput(f"{name}={_shown(value)}: not a known ISO 3166-1 alpha-2 code")
-        return code
-    if name == "subdivision":
-        code = value.upper()
-        if not _SUBDIVISION.fullmatch(code):
-            raise InvalidInput(
-                f"subdivision={_shown(value)}: expected an ISO 3166-2 code (e.g. UA-43)"
-            )
-        if known_countries is not None and code[:2] not in known_countries:
-            raise InvalidInput(f"subdivision={_shown(value)}: {code[:2]} is not a known country")
+        check = regions.country_problem if name != "subdivision" else regions.subdivision_problem
+        problem = check(code, known_countries)
+        if problem is not None:
+            raise InvalidInput(f"{name}={_shown(value)}: {problem}")
         return code
     if name == "verdict":
         if value.lower() not in VERDICTS:
@@ -88,7 +74,7 @@ def _parse_value(name: str, raw: str, known_countries: Collection[str] | None) -
         code = value.upper()
         if code == regions.GLOBAL or code in regions.REGIONS:
             return code
-        if not _ALPHA2.fullmatch(code) or (
+        if not regions.ALPHA2.fullmatch(code) or (
             known_countries is not None and code not in known_countries
         ):
             raise InvalidInput(

@@ -10,7 +10,6 @@ to count.
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +25,12 @@ from regionlock.domain.errors import InvalidInput, NotFound
 from regionlock.domain.leaks import BACKGROUND_METHODS, BackgroundMethod, GroupCount, LeakRow, rank
 from regionlock.domain.policy import Policy, Presence
 from regionlock.domain.ranges import scan_ranges
+from regionlock.domain.regions import (
+    ALPHA2,
+    SUBDIVISION,
+    country_problem,
+    subdivision_problem,
+)
 from regionlock.geo.countries import country_names
 from regionlock.policies import parse_policy
 from regionlock.storage import Stores
@@ -43,8 +48,6 @@ from regionlock.storage.investigations import (
 )
 from regionlock.storage.policies import PolicyStore
 
-_ALPHA2 = re.compile(r"[A-Z]{2}")
-_SUBDIVISION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 # With no active policy to take it from, the presence rule of the shipped presets.
 DEFAULT_PRESENCE = Presence(min_days=3, window_days=14)
 MAX_PLACES = 300
@@ -88,14 +91,14 @@ def parse_question(
             if not code:
                 continue
             shown = part.strip()[:40]
-            if _ALPHA2.fullmatch(code):
-                if code not in known:
-                    raise InvalidInput(
-                        f"country {shown!r}: not a known ISO 3166-1 alpha-2 code (e.g. IR)"
-                    )
-            elif _SUBDIVISION.fullmatch(code):
-                if code[:2] not in known:
-                    raise InvalidInput(f"subdivision {shown!r}: {code[:2]} is not a known country")
+            if ALPHA2.fullmatch(code):
+                problem = country_problem(code, known)
+                if problem is not None:
+                    raise InvalidInput(f"country {shown!r}: {problem}")
+            elif SUBDIVISION.fullmatch(code):
+                problem = subdivision_problem(code, known)
+                if problem is not None:
+                    raise InvalidInput(f"subdivision {shown!r}: {problem}")
             else:
                 raise InvalidInput(
                     f"country {shown!r}: expected an ISO 3166-1 country (IR) or an ISO 3166-2 "
