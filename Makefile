@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/regionlock demo
 
 test: $(STAMP)
+	sh scripts/ensure-chromium.sh
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy

@@ -34,6 +34,7 @@ from regionlock.api.routers import (
     webhooks,
 )
 from regionlock.clock import Clock
+from regionlock.console import routes as console_routes
 from regionlock.geo.locator import Locator
 from regionlock.settings import Settings
 
@@ -84,6 +85,7 @@ def create_app(
     app.include_router(cases.api)
     app.include_router(webhooks.api)
     app.include_router(appeals.api)
+    app.include_router(console_routes.router)  # the console's pages (docs/console.md)
     app.include_router(investigations.api)
     app.include_router(audit.api)
     app.include_router(admin.api)

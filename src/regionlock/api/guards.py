@@ -38,6 +38,8 @@ BODY_LIMITS = {
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 _DEVICE_PATHS = {"/v1/checkin"}
 _DEVICE_POSTS = {"/v1/appeals"}
+_CONSOLE = "/console/"
+CONSOLE_LIMIT = 8 * KIB  # a console form: a key, a reason, a CSRF token
 
 
 def body_limit(path: str) -> int:
@@ -60,7 +62,11 @@ class RequestGuard:
             return
         try:
             _check_path_and_query(scope)
-            if scope["method"] in _BODY_METHODS and _routed(scope):
+            if scope["path"].startswith(_CONSOLE):
+                # The console's forms: a session cookie, checked by its pages, not an API key.
+                if scope["method"] in _BODY_METHODS:
+                    receive = _limited(receive, scope, CONSOLE_LIMIT)
+            elif scope["method"] in _BODY_METHODS and _routed(scope):
                 await _authenticate_first(scope)
                 receive = _limited(receive, scope, body_limit(scope["path"]))
         except RegionlockError as exc:

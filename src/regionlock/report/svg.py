@@ -108,7 +108,8 @@ def legend_svg(top: int) -> str:
         )
     width = 70 * len(cells)
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 30" class="legend"'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 30" width="{width}"'
+        f' height="30" class="legend"'
         f' role="img" aria-label="devices per place">{"".join(cells)}</svg>'
     )
 

@@ -19,6 +19,7 @@ from regionlock.storage.checkins import CheckinStore, SqlCheckinStore
 from regionlock.storage.db import DEFAULT_URL, Database, DatabaseUrl, Transaction, Transactions
 from regionlock.storage.devices import DeviceStore, SqlDeviceStore
 from regionlock.storage.keys import KeyStore, SqlKeyStore
+from regionlock.storage.overview import OverviewStore, SqlOverviewStore
 from regionlock.storage.policies import PolicyStore, SqlPolicyStore
 from regionlock.storage.webhooks import SqlWebhookStore, WebhookStore
 
@@ -81,6 +82,7 @@ class Stores:
     cases: CaseStore
     webhooks: WebhookStore
     appeals: AppealStore
+    overview: OverviewStore
     analytics: AnalyticsSource
 
     @classmethod
@@ -98,6 +100,7 @@ class Stores:
             cases=SqlCaseStore(db),
             webhooks=SqlWebhookStore(db),
             appeals=SqlAppealStore(db),
+            overview=SqlOverviewStore(db),
             analytics=AnalyticsSource(db, default_cache(db)),
         )
 

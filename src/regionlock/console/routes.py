@@ -1,0 +1,131 @@
+"""The console's pages (docs/console.md). Login with an API key gives a session cookie
+(`console/sessions.py`); every page needs one, and every form carries the session's CSRF token.
+Pages are rendered on the server from the same services the API uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from regionlock.api.deps import State
+from regionlock.console.sessions import COOKIE, LIFETIME, Session, SessionCodec
+from regionlock.geo.worldmap import world_map
+from regionlock.report.svg import legend_svg, world_svg
+from regionlock.services.overview import Overview
+from regionlock.storage.apikeys import ApiKey
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("regionlock", "console/templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["num"] = lambda v: f"{v:,}"
+_env.filters["pct"] = lambda v: f"{v * 100:.1f} %"
+
+
+def _state(request: Request) -> State:
+    state: State = request.app.state.regionlock
+    return state
+
+
+def _codec(state: State) -> SessionCodec:
+    codec: SessionCodec | None = getattr(state, "console_sessions", None)
+    if codec is None:
+        codec = SessionCodec(state.stores.devices.device_id_key())
+        state.console_sessions = codec  # type: ignore[attr-defined]
+    return codec
+
+
+def _page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(name).render(**values), status_code=status)
+
+
+def _who(request: Request, state: State) -> tuple[Session, ApiKey] | None:
+    session = _codec(state).read(request.cookies.get(COOKIE), datetime.now(UTC))
+    if session is None:
+        return None
+    for key in state.stores.apikeys.list():
+        if key.id == session.key_id:
+            return (session, key) if key.revoked_at is None else None
+    return None
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _secure(request: Request) -> bool:
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+    return proto == "https"
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    return _page("login.html.j2", error=None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    state = _state(request)
+    token = (await _form(request)).get("api_key", "").strip()
+    key = await run_in_threadpool(state.stores.apikeys.authenticate, token) if token else None
+    if key is None:
+        return _page("login.html.j2", status=401, error="That API key is not valid.")
+    cookie, _ = _codec(state).issue(key.id, datetime.now(UTC))
+    response = RedirectResponse("/console/", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=int(LIFETIME.total_seconds()),
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    state = _state(request)
+    who = _who(request, state)
+    form = await _form(request)
+    if who is not None and not _codec(state).csrf_ok(who[0], form.get("csrf")):
+        return _page("login.html.j2", status=403, error="The form expired: log out again.")
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+@router.get("/")
+def overview(request: Request) -> Response:
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    view = Overview.of(state.stores).view()
+    held = {p.code: p.locked + p.warned for p in view.countries if p.locked + p.warned}
+    held |= {p.code: p.locked + p.warned for p in view.subdivisions if p.locked + p.warned}
+    world = world_map()
+    names = {code: code for code in held}
+    return _page(
+        "overview.html.j2",
+        key=key,
+        csrf=_codec(state).csrf(session),
+        view=view,
+        map=Markup(world_svg(world, held, names, title="Devices locked or warned, by place")),
+        legend=Markup(legend_svg(max(held.values(), default=0))),
+        places=[p for p in view.countries if p.locked + p.warned][:20],
+    )

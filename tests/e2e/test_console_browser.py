@@ -1,0 +1,111 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright): log in with an API
+key, see the fleet at a glance, log out; a wrong key and a forged logout are refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright import sync_api
+from serving import CLI, served
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A served store with two devices, one locked at a check-in from Tehran; base URL, keys."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
+    from storage_fixtures import Fleet, imei
+    from storage_fixtures import checkin as signed_checkin
+
+    from regionlock.geo import Locator
+    from regionlock.services.checkin import CheckinService
+    from regionlock.settings import Settings
+    from regionlock.storage import Database, Stores
+    from regionlock.storage.migrate import migrate
+
+    path = tmp_path_factory.mktemp("console") / "rl.db"
+    url = f"sqlite:///{path}"
+    db = Database(url)
+    migrate(db)
+    fleet = Fleet(2)
+    fleet.register(db)
+    service = CheckinService.of(Stores.on(db), Locator(), Settings())
+    tehran = {"gps": {"lat": 35.69, "lon": 51.39, "accuracy_m": 20}, "network": ["432-11"]}
+    now = datetime.now(UTC)
+    service.check_in(signed_checkin(fleet.keys[0], imei(1), 1, now, tehran), peer_ip=None, now=now)
+    db.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONLOCK_")}
+    env["REGIONLOCK_DATABASE_URL"] = url
+    keys = {}
+    for role in ("viewer", "admin"):
+        done = subprocess.run(
+            [*CLI, "apikey", "create", "--role", role, "--name", f"{role} ana"],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        keys[role] = done.stdout.split()[-1]
+    with served(env) as base:
+        yield base, keys
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("browser tests need Debian's chromium (make test installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def test_log_in_see_the_fleet_and_log_out(
+    console: tuple[str, dict[str, str]], browser: object, tmp_path: Path
+) -> None:
+    base, keys = console
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(base + "/console/")
+    assert page.url.endswith("/console/login")  # no session: the login page
+    page.fill("#api_key", "rlk_not_a_key")
+    page.click("input[type=submit]")
+    assert page.get_by_role("alert").inner_text() == "That API key is not valid."
+    page.fill("#api_key", keys["viewer"])
+    page.click("input[type=submit]")
+    page.wait_for_url(base + "/console/")
+    assert page.inner_text("h1") == "The fleet at a glance"
+    assert (page.inner_text("#total"), page.inner_text("#locked")) == ("2", "1")
+    assert "viewer ana (viewer)" in page.inner_text("header")
+    assert page.locator("svg.map path").count() >= 3  # land, Iran, borders
+    cookie = next(c for c in page.context.cookies() if c["name"] == "rl_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+    shots = os.environ.get("REGIONLOCK_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "console-overview.png"), full_page=True)
+    page.click("text=Log out")
+    page.wait_for_url(base + "/console/login")
+    page.goto(base + "/console/")
+    assert page.url.endswith("/console/login")  # the session is gone
+
+
+def test_a_logout_without_the_forms_token_is_refused(
+    console: tuple[str, dict[str, str]],
+) -> None:
+    base, keys = console
+    with httpx.Client(base_url=base, follow_redirects=False) as client:
+        r = client.post(
+            "/console/login",
+            content=f"api_key={keys['admin']}",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 303 and "rl_console" in r.cookies
+        forged = client.post("/console/logout", content="csrf=guess")
+        assert forged.status_code == 403
+        assert client.get("/console/").status_code == 200  # still logged in
