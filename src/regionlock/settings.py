@@ -83,6 +83,9 @@ class Settings:
     """How often a service looks for events to queue and deliveries that are due, in seconds."""
     webhook_senders: int = 8
     """Deliveries a service process sends at once (at most one per endpoint)."""
+    retention_days: int = 180
+    """Check-in rows older than this many days are deleted (their days of presence folded
+    into the device state first): daily by the service, or `regionlock retention run`."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +138,10 @@ class Settings:
             )
         if not 1 <= self.checkin_group <= 1000:
             raise InvalidInput(f"REGIONLOCK_CHECKIN_GROUP={self.checkin_group}: expected 1..1000")
+        if not 1 <= self.retention_days <= 100_000:
+            raise InvalidInput(
+                f"REGIONLOCK_RETENTION_DAYS={self.retention_days}: expected 1 to 100000"
+            )
         for name in ("device_rate_per_hour", "apikey_rate_per_hour"):
             if not 0 <= getattr(self, name) <= 100_000_000:
                 raise InvalidInput(f"{PREFIX}{name.upper()}: expected 0 (no limit) to 100000000")

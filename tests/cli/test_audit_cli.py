@@ -19,7 +19,7 @@ from regionlock.signing.audit_head import AUDIT_HEAD_TYP, verify_audit_head
 from regionlock.signing.keys import Keyring
 from regionlock.signing.verdict import VERDICT_TYP
 from regionlock.storage import Database, Stores
-from regionlock.storage.audit import SqlAuditStore, entry_hash
+from regionlock.storage.audit import SqlAuditStore, content_digest, entry_hash_v2
 from regionlock.storage.migrate import migrate
 
 PG_URL = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
@@ -151,11 +151,14 @@ def test_a_rewrite_with_the_hash_and_head_recomputed_fails_only_against_a_kept_h
     add(db, 4)
     keep_head(url, tmp_path / "head.json")
     e = SqlAuditStore(db).entries()[-1]
-    forged = entry_hash(
-        e.seq, e.at, e.actor, e.action, e.subject, "nothing", e.details, e.prev_hash
-    )
+    assert e.salt is not None
+    content = content_digest(e.salt, e.actor, e.subject, "nothing", e.details)
+    forged = entry_hash_v2(e.seq, e.at, e.action, content, e.prev_hash)
     with db.write() as tx:
-        tx.execute("UPDATE audit SET reason = 'nothing', hash = ? WHERE seq = 4", (forged,))
+        tx.execute(
+            "UPDATE audit SET reason = 'nothing', content_digest = ?, hash = ? WHERE seq = 4",
+            (content, forged),
+        )
         tx.execute("UPDATE audit_head SET hash = ?", (forged,))
     code, out, _ = run(url, "audit", "verify")
     assert code == 0 and "intact: 4 entries" in out

@@ -5,11 +5,20 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from regionlock.storage import Database
-from regionlock.storage.audit import AuditEntry, AuditHead, NewEntry, SqlAuditStore, entry_hash
+from regionlock.storage.audit import (
+    AuditEntry,
+    AuditHead,
+    NewEntry,
+    SqlAuditStore,
+    content_digest,
+    entry_hash,
+    entry_hash_v2,
+)
 from regionlock.storage.migrate import available, current_version, migrate
 
 
@@ -69,13 +78,25 @@ def test_tampering_is_detected_and_located(db: Database) -> None:
     assert "entry 4 was altered" in result.problem
 
 
+def resealed(e: AuditEntry, reason: str, prev_hash: str) -> AuditEntry:
+    """`e` with another reason and previous hash, its digests recomputed as a forger with the
+    database (and so the salt) would."""
+    assert e.salt is not None and e.content_digest is not None
+    content = content_digest(e.salt, e.actor, e.subject, reason, e.details)
+    digest = entry_hash_v2(e.seq, e.at, e.action, content, prev_hash)
+    return replace(e, reason=reason, prev_hash=prev_hash, content_digest=content, hash=digest)
+
+
 def rewrite(db: Database, store: SqlAuditStore, seq: int, reason: str) -> None:
     """Rewrite entry `seq`'s reason as a forger would: with its own hash recomputed over the
     new content and its stored prev_hash, so the entry checks out on its own."""
     e = store.entries(after=seq - 1, limit=1)[0]
-    digest = entry_hash(e.seq, e.at, e.actor, e.action, e.subject, reason, e.details, e.prev_hash)
+    e = resealed(e, reason, e.prev_hash)
     with db.write() as tx:
-        tx.execute("UPDATE audit SET reason = ?, hash = ? WHERE seq = ?", (reason, digest, seq))
+        tx.execute(
+            "UPDATE audit SET reason = ?, content_digest = ?, hash = ? WHERE seq = ?",
+            (reason, e.content_digest, e.hash, seq),
+        )
 
 
 def test_an_entry_rewritten_with_its_hash_recomputed_breaks_the_next_link(db: Database) -> None:
@@ -216,12 +237,12 @@ def forge_from(db: Database, store: SqlAuditStore, seq: int, reason: str) -> Non
     later = store.entries(after=seq - 1)
     with db.write() as tx:
         for e in later:
-            new_reason = reason if e.seq == seq else e.reason
-            fields = (e.seq, e.at, e.actor, e.action, e.subject, new_reason, e.details, prev)
-            prev = entry_hash(*fields)
+            new = resealed(e, reason if e.seq == seq else e.reason, prev)
+            prev = new.hash
             tx.execute(
-                "UPDATE audit SET reason = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                (new_reason, fields[-1], prev, e.seq),
+                "UPDATE audit SET reason = ?, prev_hash = ?, content_digest = ?, hash = ?"
+                " WHERE seq = ?",
+                (new.reason, new.prev_hash, new.content_digest, new.hash, e.seq),
             )
         tx.execute("UPDATE audit_head SET hash = ? WHERE one = 1", (prev,))
 
@@ -287,6 +308,8 @@ def test_an_entry_reads_out_with_every_field(db: Database) -> None:
         "details": {"policy": "p@1", "n": 0},
         "prev_hash": "",
         "hash": e.hash,
+        "content_digest": e.content_digest,
+        "salt": e.salt,
     }
 
 

@@ -15,11 +15,12 @@ from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.domain.inputs import text_problem
 from regionlock.geo.locator import Locator
 from regionlock.services.access import Access
-from regionlock.services.campaign_runner import CampaignRunner
+from regionlock.services.campaign_runner import CampaignRunner, runner_owner
 from regionlock.services.campaigns import Campaigns
 from regionlock.services.checkin import CheckinService
 from regionlock.services.checkin_queue import CheckinQueue
 from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.services.privacy import Privacy, RetentionRunner
 from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
 from regionlock.services.registry import Registry
 from regionlock.services.webhook_sender import HttpSender, WebhookDispatcher
@@ -146,8 +147,18 @@ class State:
             senders=settings.webhook_senders,
             lease=timedelta(seconds=settings.webhook_timeout_s + 30),
         ).start()
+        # Deletes check-in rows past REGIONLOCK_RETENTION_DAYS once a day; the store's claim
+        # makes one process of several run it (docs/privacy.md).
+        self.privacy = Privacy.of(self.stores)
+        self.retention_runner = RetentionRunner(
+            self.privacy,
+            days=settings.retention_days,
+            owner=runner_owner(),
+            clock=self.clock.now,
+        ).start()
 
     def close(self) -> None:
+        self.retention_runner.close()
         self.webhook_dispatcher.close()
         self.webhook_sender.close()
         self.campaign_runner.close()

@@ -18,6 +18,7 @@ from regionlock.cli.devices import device, devices
 from regionlock.cli.investigate import investigate
 from regionlock.cli.locate import locate
 from regionlock.cli.policy import policy
+from regionlock.cli.privacy import retention
 from regionlock.cli.serve import serve
 from regionlock.cli.simulate import simulate
 from regionlock.cli.store import activate, active, apikey, audit, keys, migrate_cmd, rollback
@@ -94,6 +95,7 @@ cli.add_command(campaign)
 cli.add_command(case)
 cli.add_command(webhook)
 cli.add_command(appeal)
+cli.add_command(retention)
 policy.add_command(activate)
 policy.add_command(rollback)
 policy.add_command(active)

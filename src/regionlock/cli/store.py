@@ -224,7 +224,20 @@ def audit_head(as_json: bool, db_url: str) -> None:
 @db_option
 def audit_export(fmt: str, subject: str | None, db_url: str) -> None:
     """Write the audit trail to stdout as JSON Lines or CSV."""
-    fields = ["seq", "at", "actor", "action", "subject", "reason", "details", "prev_hash", "hash"]
+    fields = [
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "subject",
+        "reason",
+        "details",
+        "prev_hash",
+        "hash",
+        "content_digest",  # audit format v2 (docs/audit.md); empty for older entries
+        "salt",
+        "redacted",
+    ]
     writer: Any = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer is not None:
         writer.writerow(fields)
@@ -238,7 +251,7 @@ def audit_export(fmt: str, subject: str | None, db_url: str) -> None:
             row = e.to_json()
             if writer is not None:
                 row["details"] = json.dumps(row["details"], sort_keys=True, ensure_ascii=False)
-                writer.writerow([row[f] for f in fields])
+                writer.writerow([row.get(f) for f in fields])
             else:
                 click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
 

@@ -11,8 +11,8 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import TypeVar
@@ -553,6 +553,18 @@ class DeviceState:
             return location.country, join_candidates(location.subdivisions)
         return location.country, location.subdivision
 
+    def fold_presence(self, days: Mapping[date, frozenset[str]], oldest: date) -> DeviceState:
+        """This state with `days` of presence (from check-in rows about to be deleted by
+        retention) merged in, those from `oldest` on: what the policy reads survives the rows.
+        Days already recorded gain only codes they lack; nothing else changes."""
+        presence = dict(self.presence)
+        for day, codes in days.items():
+            if day >= oldest and codes and not codes <= presence.get(day, frozenset()):
+                presence[day] = presence.get(day, frozenset()) | codes
+        if presence == dict(self.presence):
+            return self
+        return replace(self, presence=presence)
+
     def accepts_counter(self, counter: int) -> bool:
         """Whether a check-in with this counter is new (strictly above the last accepted one)."""
         return self.counter is None or counter > self.counter
@@ -654,6 +666,19 @@ def presence_codes(location: LocationEstimate) -> set[str]:
     if location.subdivision is None and location.subdivisions:
         codes.add(join_candidates(location.subdivisions))
     return codes
+
+
+def checkin_presence(
+    country: str | None, subdivision: str | None, candidates: Sequence[str], flags: Collection[str]
+) -> frozenset[str]:
+    """The codes a stored check-in (place and flags, no raw signal) adds to its day's presence:
+    as `presence_codes` where `counts_as_presence` holds, else none."""
+    if country is None or NO_PRESENCE_EVIDENCE in flags or LOW_CONFIDENCE_FLAG in flags:
+        return frozenset()
+    codes = {c for c in (country, subdivision) if c}
+    if subdivision is None and candidates:
+        codes.add(join_candidates(tuple(candidates)))
+    return frozenset(codes)
 
 
 def counts_as_presence(location: LocationEstimate) -> bool:

@@ -21,6 +21,7 @@ from regionlock.storage.devices import DeviceStore, SqlDeviceStore
 from regionlock.storage.keys import KeyStore, SqlKeyStore
 from regionlock.storage.overview import OverviewStore, SqlOverviewStore
 from regionlock.storage.policies import PolicyStore, SqlPolicyStore
+from regionlock.storage.privacy import PrivacyStore, SqlPrivacyStore
 from regionlock.storage.webhooks import SqlWebhookStore, WebhookStore
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "DeviceStore",
     "KeyStore",
     "PolicyStore",
+    "PrivacyStore",
     "Stores",
     "Transaction",
     "Transactions",
@@ -81,6 +83,7 @@ class Stores:
     campaigns: CampaignStore
     cases: CaseStore
     webhooks: WebhookStore
+    privacy: PrivacyStore
     appeals: AppealStore
     overview: OverviewStore
     analytics: AnalyticsSource
@@ -99,6 +102,7 @@ class Stores:
             campaigns=SqlCampaignStore(db),
             cases=SqlCaseStore(db),
             webhooks=SqlWebhookStore(db),
+            privacy=SqlPrivacyStore(db),
             appeals=SqlAppealStore(db),
             overview=SqlOverviewStore(db),
             analytics=AnalyticsSource(db, default_cache(db)),

@@ -441,6 +441,30 @@ class Database:
 
         return isinstance(exc, psycopg.errors.UniqueViolation)
 
+    def scrub(self, tables: Sequence[str]) -> None:
+        """Make deleted rows unrecoverable from the database files as far as the backend can
+        (an erasure, docs/privacy.md). Runs outside any transaction. SQLite: VACUUM rebuilds
+        the file from live rows only (no free page keeps an old record), then the write-ahead
+        log, which still holds old page images, is copied back and truncated. PostgreSQL:
+        VACUUM of `tables` prunes dead row versions (what it cannot reach: docs/privacy.md)."""
+        conn = self._conn()
+        with self._unavailable_on_driver_errors(conn):
+            if self.dialect == "postgresql":
+                for table in tables:
+                    conn.execute(f"VACUUM {table}")
+                return
+            with self._write_lock, self._writer_file_lock():
+                conn.execute("VACUUM")
+                for _ in range(50):  # readers still on the old log: wait for them, 5 s at most
+                    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if not busy:
+                        return
+                    time.sleep(0.1)
+        raise StoreUnavailable(
+            "the write-ahead log could not be emptied (readers held it for 5 s): erase again"
+            " to finish scrubbing"
+        )
+
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager
