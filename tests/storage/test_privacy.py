@@ -300,3 +300,19 @@ def test_the_daily_retention_runs_once_a_day_whatever_the_processes(
     assert stores.privacy.claim_job("retention", later, 3_600_000, "c")
     assert not stores.privacy.claim_job("retention", later + 1_800_000, 3_600_000, "d")
     assert stores.privacy.claim_job("retention", later + 3_600_000, 3_600_000, "d")
+
+
+def test_events_of_an_erased_device_not_yet_queued_are_never_sent(
+    world: tuple[Stores, Fleet, CheckinService],
+) -> None:
+    """Entries redacted before the webhook fan-out reached them announce nothing."""
+    stores, fleet, _ = world
+    webhooks = Webhooks.of(stores, clock=lambda: T0)
+    endpoint, _ = webhooks.add("https://hooks.example.com/h", ["*"], name=None, actor="t")
+    registry = Registry.of(stores)
+    registry.lock(imei(1), reason="stolen", actor="t", now=T0)
+    registry.lock(imei(2), reason="stolen", actor="t", now=T0)
+    Privacy.of(stores).erase(imei(1), reason="request", actor="t", now=T0)
+    webhooks.fan_out()
+    sent = webhooks.deliveries(endpoint.id)
+    assert [json.loads(d.body)["data"]["device"] for d in sent] == [fleet.records[1].id]

@@ -111,6 +111,8 @@ def event_of(
       is announced again then, as a change of its verdict (cause `checkin`).
     - A campaign's start, its last stage done, a policy activated or rolled back.
     """
+    if not subject:
+        return None  # a redacted entry (its device erased, docs/privacy.md) announces nothing
     d: Mapping[str, Any] = details if isinstance(details, Mapping) else {}
     base = {"audit_seq": seq}
     event_id = f"msg_{seq}_{entry_hash[:16]}"
