@@ -43,6 +43,7 @@ from regionlock.services.campaigns import (
 )
 from regionlock.services.cases import UnknownCase
 from regionlock.services.checkin_queue import ServiceBusy
+from regionlock.services.privacy import DeviceErased
 from regionlock.services.ratelimit import RateLimited
 from regionlock.services.registry import UnknownDevice
 from regionlock.services.webhooks import UnknownDelivery, UnknownEndpoint
@@ -102,6 +103,7 @@ PROBLEMS: dict[type[Exception], ProblemType] = {
     ReplayedNonce: ProblemType(409, "replayed-nonce", "device"),
     StaleCounter: ProblemType(409, "stale-counter", "device"),
     UnknownDevice: ProblemType(404, "unknown-device", "both"),
+    DeviceErased: ProblemType(410, "device-erased", "operator"),
     UnsupportedMediaType: ProblemType(415, "unsupported-media-type", "both"),
     PayloadTooLarge: ProblemType(413, "payload-too-large", "both"),
     NoSigningKey: ProblemType(503, "no-signing-key", "device"),

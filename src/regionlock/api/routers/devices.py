@@ -1,5 +1,5 @@
 """The device registry for operators: list, show, import, and lock / unlock / exempt / unlock
-codes (each audited with the key that acted)."""
+codes (each audited with the key that acted); export and erasure of a device's data (admin)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from regionlock.api.deps import (
     TEXT_PATTERN,
+    Admin,
     KeyPath,
     Operator,
     Reason,
@@ -23,6 +24,7 @@ from regionlock.api.deps import (
     utf8,
 )
 from regionlock.api.problems import AS_OPERATOR, AS_VIEWER, responses
+from regionlock.services.privacy import DeviceErased
 from regionlock.services.registry import UnknownDevice, device_json
 from regionlock.storage.devices import StaleState
 
@@ -188,3 +190,19 @@ def device_unlock_code(
         key, body.challenge, reason=body.reason, actor=who.actor, now=state.clock.now()
     )
     return {"device": device, "challenge": body.challenge, "code": code}
+
+
+@api.get("/{key}/export", responses=AS_OPERATOR | responses(UnknownDevice, DeviceErased))
+def device_export(key: KeyPath, state: StateDep, _: Admin) -> dict[str, Any]:
+    """Everything held about a device (GDPR articles 15 and 20), as `regionlock device export`
+    writes it (admin; docs/privacy.md)."""
+    return state.privacy.export(key, now=state.clock.now())
+
+
+@api.post("/{key}/erase", responses=AS_OPERATOR | responses(UnknownDevice, DeviceErased))
+def device_erase(key: KeyPath, body: Reason, state: StateDep, who: Admin) -> dict[str, Any]:
+    """Erase a device: identifiers and history removed, audit entries naming it redacted, the
+    store scrubbed; answers the signed erasure receipt (admin; docs/privacy.md). The reason
+    stays in the audit trail: it must not name the device or its owner."""
+    done = state.privacy.erase(key, reason=body.reason, actor=who.actor, now=state.clock.now())
+    return {**done.claims, "kid": done.kid, "token": done.token}
