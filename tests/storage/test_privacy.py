@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from regionlock.signing.appeal import AppealRequest, sign_appeal
 from regionlock.signing.erasure import ERASURE_RECEIPT_TYP, verify_erasure_receipt
 from regionlock.storage import Database, Stores
 from regionlock.storage.db import epoch_ms
-from regionlock.storage.privacy import device_digest
+from regionlock.storage.privacy import SqlPrivacyStore, device_digest
 
 # Raw signals the check-ins carry, each distinctive enough that finding it means it was stored.
 PLACES = [
@@ -316,3 +317,24 @@ def test_events_of_an_erased_device_not_yet_queued_are_never_sent(
     webhooks.fan_out()
     sent = webhooks.deliveries(endpoint.id)
     assert [json.loads(d.body)["data"]["device"] for d in sent] == [fleet.records[1].id]
+
+
+class CrashBeforeScrub(SqlPrivacyStore):
+    """A store whose process dies between the erasure's commit and its scrub."""
+
+    def scrub(self, tables: Sequence[str]) -> None:
+        pass
+
+
+def test_erasing_again_finishes_a_scrub_cut_short(
+    world: tuple[Stores, Fleet, CheckinService], db: Database, tmp_path: Path
+) -> None:
+    stores, fleet, _ = world
+    _run(world, days=1)
+    crashing = replace(Privacy.of(stores), privacy=CrashBeforeScrub(db))
+    crashing.erase(imei(2), reason="request", actor="t", now=T0)
+    if db.dialect == "sqlite":  # the rows are gone, their bytes not yet
+        assert imei(2).encode() in _stored_bytes(db, tmp_path)
+    with pytest.raises(DeviceErased):
+        Privacy.of(stores).erase(fleet.records[1].id, reason="again", actor="t", now=T0)
+    assert imei(2).encode() not in _stored_bytes(db, tmp_path)

@@ -153,7 +153,12 @@ class Privacy:
         rid = _receipt_id()
         at = epoch_ms(now)
         if self.devices.get(device_key) is None:
-            raise self._missing(device_key)
+            missing = self._missing(device_key)
+            if isinstance(missing, DeviceErased):
+                # Erased already, but maybe not scrubbed (a crash, readers holding the log):
+                # asking again finishes that.
+                self.privacy.scrub(ERASED_TABLES)
+            raise missing
         with self.db.write() as tx:
             found = self.devices.lock_for_update(tx, device_key)
             if found is None:  # erased meanwhile by someone else
