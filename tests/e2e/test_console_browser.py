@@ -15,6 +15,7 @@ from playwright import sync_api
 from serving import CLI, served
 
 CHROMIUM = Path("/usr/bin/chromium")
+IMEI_1 = "356938030000013"  # storage_fixtures.imei(1)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,23 @@ def test_log_in_see_the_fleet_and_log_out(
     shots = os.environ.get("REGIONLOCK_SCREENSHOTS")
     if shots:
         page.screenshot(path=str(Path(shots) / "console-overview.png"), full_page=True)
+    # Devices: the locked one is found by its IMEI, and its page shows its verdicts.
+    page.click("text=Devices")
+    page.wait_for_url(base + "/console/devices")
+    assert page.locator("tbody tr").count() == 2
+    page.select_option("#verdict", "lock")
+    page.click("input[type=submit]")
+    assert page.locator("tbody tr").count() == 1
+    page.fill("#q", "356938030000096")  # imei(9): not registered
+    page.click("input[type=submit]")
+    assert "No device has the IMEI" in page.get_by_role("alert").inner_text()
+    page.fill("#q", IMEI_1)
+    page.click("input[type=submit]")
+    page.click("tbody tr td a")
+    assert page.inner_text("#verdict") == "lock"
+    assert "presence.first_activation" in page.inner_text("table")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "console-device.png"), full_page=True)
     page.click("text=Log out")
     page.wait_for_url(base + "/console/login")
     page.goto(base + "/console/")

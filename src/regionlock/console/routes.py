@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import jinja2
 from fastapi import APIRouter, Request
@@ -122,10 +122,91 @@ def overview(request: Request) -> Response:
     names = {code: code for code in held}
     return _page(
         "overview.html.j2",
+        page="overview",
         key=key,
         csrf=_codec(state).csrf(session),
         view=view,
         map=Markup(world_svg(world, held, names, title="Devices locked or warned, by place")),
         legend=Markup(legend_svg(max(held.values(), default=0))),
         places=[p for p in view.countries if p.locked + p.warned][:20],
+    )
+
+
+PAGE = 50
+
+
+@router.get("/devices")
+def devices(request: Request) -> Response:
+    """Search by IMEI or device id (`q`), or list by verdict and country, paged by id."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    params = request.query_params
+    q = params.get("q", "").strip()[:64]
+    verdict = params.get("verdict", "")
+    verdict = verdict if verdict in ("allow", "warn", "lock") else ""
+    country = params.get("country", "").strip().upper()[:2]
+    after = params.get("after", "")[:64]
+    error = None
+    rows = []
+    next_url = None
+    if q:
+        found = state.stores.devices.get(q)
+        if found is None:
+            error = f"No device has the IMEI or id {q!r}."
+        else:
+            rows = [found]
+    else:
+        ids = state.stores.devices.list(
+            verdict=verdict or None, country=country or None, after=after, limit=PAGE
+        )
+        rows = [d for d in (state.stores.devices.get(i) for i in ids) if d is not None]
+        if len(ids) == PAGE:
+            next_url = "/console/devices?" + urlencode(
+                {"verdict": verdict, "country": country, "after": ids[-1]}
+            )
+    return _page(
+        "devices.html.j2",
+        page="devices",
+        key=key,
+        csrf=_codec(state).csrf(session),
+        q=q,
+        verdict=verdict,
+        country=country,
+        rows=rows,
+        next=next_url,
+        error=error,
+    )
+
+
+@router.get("/devices/{device_key}")
+def device(device_key: str, request: Request) -> Response:
+    """One device: its registry data and state, its verdicts with their evidence, its appeals."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    found = state.stores.devices.get(device_key[:64])
+    values: dict[str, Any] = {"page": "devices", "key": key, "csrf": _codec(state).csrf(session)}
+    if found is None:
+        return _page(
+            "devices.html.j2",
+            status=404,
+            q=device_key[:64],
+            verdict="",
+            country="",
+            rows=[],
+            next=None,
+            error=f"No device has the IMEI or id {device_key[:64]!r}.",
+            **values,
+        )
+    return _page(
+        "device.html.j2",
+        d=found,
+        checkins=state.stores.checkins.recent(found.record.id, 50),
+        appeals=state.stores.appeals.list(device_id=found.record.id, limit=20),
+        **values,
     )
