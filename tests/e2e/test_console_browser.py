@@ -4,6 +4,7 @@ key, see the fleet at a glance, log out; a wrong key and a forged logout are ref
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,8 +29,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     from storage_fixtures import checkin as signed_checkin
 
     from regionlock.geo import Locator
+    from regionlock.services.appeals import Appeals
     from regionlock.services.checkin import CheckinService
     from regionlock.settings import Settings
+    from regionlock.signing.appeal import AppealRequest, sign_appeal
     from regionlock.storage import Database, Stores
     from regionlock.storage.migrate import migrate
 
@@ -43,6 +46,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     tehran = {"gps": {"lat": 35.69, "lon": 51.39, "accuracy_m": 20}, "network": ["432-11"]}
     now = datetime.now(UTC)
     service.check_in(signed_checkin(fleet.keys[0], imei(1), 1, now, tehran), peer_ip=None, now=now)
+    request = AppealRequest(
+        secrets.token_urlsafe(16), int(now.timestamp()), "o@example.com", "Mine."
+    )
+    Appeals.of(Stores.on(db)).submit(sign_appeal(request, fleet.keys[0], imei(1)))
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONLOCK_")}
     env["REGIONLOCK_DATABASE_URL"] = url
@@ -127,3 +134,38 @@ def test_a_logout_without_the_forms_token_is_refused(
         forged = client.post("/console/logout", content="csrf=guess")
         assert forged.status_code == 403
         assert client.get("/console/").status_code == 200  # still logged in
+
+
+def login(browser: object, base: str, token: str) -> object:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(base + "/console/login")
+    page.fill("#api_key", token)
+    page.click("input[type=submit]")
+    page.wait_for_url(base + "/console/")
+    return page
+
+
+def test_a_viewer_reads_appeals_and_an_admin_decides_one(
+    console: tuple[str, dict[str, str]], browser: object
+) -> None:
+    base, keys = console
+    viewer = login(browser, base, keys["viewer"])
+    viewer.click("text=Appeals")  # type: ignore[attr-defined]
+    viewer.click("tbody tr td a")  # type: ignore[attr-defined]
+    assert viewer.inner_text("#message") == "Mine."  # type: ignore[attr-defined]
+    assert viewer.locator("form[action$='/decide']").count() == 0  # type: ignore[attr-defined]
+    appeal_url = viewer.url  # type: ignore[attr-defined]
+    # The server refuses a viewer's decision even with the form's own token.
+    csrf = viewer.locator("input[name=csrf]").first.get_attribute("value")  # type: ignore[attr-defined]
+    refused = viewer.request.post(  # type: ignore[attr-defined]
+        appeal_url + "/decide",
+        form={"csrf": csrf, "decision": "grant", "days": "30", "reason": "no"},
+    )
+    assert refused.status == 403 and "Only an admin" in refused.text()
+    admin = login(browser, base, keys["admin"])
+    admin.goto(appeal_url)  # type: ignore[attr-defined]
+    admin.fill("#reason", "receipt from Dubai")  # type: ignore[attr-defined]
+    admin.click("input[value=Decide]")  # type: ignore[attr-defined]
+    admin.wait_for_url(appeal_url)  # type: ignore[attr-defined]
+    assert admin.inner_text("#status") == "granted"  # type: ignore[attr-defined]
+    assert "by apikey:" in admin.inner_text("dl") and "(admin ana)" in admin.inner_text("dl")  # type: ignore[attr-defined]
