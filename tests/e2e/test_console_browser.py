@@ -169,3 +169,22 @@ def test_a_viewer_reads_appeals_and_an_admin_decides_one(
     admin.wait_for_url(appeal_url)  # type: ignore[attr-defined]
     assert admin.inner_text("#status") == "granted"  # type: ignore[attr-defined]
     assert "by apikey:" in admin.inner_text("dl") and "(admin ana)" in admin.inner_text("dl")  # type: ignore[attr-defined]
+
+
+def test_investigations_rank_and_the_report_downloads(
+    console: tuple[str, dict[str, str]], browser: object, tmp_path: Path
+) -> None:
+    base, keys = console
+    page = login(browser, base, keys["viewer"])
+    page.click("text=Investigations")  # type: ignore[attr-defined]
+    first_row = page.locator("tbody tr").first.inner_text()  # type: ignore[attr-defined]
+    assert first_row.split("\t")[:4] == ["B1", "2", "1", "1"]  # batch, devices, seen, restricted
+    page.select_option("#by", "distributor")  # type: ignore[attr-defined]
+    page.click("input[value=Rank]")  # type: ignore[attr-defined]
+    assert page.locator("tbody tr").first.inner_text().startswith("D7")  # type: ignore[attr-defined]
+    with page.expect_download() as download:  # type: ignore[attr-defined]
+        page.click("text=Download the report (HTML)")  # type: ignore[attr-defined]
+    saved = tmp_path / "report.html"
+    download.value.save_as(saved)
+    text = saved.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "Gray-market investigation" in text

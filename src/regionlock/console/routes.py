@@ -5,6 +5,7 @@ Pages are rendered on the server from the same services the API uses."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -16,12 +17,17 @@ from starlette.concurrency import run_in_threadpool
 
 from regionlock.api.deps import State
 from regionlock.console.sessions import COOKIE, LIFETIME, Session, SessionCodec
-from regionlock.domain.errors import Conflict, InvalidInput
+from regionlock.domain.errors import Conflict, DataUnavailable, InvalidInput, NotFound
 from regionlock.geo.worldmap import world_map
+from regionlock.report.html import render_html
 from regionlock.report.svg import legend_svg, world_svg
 from regionlock.services.appeals import Appeals, UnknownAppeal
+from regionlock.services.cases import Cases
+from regionlock.services.investigations import Investigations, Question
 from regionlock.services.overview import Overview
+from regionlock.services.reports import report_data
 from regionlock.storage.apikeys import ApiKey, Role
+from regionlock.storage.investigations import GROUP_COLUMNS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 _env = jinja2.Environment(
@@ -306,3 +312,50 @@ async def decide_appeal(appeal_id: str, request: Request) -> Response:
     except (InvalidInput, Conflict) as exc:
         return _appeal_page(state, session, key, appeal_id[:64], 422, error=exc.message)
     return RedirectResponse(f"/console/appeals/{appeal_id[:64]}", status_code=303)
+
+
+@router.get("/investigations")
+def investigations(request: Request) -> Response:
+    """The leak ranking (the active policy's places, every check-in), and the cases."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    by = request.query_params.get("by", "batch")
+    by = by if by in GROUP_COLUMNS else "batch"
+    report, error = None, None
+    try:
+        report = Investigations.of(state.stores, clock=state.clock.now).leaks(by, Question())
+    except (InvalidInput, DataUnavailable) as exc:
+        error = exc.message
+    return _page(
+        "investigations.html.j2",
+        page="investigations",
+        key=key,
+        csrf=_codec(state).csrf(session),
+        groupings=GROUP_COLUMNS,
+        by=by,
+        report=report,
+        error=error,
+        cases=Cases.of(state.stores).list(limit=50),
+    )
+
+
+@router.get("/investigations/report.html")
+def investigation_report(request: Request) -> Response:
+    """The self-contained report (of a case with `?case=`), as a file to keep."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    case = request.query_params.get("case") or None
+    try:
+        data = report_data(state.stores, Question(), case_id=case, clock=state.clock.now)
+    except (InvalidInput, NotFound, DataUnavailable) as exc:
+        return HTMLResponse(f"<p>{escape(exc.message)}</p>", status_code=422)
+    name = f"regionlock-report-{case or 'now'}.html"
+    return HTMLResponse(
+        render_html(data, world_map()),
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
