@@ -53,6 +53,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONLOCK_")}
     env["REGIONLOCK_DATABASE_URL"] = url
+    subprocess.run(
+        [*CLI, "campaign", "create", "--name", "B1 stock", "--action", "lock",
+         "--where", "batch=B1", "--where", "activated_in=IR", "--reason", "leaked"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
     keys = {}
     for role in ("viewer", "admin"):
         done = subprocess.run(
@@ -188,3 +193,18 @@ def test_investigations_rank_and_the_report_downloads(
     download.value.save_as(saved)
     text = saved.read_text()
     assert text.startswith("<!DOCTYPE html>") and "Gray-market investigation" in text
+
+
+def test_campaigns_show_their_progress(
+    console: tuple[str, dict[str, str]], browser: object
+) -> None:
+    base, keys = console
+    page = login(browser, base, keys["viewer"])
+    page.click("text=Campaigns")  # type: ignore[attr-defined]
+    row = page.locator("tbody tr").first.inner_text()  # type: ignore[attr-defined]
+    assert "B1 stock" in row and "draft" in row
+    page.click("tbody tr td a")  # type: ignore[attr-defined]
+    assert page.inner_text("#state") == "draft"  # type: ignore[attr-defined]
+    assert "batch=B1" in page.inner_text("dl")  # type: ignore[attr-defined]
+    page.goto(base + "/console/campaigns/cmp_nothere")  # type: ignore[attr-defined]
+    assert page.get_by_role("alert").inner_text() == "No campaign 'cmp_nothere'."  # type: ignore[attr-defined]

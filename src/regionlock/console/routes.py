@@ -359,3 +359,41 @@ def investigation_report(request: Request) -> Response:
         render_html(data, world_map()),
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.get("/campaigns")
+def campaigns(request: Request) -> Response:
+    """The most recent campaigns with their progress."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    return _page(
+        "campaigns.html.j2",
+        page="campaigns",
+        key=key,
+        csrf=_codec(state).csrf(session),
+        campaigns=state.campaigns.recent(limit=100),
+    )
+
+
+@router.get("/campaigns/{campaign_id}")
+def campaign(campaign_id: str, request: Request) -> Response:
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    values: dict[str, Any] = {"page": "campaigns", "key": key, "csrf": _codec(state).csrf(session)}
+    try:
+        found = state.campaigns.get(campaign_id[:64])
+    except NotFound:
+        return _page(
+            "campaigns.html.j2",
+            status=404,
+            campaigns=state.campaigns.recent(limit=100),
+            error=f"No campaign {campaign_id[:64]!r}.",
+            **values,
+        )
+    return _page("campaign.html.j2", c=found, s=found.summary(), **values)
