@@ -58,6 +58,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
          "--where", "batch=B1", "--where", "activated_in=IR", "--reason", "leaked"],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
+    lifted = Path(__file__).resolve().parents[2] / "examples/policies/gray-market-2021-lifted.toml"
+    subprocess.run(
+        [*CLI, "policy", "activate", str(lifted), "--reason", "the block is lifted"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
     keys = {}
     for role in ("viewer", "admin"):
         done = subprocess.run(
@@ -208,3 +213,15 @@ def test_campaigns_show_their_progress(
     assert "batch=B1" in page.inner_text("dl")  # type: ignore[attr-defined]
     page.goto(base + "/console/campaigns/cmp_nothere")  # type: ignore[attr-defined]
     assert page.get_by_role("alert").inner_text() == "No campaign 'cmp_nothere'."  # type: ignore[attr-defined]
+
+
+def test_policies_show_the_active_one_what_changed_and_the_history(
+    console: tuple[str, dict[str, str]], browser: object
+) -> None:
+    base, keys = console
+    page = login(browser, base, keys["viewer"])
+    page.click("text=Policies")  # type: ignore[attr-defined]
+    assert page.inner_text("#active") == "gray-market-2021@2021-11-01-lifted"  # type: ignore[attr-defined]
+    assert page.locator("#diff li").count() >= 1  # type: ignore[attr-defined]
+    history = page.locator("tbody tr")  # type: ignore[attr-defined]
+    assert history.count() == 2 and "the block is lifted" in history.first.inner_text()

@@ -25,6 +25,7 @@ from regionlock.services.appeals import Appeals, UnknownAppeal
 from regionlock.services.cases import Cases
 from regionlock.services.investigations import Investigations, Question
 from regionlock.services.overview import Overview
+from regionlock.services.policy_tools import diff_policies
 from regionlock.services.reports import report_data
 from regionlock.storage.apikeys import ApiKey, Role
 from regionlock.storage.investigations import GROUP_COLUMNS
@@ -397,3 +398,45 @@ def campaign(campaign_id: str, request: Request) -> Response:
             **values,
         )
     return _page("campaign.html.j2", c=found, s=found.summary(), **values)
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@router.get("/policies")
+def policies(request: Request) -> Response:
+    """The active policy, what changed from the one before it, and the activation history."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    session, key = who
+    store = state.stores.policies
+    active = store.active()
+    diff = None
+    if active is not None:
+        with state.stores.db.read() as tx:
+            before = store.previous(tx)
+        if before is not None:
+            admin = state.policies
+            diff = diff_policies(admin.parse(before), admin.parse(active.policy))
+    history = [
+        {
+            "when": _utc(a.activated_at),
+            "policy": f"{a.policy.policy_id}@{a.policy.version}",
+            "by": a.activated_by,
+            "reason": a.reason,
+        }
+        for a in store.activations(limit=50)
+    ]
+    return _page(
+        "policies.html.j2",
+        page="policies",
+        key=key,
+        csrf=_codec(state).csrf(session),
+        active=active,
+        since=_utc(active.activated_at) if active else None,
+        diff=diff,
+        history=history,
+    )
