@@ -69,6 +69,15 @@ def _who(request: Request, state: State) -> tuple[Session, ApiKey] | None:
     return None
 
 
+def _signed_in(request: Request) -> tuple[State, Session, ApiKey] | Response:
+    """The app's state and who is signed in, or the redirect to the login page."""
+    state = _state(request)
+    who = _who(request, state)
+    if who is None:
+        return RedirectResponse("/console/login", status_code=303)
+    return state, who[0], who[1]
+
+
 async def _form(request: Request) -> dict[str, str]:
     body = (await request.body()).decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
@@ -119,11 +128,10 @@ async def logout(request: Request) -> Response:
 
 @router.get("/")
 def overview(request: Request) -> Response:
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     view = Overview.of(state.stores).view()
     held = {p.code: p.locked + p.warned for p in view.countries if p.locked + p.warned}
     held |= {p.code: p.locked + p.warned for p in view.subdivisions if p.locked + p.warned}
@@ -147,11 +155,10 @@ PAGE = 50
 @router.get("/devices")
 def devices(request: Request) -> Response:
     """Search by IMEI or device id (`q`), or list by verdict and country, paged by id."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     params = request.query_params
     q = params.get("q", "").strip()[:64]
     verdict = params.get("verdict", "")
@@ -193,11 +200,10 @@ def devices(request: Request) -> Response:
 @router.get("/devices/{device_key}")
 def device(device_key: str, request: Request) -> Response:
     """One device: its registry data and state, its verdicts with their evidence, its appeals."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     found = state.stores.devices.get(device_key[:64])
     values: dict[str, Any] = {"page": "devices", "key": key, "csrf": _codec(state).csrf(session)}
     if found is None:
@@ -224,11 +230,10 @@ def device(device_key: str, request: Request) -> Response:
 @router.get("/appeals")
 def appeals(request: Request) -> Response:
     """The appeals queue, the oldest first, open ones by default."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     status = request.query_params.get("status", "open")
     status = status if status in ("open", "granted", "denied") else ""
     return _page(
@@ -272,21 +277,19 @@ def _appeal_page(
 @router.get("/appeals/{appeal_id}")
 def appeal(appeal_id: str, request: Request) -> Response:
     """One appeal: the owner's words, the evidence, and for admins the decision form."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    return _appeal_page(state, who[0], who[1], appeal_id[:64])
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    return _appeal_page(*signed_in, appeal_id[:64])
 
 
 @router.post("/appeals/{appeal_id}/decide")
 async def decide_appeal(appeal_id: str, request: Request) -> Response:
     """An admin grants or denies; audited as the key (`appeal.decide`)."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     form = await _form(request)
     if not _codec(state).csrf_ok(session, form.get("csrf")):
         return _appeal_page(state, session, key, appeal_id[:64], 403, error="The form expired.")
@@ -318,11 +321,10 @@ async def decide_appeal(appeal_id: str, request: Request) -> Response:
 @router.get("/investigations")
 def investigations(request: Request) -> Response:
     """The leak ranking (the active policy's places, every check-in), and the cases."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     by = request.query_params.get("by", "batch")
     by = by if by in GROUP_COLUMNS else "batch"
     report, error = None, None
@@ -346,10 +348,10 @@ def investigations(request: Request) -> Response:
 @router.get("/investigations/report.html")
 def investigation_report(request: Request) -> Response:
     """The self-contained report (of a case with `?case=`), as a file to keep."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state = signed_in[0]
     case = request.query_params.get("case") or None
     try:
         data = report_data(state.stores, Question(), case_id=case, clock=state.clock.now)
@@ -365,11 +367,10 @@ def investigation_report(request: Request) -> Response:
 @router.get("/campaigns")
 def campaigns(request: Request) -> Response:
     """The most recent campaigns with their progress."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     return _page(
         "campaigns.html.j2",
         page="campaigns",
@@ -381,11 +382,10 @@ def campaigns(request: Request) -> Response:
 
 @router.get("/campaigns/{campaign_id}")
 def campaign(campaign_id: str, request: Request) -> Response:
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     values: dict[str, Any] = {"page": "campaigns", "key": key, "csrf": _codec(state).csrf(session)}
     try:
         found = state.campaigns.get(campaign_id[:64])
@@ -407,11 +407,10 @@ def _utc(ms: int) -> str:
 @router.get("/policies")
 def policies(request: Request) -> Response:
     """The active policy, what changed from the one before it, and the activation history."""
-    state = _state(request)
-    who = _who(request, state)
-    if who is None:
-        return RedirectResponse("/console/login", status_code=303)
-    session, key = who
+    signed_in = _signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
     store = state.stores.policies
     active = store.active()
     diff = None
