@@ -1,0 +1,65 @@
+"""Investigations: the leak ranking, the cases, the report download."""
+
+from __future__ import annotations
+
+from html import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from regionlock.console import web
+from regionlock.domain.errors import DataUnavailable, InvalidInput, NotFound
+from regionlock.geo.worldmap import world_map
+from regionlock.report.html import render_html
+from regionlock.services.cases import Cases
+from regionlock.services.investigations import Investigations, Question
+from regionlock.services.reports import report_data
+from regionlock.storage.investigations import GROUP_COLUMNS
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("/investigations")
+def investigations(request: Request) -> Response:
+    """The leak ranking (the active policy's places, every check-in), and the cases."""
+    signed_in = web.signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
+    by = request.query_params.get("by", "batch")
+    by = by if by in GROUP_COLUMNS else "batch"
+    report, error = None, None
+    try:
+        report = Investigations.of(state.stores, clock=state.clock.now).leaks(by, Question())
+    except (InvalidInput, DataUnavailable) as exc:
+        error = exc.message
+    return web.page(
+        "investigations.html.j2",
+        page="investigations",
+        key=key,
+        csrf=web.codec(state).csrf(session),
+        groupings=GROUP_COLUMNS,
+        by=by,
+        report=report,
+        error=error,
+        cases=Cases.of(state.stores).list(limit=50),
+    )
+
+
+@router.get("/investigations/report.html")
+def investigation_report(request: Request) -> Response:
+    """The self-contained report (of a case with `?case=`), as a file to keep."""
+    signed_in = web.signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state = signed_in[0]
+    case = request.query_params.get("case") or None
+    try:
+        data = report_data(state.stores, Question(), case_id=case, clock=state.clock.now)
+    except (InvalidInput, NotFound, DataUnavailable) as exc:
+        return HTMLResponse(f"<p>{escape(exc.message)}</p>", status_code=422)
+    name = f"regionlock-report-{case or 'now'}.html"
+    return HTMLResponse(
+        render_html(data, world_map()),
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
