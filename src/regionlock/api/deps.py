@@ -145,7 +145,9 @@ class State:
             self.webhook_sender,
             poll_s=settings.webhook_poll_s,
             senders=settings.webhook_senders,
-            lease=timedelta(seconds=settings.webhook_timeout_s + 30),
+            # Long enough for one attempt and its record; a process killed meanwhile leaves
+            # the delivery to another once it runs out.
+            lease=timedelta(seconds=settings.webhook_timeout_s + 5),
         ).start()
         # Deletes check-in rows past REGIONLOCK_RETENTION_DAYS once a day; the store's claim
         # makes one process of several run it (docs/privacy.md).
