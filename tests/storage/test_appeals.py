@@ -149,6 +149,31 @@ def test_only_a_held_device_appeals_and_only_with_its_own_key(
         ({"message": "x" * 2001}, "message"),
         ({"nonce": "short"}, "nonce"),
         ({"iat": -1}, "iat"),
+        ({"language": "<b>farsi</b>"}, "language"),
     ]:
         with pytest.raises(InvalidAppeal, match=f"^{field}:"):
             appeals.submit(_appeal(fleet.keys[0], imei(1), at, **changes))
+
+
+def test_the_appeals_language_picks_the_messages_of_a_device_that_reports_no_locale(
+    world: tuple[Stores, Fleet, CheckinService],
+) -> None:
+    """A device that sends no locale is told in its place's language (Persian in Tehran) until
+    its owner appeals in German: from then on its verdicts take the owner's language (German is
+    not in the preset, so its default, English), as a German locale signal would."""
+    stores, fleet, service = world
+    key, now = fleet.keys[0], T0
+    no_locale = {k: v for k, v in TEHRAN.items() if k != "locale"}
+    first = service.check_in(signed_checkin(key, imei(1), 1, now, no_locale), peer_ip=None, now=now)
+    before = jwt.decode(first["token"], options={"verify_signature": False})
+    Appeals.of(stores, clock=lambda: now).submit(
+        _appeal(key, imei(1), int(now.timestamp()), language="de-DE")
+    )
+    device = stores.devices.get(imei(1))
+    assert device is not None and device.state.owner_language == "de-DE"
+    later = now + timedelta(hours=1)
+    out = service.check_in(
+        signed_checkin(key, imei(1), 2, later, no_locale), peer_ip=None, now=later
+    )
+    after = jwt.decode(out["token"], options={"verify_signature": False})
+    assert before["lang"] == "fa" and after["lang"] == "en"

@@ -480,6 +480,9 @@ class DeviceState:
     # count (an IP, a low-confidence fix): see `may_activate`.
     early_countries: frozenset[str] = frozenset()
     appeal_answer: AppealAnswer | None = None
+    # The language the owner wrote an appeal in: it picks the verdicts' message when the device
+    # reports no locale of its own (docs/policy.md, "Messages in the owner's language").
+    owner_language: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("last_checkin_at", "first_seen_at"):

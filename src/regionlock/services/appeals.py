@@ -124,6 +124,15 @@ class Appeals:
                 ),
             )
             stored, created = self.appeals.create(tx, appeal)
+            if created and request.language:
+                # The owner's language picks the device's messages when it reports no locale.
+                held_device = self.devices.lock_for_update(tx, device.record.id)
+                if held_device is not None:
+                    self.devices.save_state(
+                        tx,
+                        held_device,
+                        replace(held_device.state, owner_language=request.language),
+                    )
             if created:
                 self._audit(
                     tx,

@@ -315,7 +315,13 @@ class CheckinService:
                 spent.append(device_id)
             try:
                 verdict = self._decide(
-                    device_id, state, p.record, location, policy, p.now, p.locale
+                    device_id,
+                    state,
+                    p.record,
+                    location,
+                    policy,
+                    p.now,
+                    p.locale or state.owner_language,
                 )
                 new_state = state.after_checkin(
                     location, verdict, at=p.now, counter=request.counter, policy=policy

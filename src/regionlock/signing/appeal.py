@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from regionlock.domain.errors import InvalidSignal
 from regionlock.domain.inputs import text_problem
+from regionlock.domain.signals import parse_locale
 from regionlock.signing import jws
 from regionlock.signing.jws import ALGORITHM
 from regionlock.signing.keys import SigningKey
@@ -88,7 +90,10 @@ def parse_appeal_payload(payload: Any) -> AppealRequest:
         raise InvalidAppeal("iat", "must be whole seconds since the epoch (an integer)")
     language = payload.get("language")
     if language is not None:
-        language = _words(payload, "language", 35)
+        try:
+            language = parse_locale(language)  # as a check-in's locale signal
+        except InvalidSignal:
+            raise InvalidAppeal("language", "is not a language tag such as fa-IR") from None
     return AppealRequest(
         nonce=nonce,
         iat=iat,

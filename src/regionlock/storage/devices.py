@@ -84,6 +84,8 @@ def state_to_json(s: DeviceState) -> str:
         "exemption": _exemption_doc(s.exemption),
         "counter": s.counter,
     }
+    if s.owner_language is not None:  # only when set, as below
+        doc["owner_language"] = s.owner_language
     if s.appeal_answer is not None:  # only when set: states without one keep their exact text
         a = s.appeal_answer
         doc["appeal_answer"] = {
@@ -179,6 +181,7 @@ def state_from_json(text: str) -> DeviceState:
         counter=doc.get("counter"),
         early_countries=_early_countries(doc),
         appeal_answer=_answer_from(doc.get("appeal_answer")),
+        owner_language=doc.get("owner_language"),
     )
 
 
