@@ -21,6 +21,7 @@ from regionlock.domain.errors import InvalidInput
 from regionlock.geo import Locator
 from regionlock.services.appeals import Appeals
 from regionlock.services.checkin import CheckinService
+from regionlock.services.investigations import Investigations, parse_question
 from regionlock.services.privacy import DeviceErased, Privacy
 from regionlock.services.registry import Registry
 from regionlock.services.webhooks import Webhooks
@@ -29,6 +30,7 @@ from regionlock.signing import WrongType, peek_header, verify_verdict
 from regionlock.signing.appeal import AppealRequest, sign_appeal
 from regionlock.signing.erasure import ERASURE_RECEIPT_TYP, verify_erasure_receipt
 from regionlock.storage import Database, Stores
+from regionlock.storage.analytics import AnalyticsSource
 from regionlock.storage.db import epoch_ms
 from regionlock.storage.privacy import SqlPrivacyStore, device_digest
 
@@ -160,11 +162,17 @@ def test_erasure_leaves_no_identifier_keeps_the_chain_and_signs_a_receipt(
     stores, fleet, _ = world
     webhooks = _run(world)
     dev, other = fleet.records[1].id, fleet.records[0].id
+    # An investigation has copied the store into its cache (IMEIs included).
+    cache = tmp_path / "investigate.duckdb"
+    stores = replace(stores, analytics=AnalyticsSource(db, cache))
+    Investigations.of(stores).leaks("batch", parse_question(["IR"], None, None))
+    assert cache.exists() and imei(2).encode() in cache.read_bytes()
     privacy = Privacy.of(stores)
     before = privacy.export(imei(2), now=T0)
     assert imei(2).encode() in _stored_bytes(db, tmp_path)
 
     done = privacy.erase(imei(2), reason="owner's request #1", actor="t", now=T0)
+    assert not cache.exists()  # the copy is dropped; the next investigation rebuilds it
 
     stored = _stored_bytes(db, tmp_path)
     assert imei(2).encode() not in stored  # nor in free pages or the log (SQLite)

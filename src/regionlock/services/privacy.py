@@ -38,6 +38,7 @@ from regionlock.policies import parse_policy
 from regionlock.services.registry import UnknownDevice, device_json
 from regionlock.signing.erasure import erasure_receipt_claims, sign_erasure_receipt
 from regionlock.storage import AuditStore, DeviceStore, KeyStore, PolicyStore, Stores, Transactions
+from regionlock.storage.analytics import AnalyticsSource
 from regionlock.storage.audit import ERASE_ACTION
 from regionlock.storage.db import epoch_ms
 from regionlock.storage.privacy import PrivacyStore, Tombstone, device_digest
@@ -98,11 +99,19 @@ class Privacy:
     keys: KeyStore
     policies: PolicyStore
     privacy: PrivacyStore
+    # The investigations' copy of the store (storage/analytics.py): dropped at an erasure.
+    analytics: AnalyticsSource | None = None
 
     @classmethod
     def of(cls, stores: Stores) -> Privacy:
         return cls(
-            stores.db, stores.devices, stores.audit, stores.keys, stores.policies, stores.privacy
+            stores.db,
+            stores.devices,
+            stores.audit,
+            stores.keys,
+            stores.policies,
+            stores.privacy,
+            stores.analytics,
         )
 
     # -- export ------------------------------------------------------------------------------
@@ -185,6 +194,8 @@ class Privacy:
             token = sign_erasure_receipt(claims, keyring)
             self.privacy.record_erasure(tx, dev, Tombstone(rid, at, actor, reason, removed, token))
         self.privacy.scrub(ERASED_TABLES)
+        if self.analytics is not None:
+            self.analytics.discard()  # it copied the device's IMEIs and check-ins
         return Erasure(rid, claims, token, keyring.active.kid)
 
     # -- retention ---------------------------------------------------------------------------

@@ -380,6 +380,21 @@ class AnalyticsSource:
         finally:
             con.close()
 
+    def discard(self) -> bool:
+        """Delete the cache file (and its log), e.g. after an erasure: it holds copies of the
+        registry and the check-ins, and the next investigation rebuilds it. Whether there was
+        one. A process that has it open keeps its copy until it closes it."""
+        if self.cache is None:
+            return False
+        found = False
+        for path in (self.cache, self.cache.with_name(self.cache.name + ".wal")):
+            try:
+                path.unlink()
+                found = True
+            except FileNotFoundError:
+                pass
+        return found
+
 
 def default_cache(db: Database) -> Path:
     """The cache file beside a SQLite store (`<store>.investigate.duckdb`); for PostgreSQL,
