@@ -273,3 +273,237 @@ def test_forbidden_addresses(address: str, refused: str | None) -> None:
         assert why is not None
     else:
         assert why is not None and refused in why
+
+
+# -- Found by mutation testing (docs/test-quality.md, "domain/webhooks.py") ---------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "subject", "details", "kind", "data"),
+    [
+        ("campaign.start", "cmp_1", {}, "campaign.started", {"campaign": "cmp_1", "reason": "r"}),
+        (
+            "campaign.stage_done",
+            "cmp_1",
+            {"state": "done", "stage": 3},
+            "campaign.completed",
+            {"campaign": "cmp_1", "reason": "r"},
+        ),
+        (
+            "policy.activate",
+            "policy",  # the details name the version: they win
+            {"policy": "p@2"},
+            "policy.activated",
+            {"policy": "p@2", "reason": "r", "how": "policy.activate"},
+        ),
+        (
+            "policy.rollback",
+            "p@1",
+            {},  # no policy in the details: the subject names it
+            "policy.activated",
+            {"policy": "p@1", "reason": "r", "how": "policy.rollback"},
+        ),
+        (
+            "appeal.create",
+            "apl_1",
+            {"device": "dev_1", "language": "fa"},
+            "appeal.created",
+            {"appeal": "apl_1", "reason": "r", "device": "dev_1", "language": "fa"},
+        ),
+        (
+            "appeal.decide",
+            "apl_1",
+            {"device": "dev_1", "decision": "granted", "until": "2027-01-01"},
+            "appeal.decided",
+            {
+                "appeal": "apl_1",
+                "reason": "r",
+                "device": "dev_1",
+                "decision": "granted",
+                "until": "2027-01-01",
+            },
+        ),
+        (
+            "device.lock",
+            "dev_1",
+            None,  # an entry whose details are not an object is read as empty
+            "device.locked",
+            {"device": "dev_1", "reason": "r", "cause": "operator"},
+        ),
+    ],
+)
+def test_each_recorded_action_says_exactly_this(
+    action: str, subject: str, details: object, kind: str, data: dict[str, object]
+) -> None:
+    event = event_of(9, "e" * 64, T, action, subject, "r", details)
+    assert event is not None and (event.id, event.type) == ("msg_9_" + "e" * 16, kind)
+    assert dict(event.data) == data | {"audit_seq": 9}
+
+
+def test_a_body_is_canonical_json_byte_for_byte() -> None:
+    event = event_of(3, "f" * 64, T, "campaign.start", "cmp_é", "why", {})
+    assert event is not None
+    assert (
+        event.body("ab")
+        == (
+            '{"data":{"audit_seq":3,"campaign":"cmp_é","previous":"ab","reason":"why"},'
+            '"timestamp":"2026-12-06T08:00:00Z","type":"campaign.started"}'
+        ).encode()
+    )
+
+
+def test_the_headers_of_a_delivery_exactly() -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    got = headers([secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert got == {
+        "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "webhook-timestamp": "1614265330",
+        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        "content-type": "application/json",
+    }
+
+
+def test_secrets_hold_24_to_64_bytes_and_say_what_is_wrong() -> None:
+    def whsec(n: int) -> str:
+        return "whsec_" + base64.b64encode(b"k" * n).decode()
+
+    assert secret_key(whsec(24)) == b"k" * 24 and secret_key(whsec(64)) == b"k" * 64
+    for bad, words in [
+        (whsec(23), "a webhook secret holds 24 to 64 bytes"),
+        (whsec(65), "a webhook secret holds 24 to 64 bytes"),
+        ("sk_" + whsec(32)[6:], "a webhook secret starts with whsec_"),
+        ("whsec_!!!!", "a webhook secret is whsec_ and base64"),
+    ]:
+        with pytest.raises(InvalidInput) as refused:
+            secret_key(bad)
+        assert refused.value.message == words
+    made = new_secret()
+    assert made.startswith("whsec_") and len(secret_key(made)) == 32
+
+
+def test_an_endpoint_reads_as_the_api_shows_it() -> None:
+    endpoint = Endpoint(
+        id="wh_x",
+        name="crm",
+        url="https://crm.example.com/h",
+        events=("device.locked",),
+        secret="whsec_secret",
+        created_at=T,
+        created_by="cli:ana",
+        start_seq=4,
+        enabled=False,
+        disabled_reason="410",
+        previous_secret="whsec_old",
+        previous_until=T + timedelta(hours=24),
+        failing_since=T,
+    )
+    assert endpoint.to_json() == {
+        "id": "wh_x",
+        "name": "crm",
+        "url": "https://crm.example.com/h",
+        "events": ["device.locked"],
+        "enabled": False,
+        "disabled_reason": "410",
+        "created_at": "2026-12-06T08:00:00+00:00",
+        "created_by": "cli:ana",
+        "failing_since": "2026-12-06T08:00:00+00:00",
+        "rotating_until": "2026-12-07T08:00:00+00:00",
+    }
+    plain = Endpoint("wh_y", "n", "https://x", (), "whsec_s", T, "t", 0)
+    assert plain.to_json()["failing_since"] is None and plain.to_json()["rotating_until"] is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://x.example.com/", "the URL must start with https:// (or http://)"),
+        ("https:///x", "the URL names no host"),
+        (
+            "https://u@x.example.com/",
+            "the URL must not hold a user name or password: the signature is the proof",
+        ),
+        ("https://x.example.com:0/", "the URL's port is 0"),
+        ("https://x.example.com/" + "a" * 2000, "the URL is longer than 2000 characters"),
+    ],
+)
+def test_a_refused_url_says_exactly_why(url: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_url(url)
+    assert refused.value.message == message
+    assert parse_url("https://x.example.com:" + "65535/") == "https://x.example.com:65535/"
+
+
+def test_schedules_read_each_unit_and_refuse_with_the_part() -> None:
+    assert parse_schedule("1s,2m,3h,4d") == (
+        timedelta(seconds=1),
+        timedelta(minutes=2),
+        timedelta(hours=3),
+        timedelta(days=4),
+    )
+    assert parse_schedule(",".join(["1s"] * 20)) == (timedelta(seconds=1),) * 20
+    with pytest.raises(InvalidInput) as refused:
+        parse_schedule("5s, 7x")
+    assert refused.value.message == ("retry delay '7x': expected a number and s, m, h or d (5m)")
+
+
+def test_event_lists_refuse_with_the_name_and_keep_order_without_repeats() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_events(["device.locked", "nope"])
+    assert refused.value.message.startswith("unknown event 'nope': one of device.locked, ")
+    assert parse_events(["device.warned", "device.locked,device.warned"]) == (
+        "device.warned",
+        "device.locked",
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("::ffff:10.0.0.1", "a private address"),  # mapped: judged as the IPv4 it carries
+        ("::ffff:93.184.215.14", None),
+        ("100.64.0.0", "a carrier-grade NAT address"),
+        ("100.127.255.255", "a carrier-grade NAT address"),
+        ("100.63.255.255", None),
+        ("100.128.0.0", None),
+        # Python's `ipaddress` counts reserved and unspecified ranges as private: refused first
+        # on that ground.
+        ("240.0.0.1", "a private address"),
+        ("::", "a private address"),
+        ("224.0.0.1", "not a unicast Internet address"),
+    ],
+)
+def test_forbidden_addresses_at_their_edges(address: str, why: str | None) -> None:
+    assert forbidden_address(address) == why
+
+
+def test_entries_whose_details_are_not_an_object_are_read_as_empty() -> None:
+    assert event_of(1, "a" * 64, T, "checkin.verdict", "dev_1", "", None) is None
+    assert event_of(1, "a" * 64, T, "checkin.verdict", "dev_1", "", ["lock"]) is None
+
+
+def test_edges_of_urls_events_schedules_and_rotations() -> None:
+    longest = "https://x.example.com/" + "a" * (2000 - len("https://x.example.com/"))
+    assert parse_url(longest) == longest  # exactly 2,000 characters
+    assert parse_url("http://x.example.com/") == "http://x.example.com/"
+    assert parse_events([" ,device.locked"]) == ("device.locked",)  # a blank part is skipped
+    with pytest.raises(InvalidInput) as refused:
+        parse_events([" , "])
+    assert refused.value.message == "name at least one event (or * for all)"
+    with pytest.raises(InvalidInput) as refused:
+        parse_events(["x" * 60])
+    assert refused.value.message.startswith(f"unknown event {'x' * 40!r}: one of")
+    with pytest.raises(InvalidInput) as refused:
+        parse_schedule("y" * 30)
+    assert refused.value.message.startswith(f"retry delay {'y' * 20!r}: expected")
+    with pytest.raises(InvalidInput) as refused:
+        parse_schedule(",".join(["1s"] * 21))
+    assert refused.value.message == "a retry schedule holds 1 to 20 delays"
+    half = Endpoint("wh_z", "n", "https://x", (), "whsec_s", T, "t", 0, previous_until=T)
+    assert half.to_json()["rotating_until"] is None  # no previous secret: no rotation
+
+
+def test_forbidden_addresses_say_exactly_why() -> None:
+    assert forbidden_address("127.0.0.1") == "a loopback address"
+    assert forbidden_address("169.254.169.254") == (
+        "a link-local address (cloud metadata lives there)"
+    )
