@@ -12,7 +12,8 @@ from storage_fixtures import T0
 
 from regionlock.domain.webhooks import EVENT_TYPES, Delivery, Endpoint, new_secret
 from regionlock.storage import Database
-from regionlock.storage.webhooks import Outcome, SqlWebhookStore, new_id
+from regionlock.storage.db import new_id
+from regionlock.storage.webhooks import Outcome, SqlWebhookStore
 
 
 def endpoint(name: str = "crm", start_seq: int = 0) -> Endpoint:

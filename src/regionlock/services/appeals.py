@@ -33,10 +33,9 @@ from regionlock.storage import Stores
 from regionlock.storage.appeals import AppealStore
 from regionlock.storage.audit import AuditStore
 from regionlock.storage.checkins import CheckinStore
-from regionlock.storage.db import Transaction, Transactions, epoch_ms
+from regionlock.storage.db import Transaction, Transactions, epoch_ms, new_id
 from regionlock.storage.devices import DeviceStore
 from regionlock.storage.policies import PolicyStore
-from regionlock.storage.webhooks import new_id
 
 REASON_MAX = 1000
 EVIDENCE_VERDICTS = 10

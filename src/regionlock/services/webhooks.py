@@ -41,8 +41,8 @@ from regionlock.domain.webhooks import (
 from regionlock.settings import Settings
 from regionlock.storage import Stores
 from regionlock.storage.audit import AuditStore
-from regionlock.storage.db import Transaction, Transactions, epoch_ms
-from regionlock.storage.webhooks import Outcome, WebhookStore, new_id
+from regionlock.storage.db import Transaction, Transactions, epoch_ms, new_id
+from regionlock.storage.webhooks import Outcome, WebhookStore
 
 # How long the previous secret keeps signing after a rotation: a day to update receivers.
 ROTATION_OVERLAP = timedelta(hours=24)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Protocol
 
 from regionlock.domain.appeal import Appeal, AppealStatus
-from regionlock.storage.db import Database, Transaction, epoch_ms
+from regionlock.storage.db import Database, Transaction, epoch_ms, from_epoch_ms
 
 _COLS = (
     "id, device_id, created_at, nonce, contact, message, language, status, evidence,"
@@ -25,12 +25,8 @@ _COLS = (
 )
 
 
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
-
-
 def _appeal(row: Sequence[Any]) -> Appeal:
-    created = _time(row[2])
+    created = from_epoch_ms(row[2])
     assert created is not None
     return Appeal(
         id=row[0],
@@ -42,7 +38,7 @@ def _appeal(row: Sequence[Any]) -> Appeal:
         language=row[6],
         status=AppealStatus(row[7]),
         evidence=json.loads(row[8]),
-        decided_at=_time(row[9]),
+        decided_at=from_epoch_ms(row[9]),
         decided_by=row[10],
         decision_reason=row[11],
         exempt_until=date.fromisoformat(row[12]) if row[12] else None,

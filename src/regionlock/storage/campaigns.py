@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -38,18 +37,17 @@ from regionlock.domain.campaign import (
 )
 from regionlock.domain.device import DeviceState
 from regionlock.domain.errors import Conflict
-from regionlock.storage.db import Database, Transaction, epoch_ms
+from regionlock.storage.db import Database, Transaction, epoch_ms, new_id
 from regionlock.storage.devices import state_from_json, state_to_json
 
 TargetStatus = Literal["pending", "applied", "skipped", "error"]
 _NOTHING: Mapping[str, DeviceState] = MappingProxyType({})
 INSERT_CHUNK = 5000
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 def new_campaign_id() -> str:
     """A fresh, unguessable campaign id: "cmp_" and 16 base32 characters (80 bits)."""
-    return "cmp_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+    return new_id("cmp_", 16)
 
 
 @dataclass(frozen=True, slots=True)

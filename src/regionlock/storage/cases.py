@@ -15,33 +15,26 @@ Contract (both backends, one conformance suite, tests/storage/test_cases.py):
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from regionlock.domain.case import Case, CaseEvent, CaseStatus, EventKind
 from regionlock.domain.errors import Conflict
-from regionlock.storage.db import Database, Transaction, epoch_ms
-
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+from regionlock.storage.db import Database, Transaction, epoch_ms, from_epoch_ms, new_id
 
 
 def new_case_id() -> str:
     """A fresh case id: "case_" and 8 base32 characters (40 bits: short enough to type, and
     a clash among thousands of cases is one in a million; `create` refuses it anyway)."""
-    return "case_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
-
-
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
+    return new_id("case_", 8)
 
 
 _CASE_COLS = "id, title, status, opened_at, opened_by, closed_at, closed_by, outcome, findings"
 
 
 def _case(row: Sequence[Any]) -> Case:
-    opened = _time(row[3])
+    opened = from_epoch_ms(row[3])
     assert opened is not None
     return Case(
         id=row[0],
@@ -49,7 +42,7 @@ def _case(row: Sequence[Any]) -> Case:
         status=CaseStatus(row[2]),
         opened_at=opened,
         opened_by=row[4],
-        closed_at=_time(row[5]),
+        closed_at=from_epoch_ms(row[5]),
         closed_by=row[6],
         outcome=row[7],
         findings=None if row[8] is None else json.loads(row[8]),
@@ -60,7 +53,7 @@ _EVENT_COLS = "case_id, seq, at, actor, kind, text, campaign_id, data"
 
 
 def _event(row: Sequence[Any]) -> CaseEvent:
-    at = _time(row[2])
+    at = from_epoch_ms(row[2])
     assert at is not None
     return CaseEvent(
         case_id=row[0],

@@ -20,13 +20,14 @@ import fcntl
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -39,6 +40,19 @@ Dialect = Literal["sqlite", "postgresql"]
 def epoch_ms(t: datetime) -> int:
     """How the store keeps times: UTC epoch milliseconds."""
     return int(t.timestamp() * 1000)
+
+
+def from_epoch_ms(ms: int | None) -> datetime | None:
+    """A stored time (UTC epoch milliseconds) as a UTC datetime; None stays None."""
+    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+def new_id(prefix: str, n: int = 12) -> str:
+    """A fresh random id: `prefix` and `n` base32 characters (5 bits each)."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(n))
 
 
 DEFAULT_URL = "sqlite:///regionlock.db"

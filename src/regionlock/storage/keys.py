@@ -13,11 +13,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from regionlock.signing import Keyring, NoSigningKey, SigningKey
-from regionlock.storage.db import Database, Transaction, epoch_ms
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+from regionlock.storage.db import Database, Transaction, epoch_ms, from_epoch_ms
 
 
 def _has_signer(ring: Keyring) -> bool:
@@ -56,7 +52,9 @@ class SqlKeyStore:
     def _read(self, tx: Transaction) -> Keyring:
         rows = tx.all("SELECT private, created_at, retired_at FROM signing_keys")
         return Keyring(
-            SigningKey.from_seed(bytes(r[0]), _dt(int(r[1])) or datetime.now(UTC), _dt(r[2]))
+            SigningKey.from_seed(
+                bytes(r[0]), from_epoch_ms(int(r[1])) or datetime.now(UTC), from_epoch_ms(r[2])
+            )
             for r in rows
         )
 

@@ -18,25 +18,13 @@ Contract (both backends, one conformance suite, tests/storage/test_webhooks.py):
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from regionlock.domain.webhooks import Delivery, Endpoint
-from regionlock.storage.db import Database, Transaction, epoch_ms
-
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-
-
-def new_id(prefix: str, n: int = 12) -> str:
-    """`prefix` and `n` random base32 characters (60 bits for 12)."""
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(n))
-
-
-def _time(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
+from regionlock.storage.db import Database, Transaction, epoch_ms, from_epoch_ms
 
 
 def _ms(t: datetime | None) -> int | None:
@@ -50,7 +38,7 @@ _ENDPOINT_COLS = (
 
 
 def _endpoint(row: Sequence[Any]) -> Endpoint:
-    created = _time(row[9])
+    created = from_epoch_ms(row[9])
     assert created is not None
     return Endpoint(
         id=row[0],
@@ -59,14 +47,14 @@ def _endpoint(row: Sequence[Any]) -> Endpoint:
         events=tuple(json.loads(row[3])),
         secret=row[4],
         previous_secret=row[5],
-        previous_until=_time(row[6]),
+        previous_until=from_epoch_ms(row[6]),
         enabled=bool(row[7]),
         disabled_reason=row[8],
         created_at=created,
         created_by=row[10],
         start_seq=int(row[11]),
         last_digest=row[12],
-        failing_since=_time(row[13]),
+        failing_since=from_epoch_ms(row[13]),
     )
 
 
@@ -77,7 +65,7 @@ _DELIVERY_COLS = (
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
-    created = _time(row[6])
+    created = from_epoch_ms(row[6])
     assert created is not None
     return Delivery(
         id=row[0],
@@ -89,8 +77,8 @@ def _delivery(row: Sequence[Any]) -> Delivery:
         created_at=created,
         status=row[7],
         attempts=int(row[8]),
-        next_at=_time(row[9]),
-        last_attempt_at=_time(row[10]),
+        next_at=from_epoch_ms(row[9]),
+        last_attempt_at=from_epoch_ms(row[10]),
         last_status=None if row[11] is None else int(row[11]),
         last_error=row[12],
     )
