@@ -176,8 +176,9 @@ def test_a_viewer_reads_appeals_and_an_admin_decides_one(
     admin.goto(appeal_url)  # type: ignore[attr-defined]
     admin.fill("#reason", "receipt from Dubai")  # type: ignore[attr-defined]
     admin.click("input[value=Decide]")  # type: ignore[attr-defined]
-    admin.wait_for_url(appeal_url)  # type: ignore[attr-defined]
+    admin.wait_for_url(appeal_url + "?done=decided")  # type: ignore[attr-defined]
     assert admin.inner_text("#status") == "granted"  # type: ignore[attr-defined]
+    assert admin.inner_text("#notice") == "Decided."  # type: ignore[attr-defined]
     assert "by apikey:" in admin.inner_text("dl") and "(admin ana)" in admin.inner_text("dl")  # type: ignore[attr-defined]
 
 

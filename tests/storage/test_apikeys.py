@@ -18,11 +18,13 @@ def test_create_authenticate_revoke(db: Database) -> None:
     assert store.authenticate(token[:-1] + ("a" if token[-1] != "a" else "b")) is None
     assert store.authenticate("rlk_nope_nope") is None
     assert store.authenticate("Bearer x") is None
+    assert store.get(key.id) == key and store.get("nothere") is None
     with db.write() as tx:
         revoked = store.revoke(tx, key.id, at=5)
     assert revoked.revoked_at == 5
     assert store.authenticate(token) is None
     assert [k.revoked_at for k in store.list()] == [5]
+    assert store.get(key.id) == revoked  # a revoked key is still found, marked revoked
 
 
 def test_roles_are_ordered() -> None:

@@ -128,6 +128,8 @@ def test_list_filters_and_pages(db: Database) -> None:
     first = store.list(limit=4)
     rest = store.list(after=first[-1], limit=100)
     assert first + rest == sorted(r.id for r in records)
+    assert store.list(serial=records[3].serial) == [records[3].id]
+    assert store.list(serial="no such serial") == []
 
 
 def test_installation_key_is_stable(db: Database) -> None:

@@ -8,14 +8,16 @@ from fastapi import APIRouter
 
 from regionlock.console.pages import (
     appeals,
+    audit,
     auth,
     campaigns,
     devices,
     investigations,
     overview,
     policies,
+    static,
 )
 
 router = APIRouter()
-for area in (auth, overview, devices, appeals, investigations, campaigns, policies):
+for area in (static, auth, overview, devices, appeals, investigations, campaigns, policies, audit):
     router.include_router(area.router)

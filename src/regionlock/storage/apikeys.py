@@ -76,6 +76,10 @@ class ApiKeyStore(Protocol):
         """Revoke a key (idempotent); UnknownApiKey when there is no such key."""
         ...
 
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not; None when there is none."""
+        ...
+
     def list(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
         ...
@@ -126,6 +130,14 @@ class SqlApiKeyStore:
         if r[4] is None:
             tx.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (at, key_id))
         return _row((*r[:4], r[4] if r[4] is not None else at))
+
+    def get(self, key_id: str) -> ApiKey | None:
+        with self.db.read() as tx:
+            r = tx.one(
+                "SELECT id, name, role, created_at, revoked_at FROM api_keys WHERE id = ?",
+                (key_id,),
+            )
+        return None if r is None else _row(r)
 
     def list(self) -> list[ApiKey]:
         with self.db.read() as tx:

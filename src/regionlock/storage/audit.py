@@ -214,6 +214,18 @@ class AuditStore(Protocol):
         """As `entries`, read in the caller's transaction (a writer that acts on them)."""
         ...
 
+    def recent(
+        self,
+        *,
+        before: int | None = None,
+        subject: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The latest entries before sequence number `before` (None: the newest), newest
+        first, about `subject` and of `action` if given (a console's page of the trail)."""
+        ...
+
     def iter_all(self, batch: int = 5000) -> Iterator[AuditEntry]:
         """Every entry, oldest first, read in batches."""
         ...
@@ -341,6 +353,23 @@ class SqlAuditStore:
 
     def page(self, tx: Transaction, *, after: int, limit: int) -> list[AuditEntry]:
         return _page(tx, after, None, limit)
+
+    def recent(
+        self,
+        *,
+        before: int | None = None,
+        subject: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        where = " WHERE seq < ?"
+        params: list[Any] = [before if before is not None else 2**63 - 1]
+        for column, value in (("subject", subject), ("action", action)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
+        with self.db.read() as tx:
+            return _select(tx, where + " ORDER BY seq DESC LIMIT ?", [*params, limit])
 
     def iter_all(self, batch: int = 5000) -> Iterator[AuditEntry]:
         after = 0

@@ -292,6 +292,7 @@ class DeviceStore(Protocol):
         distributor: str | None = None,
         country: str | None = None,
         verdict: str | None = None,
+        serial: str | None = None,
         after: str = "",
         limit: int = 100,
     ) -> list[str]:
@@ -585,6 +586,7 @@ class SqlDeviceStore:
         distributor: str | None = None,
         country: str | None = None,
         verdict: str | None = None,
+        serial: str | None = None,
         after: str = "",
         limit: int = 100,
     ) -> list[str]:
@@ -597,6 +599,7 @@ class SqlDeviceStore:
             ("distributor", distributor),
             ("last_country", country),
             ("last_verdict", verdict),
+            ("serial", serial),
         ):
             if value is not None:
                 sql += f" AND {column} = ?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from regionlock.api.deps import State
@@ -38,7 +38,13 @@ def appeals(request: Request) -> Response:
 
 
 def _appeal_page(
-    state: State, session: Session, key: ApiKey, appeal_id: str, status: int = 200, **extra: Any
+    state: State,
+    session: Session,
+    key: ApiKey,
+    appeal_id: str,
+    status: int = 200,
+    notice: str | None = None,
+    **extra: Any,
 ) -> Response:
     try:
         found = Appeals.of(state.stores).get(appeal_id)
@@ -52,7 +58,7 @@ def _appeal_page(
             status_filter="",
             appeals=[],
         )
-    values: dict[str, Any] = {"notice": None, "error": None} | extra
+    values: dict[str, Any] = {"notice": notice, "error": None} | extra
     return web.page(
         "appeal.html.j2",
         status=status,
@@ -71,23 +77,16 @@ def appeal(appeal_id: str, request: Request) -> Response:
     signed_in = web.signed_in(request)
     if isinstance(signed_in, Response):
         return signed_in
-    return _appeal_page(*signed_in, appeal_id[:64])
+    return _appeal_page(*signed_in, appeal_id[:64], notice=web.notice(request))
 
 
 @router.post("/appeals/{appeal_id}/decide")
 async def decide_appeal(appeal_id: str, request: Request) -> Response:
     """An admin grants or denies; audited as the key (`appeal.decide`)."""
-    signed_in = web.signed_in(request)
-    if isinstance(signed_in, Response):
-        return signed_in
-    state, session, key = signed_in
-    form = await web.form(request)
-    if not web.codec(state).csrf_ok(session, form.get("csrf")):
-        return _appeal_page(state, session, key, appeal_id[:64], 403, error="The form expired.")
-    if not key.role.allows(Role.ADMIN):
-        return _appeal_page(
-            state, session, key, appeal_id[:64], 403, error="Only an admin decides appeals."
-        )
+    acting = await web.acting(request, Role.ADMIN, "decides appeals")
+    if isinstance(acting, Response):
+        return acting
+    state, form, appeal_id = acting.state, acting.form, appeal_id[:64]
     grant = form.get("decision") == "grant"
     try:
         days = int(form.get("days", "")) if grant else None
@@ -96,14 +95,14 @@ async def decide_appeal(appeal_id: str, request: Request) -> Response:
     try:
         await run_in_threadpool(
             lambda: Appeals.of(state.stores).decide(
-                appeal_id[:64],
+                appeal_id,
                 grant=grant,
                 days=days,
                 reason=form.get("reason", ""),
-                actor=key.actor,
+                actor=acting.key.actor,
                 contact=form.get("contact") or None,
             )
         )
     except (InvalidInput, Conflict) as exc:
-        return _appeal_page(state, session, key, appeal_id[:64], 422, error=exc.message)
-    return RedirectResponse(f"/console/appeals/{appeal_id[:64]}", status_code=303)
+        return _appeal_page(state, acting.session, acting.key, appeal_id, 422, error=exc.message)
+    return web.done(f"/console/appeals/{appeal_id}", "decided")
