@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -189,3 +190,91 @@ def test_the_audit_page_filters_verifies_and_exports(client: TestClient) -> None
     broken = client.get("/console/audit/verify")
     assert broken.status_code == 409 and "Broken at entry" in broken.text
     assert "<textarea" not in broken.text
+
+
+def wait_for_state(client: TestClient, campaign_id: str, wanted: str) -> dict[str, object]:
+    """The campaign's progress once the background runner has brought it to `wanted`."""
+    deadline = time.monotonic() + 20
+    while True:
+        progress = client.get(f"/console/campaigns/{campaign_id}/progress").json()
+        if progress["state"] == wanted or time.monotonic() > deadline:
+            return progress  # type: ignore[no-any-return]
+        time.sleep(0.05)
+
+
+def test_a_campaign_is_previewed_created_started_and_reverted(client: TestClient) -> None:
+    key, tokens = setup(client)
+    dubai = {"network": ["424-02"], "gps": {"lat": 25.2, "lon": 55.27}}
+    assert post_checkin(client, key, imei(1), 1, dubai).json()["verdict"] == "allow"
+    csrf = login(client, tokens["operator"])
+    form = {
+        "csrf": csrf,
+        "name": "B1 stock",
+        "action": "lock",
+        "where": "batch=B1\r\ndistributor=D7",
+        "stages": "100",
+        "reason": "leaked batch",
+        "message": "Call the shop.",
+    }
+    preview = client.post("/console/campaigns/new", data=form | {"do": "preview"})
+    assert preview.status_code == 200 and "Dry run: 1 devices" in preview.text
+    assert "distributor=D7 AND batch=B1" in preview.text
+    assert client.app.state.regionlock.campaigns.recent(limit=5) == []  # type: ignore[attr-defined]
+    created = client.post("/console/campaigns/new", data=form | {"do": "create"})
+    assert created.status_code == 200 and "Created as a draft" in created.text
+    campaign_id = created.url.path.rsplit("/", 1)[1]
+    assert '<span id="state" data-field="state">draft</span>' in created.text
+    assert "needs a second admin's approval" in created.text  # 1 device: all the fleet
+    started = client.post(f"/console/campaigns/{campaign_id}/start", data={"csrf": csrf})
+    assert started.status_code == 409 and "approv" in started.text.split('role="alert">')[1]
+    admin_csrf = login(client, tokens["admin"])
+    page = client.get(f"/console/campaigns/{campaign_id}").text
+    assert f'action="/console/campaigns/{campaign_id}/approve"' in page
+    approved = client.post(f"/console/campaigns/{campaign_id}/approve", data={"csrf": admin_csrf})
+    assert approved.status_code == 200 and "Approved." in approved.text
+    csrf = login(client, tokens["operator"])
+    started = client.post(f"/console/campaigns/{campaign_id}/start", data={"csrf": csrf})
+    assert started.status_code == 200 and "Started:" in started.text
+    progress = wait_for_state(client, campaign_id, "done")
+    assert progress["state"] == "done" and progress["applied"] == 1 and not progress["moving"]
+    locked = post_checkin(client, key, imei(1), 2, dubai).json()
+    assert locked["verdict"] == "lock" and locked["message"] == "Call the shop."
+    actors = {e["actor"] for e in audit(client, tokens["admin"], "campaign.start")}
+    assert len(actors) == 1 and actors.pop().endswith("(operator)")
+    reverted = client.post(
+        f"/console/campaigns/{campaign_id}/revert", data={"csrf": csrf, "reason": "wrong batch"}
+    )
+    assert reverted.status_code == 200 and "puts back what the campaign changed" in reverted.text
+    assert (
+        f'<a href="/console/campaigns/{campaign_id}">' in reverted.text
+    )  # it says what it reverts
+
+
+def test_campaign_forms_refuse_what_the_api_refuses(client: TestClient) -> None:
+    _, tokens = setup(client)
+    csrf = login(client, tokens["operator"])
+    base = {"csrf": csrf, "name": "n", "action": "lock", "reason": "r", "do": "create"}
+    for fields, said in (
+        ({"stages": "10, 5"}, "stages"),
+        ({"stages": "ten"}, "stages: percentages"),
+        ({"where": "colour=red"}, "colour"),
+        ({"action": "melt"}, "action"),
+        ({"where": "batch=NOPE"}, "no device"),
+        ({"devices": "356938030000096"}, "no registered device"),
+        ({"reason": " "}, "reason"),
+    ):
+        r = client.post("/console/campaigns/new", data=base | fields)
+        assert r.status_code in (400, 409, 422), (fields, r.status_code)
+        assert said in r.text.split('role="alert">')[1].split("</p>")[0], fields
+        assert 'value="n"' in r.text  # what was typed is kept
+    assert client.app.state.regionlock.campaigns.recent(limit=5) == []  # type: ignore[attr-defined]
+    viewer_csrf = login(client, tokens["viewer"])
+    refused = client.post("/console/campaigns/new", data=base | {"csrf": viewer_csrf})
+    assert refused.status_code == 403 and "Only an operator or above creates campaigns" in (
+        refused.text
+    )
+    csrf = login(client, tokens["operator"])
+    cancel = client.post(
+        "/console/campaigns/cmp_nothere/cancel", data={"csrf": csrf, "reason": "r"}
+    )
+    assert cancel.status_code == 404

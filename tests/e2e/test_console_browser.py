@@ -20,8 +20,11 @@ IMEI_1 = "356938030000013"  # storage_fixtures.imei(1)
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """A served store with two devices, one locked at a check-in from Tehran; base URL, keys."""
+def console(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, dict[str, str], object]]:
+    """A served store with two devices, one locked at a check-in from Tehran; base URL, keys
+    by role, and the fleet (its devices' signing keys)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
@@ -53,6 +56,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONLOCK_")}
     env["REGIONLOCK_DATABASE_URL"] = url
+    env["REGIONLOCK_CAMPAIGN_APPROVAL_SHARE"] = "1"  # one operator starts a campaign alone
+    env["REGIONLOCK_CAMPAIGN_POLL_S"] = "0.2"
     subprocess.run(
         [*CLI, "campaign", "create", "--name", "B1 stock", "--action", "lock",
          "--where", "batch=B1", "--where", "activated_in=IR", "--reason", "leaked"],
@@ -64,14 +69,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     keys = {}
-    for role in ("viewer", "admin"):
+    for role in ("viewer", "operator", "admin"):
         done = subprocess.run(
             [*CLI, "apikey", "create", "--role", role, "--name", f"{role} ana"],
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         keys[role] = done.stdout.split()[-1]
     with served(env) as base:
-        yield base, keys
+        yield base, keys, fleet
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +90,11 @@ def browser() -> Iterator[object]:
 
 
 def test_log_in_see_the_fleet_and_log_out(
-    console: tuple[str, dict[str, str]], browser: object, tmp_path: Path
+    console: tuple[str, dict[str, str], object], browser: object, tmp_path: Path
 ) -> None:
-    base, keys = console
-    page = browser.new_page()  # type: ignore[attr-defined]
-    page.goto(base + "/console/")
+    base, keys = console[:2]
+    page = watched(browser, base)
+    page.goto(base + "/console/")  # type: ignore[attr-defined]
     assert page.url.endswith("/console/login")  # no session: the login page
     page.fill("#api_key", "rlk_not_a_key")
     page.click("input[type=submit]")
@@ -131,9 +136,9 @@ def test_log_in_see_the_fleet_and_log_out(
 
 
 def test_a_logout_without_the_forms_token_is_refused(
-    console: tuple[str, dict[str, str]],
+    console: tuple[str, dict[str, str], object],
 ) -> None:
-    base, keys = console
+    base, keys = console[:2]
     with httpx.Client(base_url=base, follow_redirects=False) as client:
         r = client.post(
             "/console/login",
@@ -146,9 +151,48 @@ def test_a_logout_without_the_forms_token_is_refused(
         assert client.get("/console/").status_code == 200  # still logged in
 
 
-def login(browser: object, base: str, token: str) -> object:
+# What every page of every test saw go wrong: a JavaScript error, an error in the console, or
+# a request to anywhere but the service itself (the console must work with no internet).
+PROBLEMS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def nothing_goes_wrong_in_the_browser() -> Iterator[None]:
+    PROBLEMS.clear()
+    yield
+    assert PROBLEMS == []
+
+
+def _console_message(kind: str, text: str) -> None:
+    # A page answered 401, 403 or 404 on purpose is logged as "Failed to load resource";
+    # sub-resources (scripts, polls) that fail are caught by their responses instead.
+    if kind == "error" and not text.startswith("Failed to load resource"):
+        PROBLEMS.append(f"console {kind}: {text}")
+
+
+def watched(browser: object, base: str) -> object:
+    """A new page whose errors and outside requests land in PROBLEMS."""
     page = browser.new_page()  # type: ignore[attr-defined]
-    page.goto(base + "/console/login")
+    page.on("pageerror", lambda e: PROBLEMS.append(f"JavaScript error: {e}"))
+    page.on("console", lambda m: _console_message(m.type, m.text))
+    page.on(
+        "response",
+        lambda r: (
+            PROBLEMS.append(f"{r.status}: {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document"
+            else None
+        ),
+    )
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(base + "/") else PROBLEMS.append(f"left: {r.url}"),
+    )
+    return page
+
+
+def login(browser: object, base: str, token: str) -> object:
+    page = watched(browser, base)
+    page.goto(base + "/console/login")  # type: ignore[attr-defined]
     page.fill("#api_key", token)
     page.click("input[type=submit]")
     page.wait_for_url(base + "/console/")
@@ -156,9 +200,9 @@ def login(browser: object, base: str, token: str) -> object:
 
 
 def test_a_viewer_reads_appeals_and_an_admin_decides_one(
-    console: tuple[str, dict[str, str]], browser: object
+    console: tuple[str, dict[str, str], object], browser: object
 ) -> None:
-    base, keys = console
+    base, keys = console[:2]
     viewer = login(browser, base, keys["viewer"])
     viewer.click("text=Appeals")  # type: ignore[attr-defined]
     viewer.click("tbody tr td a")  # type: ignore[attr-defined]
@@ -183,9 +227,9 @@ def test_a_viewer_reads_appeals_and_an_admin_decides_one(
 
 
 def test_investigations_rank_and_the_report_downloads(
-    console: tuple[str, dict[str, str]], browser: object, tmp_path: Path
+    console: tuple[str, dict[str, str], object], browser: object, tmp_path: Path
 ) -> None:
-    base, keys = console
+    base, keys = console[:2]
     page = login(browser, base, keys["viewer"])
     page.click("text=Investigations")  # type: ignore[attr-defined]
     first_row = page.locator("tbody tr").first.inner_text()  # type: ignore[attr-defined]
@@ -202,9 +246,9 @@ def test_investigations_rank_and_the_report_downloads(
 
 
 def test_campaigns_show_their_progress(
-    console: tuple[str, dict[str, str]], browser: object
+    console: tuple[str, dict[str, str], object], browser: object
 ) -> None:
-    base, keys = console
+    base, keys = console[:2]
     page = login(browser, base, keys["viewer"])
     page.click("text=Campaigns")  # type: ignore[attr-defined]
     row = page.locator("tbody tr").first.inner_text()  # type: ignore[attr-defined]
@@ -217,12 +261,78 @@ def test_campaigns_show_their_progress(
 
 
 def test_policies_show_the_active_one_what_changed_and_the_history(
-    console: tuple[str, dict[str, str]], browser: object
+    console: tuple[str, dict[str, str], object], browser: object
 ) -> None:
-    base, keys = console
+    base, keys = console[:2]
     page = login(browser, base, keys["viewer"])
     page.click("text=Policies")  # type: ignore[attr-defined]
     assert page.inner_text("#active") == "gray-market-2021@2021-11-01-lifted"  # type: ignore[attr-defined]
     assert page.locator("#diff li").count() >= 1  # type: ignore[attr-defined]
     history = page.locator("tbody tr")  # type: ignore[attr-defined]
     assert history.count() == 2 and "the block is lifted" in history.first.inner_text()
+
+
+def test_find_a_device_lock_it_and_its_next_checkin_is_locked(
+    console: tuple[str, dict[str, str], object], browser: object
+) -> None:
+    from storage_fixtures import checkin as signed_checkin
+    from storage_fixtures import imei
+
+    base, keys, fleet = console
+    page = login(browser, base, keys["operator"])
+    page.click("text=Devices")  # type: ignore[attr-defined]
+    page.fill("#q", "SN2")  # type: ignore[attr-defined]  # by its serial
+    page.click("input[value=Search]")  # type: ignore[attr-defined]
+    page.click("tbody tr td a")  # type: ignore[attr-defined]
+    assert page.inner_text("h1").startswith("Device dev_")  # type: ignore[attr-defined]
+    page.fill("#lock-reason", "reported stolen")  # type: ignore[attr-defined]
+    page.fill("#lock-message", "Stolen: call the shop.")  # type: ignore[attr-defined]
+    page.click("button:text-is('Lock')")  # type: ignore[attr-defined]
+    page.wait_for_url("**?done=locked")  # type: ignore[attr-defined]
+    assert "locks at its next check-in" in page.inner_text("#notice")  # type: ignore[attr-defined]
+    assert "reported stolen" in page.inner_text("#manual-lock")  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    dubai = {"gps": {"lat": 25.2, "lon": 55.27, "accuracy_m": 20}, "network": ["424-02"]}
+    token = signed_checkin(fleet.keys[1], imei(2), 1, now, dubai)  # type: ignore[attr-defined]
+    answer = httpx.post(
+        base + "/v1/checkin", content=token, headers={"content-type": "application/jose"}
+    ).json()
+    assert answer["verdict"] == "lock" and answer["message"] == "Stolen: call the shop."
+    page.reload()  # type: ignore[attr-defined]
+    assert page.inner_text("#verdict") == "lock"  # type: ignore[attr-defined]
+    shots = os.environ.get("REGIONLOCK_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "console-device-locked.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_a_campaigns_dry_run_then_its_start(
+    console: tuple[str, dict[str, str], object], browser: object
+) -> None:
+    base, keys = console[:2]
+    page = login(browser, base, keys["operator"])
+    page.click("text=Campaigns")  # type: ignore[attr-defined]
+    page.click("text=New campaign")  # type: ignore[attr-defined]
+    page.fill("#name", "Tehran stock")  # type: ignore[attr-defined]
+    page.select_option("#action", "lock")  # type: ignore[attr-defined]
+    page.fill("#where", "country=IR")  # type: ignore[attr-defined]
+    page.fill("#stages", "50, 100")  # type: ignore[attr-defined]
+    page.fill("#reason", "seen in Tehran")  # type: ignore[attr-defined]
+    page.click("button:text-is('Preview')")  # type: ignore[attr-defined]
+    assert page.inner_text("#preview h2") == "Dry run: 1 devices"  # type: ignore[attr-defined]
+    assert page.input_value("#name") == "Tehran stock"  # type: ignore[attr-defined]
+    shots = os.environ.get("REGIONLOCK_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "console-campaign-dry-run.png"), full_page=True)  # type: ignore[attr-defined]
+    page.click("button:text-is('Create the draft')")  # type: ignore[attr-defined]
+    page.wait_for_url("**?done=created")  # type: ignore[attr-defined]
+    assert page.inner_text("#state") == "draft"  # type: ignore[attr-defined]
+    page.click("button:text-is('Start')")  # type: ignore[attr-defined]
+    page.wait_for_url("**?done=started")  # type: ignore[attr-defined]
+    # The page follows the background runner by itself (console.js polls the progress).
+    # Stage 1 (half of one device, rounded up) done, it waits for an operator to go on.
+    state = page.locator("#state")  # type: ignore[attr-defined]
+    sync_api.expect(state).to_have_text("waiting", timeout=20_000)
+    page.click("button:text-is('Advance')")  # type: ignore[attr-defined]
+    page.wait_for_url("**?done=advanced")  # type: ignore[attr-defined]
+    sync_api.expect(page.locator("#state")).to_have_text("done", timeout=20_000)  # type: ignore[attr-defined]
+    assert page.inner_text("#applied") == "1"  # type: ignore[attr-defined]

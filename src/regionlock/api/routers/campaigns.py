@@ -40,6 +40,7 @@ from regionlock.geo.countries import country_names
 from regionlock.services.campaigns import (
     ApprovalRequired,
     CampaignDrifted,
+    Preview,
     UnknownCampaign,
 )
 
@@ -160,19 +161,28 @@ def create_campaign(
     """Create a draft campaign over the devices the selection matches now (operator): `201`
     with its summary and `Location`. With `dry_run`, `200` and what it would do, nothing
     created. A bad field or value, or a selection matching no device, creates nothing."""
+    done = create_or_preview(state, body, who.actor)
+    if isinstance(done, Preview):
+        response.status_code = 200
+        return done.to_json()
+    return created(response, done)
+
+
+def create_or_preview(state: State, body: NewCampaign, actor: str) -> Campaign | Preview:
+    """The draft campaign the body asks for, or with `dry_run` what it would do (nothing
+    created): what both the API and the console run."""
     selection = selection_of(body.where)
     devices = None if body.devices is None else resolve_devices(state, body.devices)
     now = state.clock.now()
     if body.dry_run:
-        refuse_like_create(body, selection, who.actor, now)
-        response.status_code = 200
-        return state.campaigns.dry_run(selection, devices=devices).to_json()
-    campaign = state.campaigns.create(
+        refuse_like_create(body, selection, actor, now)
+        return state.campaigns.dry_run(selection, devices=devices)
+    return state.campaigns.create(
         name=body.name,
         action=CampaignAction(body.action),
         reason=body.reason,
         selection=selection,
-        actor=who.actor,
+        actor=actor,
         now=now,
         message=body.message,
         contact=body.contact,
@@ -180,7 +190,6 @@ def create_campaign(
         stages=body.stages,
         devices=devices,
     )
-    return created(response, campaign)
 
 
 def refuse_like_create(body: NewCampaign, selection: Selection, actor: str, now: datetime) -> None:
