@@ -278,3 +278,66 @@ def test_campaign_forms_refuse_what_the_api_refuses(client: TestClient) -> None:
         "/console/campaigns/cmp_nothere/cancel", data={"csrf": csrf, "reason": "r"}
     )
     assert cancel.status_code == 404
+
+
+def test_a_policy_is_checked_simulated_activated_and_rolled_back(client: TestClient) -> None:
+    key, tokens = setup(client)
+    assert post_checkin(client, key, imei(1), 1).json()["verdict"] == "allow"  # Tehran, no policy
+    lifted = (EXAMPLES / "gray-market-2021-lifted.toml").read_text()
+    blocked = (EXAMPLES / "gray-market-2021.toml").read_text()
+    csrf = login(client, tokens["viewer"])
+    checked = client.post("/console/policies/check", data={"csrf": csrf, "policy": blocked})
+    assert checked.status_code == 200 and "gray-market-2021@" in checked.text
+    impact = checked.text.split('id="impact-summary">')[1].split("</p>")[0]
+    assert "1 lock" in impact and "(now 1 allow)" in impact
+    assert "/console/policies/activate" not in checked.text  # a viewer does not activate
+    refused = client.post(
+        "/console/policies/activate", data={"csrf": csrf, "policy": blocked, "reason": "r"}
+    )
+    assert refused.status_code == 403
+    csrf = login(client, tokens["admin"])
+    for document, reason in ((lifted, "lifted first"), (blocked, "sanctions")):
+        done = client.post(
+            "/console/policies/activate", data={"csrf": csrf, "policy": document, "reason": reason}
+        )
+        assert done.status_code == 200 and "Activated:" in done.text
+    assert post_checkin(client, key, imei(1), 2).json()["verdict"] == "lock"
+    compared = client.get(
+        "/console/policies",
+        params={"from": "gray-market-2021@2021-11-01-lifted", "to": "gray-market-2021@2021-09-15"},
+    )
+    assert compared.status_code == 200 and '<ul id="compared">' in compared.text
+    back = client.post("/console/policies/rollback", data={"csrf": csrf, "reason": "too early"})
+    assert back.status_code == 200 and "Rolled back" in back.text
+    assert '<code id="active">gray-market-2021@2021-11-01-lifted</code>' in back.text
+    actions = [e["action"] for e in audit(client, tokens["admin"], "policy.rollback")]
+    assert actions == ["policy.rollback"]
+
+
+def test_a_bad_policy_lists_its_problems_and_nothing_is_stored(client: TestClient) -> None:
+    _, tokens = setup(client)
+    csrf = login(client, tokens["admin"])
+    broken = 'id = "x"\nversion = "1"\n[[restrictions]]\ncountries = ["ZZ"]\n'
+    r = client.post("/console/policies/check", data={"csrf": csrf, "policy": broken})
+    assert r.status_code == 422 and 'id="problems"' in r.text and "ZZ" in r.text
+    not_toml = client.post("/console/policies/check", data={"csrf": csrf, "policy": "[[[["})
+    assert not_toml.status_code == 422 and 'role="alert"' in not_toml.text
+    deep = client.post("/console/policies/check", data={"csrf": csrf, "policy": "a=" + "[" * 5000})
+    assert deep.status_code == 422
+    r = client.post(
+        "/console/policies/activate", data={"csrf": csrf, "policy": broken, "reason": "r"}
+    )
+    assert r.status_code == 422 and "Not activated" in r.text
+    assert client.app.state.regionlock.stores.policies.versions() == []  # type: ignore[attr-defined]
+
+
+def test_only_a_session_may_post_a_large_document(client: TestClient) -> None:
+    _, tokens = setup(client)
+    big = "# padding\n" * 3000 + (EXAMPLES / "eu.toml").read_text()  # 30 KB, past 8 KiB
+    anonymous = client.post("/console/policies/check", data={"csrf": "x", "policy": big})
+    assert anonymous.status_code == 413
+    csrf = login(client, tokens["viewer"])
+    r = client.post("/console/policies/check", data={"csrf": csrf, "policy": big})
+    assert r.status_code == 200 and "is valid" in r.text
+    too_big = client.post("/console/devices/x/lock", data={"csrf": csrf, "reason": "x" * 9000})
+    assert too_big.status_code == 413  # other forms stay small

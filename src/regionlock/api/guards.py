@@ -12,6 +12,8 @@ have their own size limits, and a device is authenticated by its signature, not 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from regionlock.api.deps import PayloadTooLarge, State, authenticate
 from regionlock.api.problems import error_response
+from regionlock.console import web as console_web
+from regionlock.console.sessions import COOKIE
 from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.domain.inputs import text_problem
 from regionlock.storage.apikeys import Role
@@ -40,6 +44,13 @@ _DEVICE_PATHS = {"/v1/checkin"}
 _DEVICE_POSTS = {"/v1/appeals"}
 _CONSOLE = "/console/"
 CONSOLE_LIMIT = 8 * KIB  # a console form: a key, a reason, a CSRF token
+# Console forms that carry a document, as large as the API takes one; for a signed-in
+# session only (the cookie is checked before the body is read), else CONSOLE_LIMIT.
+CONSOLE_DOCUMENTS = {
+    "/console/policies/check": 1 * MIB,
+    "/console/policies/activate": 1 * MIB,
+    "/console/campaigns/new": 64 * KIB,  # a list of devices
+}
 
 
 def body_limit(path: str) -> int:
@@ -65,7 +76,7 @@ class RequestGuard:
             if scope["path"].startswith(_CONSOLE):
                 # The console's forms: a session cookie, checked by its pages, not an API key.
                 if scope["method"] in _BODY_METHODS:
-                    receive = _limited(receive, scope, CONSOLE_LIMIT)
+                    receive = _limited(receive, scope, _console_limit(scope))
             elif scope["method"] in _BODY_METHODS and _routed(scope):
                 await _authenticate_first(scope)
                 receive = _limited(receive, scope, body_limit(scope["path"]))
@@ -96,6 +107,23 @@ def _check_path_and_query(scope: Scope) -> None:
         problem = text_problem(name) or text_problem(value)
         if problem is not None:
             raise InvalidInput(f"query parameter {name[:40]!r} {problem}")
+
+
+def _console_limit(scope: Scope) -> int:
+    larger = CONSOLE_DOCUMENTS.get(scope["path"])
+    if larger is None:
+        return CONSOLE_LIMIT
+    state: State = scope["app"].state.regionlock
+    cookies = SimpleCookie()
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            try:
+                cookies.load(value.decode("latin-1"))
+            except CookieError:
+                return CONSOLE_LIMIT
+    cookie = cookies.get(COOKIE)
+    session = console_web.codec(state).read(cookie.value if cookie else None, datetime.now(UTC))
+    return larger if session is not None else CONSOLE_LIMIT
 
 
 async def _authenticate_first(scope: Scope) -> None:

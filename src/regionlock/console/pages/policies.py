@@ -1,54 +1,221 @@
-"""Policies, read only: the active one, what changed, the history."""
+"""Policies: the active one, what changed, the history, a diff between any two versions; a
+new document checked (every problem with its line), compared with the active one and its
+impact simulated on the registry, before an admin activates it; and the rollback."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from regionlock.api.deps import State
+from regionlock.api.problems import problem_type
 from regionlock.console import web
-from regionlock.services.policy_tools import diff_policies
+from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.policies import example_policy_text, parse_policy
+from regionlock.policies.document import PolicyError
+from regionlock.services.policy_tools import diff_policies, simulate_registry
+from regionlock.storage.apikeys import ApiKey, Role
+from regionlock.storage.policies import StoredPolicy
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+def _examples() -> list[str]:
+    folder = resources.files("regionlock").joinpath("data", "policies")
+    return sorted(e.name[:-5] for e in folder.iterdir() if e.name.endswith(".toml"))
 
 
-@router.get("/policies")
-def policies(request: Request) -> Response:
-    """The active policy, what changed from the one before it, and the activation history."""
-    signed_in = web.signed_in(request)
-    if isinstance(signed_in, Response):
-        return signed_in
-    state, session, key = signed_in
+def _name(p: StoredPolicy) -> str:
+    return f"{p.policy_id}@{p.version}"
+
+
+def _page(
+    state: State,
+    key: ApiKey,
+    csrf: str,
+    status: int = 200,
+    *,
+    notice: str | None = None,
+    pair: tuple[str, str] | None = None,
+    **extra: Any,
+) -> Response:
     store = state.stores.policies
     active = store.active()
+    admin = state.policies
     diff = None
     if active is not None:
         with state.stores.db.read() as tx:
             before = store.previous(tx)
         if before is not None:
-            admin = state.policies
             diff = diff_policies(admin.parse(before), admin.parse(active.policy))
+    versions = {_name(v): v for v in store.versions()}
+    compared = None
+    if pair is not None:
+        old, new = versions.get(pair[0]), versions.get(pair[1])
+        if old is None or new is None:
+            extra.setdefault("error", "Pick two stored versions to compare.")
+        else:
+            compared = diff_policies(admin.parse(old), admin.parse(new))
     history = [
         {
-            "when": _utc(a.activated_at),
-            "policy": f"{a.policy.policy_id}@{a.policy.version}",
+            "when": a.activated_at,
+            "policy": _name(a.policy),
             "by": a.activated_by,
             "reason": a.reason,
         }
         for a in store.activations(limit=50)
     ]
+    values: dict[str, Any] = {
+        "error": None,
+        "document": "",
+        "checked": None,
+        "problems": None,
+        "against": None,
+        "impact": None,
+    } | extra
     return web.page(
         "policies.html.j2",
+        status=status,
         page="policies",
         key=key,
-        csrf=web.codec(state).csrf(session),
+        csrf=csrf,
+        notice=notice,
         active=active,
-        since=_utc(active.activated_at) if active else None,
         diff=diff,
         history=history,
+        versions=list(versions),
+        pair=pair or ("", ""),
+        compared=compared,
+        examples=_examples(),
+        can_activate=key.role.allows(Role.ADMIN),
+        can_rollback=key.role.allows(Role.ADMIN) and len(history) > 1,
+        **values,
     )
+
+
+@router.get("/policies")
+def policies(request: Request) -> Response:
+    """The active policy, what changed, the history; `?from=&to=` compares two stored
+    versions; `?example=NAME` starts a new document from a shipped example."""
+    signed_in = web.signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
+    params = request.query_params
+    pair = (
+        (params["from"][:200], params["to"][:200]) if "from" in params and "to" in params else None
+    )
+    document = ""
+    example = params.get("example", "")
+    if example in _examples():
+        document = example_policy_text(example)
+    return _page(
+        state,
+        key,
+        web.codec(state).csrf(session),
+        notice=web.notice(request),
+        pair=pair,
+        document=document,
+    )
+
+
+@router.post("/policies/check")
+async def check(request: Request) -> Response:
+    """Check a document, compare it with the active policy and simulate its impact on the
+    registry (each device at its last known place); nothing is stored (viewer)."""
+    acting = await web.acting(request, Role.VIEWER, "checks policies")
+    if isinstance(acting, Response):
+        return acting
+    state, document = acting.state, acting.form.get("policy", "")
+
+    def run() -> dict[str, Any]:
+        try:
+            candidate = parse_policy(document, "the document")
+        except PolicyError as exc:
+            return {"problems": [str(p) for p in exc.problems]}
+        active = state.policies.active()
+        baseline = active[0] if active else None
+        impact = simulate_registry(state.stores.devices, candidate, baseline, state.clock.now())
+        return {
+            "checked": f"{candidate.id}@{candidate.version}",
+            "against": diff_policies(baseline, candidate) if baseline else None,
+            "impact": impact.to_json(),
+        }
+
+    try:
+        found = await run_in_threadpool(run)
+    except RegionlockError as exc:  # not TOML at all, too deep, ...
+        return _page(
+            state,
+            acting.key,
+            acting.csrf,
+            problem_type(exc).status,
+            error=exc.message,
+            document=document,
+        )
+    status = 422 if found.get("problems") else 200
+    return _page(state, acting.key, acting.csrf, status, document=document, **found)
+
+
+@router.post("/policies/activate")
+async def activate(request: Request) -> Response:
+    """Activate a checked document (admin); audited as the key. A bad one is never stored."""
+    acting = await web.acting(request, Role.ADMIN, "activates policies")
+    if isinstance(acting, Response):
+        return acting
+    state, form = acting.state, acting.form
+    document, reason = form.get("policy", ""), form.get("reason", "")
+
+    def run() -> None:
+        if not reason.strip():
+            raise InvalidInput("a reason is required (it goes into the audit trail)")
+        state.policies.activate(
+            document,
+            source="console",
+            actor=acting.key.actor,
+            reason=reason,
+            now=state.clock.now(),
+        )
+
+    try:
+        await run_in_threadpool(run)
+    except RegionlockError as exc:
+        return _page(
+            state,
+            acting.key,
+            acting.csrf,
+            problem_type(exc).status,
+            error=f"Not activated: {exc.message}",
+            document=document,
+        )
+    return web.done("/console/policies", "activated")
+
+
+@router.post("/policies/rollback")
+async def rollback(request: Request) -> Response:
+    """Re-activate the policy active before the current one (admin)."""
+    acting = await web.acting(request, Role.ADMIN, "rolls policies back")
+    if isinstance(acting, Response):
+        return acting
+    state, reason = acting.state, acting.form.get("reason", "")
+
+    def run() -> None:
+        if not reason.strip():
+            raise InvalidInput("a reason is required (it goes into the audit trail)")
+        state.policies.rollback(actor=acting.key.actor, reason=reason, now=state.clock.now())
+
+    try:
+        await run_in_threadpool(run)
+    except RegionlockError as exc:
+        return _page(
+            state,
+            acting.key,
+            acting.csrf,
+            problem_type(exc).status,
+            error=f"Not rolled back: {exc.message}",
+        )
+    return web.done("/console/policies", "rolledback")

@@ -2,6 +2,7 @@
 // - Every <time datetime> in UTC gets the reader's local time beside it.
 // - Tables marked data-sortable sort by a column when its heading is pressed.
 // - A slider in a form marked data-autosubmit shows its value and submits on release.
+// - A file input marked data-into reads its file into a textarea.
 // - An element with data-poll="URL" is refreshed from that URL's JSON every 2 s while it
 //   says it is still moving (a running campaign's progress).
 "use strict";
@@ -92,4 +93,14 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("table[data-sortable]").forEach(sortable);
   document.querySelectorAll("form[data-autosubmit]").forEach(autosubmit);
   document.querySelectorAll("[data-poll]").forEach(poll);
+});
+
+// A file input marked data-into="ID" reads the chosen text file into that textarea.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const input of document.querySelectorAll("input[type=file][data-into]")) {
+    input.addEventListener("change", async () => {
+      const file = input.files && input.files[0];
+      if (file) document.getElementById(input.dataset.into).value = await file.text();
+    });
+  }
 });
