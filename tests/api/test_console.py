@@ -341,3 +341,32 @@ def test_only_a_session_may_post_a_large_document(client: TestClient) -> None:
     assert r.status_code == 200 and "is valid" in r.text
     too_big = client.post("/console/devices/x/lock", data={"csrf": csrf, "reason": "x" * 9000})
     assert too_big.status_code == 413  # other forms stay small
+
+
+def test_the_overview_goes_back_to_a_snapshotted_day(client: TestClient) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from regionlock.services.overview import Overview
+
+    key, tokens = setup(client)
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    policy = (EXAMPLES / "gray-market-2021.toml").read_text()
+    client.post("/v1/policies/activate", json={"policy": policy, "reason": "r"}, headers=admin)
+    assert post_checkin(client, key, imei(1), 1).json()["verdict"] == "lock"
+    state = client.app.state.regionlock  # type: ignore[attr-defined]
+    today = datetime.now(UTC).date()
+    assert Overview.of(state.stores).snapshot_missing(datetime.now(UTC) + timedelta(days=1)) == [
+        today
+    ]
+    login(client, tokens["viewer"])
+    now = client.get("/console/").text
+    assert 'id="day"' in now and f'"{today.isoformat()}", "now"' in now.replace("&#34;", '"')
+    assert "Check-ins per day" in now and f"{today.isoformat()}: 1</title>" in now
+    # The map: each place shaded by the share held, named in its tooltip.
+    assert "Iran (IR): 100 % of its devices locked or warned" in now
+    then = client.get("/console/", params={"day": today.isoformat()})
+    assert then.status_code == 200 and f"<strong>{today.isoformat()}</strong>" in then.text
+    assert '<div class="n" id="locked">1</div>' in then.text
+    for bad in ("2001-01-01", "yesterday", "2026-02-30"):
+        r = client.get("/console/", params={"day": bad})
+        assert r.status_code == 404 and "No snapshot of the fleet on" in r.text

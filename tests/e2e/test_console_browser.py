@@ -7,7 +7,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -34,6 +34,7 @@ def console(
     from regionlock.geo import Locator
     from regionlock.services.appeals import Appeals
     from regionlock.services.checkin import CheckinService
+    from regionlock.services.overview import Overview
     from regionlock.settings import Settings
     from regionlock.signing.appeal import AppealRequest, sign_appeal
     from regionlock.storage import Database, Stores
@@ -53,6 +54,8 @@ def console(
         secrets.token_urlsafe(16), int(now.timestamp()), "o@example.com", "Mine."
     )
     Appeals.of(Stores.on(db)).submit(sign_appeal(request, fleet.keys[0], imei(1)))
+    # Today as the service will have snapshotted it once the day is over (the time slider).
+    Overview.of(Stores.on(db)).snapshot_missing(now + timedelta(days=1))
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONLOCK_")}
     env["REGIONLOCK_DATABASE_URL"] = url
@@ -112,6 +115,15 @@ def test_log_in_see_the_fleet_and_log_out(
     shots = os.environ.get("REGIONLOCK_SCREENSHOTS")
     if shots:
         page.screenshot(path=str(Path(shots) / "console-overview.png"), full_page=True)
+    # Times read in UTC with the reader's local time beside them (console.js).
+    assert page.locator("time .local").count() >= 1  # type: ignore[attr-defined]
+    # The time slider: one step back is the end of today's snapshot.
+    page.focus("#day")  # type: ignore[attr-defined]
+    page.keyboard.press("ArrowLeft")  # type: ignore[attr-defined]
+    page.wait_for_url("**/console/?day=*")  # type: ignore[attr-defined]
+    assert "from that day's snapshot" in page.inner_text("#as-of")  # type: ignore[attr-defined]
+    assert page.inner_text("#locked") == "1"  # type: ignore[attr-defined]
+    page.click("text=Back to now")  # type: ignore[attr-defined]
     # Devices: the locked one is found by its IMEI, and its page shows its verdicts.
     page.click("text=Devices")
     page.wait_for_url(base + "/console/devices")

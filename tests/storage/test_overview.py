@@ -49,3 +49,46 @@ def test_the_fleet_by_place_and_verdict(db: Database, locator: Locator) -> None:
         "IR", 2, 1, 1, 1.0,
     )  # fmt: skip
     assert view.policy is not None and view.policy.startswith("gray-market-2021@")
+
+
+def test_days_are_snapshotted_as_they_stood_and_outlive_their_checkins(
+    db: Database, locator: Locator
+) -> None:
+    fleet = Fleet(3)
+    fleet.register(db)
+    stores = Stores.on(db)
+    service = CheckinService.of(stores, locator, Settings())
+    day0 = T0.replace(hour=12, minute=0, second=0, microsecond=0)
+
+    def at(n: int, day: int, where: dict[str, object], counter: int) -> None:
+        when = day0 + timedelta(days=day)
+        signed = signed_checkin(fleet.keys[n - 1], imei(n), counter, when, where)
+        service.check_in(signed, peer_ip=None, now=when)
+
+    at(1, 0, DUBAI, 1)
+    at(2, 0, DUBAI, 1)
+    at(2, 0, DUBAI, 2)  # three check-ins on day 0
+    at(2, 1, TEHRAN, 3)  # device 2 travels: warned on day 1
+    at(3, 2, TEHRAN, 1)  # device 3 first seen on day 2, activated in Tehran: locked
+    overview = Overview.of(stores)
+    written = overview.snapshot_missing(day0 + timedelta(days=3))
+    d0, d1, d2 = (day0.date() + timedelta(days=i) for i in range(3))
+    assert written == [d0, d1, d2]  # the day in progress is not snapshotted
+    assert overview.snapshot_missing(day0 + timedelta(days=3)) == []  # nothing left to do
+    assert overview.days(d2) == [(d0, 3), (d1, 1), (d2, 1)]
+    on0 = overview.view(d0)
+    assert on0 is not None and on0.total == 2 and on0.by_verdict["allow"] == 2
+    on1 = overview.view(d1)
+    assert on1 is not None and (on1.by_verdict["allow"], on1.by_verdict["warn"]) == (1, 1)
+    on2 = overview.view(d2)
+    assert on2 is not None and on2.total == 3 and on2.by_verdict["lock"] == 1
+    assert on2.day == d2 and overview.view(d2 + timedelta(days=1)) is None
+    # The snapshots hold counts only: they stay when the check-ins they came from are gone.
+    with db.write() as tx:
+        tx.execute("DELETE FROM checkins")
+    again = overview.view(d1)
+    assert again is not None and (again.by_verdict["allow"], again.by_verdict["warn"]) == (1, 1)
+    # A day counted again replaces its snapshot rather than adding to it.
+    stores.overview.save_day(stores.overview.count_day(d1), at=0)
+    emptied = overview.view(d1)
+    assert emptied is not None and emptied.total == 0 and overview.days(d0)[1] == (d1, 0)

@@ -19,6 +19,7 @@ from regionlock.services.campaign_runner import CampaignRunner, runner_owner
 from regionlock.services.campaigns import Campaigns
 from regionlock.services.checkin import CheckinService
 from regionlock.services.checkin_queue import CheckinQueue
+from regionlock.services.overview import Overview
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.privacy import Privacy, RetentionRunner
 from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
@@ -150,13 +151,16 @@ class State:
             lease=timedelta(seconds=settings.webhook_timeout_s + 5),
         ).start()
         # Deletes check-in rows past REGIONLOCK_RETENTION_DAYS once a day; the store's claim
-        # makes one process of several run it (docs/privacy.md).
+        # makes one process of several run it (docs/privacy.md). Before that, each ended day
+        # is snapshotted for the console's overview (the same counts whichever node does it).
         self.privacy = Privacy.of(self.stores)
+        overview = Overview.of(self.stores)
         self.retention_runner = RetentionRunner(
             self.privacy,
             days=settings.retention_days,
             owner=runner_owner(),
             clock=self.clock.now,
+            before=lambda now, stopping: overview.snapshot_missing(now, stopping=stopping),
         ).start()
 
     def close(self) -> None:

@@ -24,12 +24,15 @@ def _path(runs: Sequence[Run]) -> str:
     return "".join(f"M{x0} {row}h{x1 - x0}v1h{x0 - x1}z" for row, x0, x1 in runs)
 
 
-def shade(value: int, top: int) -> str:
+def shade(value: int, top: int, *, linear: bool = False) -> str:
     """The palette step for `value` out of `top`, on a logarithmic scale (counts of places
-    span orders of magnitude)."""
+    span orders of magnitude), or a linear one (shares, in percent)."""
     if top <= 1:
         return SHADES[-1]
-    step = math.log(max(value, 1)) / math.log(top) * (len(SHADES) - 1)
+    if linear:
+        step = max(value, 0) / top * (len(SHADES) - 1)
+    else:
+        step = math.log(max(value, 1)) / math.log(top) * (len(SHADES) - 1)
     return SHADES[min(len(SHADES) - 1, max(0, round(step)))]
 
 
@@ -39,11 +42,15 @@ def world_svg(
     names: Mapping[str, str],
     *,
     title: str,
+    unit: str = " device(s)",
+    top: int | None = None,
+    linear: bool = False,
 ) -> str:
     """The world with each place of `counts` (a country, IR, or a subdivision, UA-43) shaded
-    by its count; a subdivision is drawn over its country. Each shaded place has a tooltip."""
+    by its count out of `top` (the largest count by default); a subdivision is drawn over its
+    country. Each shaded place has a tooltip: its name, code, count and `unit`."""
     w, h = world.width, world.height
-    top = max(counts.values(), default=0)
+    top = max(counts.values(), default=0) if top is None else top
     shaded = [run for code in counts for run in world.runs(code)]
     x, y, vw, vh = _frame(shaded, w, h)
     parts = [
@@ -58,9 +65,9 @@ def world_svg(
         runs = world.runs(code)
         if not runs:
             continue
-        label = f"{names.get(code, code)} ({code}): {counts[code]:,} device(s)"
+        label = f"{names.get(code, code)} ({code}): {counts[code]:,}{unit}"
         parts.append(
-            f'<path fill="{shade(counts[code], top)}" d="{_path(runs)}">'
+            f'<path fill="{shade(counts[code], top, linear=linear)}" d="{_path(runs)}">'
             f"<title>{escape(label)}</title></path>"
         )
     borders = "".join(f"M{x1} {y1}L{x2} {y2}" for x1, y1, x2, y2 in world.borders())
@@ -84,7 +91,7 @@ def _frame(runs: Sequence[Run], width: int, height: int) -> tuple[int, int, int,
     return x, y, vw, vh
 
 
-def legend_svg(top: int) -> str:
+def legend_svg(top: int, *, unit: str = "", linear: bool = False) -> str:
     """The palette steps that counts from 1 to `top` take, each with the least count that
     takes it (`shade`'s own answer, found by bisection: shades grow with the count)."""
     if top < 1:
@@ -95,16 +102,16 @@ def legend_svg(top: int) -> str:
         lo, hi = 1, top
         while lo < hi:  # the least count whose step is at least this one
             mid = (lo + hi) // 2
-            if SHADES.index(shade(mid, top)) >= step:
+            if SHADES.index(shade(mid, top, linear=linear)) >= step:
                 hi = mid
             else:
                 lo = mid + 1
-        if shade(lo, top) != colour:
+        if shade(lo, top, linear=linear) != colour:
             continue  # no count takes this step
         x = len(cells) * 70
         cells.append(
             f'<rect x="{x}" y="0" width="70" height="12" fill="{colour}"/>'
-            f'<text x="{x + 2}" y="26">{lo:,}+</text>'
+            f'<text x="{x + 2}" y="26">{lo:,}{unit}+</text>'
         )
     width = 70 * len(cells)
     return (
@@ -152,3 +159,27 @@ def runs_strip_svg(devices: int, runs: Sequence[tuple[int, int]]) -> str:
         f' role="img" aria-label="runs in the batch">'
         f'<rect width="{width}" height="{height}" fill="#f0f0f0"/>{marks}</svg>'
     )
+
+
+def daily_bars_svg(days: Sequence[tuple[str, int]], *, label: str) -> str:
+    """One bar per day (`(YYYY-MM-DD, count)`, oldest first), each with its day and count as
+    a tooltip; the largest count is written at the top."""
+    if not days:
+        return ""
+    top = max(n for _, n in days) or 1
+    bar, gap, height = 12, 2, 60
+    width = len(days) * (bar + gap)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + 14}"'
+        f' width="{width}" height="{height + 14}" class="bars" role="img"'
+        f' aria-label="{escape(label)}">',
+        f'<text x="0" y="10" font-size="10">{top:,}</text>',
+    ]
+    for i, (day, n) in enumerate(days):
+        h = round(n / top * (height - 12))
+        parts.append(
+            f'<rect x="{i * (bar + gap)}" y="{height + 14 - h}" width="{bar}" height="{h}"'
+            f' fill="{SHADES[2]}"><title>{escape(day)}: {n:,}</title></rect>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

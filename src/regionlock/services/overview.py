@@ -1,15 +1,25 @@
 """The fleet at a glance (the console's overview): devices by verdict, and by place the share
-of them locked or warned; the active policy."""
+of them locked or warned; the active policy; the same as it stood at the end of past days, and
+check-ins per day, from daily snapshots that the service writes as each day ends."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from regionlock.storage import Stores
-from regionlock.storage.overview import OverviewStore
+from regionlock.storage.db import epoch_ms
+from regionlock.storage.overview import FleetCount, OverviewStore
 from regionlock.storage.policies import PolicyStore
+
+log = logging.getLogger(__name__)
+
+# How far back the service fills in days it has no snapshot of (a new installation, or one
+# that was down): each is one scan of the check-ins kept.
+BACKFILL_DAYS = 90
 
 
 @dataclass
@@ -34,6 +44,7 @@ class FleetView:
     subdivisions: list[PlaceShare]
     policy: str | None
     policy_since: str | None
+    day: date | None = None  # None: now; else the end of this UTC day, from its snapshot
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,12 +57,19 @@ class Overview:
     def of(cls, stores: Stores) -> Overview:
         return cls(stores.overview, stores.policies)
 
-    def view(self) -> FleetView:
+    def view(self, day: date | None = None) -> FleetView | None:
+        """The fleet now, or at the end of `day` (None when that day has no snapshot)."""
+        if day is None:
+            return self._view(self.fleet_store.fleet(), None)
+        counts = self.fleet_store.fleet_on(day)
+        return None if counts is None else self._view(counts, day)
+
+    def _view(self, rows: list[FleetCount], day: date | None) -> FleetView:
         by_verdict = {"allow": 0, "warn": 0, "lock": 0, "none": 0}
         countries: dict[str, PlaceShare] = {}
         subdivisions: dict[str, PlaceShare] = {}
         total = 0
-        for row in self.fleet_store.fleet():
+        for row in rows:
             total += row.devices
             verdict = row.verdict or "none"
             by_verdict[verdict] = by_verdict.get(verdict, 0) + row.devices
@@ -76,4 +94,35 @@ class Overview:
                 if active
                 else None
             ),
+            day=day,
         )
+
+    def days(self, today: date, *, back: int = BACKFILL_DAYS) -> list[tuple[date, int]]:
+        """The days with a snapshot in the last `back` days, with their check-ins."""
+        return self.fleet_store.days(today - timedelta(days=back))
+
+    def snapshot_missing(
+        self,
+        now: datetime,
+        *,
+        back: int = BACKFILL_DAYS,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> list[date]:
+        """Snapshot every ended day of the last `back` that has none and has check-ins kept
+        (from the oldest one kept); returns the days written. Idempotent: another node doing
+        the same day writes the same counts."""
+        first = self.fleet_store.first_checkin_day()
+        today = now.astimezone(UTC).date()
+        if first is None:
+            return []
+        have = {d for d, _ in self.fleet_store.days(today - timedelta(days=back))}
+        written = []
+        day = max(first, today - timedelta(days=back))
+        while day < today and not stopping():
+            if day not in have:
+                counted = self.fleet_store.count_day(day)
+                self.fleet_store.save_day(counted, at=epoch_ms(datetime.now(UTC)))
+                written.append(day)
+                log.info("overview: snapshot of %s (%d check-ins)", day, counted.checkins)
+            day += timedelta(days=1)
+        return written

@@ -288,7 +288,11 @@ class _Stopping(Exception):
 
 class RetentionRunner:
     """One daemon thread per service process that runs the daily retention job when it is due
-    (the store's claim makes one process run it a day). Errors are logged and retried."""
+    (the store's claim makes one process run it a day). Errors are logged and retried.
+
+    `before`, if given, runs first at every wake-up, with the time and a "stopping?" test:
+    work that must see the check-ins before retention deletes them (the overview's daily
+    snapshots, services/overview.py)."""
 
     def __init__(
         self,
@@ -298,8 +302,10 @@ class RetentionRunner:
         owner: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         poll_s: float = 600.0,
+        before: Callable[[datetime, Callable[[], bool]], object] | None = None,
     ) -> None:
         self.privacy = privacy
+        self.before = before
         self.days = days
         self.owner = owner
         self.clock = clock
@@ -323,6 +329,13 @@ class RetentionRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.before is not None:
+                try:
+                    self.before(self.clock(), self._stop.is_set)
+                except Unavailable as exc:
+                    log.warning("daily work before retention not run: %s", exc)
+                except Exception:
+                    log.exception("daily work before retention failed")
             try:
                 report = self.privacy.run_retention_if_due(
                     days=self.days, now=self.clock(), owner=self.owner, progress=self._between

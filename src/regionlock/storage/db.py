@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
@@ -40,6 +40,11 @@ Dialect = Literal["sqlite", "postgresql"]
 def epoch_ms(t: datetime) -> int:
     """How the store keeps times: UTC epoch milliseconds."""
     return int(t.timestamp() * 1000)
+
+
+def epoch_ms_of_day(day: date) -> int:
+    """The stored time (UTC epoch milliseconds) at which a UTC day begins."""
+    return (day - date(1970, 1, 1)).days * 86_400_000
 
 
 def from_epoch_ms(ms: int | None) -> datetime | None:

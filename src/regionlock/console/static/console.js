@@ -1,7 +1,7 @@
 // The console's only script (served from the package; pages work without it).
 // - Every <time datetime> in UTC gets the reader's local time beside it.
 // - Tables marked data-sortable sort by a column when its heading is pressed.
-// - A slider in a form marked data-autosubmit shows its value and submits on release.
+// - A slider in a form marked data-autosubmit shows its label and opens that day on release.
 // - A file input marked data-into reads its file into a textarea.
 // - An element with data-poll="URL" is refreshed from that URL's JSON every 2 s while it
 //   says it is still moving (a running campaign's progress).
@@ -56,13 +56,20 @@ function sortable(table) {
 }
 
 function autosubmit(form) {
+  // The slider's value is an index into its labels (days, then "now"); on release, the page
+  // of that day (no day: now).
   for (const input of form.querySelectorAll("input[type=range]")) {
     const output = form.querySelector("output[for='" + input.id + "']");
     const labels = JSON.parse(input.dataset.labels || "[]");
     input.addEventListener("input", () => {
       if (output) output.textContent = labels[Number(input.value)] || input.value;
     });
-    input.addEventListener("change", () => form.requestSubmit());
+    input.addEventListener("change", () => {
+      const label = labels[Number(input.value)];
+      const url = new URL(form.action);
+      if (label && label !== "now") url.searchParams.set(input.dataset.names, label);
+      window.location.assign(url.toString());
+    });
   }
 }
 
