@@ -370,3 +370,24 @@ def test_the_overview_goes_back_to_a_snapshotted_day(client: TestClient) -> None
     for bad in ("2001-01-01", "yesterday", "2026-02-30"):
         r = client.get("/console/", params={"day": bad})
         assert r.status_code == 404 and "No snapshot of the fleet on" in r.text
+
+
+def test_flows_and_ranges_of_an_investigation(client: TestClient) -> None:
+    key, tokens = setup(client)
+    admin = {"authorization": f"Bearer {tokens['admin']}"}
+    policy = (EXAMPLES / "gray-market-2021.toml").read_text()
+    client.post("/v1/policies/activate", json={"policy": policy, "reason": "r"}, headers=admin)
+    assert post_checkin(client, key, imei(1), 1).json()["verdict"] == "lock"  # Tehran
+    login(client, tokens["viewer"])
+    ranking = client.get("/console/investigations").text
+    assert '<a href="/console/investigations/ranges?batch=B1">B1</a>' in ranking
+    flows = client.get("/console/investigations/flows")
+    row = flows.text.split('<table data-sortable id="flows">')[1].split("</tr>")[1]
+    assert flows.status_code == 200 and "<td>AE</td>" in row and "IR" in row
+    assert "restricted" in row
+    ranges = client.get("/console/investigations/ranges", params={"batch": "B1"})
+    assert ranges.status_code == 200 and "1 devices of the batch seen, 1 established" in ranges.text
+    unknown = client.get("/console/investigations/ranges", params={"batch": "B404"})
+    assert unknown.status_code == 404 and "no registered device is in batch" in unknown.text
+    empty = client.get("/console/investigations/ranges")
+    assert empty.status_code == 200 and 'id="batch"' in empty.text

@@ -46,6 +46,58 @@ def investigations(request: Request) -> Response:
     )
 
 
+@router.get("/investigations/flows")
+def flows(request: Request) -> Response:
+    """From each sales region to where its devices are established, with the time to get
+    there (as `regionlock investigate flows`)."""
+    signed_in = web.signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
+    report, error = None, None
+    try:
+        report = Investigations.of(state.stores, clock=state.clock.now).flows(Question())
+    except (InvalidInput, DataUnavailable) as exc:
+        error = exc.message
+    return web.page(
+        "investigation-flows.html.j2",
+        page="investigations",
+        key=key,
+        csrf=web.codec(state).csrf(session),
+        report=report,
+        error=error,
+    )
+
+
+@router.get("/investigations/ranges")
+def ranges(request: Request) -> Response:
+    """Runs of consecutive IMEIs in a batch where restricted devices concentrate (a scan
+    statistic; as `regionlock investigate ranges --batch`)."""
+    signed_in = web.signed_in(request)
+    if isinstance(signed_in, Response):
+        return signed_in
+    state, session, key = signed_in
+    batch = request.query_params.get("batch", "").strip()[:200]
+    report, error, status = None, None, 200
+    if batch:
+        try:
+            report = Investigations.of(state.stores, clock=state.clock.now).ranges(
+                batch, Question()
+            )
+        except (InvalidInput, NotFound, DataUnavailable) as exc:
+            error, status = exc.message, 404 if isinstance(exc, NotFound) else 422
+    return web.page(
+        "investigation-ranges.html.j2",
+        status=status,
+        page="investigations",
+        key=key,
+        csrf=web.codec(state).csrf(session),
+        batch=batch,
+        report=report,
+        error=error,
+    )
+
+
 @router.get("/investigations/report.html")
 def investigation_report(request: Request) -> Response:
     """The self-contained report (of a case with `?case=`), as a file to keep."""
