@@ -70,6 +70,9 @@ class Settings:
     """... or over this share of the registered fleet (0 to 1)."""
     campaign_poll_s: float = 2.0
     """How often a service's background runner looks for campaigns to run, in seconds."""
+    console_overview_ttl_s: float = 30.0
+    """How old the console overview's count of the fleet may be, in seconds: it counts every
+    device, so each service process counts at most this often (docs/console.md)."""
     webhook_allow_private: bool = False
     """Let webhooks go to loopback, private and link-local addresses (tests, receivers on the
     same premises). Off: such destinations are refused (server-side request forgery)."""
@@ -154,6 +157,8 @@ class Settings:
             raise InvalidInput(f"{PREFIX}CAMPAIGN_APPROVAL_SHARE: expected 0 to 1")
         if not 0.05 <= self.campaign_poll_s <= 3600:
             raise InvalidInput(f"{PREFIX}CAMPAIGN_POLL_S: expected 0.05 to 3600 seconds")
+        if not 0 <= self.console_overview_ttl_s <= 86_400:
+            raise InvalidInput(f"{PREFIX}CONSOLE_OVERVIEW_TTL_S: expected 0 to 86400 seconds")
         parse_schedule(self.webhook_retry)  # InvalidInput names what is wrong
         if not 0.5 <= self.webhook_timeout_s <= 120:
             raise InvalidInput(f"{PREFIX}WEBHOOK_TIMEOUT_S: expected 0.5 to 120 seconds")

@@ -150,6 +150,11 @@ def test_search_finds_a_device_by_serial(client: TestClient) -> None:
     assert f">{imei(1)}<" in page
     missing = client.get("/console/devices", params={"q": "SN404"}).text
     assert "No device has the IMEI, serial or id" in missing
+    # Fifteen digits with a wrong check digit: no device, said on the page.
+    bad_imei = client.get("/console/devices", params={"q": "356938030000010"})
+    assert bad_imei.status_code == 200 and "No device has the IMEI" in bad_imei.text
+    device = client.get("/console/devices/356938030000010")
+    assert device.status_code == 404 and "No device has the IMEI or id" in device.text
 
 
 def test_console_pages_say_where_they_may_load_from(client: TestClient) -> None:
@@ -391,3 +396,32 @@ def test_flows_and_ranges_of_an_investigation(client: TestClient) -> None:
     assert unknown.status_code == 404 and "no registered device is in batch" in unknown.text
     empty = client.get("/console/investigations/ranges")
     assert empty.status_code == 200 and 'id="batch"' in empty.text
+
+
+def test_the_consoles_colours_keep_a_contrast_of_4_5_to_1() -> None:
+    """WCAG 2 AA for body text: every text colour of the style sheet on each background it
+    is used on (docs/console.md, "For people")."""
+    from importlib import resources
+
+    css = resources.files("regionlock").joinpath("console/templates/base.html.j2").read_text()
+    colour = dict(re.findall(r"--(\w+): (#[0-9a-f]{6})", css))
+    assert set(colour) >= {"ink", "muted", "accent", "lock", "warn"}
+
+    def luminance(hex_colour: str) -> float:
+        def channel(c: float) -> float:
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+        r, g, b = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+    def contrast(a: str, b: str) -> float:
+        high, low = sorted((luminance(a), luminance(b)), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    white, error_background = "#ffffff", "#fff3f1"
+    assert error_background in css
+    pairs = [(colour[name], white) for name in ("ink", "muted", "accent", "lock", "warn")]
+    pairs += [(white, colour["accent"]), (white, colour["lock"])]  # buttons
+    pairs += [(colour[name], error_background) for name in ("ink", "muted", "lock", "warn")]
+    low = min(pairs, key=lambda p: contrast(*p))
+    assert contrast(*low) >= 4.5, low

@@ -184,7 +184,44 @@ def test_with_no_serve_the_closing_text_names_what_remains(tmp_path: Path) -> No
     assert f"audit verify --db {db}" in closing
     assert f"devices list --verdict lock --db {db}" in closing
     assert f"serve --db {db}" in closing
+    assert "(the console at /console/, API docs at /docs; admin key in" in closing
     # Nothing points at the service it has stopped, and it has stopped.
     assert "http://" not in closing and "still running" not in done.stdout
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_the_closing_text_of_a_serving_demo_leads_into_the_console(tmp_path: Path) -> None:
+    """As a new user would: run the demo, follow its first closing line into the console with
+    the key file it names, and find the fleet the story left."""
+    import re
+    import signal
+
+    work, port = tmp_path / "run", free_port()
+    args = ["--devices", "20", "--days", "1", "--dir", str(work), "--port", str(port)]
+    demo = subprocess.Popen(
+        [*CLI, "demo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        for line in demo.stdout:  # the demo keeps serving after its closing text
+            lines.append(line)
+            if line.startswith("  docs "):
+                break
+        text = "".join(lines)
+        found = re.search(
+            r"the console +(\S+)/console/ +\(log in with the admin key in (\S+)\)", text
+        )
+        assert found is not None, text[-2000:]
+        base, key_file = found.group(1), Path(found.group(2))
+        with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as client:
+            page = client.post("/console/login", data={"api_key": key_file.read_text().strip()})
+            assert page.status_code == 200 and "The fleet at a glance" in page.text
+            assert '<div class="n" id="total">20</div>' in page.text
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()

@@ -132,6 +132,33 @@ def test_list_filters_and_pages(db: Database) -> None:
     assert store.list(serial="no such serial") == []
 
 
+@pytest.mark.parametrize("window", [2, 5, 1000])
+def test_a_filtered_list_is_the_same_whichever_way_it_is_read(
+    db: Database, window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list` looks for a filter's matches among the next `LIST_WINDOW` devices first, then
+    asks the index: the answer must not depend on where the matches lie."""
+    import regionlock.storage.devices as devices_module
+
+    monkeypatch.setattr(devices_module, "LIST_WINDOW", window)
+    store = SqlDeviceStore(db)
+    records = [record(i, batch="B2" if i in (3, 17) else "B1") for i in range(20)]
+    with db.write() as tx:
+        store.import_batch(tx, records, at=1)
+    ids = sorted(r.id for r in records)
+    for batch in ("B1", "B2"):
+        expected = [i for i in ids if next(r for r in records if r.id == i).batch == batch]
+        for limit in (1, 2, 3, 50):
+            assert store.list(batch=batch, limit=limit) == expected[:limit]
+            paged: list[str] = []
+            while True:
+                page = store.list(batch=batch, after=paged[-1] if paged else "", limit=limit)
+                paged += page
+                if len(page) < limit:
+                    break
+            assert paged == expected
+
+
 def test_installation_key_is_stable(db: Database) -> None:
     store = SqlDeviceStore(db)
     key = store.device_id_key()

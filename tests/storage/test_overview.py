@@ -92,3 +92,38 @@ def test_days_are_snapshotted_as_they_stood_and_outlive_their_checkins(
     stores.overview.save_day(stores.overview.count_day(d1), at=0)
     emptied = overview.view(d1)
     assert emptied is not None and emptied.total == 0 and overview.days(d0)[1] == (d1, 0)
+
+
+def test_the_fleet_now_is_counted_at_most_once_a_ttl() -> None:
+    """A page gets the last count; a stale one is counted again in one background thread."""
+    import threading
+
+    from regionlock.services.overview import CachedFleet, FleetView
+
+    counted = threading.Semaphore(0)
+    release = threading.Event()
+    calls: list[int] = []
+
+    class Counting:
+        def view(self, day: object = None) -> FleetView:
+            calls.append(1)
+            if len(calls) > 1:
+                release.wait(5)  # a slow count: pages must not wait for it
+            counted.release()
+            return FleetView(len(calls), {}, [], [], None, None)
+
+    now = [0.0]
+    cache = CachedFleet(Counting(), ttl=30, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert cache.get().total == 1  # the first page waits for the first count
+    now[0] = 29.0
+    assert cache.get().total == 1 and len(calls) == 1  # fresh: no count
+    now[0] = 31.0
+    assert cache.get().total == 1  # stale: served at once while one thread counts
+    assert cache.get().total == 1
+    release.set()
+    assert counted.acquire(timeout=5) and counted.acquire(timeout=5)
+    for _ in range(100):  # the thread stores its count just after counting
+        if cache.get().total == 2:
+            break
+        threading.Event().wait(0.01)
+    assert cache.get().total == 2 and len(calls) == 2  # two stale pages, one count

@@ -233,11 +233,15 @@ def _where_next(
     )
     if report is not None:
         store = (f"  the case report {report}   (a browser opens it offline)", *store)
-    docs = "  docs            docs/demo.md, docs/investigations.md, docs/agent.md, docs/protocol.md"
+    docs = (
+        "  docs            docs/demo.md, docs/console.md, docs/investigations.md, docs/agent.md,"
+        " docs/protocol.md"
+    )
     lines: tuple[str, ...]
     if serving:
         lines = (
-            f"  API docs        {url}/docs   (admin key in {key_file})",
+            f"  the console     {url}/console/   (log in with the admin key in {key_file})",
+            f"  API docs        {url}/docs",
             f"  verdict keys    {url}/.well-known/jwks.json",
             *store,
             f'  its check-ins   curl -H "Authorization: Bearer $(cat {key_file})" '
@@ -250,7 +254,9 @@ def _where_next(
         lines = (
             f"  the database    {DatabaseUrl.parse(db_url).path}  (the service is stopped)",
             *store,
-            f"  serve it again  {rl} serve {db}   (API docs at /docs, admin key in {key_file})",
+            f"  serve it again  {rl} serve {db}",
+            f"                  (the console at /console/, API docs at /docs; admin key in"
+            f" {key_file})",
             docs,
         )
     click.secho(f"\nStory told in {elapsed:.0f} s. Where to look next:", bold=True)

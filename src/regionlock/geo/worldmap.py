@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,25 +40,34 @@ class WorldMap:
     subdivisions: npt.NDArray[np.int32]
     subdivision_labels: tuple[str, ...]
     subdivision_names: dict[str, str]
+    # What a page draws again and again, worked out once (a console renders a map per view).
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def runs(self, code: str) -> list[Run]:
         """The cells of one country (IR) or subdivision (UA-43), as runs per row."""
-        grid, labels = (
-            (self.subdivisions, self.subdivision_labels)
-            if "-" in code
-            else (self.countries, self.country_labels)
-        )
-        try:
-            value = labels.index(code) + 1
-        except ValueError:
-            return []
-        return _runs(grid == value)
+        layer = "subdivisions" if "-" in code else "countries"
+        by_code = self._cache.get(layer)
+        if by_code is None:
+            grid, labels = (
+                (self.subdivisions, self.subdivision_labels)
+                if layer == "subdivisions"
+                else (self.countries, self.country_labels)
+            )
+            by_code = self._cache[layer] = _runs_by_label(grid, labels)
+        return list(by_code.get(code, ()))
 
     def land(self) -> list[Run]:
         """Every cell of any country."""
-        return _runs(self.countries != 0)
+        if "land" not in self._cache:
+            self._cache["land"] = _runs(self.countries != 0)
+        return list(self._cache["land"])
 
     def borders(self) -> list[tuple[int, int, int, int]]:
+        if "borders" not in self._cache:
+            self._cache["borders"] = self._borders()
+        return list(self._cache["borders"])
+
+    def _borders(self) -> list[tuple[int, int, int, int]]:
         """Segments (x1, y1, x2, y2) in cell units where two countries meet, merged along
         their length: vertical ones between neighbours in a row, horizontal ones between
         neighbours in a column."""
@@ -89,6 +99,26 @@ def _runs(mask: npt.NDArray[np.bool_]) -> list[Run]:
     rows, starts = np.nonzero(edges == 1)
     _, stops = np.nonzero(edges == -1)
     return list(zip(rows.tolist(), starts.tolist(), stops.tolist(), strict=True))
+
+
+def _runs_by_label(grid: npt.NDArray[np.int32], labels: tuple[str, ...]) -> dict[str, list[Run]]:
+    """Every label's runs per row in one pass over the grid: where the value changes along a
+    row, a run of the value before the change ends."""
+    padded = np.zeros((grid.shape[0], grid.shape[1] + 2), dtype=grid.dtype)
+    padded[:, 1:-1] = grid
+    change = padded[:, 1:] != padded[:, :-1]
+    rows, cols = np.nonzero(change)
+    out: dict[str, list[Run]] = {}
+    # Consecutive change points in a row bound a run of one value (0: sea, skipped).
+    same_row = rows[1:] == rows[:-1]
+    starts, stops, row_of = cols[:-1][same_row], cols[1:][same_row], rows[:-1][same_row]
+    values = grid[row_of, starts]
+    for row, x0, x1, value in zip(
+        row_of.tolist(), starts.tolist(), stops.tolist(), values.tolist(), strict=True
+    ):
+        if value:
+            out.setdefault(labels[value - 1], []).append((row, x0, x1))
+    return out
 
 
 def _column_runs(mask: npt.NDArray[np.bool_]) -> Iterable[tuple[int, tuple[int, int]]]:
