@@ -185,6 +185,14 @@ async def acting(request: Request, role: Role, what: str) -> Acting | Response:
     return Acting(state, session, key, fields)
 
 
+def reason(fields: dict[str, str]) -> str:
+    """The form's reason for the audit trail; InvalidInput when it is blank."""
+    text = fields.get("reason", "").strip()
+    if not text:
+        raise InvalidInput("a reason is required (it goes into the audit trail)")
+    return text
+
+
 def done(url: str, notice: str) -> RedirectResponse:
     """After an action, back to a page that says what was done (POST, redirect, GET)."""
     sep = "&" if "?" in url else "?"

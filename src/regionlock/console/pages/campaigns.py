@@ -245,8 +245,7 @@ async def campaign_step(campaign_id: str, step: str, request: Request) -> Respon
     reason = form.get("reason", "").strip() or None
 
     def run() -> Campaign:
-        if step in ("pause", "cancel", "revert") and reason is None:
-            raise InvalidInput("a reason is required (it goes into the audit trail)")
+        needed = web.reason(form) if step in ("pause", "cancel", "revert") else ""
         now = state.clock.now()
         campaigns = state.campaigns
         if step == "start":
@@ -263,12 +262,12 @@ async def campaign_step(campaign_id: str, step: str, request: Request) -> Respon
         if step == "approve":
             return campaigns.approve(campaign_id, actor=actor, now=now, reason=reason)
         if step == "pause":
-            return campaigns.pause(campaign_id, actor=actor, reason=reason or "", now=now)
+            return campaigns.pause(campaign_id, actor=actor, reason=needed, now=now)
         if step == "cancel":
-            return campaigns.cancel(campaign_id, actor=actor, reason=reason or "", now=now)
+            return campaigns.cancel(campaign_id, actor=actor, reason=needed, now=now)
         if step == "revert":
             return campaigns.revert(
-                campaign_id, actor=actor, reason=reason or "", now=now, stages=[100.0]
+                campaign_id, actor=actor, reason=needed, now=now, stages=[100.0]
             )
         raise InvalidInput(f"no step {step[:20]!r} in a campaign's life")
 

@@ -4,6 +4,7 @@ impact simulated on the registry, before an admin activates it; and the rollback
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from regionlock.api.deps import State
 from regionlock.api.problems import problem_type
 from regionlock.console import web
-from regionlock.domain.errors import InvalidInput, RegionlockError
+from regionlock.domain.errors import RegionlockError
 from regionlock.policies import example_policy_text, parse_policy
 from regionlock.policies.document import PolicyError
 from regionlock.services.policy_tools import diff_policies, simulate_registry
@@ -161,61 +162,62 @@ async def check(request: Request) -> Response:
     return _page(state, acting.key, acting.csrf, status, document=document, **found)
 
 
+async def _admin_step(
+    request: Request,
+    what: str,
+    step: Callable[[web.Acting, str], object],
+    *,
+    done: str,
+    failed: str,
+) -> Response:
+    """An admin's step on the policies (with a reason), then the page; its refusal on the
+    page with the document kept."""
+    acting = await web.acting(request, Role.ADMIN, what)
+    if isinstance(acting, Response):
+        return acting
+    state, document = acting.state, acting.form.get("policy", "")
+    try:
+        reason = web.reason(acting.form)
+        await run_in_threadpool(step, acting, reason)
+    except RegionlockError as exc:
+        return _page(
+            state,
+            acting.key,
+            acting.csrf,
+            problem_type(exc).status,
+            error=f"{failed}: {exc.message}",
+            document=document,
+        )
+    return web.done("/console/policies", done)
+
+
 @router.post("/policies/activate")
 async def activate(request: Request) -> Response:
     """Activate a checked document (admin); audited as the key. A bad one is never stored."""
-    acting = await web.acting(request, Role.ADMIN, "activates policies")
-    if isinstance(acting, Response):
-        return acting
-    state, form = acting.state, acting.form
-    document, reason = form.get("policy", ""), form.get("reason", "")
 
-    def run() -> None:
-        if not reason.strip():
-            raise InvalidInput("a reason is required (it goes into the audit trail)")
-        state.policies.activate(
-            document,
+    def step(acting: web.Acting, reason: str) -> object:
+        state = acting.state
+        return state.policies.activate(
+            acting.form.get("policy", ""),
             source="console",
             actor=acting.key.actor,
             reason=reason,
             now=state.clock.now(),
         )
 
-    try:
-        await run_in_threadpool(run)
-    except RegionlockError as exc:
-        return _page(
-            state,
-            acting.key,
-            acting.csrf,
-            problem_type(exc).status,
-            error=f"Not activated: {exc.message}",
-            document=document,
-        )
-    return web.done("/console/policies", "activated")
+    return await _admin_step(
+        request, "activates policies", step, done="activated", failed="Not activated"
+    )
 
 
 @router.post("/policies/rollback")
 async def rollback(request: Request) -> Response:
     """Re-activate the policy active before the current one (admin)."""
-    acting = await web.acting(request, Role.ADMIN, "rolls policies back")
-    if isinstance(acting, Response):
-        return acting
-    state, reason = acting.state, acting.form.get("reason", "")
 
-    def run() -> None:
-        if not reason.strip():
-            raise InvalidInput("a reason is required (it goes into the audit trail)")
-        state.policies.rollback(actor=acting.key.actor, reason=reason, now=state.clock.now())
+    def step(acting: web.Acting, reason: str) -> object:
+        state = acting.state
+        return state.policies.rollback(actor=acting.key.actor, reason=reason, now=state.clock.now())
 
-    try:
-        await run_in_threadpool(run)
-    except RegionlockError as exc:
-        return _page(
-            state,
-            acting.key,
-            acting.csrf,
-            problem_type(exc).status,
-            error=f"Not rolled back: {exc.message}",
-        )
-    return web.done("/console/policies", "rolledback")
+    return await _admin_step(
+        request, "rolls policies back", step, done="rolledback", failed="Not rolled back"
+    )
