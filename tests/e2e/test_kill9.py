@@ -136,13 +136,15 @@ class Load:
     """Devices checking in concurrently, each on its own thread and connection, until the
     server stops answering."""
 
-    def __init__(self, base: str, keys: list[SigningKey]) -> None:
+    def __init__(self, base: str, keys: list[SigningKey], first: int = 0) -> None:
         self.base = base
         self.keys = keys
+        self.first = first  # keys[0] is device imei(first)
         self.answered: list[Sent] = []  # 200
         self.in_flight: list[Sent] = []  # no answer: the server died meanwhile
         self.other: list[tuple[int, str]] = []  # any other answer (none expected)
         self.enough = threading.Event()
+        self.stop = threading.Event()  # set: each device stops after its next answer
         self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._drive, args=(i,)) for i in range(len(keys))]
 
@@ -158,12 +160,13 @@ class Load:
     def _drive(self, i: int) -> None:
         with httpx.Client(base_url=self.base, timeout=30) as http:
             counter = 0
-            while True:
+            while not self.stop.is_set():
                 counter += 1
                 req = CheckinRequest(
                     secrets.token_urlsafe(16), counter, int(time.time()), PLACES[i % len(PLACES)]
                 )
-                sent = Sent(i, req.nonce, counter, sign_checkin(req, self.keys[i], imei(i)))
+                n = self.first + i
+                sent = Sent(n, req.nonce, counter, sign_checkin(req, self.keys[i], imei(n)))
                 try:
                     r = http.post("/v1/checkin", content=sent.token, headers=JOSE)
                 except httpx.TransportError:
