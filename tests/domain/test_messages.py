@@ -15,6 +15,8 @@ from regionlock.domain.decision import PresenceHistory, decide
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.messages import (
+    _TAG_HELP,
+    Choice,
     Message,
     is_language_tag,
     language_tag,
@@ -275,3 +277,103 @@ def test_an_operators_table_is_checked_and_kept_as_text() -> None:
         message_text({"FA": "x"})
     with pytest.raises(InvalidInput, match="names no language"):
         message_text({})
+
+
+# -- Found by mutation testing (docs/test-quality.md, "domain/appeal.py and messages.py") -------
+# Each test below failed on a mutant of domain/messages.py that the tests above let live.
+
+
+def test_a_locale_keeps_its_first_part_before_a_dot_or_an_at_sign() -> None:
+    # The encoding and modifier are cut at the first "." and the first "@", not the last.
+    assert language_tag("fa_IR.UTF-8.x") == "fa-IR"
+    assert language_tag("fa_IR@euro@x") == "fa-IR"
+
+
+def test_a_primary_language_has_two_or_three_letters() -> None:
+    assert language_tag("fas_IR") == "fas-IR"
+    assert language_tag("Latn_IR") is None  # four letters: a script, never a language
+    assert language_tag("Latn") is None
+
+
+def test_a_script_alone_or_before_a_numeric_region_is_kept() -> None:
+    assert language_tag("zh_Hant") == "zh-Hant"
+    assert language_tag("zh_hant_419") == "zh-Hant-419"
+
+
+def test_a_refused_message_is_named_and_its_problems_read_exactly() -> None:
+    with pytest.raises(InvalidInput) as plain:
+        Message.parse("a\x00b")
+    assert str(plain.value) == "message: contains a NUL character"
+    with pytest.raises(InvalidInput) as table:
+        Message.parse({"en": "x" * 351, "FA": "y"})
+    assert str(table.value) == (
+        "message.en: is 351 characters; at most 350; "
+        f"message.FA: 'FA' is not a language tag: {_TAG_HELP}"
+    )
+    with pytest.raises(InvalidInput) as named:
+        message_text({"fa": "x" * 351}, "campaign.message")
+    assert str(named.value) == "campaign.message.fa: is 351 characters; at most 350"
+
+
+def test_a_message_is_bounded_by_the_limit_it_is_given() -> None:
+    assert Message.parse("x" * 20, limit=20).default == "x" * 20
+    with pytest.raises(InvalidInput, match=r"^message: is 21 characters; at most 20$"):
+        Message.parse("x" * 21, limit=20)
+
+
+def test_only_a_single_english_or_unknown_text_reads_out_as_a_string() -> None:
+    assert Message.plain("Call us.").to_json() == "Call us."
+    assert Message.plain("Call us.", "").to_json() == "Call us."
+    assert Message.plain("تماس بگیرید.", "fa").to_json() == {"fa": "تماس بگیرید."}
+    assert Message.plain("en", "fa").to_json() == {"fa": "en"}  # the text is not the tag
+    two = Message.parse({"en": "Call us.", "fa": "تماس بگیرید."})
+    assert two.to_json() == {"en": "Call us.", "fa": "تماس بگیرید."}
+
+
+def test_a_locale_finds_its_shorter_tag_before_another_text_in_its_language() -> None:
+    message = Message.parse({"en": "e", "zh-Hans": "simplified", "zh-Hant": "traditional"})
+    assert message.choose("zh_Hant_TW") == Choice("zh-Hant", "traditional")
+    assert message.choose("zh_Hans_SG") == Choice("zh-Hans", "simplified")
+
+
+def test_the_region_of_a_locale_with_a_script_picks_its_languages() -> None:
+    message = Message.parse({"en": "e", "fa": "ف"})
+    # az-Latn-IR: no Azerbaijani text, so the languages of IR, its region, come next.
+    assert message.choose("az_Latn_IR") == Choice("fa", "ف")
+    assert message.choose("az_IR") == Choice("fa", "ف")
+    assert message.choose("az_Latn") == Choice("en", "e")
+
+
+def test_a_language_finds_a_text_tagged_with_a_script_and_a_region() -> None:
+    message = Message.parse({"en": "e", "zh-Hant-TW": "traditional"})
+    assert message.choose("zh_CN") == Choice("zh-Hant-TW", "traditional")
+
+
+def test_message_problems_read_exactly() -> None:
+    assert message_problems("a\x00b") == [("", "contains a NUL character")]
+    assert message_problems(42) == [
+        ("", 'must be a string or a table of language tag -> text: { en = "...", fa = "..." }')
+    ]
+    assert message_problems({}) == [("", "names no language: give at least the default text (en)")]
+    # Every problem is listed, a text that is not a string included.
+    assert message_problems({"en": 3, "fa": ""}) == [
+        ("en", "must be a string"),
+        ("fa", "is empty: leave the language out instead"),
+    ]
+
+
+def test_a_message_has_at_most_32_languages() -> None:
+    tags = [f"a{chr(97 + i)}{chr(97 + j)}" for i in range(6) for j in range(6)]
+    assert message_problems(dict.fromkeys(tags[:32], "x")) == []
+    assert message_problems(dict.fromkeys(tags[:33], "x")) == [("", "has 33 languages; at most 32")]
+
+
+def test_a_bad_tag_is_named_by_itself_only_when_short_ascii_text() -> None:
+    help_ = f"is not a language tag: {_TAG_HELP}"
+    twenty, twenty_one = "X" * 20, "X" * 21
+    assert message_problems({twenty: "x"}) == [(twenty, f"'{twenty}' {help_}")]
+    assert message_problems({twenty_one: "x"}) == [("?", f"'{twenty_one}' {help_}")]
+    assert message_problems({"فا": "x"}) == [("?", f"'فا' {help_}")]
+    assert message_problems({5: "x"}) == [("?", f"5 {help_}")]
+    long = "X" * 60
+    assert message_problems({long: "x"}) == [("?", f"'{'X' * 39} {help_}")]

@@ -6,7 +6,8 @@ refused with the field named."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import jwt
 import pytest
@@ -14,7 +15,16 @@ from storage_fixtures import T0, Fleet, imei
 from storage_fixtures import checkin as signed_checkin
 from test_checkin_pipeline import TEHRAN
 
-from regionlock.domain.appeal import AppealDecided, AppealOpen, AppealStatus, NotLocked
+from regionlock.domain.appeal import (
+    GRANT_DAYS_MAX,
+    Appeal,
+    AppealDecided,
+    AppealOpen,
+    AppealStatus,
+    NotLocked,
+    evidence,
+    grant_days,
+)
 from regionlock.domain.errors import InvalidInput
 from regionlock.geo import Locator
 from regionlock.services.appeals import Appeals, UnknownAppeal
@@ -177,3 +187,87 @@ def test_the_appeals_language_picks_the_messages_of_a_device_that_reports_no_loc
     )
     after = jwt.decode(out["token"], options={"verify_signature": False})
     assert before["lang"] == "fa" and after["lang"] == "en"
+
+
+# -- Found by mutation testing (docs/test-quality.md, "domain/appeal.py and messages.py") -------
+# Each test below failed on a mutant of domain/appeal.py that the tests above let live (the
+# API's tests read these values, but were left out of the run for time).
+
+AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+OPEN = Appeal(
+    id="apl_1",
+    device_id="dev_1",
+    created_at=AT,
+    nonce="n" * 16,
+    contact="owner@example.com",
+    message="I live in Dubai.",
+    language="fa-IR",
+    status=AppealStatus.OPEN,
+    evidence={"policy": "p@1"},
+)
+
+
+def test_an_appeal_reads_out_in_its_wire_format() -> None:
+    line = {
+        "id": "apl_1",
+        "device": "dev_1",
+        "status": "open",
+        "created_at": "2026-03-01T09:30:00+00:00",
+        "language": "fa-IR",
+        "decided_at": None,
+    }
+    assert OPEN.summary() == line
+    assert OPEN.to_json() == line | {
+        "contact": "owner@example.com",
+        "message": "I live in Dubai.",
+        "evidence": {"policy": "p@1"},
+        "decided_by": None,
+        "decision_reason": None,
+        "exempt_until": None,
+    }
+    granted = replace(
+        OPEN,
+        status=AppealStatus.GRANTED,
+        decided_at=AT + timedelta(hours=2),
+        decided_by="ana",
+        decision_reason="receipt shown",
+        exempt_until=date(2026, 3, 8),
+    )
+    decided = line | {"status": "granted", "decided_at": "2026-03-01T11:30:00+00:00"}
+    assert granted.summary() == decided
+    assert granted.to_json() == decided | {
+        "contact": "owner@example.com",
+        "message": "I live in Dubai.",
+        "evidence": {"policy": "p@1"},
+        "decided_by": "ana",
+        "decision_reason": "receipt shown",
+        "exempt_until": "2026-03-08",
+    }
+
+
+def test_the_evidence_of_an_appeal_keeps_a_manual_lock() -> None:
+    day = date(2026, 3, 1)
+    held = evidence(
+        last_verdict="lock",
+        manual_lock={"reason": "stolen", "by": "ana"},
+        verdicts=[{"verdict": "lock", "country": "IR"}],
+        presence={day: frozenset({"IR-23", "IR"})},
+        policy="p@1",
+    )
+    assert held == {
+        "last_verdict": "lock",
+        "manual_lock": {"reason": "stolen", "by": "ana"},
+        "verdicts": [{"verdict": "lock", "country": "IR"}],
+        "presence": {"2026-03-01": ["IR", "IR-23"]},
+        "policy": "p@1",
+    }
+    none = evidence(last_verdict=None, manual_lock=None, verdicts=[], presence={}, policy=None)
+    assert none["manual_lock"] is None
+
+
+def test_a_grant_is_for_1_to_3650_days() -> None:
+    assert grant_days(1) == 1 and grant_days(GRANT_DAYS_MAX) == GRANT_DAYS_MAX == 3650
+    for days in (None, 0, -1, 3651):
+        with pytest.raises(InvalidInput) as refused:
+            grant_days(days)
+        assert str(refused.value) == "a grant exempts the device for 1 to 3650 days (--days)"
