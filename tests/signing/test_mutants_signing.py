@@ -1,10 +1,12 @@
 """Found by mutation testing (docs/test-quality.md): what `jws.py` and `verdict.py` say when
 they refuse, the exact bytes a device signs, and the edges of the length and clock checks;
-then the same for `unlock.py`, `keys.py` and `audit_head.py`."""
+then the same for `unlock.py`, `keys.py` and `audit_head.py`, and for `appeal.py` and
+`erasure.py`."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import re
 import time
@@ -17,11 +19,25 @@ from signing_fixtures import NONCE, T0, golden_jwks, golden_key, golden_keyring,
 
 from regionlock.domain.errors import InvalidInput
 from regionlock.signing import jws
+from regionlock.signing.appeal import (
+    APPEAL_TYP,
+    AppealRequest,
+    InvalidAppeal,
+    parse_appeal_payload,
+    sign_appeal,
+    verify_appeal,
+)
 from regionlock.signing.audit_head import (
     AUDIT_HEAD_TYP,
     audit_head_claims,
     sign_audit_head,
     verify_audit_head,
+)
+from regionlock.signing.erasure import (
+    ERASURE_RECEIPT_TYP,
+    erasure_receipt_claims,
+    sign_erasure_receipt,
+    verify_erasure_receipt,
 )
 from regionlock.signing.jws import MAX_SAFE_INTEGER, MAX_TOKEN_LENGTH, b64url_encode
 from regionlock.signing.keys import Keyring, SigningKey
@@ -375,3 +391,142 @@ def test_publication_is_judged_on_an_aware_time_only() -> None:
     retired = golden_key().retire(T0)
     with pytest.raises(ValueError, match=r"^now must be timezone-aware$"):
         retired.is_published(datetime(2026, 1, 1), timedelta(days=1))
+
+
+# -- appeal.py, erasure.py (docs/test-quality.md, "signing/appeal.py and signing/erasure.py") ----
+
+APPEAL = {"nonce": NONCE, "iat": NOW_S, "contact": "a@example.com", "message": "I live here."}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([1], "payload: must be a JSON object"),
+        ({k: v for k, v in APPEAL.items() if k != "iat"}, "iat: missing"),
+        ({**APPEAL, "counter": 1, "b": 2}, "payload: unknown field(s) ['b', 'counter']"),
+        (
+            {**APPEAL, "nonce": "short"},
+            "nonce: must be 16 to 128 base64url characters (A-Z a-z 0-9 - _)",
+        ),
+        ({**APPEAL, "iat": 1.5}, "iat: must be whole seconds since the epoch (an integer)"),
+        ({**APPEAL, "language": "<b>"}, "language: is not a language tag such as fa-IR"),
+        ({**APPEAL, "contact": 5}, "contact: must be text"),
+        ({**APPEAL, "contact": "a\x00b"}, "contact: contains a NUL character"),
+        ({**APPEAL, "message": " \n "}, "message: is empty"),
+        ({**APPEAL, "contact": "x" * 201}, "contact: is longer than 200 characters"),
+        ({**APPEAL, "message": "x" * 2001}, "message: is longer than 2000 characters"),
+    ],
+)
+def test_a_refused_appeal_names_its_field_and_the_rule(payload: Any, message: str) -> None:
+    with pytest.raises(InvalidAppeal) as info:
+        parse_appeal_payload(payload)
+    assert str(info.value) == message
+    assert info.value.field == message.split(":", 1)[0]
+
+
+def test_an_appeal_holds_up_to_200_characters_of_contact_and_2000_of_message() -> None:
+    request = parse_appeal_payload({**APPEAL, "contact": "c" * 200, "message": "m" * 2000})
+    assert (len(request.contact), len(request.message)) == (200, 2000)
+
+
+def _appeal_token(payload: bytes) -> jws.ParsedToken:
+    header = {"alg": "EdDSA", "kid": "dev_1", "typ": APPEAL_TYP}
+    return jws.parse_unverified(jws.sign_bytes(header, payload, golden_key()))
+
+
+def test_an_appeal_payload_that_is_not_json_says_so() -> None:
+    parts = _appeal_token(b"not json")
+    with pytest.raises(jws.MalformedToken, match=r"^payload is not valid JSON: "):
+        verify_appeal(parts, golden_key().public_key, now=T0)
+
+
+def test_an_appeal_is_judged_on_the_clock_window_it_is_given() -> None:
+    late = {**APPEAL, "iat": NOW_S - 100}
+    parts = _appeal_token(jws.canonical_json(late))
+    assert verify_appeal(parts, golden_key().public_key, now=T0).iat == NOW_S - 100
+    with pytest.raises(ClockSkew, match=r"^iat is 100 s behind server time"):
+        verify_appeal(parts, golden_key().public_key, now=T0, window_s=99)
+
+
+def test_a_device_signs_its_appeal_as_compact_sorted_utf8_json() -> None:
+    request = AppealRequest(NONCE, NOW_S, "a@example.com", "Je vis à Dubaï.", "fr-FR")
+    token = sign_appeal(request, golden_key(), "dev_1")
+    payload = jws.b64url_decode(token.split(".")[1])
+    expected = (
+        f'{{"contact":"a@example.com","iat":{NOW_S},"language":"fr-FR",'
+        f'"message":"Je vis à Dubaï.","nonce":"{NONCE}"}}'
+    )
+    assert payload == expected.encode()
+
+
+RID = "era_" + "a" * 26
+HEX = "0" * 64
+
+
+def _receipt(**changes: Any) -> dict[str, Any]:
+    claims = erasure_receipt_claims(RID, HEX, {"checkins": 3}, 7, HEX, T0)
+    return {**claims, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"extra": 1},
+            "an erasure receipt has exactly the claims"
+            " ['dev', 'hash', 'iat', 'removed', 'rid', 'seq', 'ver']",
+        ),
+        ({"ver": 2}, "erasure receipt version 2; this code reads 1"),
+        ({"ver": True}, "erasure receipt version True; this code reads 1"),
+        ({"rid": "era_short"}, "claim 'rid' must be 'era_' and 26 base32 characters"),
+        ({"rid": 5}, "claim 'rid' must be 'era_' and 26 base32 characters"),
+        ({"dev": "A" * 64}, "claim 'dev' must be 64 lowercase hex digits"),
+        ({"hash": 5}, "claim 'hash' must be 64 lowercase hex digits"),
+        ({"seq": 0}, "claims 'seq' (from 1) and 'iat' must be integers up to 2**53 - 1"),
+        ({"seq": -1}, "claims 'seq' (from 1) and 'iat' must be integers up to 2**53 - 1"),
+        ({"seq": 2**53}, "claims 'seq' (from 1) and 'iat' must be integers up to 2**53 - 1"),
+        ({"iat": -1}, "claims 'seq' (from 1) and 'iat' must be integers up to 2**53 - 1"),
+        ({"removed": [1]}, "claim 'removed' must map kinds to counts"),
+        ({"removed": {"checkins": -1}}, "claim 'removed' must map kinds to counts"),
+        ({"removed": {"checkins": True}}, "claim 'removed' must map kinds to counts"),
+        ({"removed": {"checkins": 1.5}}, "claim 'removed' must map kinds to counts"),
+    ],
+)
+def test_claims_that_are_no_erasure_receipt_say_why(changes: dict[str, Any], message: str) -> None:
+    claims = _receipt(**changes)
+    with pytest.raises(ValueError, match=f"^not an erasure receipt: {re.escape(message)}$"):
+        sign_erasure_receipt(claims, golden_keyring())
+    key = golden_keyring().active
+    header = {"alg": "EdDSA", "kid": key.kid, "typ": ERASURE_RECEIPT_TYP}
+    token = jws.sign_bytes(header, json.dumps(claims).encode(), key)  # 2**53 and 1.5 as well
+    with pytest.raises(jws.MalformedToken, match=f"^{re.escape(message)}$"):
+        verify_erasure_receipt(token, golden_keyring())
+
+
+def test_receipt_claims_are_built_from_an_aware_time_and_checked() -> None:
+    with pytest.raises(ValueError, match=r"^issued_at must be timezone-aware$"):
+        erasure_receipt_claims(RID, HEX, {}, 7, HEX, datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match=r"^not an erasure receipt: claim 'rid' must be"):
+        erasure_receipt_claims("era_x", HEX, {}, 7, HEX, T0)
+
+
+def test_counts_reach_2_to_the_53_minus_1() -> None:
+    claims = _receipt(seq=MAX_SAFE_INTEGER, removed={"checkins": MAX_SAFE_INTEGER})
+    token = sign_erasure_receipt(claims, golden_keyring())
+    assert verify_erasure_receipt(token, golden_keyring())[1] == claims
+
+
+def test_a_receipt_must_say_it_is_one() -> None:
+    token = jws.sign(_receipt(), golden_keyring().active, VERDICT_TYP)
+    with pytest.raises(jws.WrongType):
+        verify_erasure_receipt(token, golden_keyring())
+
+
+def test_a_receipt_signed_by_a_key_the_store_lacks_says_which() -> None:
+    stranger = Keyring.new(T0)
+    token = sign_erasure_receipt(_receipt(), stranger)
+    with pytest.raises(UnknownKey) as info:
+        verify_erasure_receipt(token, golden_keyring())
+    assert str(info.value) == (
+        f"the receipt is signed by key {stranger.active.kid!r}, which this store lacks"
+    )
