@@ -70,6 +70,9 @@ class Settings:
     """... or over this share of the registered fleet (0 to 1)."""
     campaign_poll_s: float = 2.0
     """How often a service's background runner looks for campaigns to run, in seconds."""
+    metrics_public: bool = False
+    """Serve `/metrics` to anyone (a scraper on a private network); off: a viewer's API key
+    is needed, as Prometheus sends it with `authorization: credentials_file`."""
     console_overview_ttl_s: float = 30.0
     """How old the console overview's count of the fleet may be, in seconds: it counts every
     device, so each service process counts at most this often (docs/console.md)."""

@@ -108,6 +108,7 @@ def test_claims_take_one_delivery_per_endpoint_and_only_due_ones(db: Database) -
                 delivery(b.id, 4, due_minutes=60),
             ],
         )
+    assert store.backlog() == 4  # due or not
     lease = T0 + timedelta(minutes=1)
     first = store.claim(T0, "one", lease, 10)
     assert {(d.endpoint_id, d.audit_seq) for d in first} == {(a.id, 1), (b.id, 3)}
@@ -116,6 +117,7 @@ def test_claims_take_one_delivery_per_endpoint_and_only_due_ones(db: Database) -
     with db.write() as tx:
         ok = Outcome("delivered", T0, 200, None, None)
         assert store.record(tx, first[0].id, "one", ok)
+    assert store.backlog() == 3  # delivered: no longer pending
     # The recorded one's endpoint is free again: its next due delivery goes out (a's is
     # due; b's next one is not due for an hour).
     after = store.claim(T0, "two", lease, 10)

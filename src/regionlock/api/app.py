@@ -19,6 +19,7 @@ from regionlock import __version__
 from regionlock.api.deps import State
 from regionlock.api.docs_ui import install_docs
 from regionlock.api.guards import RequestGuard
+from regionlock.api.metrics import Metrics, Timing
 from regionlock.api.problems import document_problems, install_error_handlers
 from regionlock.api.routers import (
     admin,
@@ -56,7 +57,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.regionlock = State(settings, locator, clock)
+        app.state.regionlock = State(settings, locator, clock, metrics)
         if freeze_after_startup:
             # What start-up built (the locator's boundaries and tables, modules) lives as long
             # as the process: out of the collector's sight, a full collection no longer walks
@@ -74,8 +75,10 @@ def create_app(
         docs_url=None,  # served from the package by `install_docs`, not from a CDN
         redoc_url=None,
     )
+    metrics = Metrics()
     install_error_handlers(app)
     app.add_middleware(RequestGuard)
+    app.add_middleware(Timing, metrics=metrics)  # outermost: every answer is timed
     install_docs(app)
     app.include_router(device.router(settings))  # first: the check-in is the hot path
     app.include_router(service.api)
@@ -89,6 +92,7 @@ def create_app(
     app.include_router(investigations.api)
     app.include_router(audit.api)
     app.include_router(admin.api)
+    app.include_router(service.metrics_router(settings))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
+from regionlock.api.metrics import Metrics
 from regionlock.clock import Clock, SimulatedClock, SystemClock
 from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.domain.inputs import text_problem
@@ -103,8 +104,15 @@ class State:
     """What the app holds for its lifetime (one per process): the stores, built once, and
     the services that take them."""
 
-    def __init__(self, settings: Settings, locator: Locator | None, clock: Clock | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        locator: Locator | None,
+        clock: Clock | None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         # A simulated clock only where the settings allow one (never in production).
         self.clock: Clock = clock or (
             SimulatedClock() if settings.simulated_clock else SystemClock()
@@ -126,6 +134,7 @@ class State:
             threads=settings.checkin_threads,
             max_group=settings.checkin_group,
             max_waiting=settings.checkin_backlog,
+            on_group=self.metrics.observe_group,
         )
         self.campaigns = Campaigns.of(
             self.stores, clock=self.clock.now, lease_clock=lambda: datetime.now(UTC)

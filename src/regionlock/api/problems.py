@@ -205,12 +205,24 @@ def error_response(exc: RegionlockError, instance: str) -> JSONResponse:
     return response
 
 
+def _count(request: Request, exc: RegionlockError) -> None:
+    """A refused check-in by its problem type, and a store outage, in the node's metrics."""
+    state = getattr(request.app.state, "regionlock", None)
+    if state is None:
+        return
+    if request.url.path == "/v1/checkin":
+        state.metrics.refusals.labels(problem_type(exc).slug).inc()
+    if isinstance(exc, StoreUnavailable):
+        state.metrics.store_errors.inc()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every refusal of `app`, the framework's own and unexpected ones included, with
     a problem document."""
 
     @app.exception_handler(RegionlockError)
     async def regionlock_error(request: Request, exc: RegionlockError) -> JSONResponse:
+        _count(request, exc)
         return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import tempfile
+from contextlib import ExitStack
+from typing import Any
 
 import click
 
@@ -37,9 +40,21 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
         )
     click.echo(
         f"regionlock serving on http://{settings.host}:{settings.port} "
-        f"({settings.database_url}); API docs at /docs",
+        f"({settings.database_url}); API docs at /docs, console at /console/",
         err=True,
     )
+    with ExitStack() as cleanup:
+        if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics into files here and a scrape of any worker sums
+            # them (api/metrics.py); set before the workers start and import the client.
+            folder = cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="regionlock-metrics-")
+            )
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        _run(uvicorn, settings)
+
+
+def _run(uvicorn: Any, settings: Settings) -> None:
     uvicorn.run(
         "regionlock.api.asgi:app",
         host=settings.host,

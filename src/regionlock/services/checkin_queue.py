@@ -23,6 +23,7 @@ import logging
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -82,12 +83,16 @@ class CheckinQueue:
         threads: int = 1,
         max_group: int = MAX_GROUP,
         max_waiting: int = MAX_WAITING,
+        on_group: Callable[[int, int], None] | None = None,
     ) -> None:
+        """`on_group(size, still waiting)` is told of each group as a writer takes it (the
+        service's metrics)."""
         if threads < 1 or max_group < 1 or max_waiting < 1:
             raise ValueError("threads, max_group and max_waiting must be at least 1")
         self.service = service
         self.max_group = max_group
         self.max_waiting = max_waiting
+        self.on_group = on_group
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._threads = [
@@ -137,6 +142,8 @@ class CheckinQueue:
                     stop = True
                     break
                 jobs.append(more)
+            if self.on_group is not None:
+                self.on_group(len(jobs), self._queue.qsize())
             self._run(jobs)
             if stop:
                 return

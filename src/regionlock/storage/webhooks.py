@@ -131,6 +131,10 @@ class WebhookStore(Protocol):
         """Whether a pending delivery is due (a read: callers claim only then)."""
         ...
 
+    def backlog(self) -> int:
+        """How many deliveries are pending, due or waiting for their next attempt."""
+        ...
+
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Delivery]:
         """Due pending deliveries for `owner` until `lease_until`: at most `limit`, and at
         most one per endpoint, none of an endpoint with one out already."""
@@ -283,6 +287,11 @@ class SqlWebhookStore:
                 (epoch_ms(now),),
             )
         return row is not None
+
+    def backlog(self) -> int:
+        with self.db.read() as tx:
+            row = tx.one("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
+        return int(row[0]) if row else 0
 
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int) -> list[Delivery]:
         t = epoch_ms(now)

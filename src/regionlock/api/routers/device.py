@@ -144,6 +144,7 @@ class CheckinEndpoint:
         forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
         peer = peer_address(scope.get("client"), forwarded, state.settings.trusted_proxies)
         out = await state.checkin_queue.check_in(CheckinCall(body, peer, state.clock.now()))
+        state.metrics.checkins.labels(out["verdict"]).inc()
         payload = json.dumps(
             out, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()

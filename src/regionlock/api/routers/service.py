@@ -1,13 +1,18 @@
-"""The service itself: liveness (`/health`) and readiness (`/ready`)."""
+"""The service itself: liveness (`/health`), readiness (`/ready`) and metrics (`/metrics`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from regionlock import __version__
-from regionlock.api.deps import StateDep
+from regionlock.api.deps import State, StateDep, Viewer
+from regionlock.api.metrics import StoreGauges
+from regionlock.api.problems import AS_VIEWER
+from regionlock.domain.campaign import CampaignState
+from regionlock.settings import Settings
 
 api = APIRouter(tags=["service"])
 
@@ -29,3 +34,43 @@ def ready(state: StateDep) -> dict[str, Any]:
     node reconnects by itself)."""
     state.stores.db.ping()  # StoreUnavailable: 503 with Retry-After
     return {"ok": True, "store": state.stores.db.dialect, "version": __version__}
+
+
+LIVE = (CampaignState.RUNNING, CampaignState.WAITING, CampaignState.PAUSED)
+METRICS_DOC = (
+    "Prometheus metrics of this node, and the webhook backlog and campaigns' progress from"
+    ' the store (docs/operating.md, "Metrics").'
+)
+
+
+def _metrics(state: State) -> Response:
+    def campaigns() -> list[tuple[str, str, int, int]]:
+        return [
+            (c.id, c.state.value, c.counts.pending, c.counts.targets)
+            for c in state.campaigns.recent(limit=100)
+            if c.state in LIVE
+        ]
+
+    body, media_type = state.metrics.render(StoreGauges(state.stores.webhooks.backlog, campaigns))
+    return Response(body, media_type=media_type)
+
+
+def metrics_router(settings: Settings) -> APIRouter:
+    """`GET /metrics`: with a viewer's key, or open to any scraper when
+    REGIONLOCK_METRICS_PUBLIC is set (a private network only)."""
+    router = APIRouter(tags=["service"])
+    if settings.metrics_public:
+
+        @router.get("/metrics", response_class=Response, description=METRICS_DOC)
+        def open_metrics(state: StateDep) -> Response:
+            return _metrics(state)
+
+    else:
+
+        @router.get(
+            "/metrics", response_class=Response, responses=AS_VIEWER, description=METRICS_DOC
+        )
+        def metrics(state: StateDep, _: Viewer) -> Response:
+            return _metrics(state)
+
+    return router
