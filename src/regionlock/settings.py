@@ -70,6 +70,11 @@ class Settings:
     """... or over this share of the registered fleet (0 to 1)."""
     campaign_poll_s: float = 2.0
     """How often a service's background runner looks for campaigns to run, in seconds."""
+    log_format: str = "text"
+    """How the service writes its log lines to stderr: `text` (one readable line each) or
+    `json` (one JSON object per line, for a log collector; docs/operating.md, "Logs")."""
+    log_level: str = "INFO"
+    """The least severe level logged: DEBUG, INFO, WARNING or ERROR."""
     metrics_public: bool = False
     """Serve `/metrics` to anyone (a scraper on a private network); off: a viewer's API key
     is needed, as Prometheus sends it with `authorization: credentials_file`."""
@@ -130,6 +135,12 @@ class Settings:
                 f"REGIONLOCK_ENVIRONMENT={self.environment!r}: expected development or production"
             )
         DatabaseUrl.parse(self.database_url)
+        if self.log_format not in ("text", "json"):
+            raise InvalidInput(f"{PREFIX}LOG_FORMAT={self.log_format!r}: expected text or json")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise InvalidInput(
+                f"{PREFIX}LOG_LEVEL={self.log_level!r}: expected DEBUG, INFO, WARNING or ERROR"
+            )
         if not 0 < self.port < 65536:
             raise InvalidInput(f"REGIONLOCK_PORT={self.port}: not a TCP port")
         if not 1 <= self.workers <= 64:

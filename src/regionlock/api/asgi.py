@@ -3,6 +3,10 @@
 rewrite the peer address from X-Forwarded-For for clients on 127.0.0.1, ahead of
 REGIONLOCK_TRUSTED_PROXIES, which is meant to decide alone (`regionlock serve` turns it off)."""
 
+from regionlock import logs
 from regionlock.api.app import create_app
+from regionlock.settings import Settings
 
-app = create_app(freeze_after_startup=True)
+settings = Settings.from_env()
+logs.configure(settings)
+app = create_app(settings, freeze_after_startup=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from regionlock import logs
 from regionlock.settings import Settings
 from regionlock.storage import open_database
 
@@ -38,11 +39,11 @@ def serve(host: str | None, port: int | None, workers: int | None, db_url: str |
             fg="yellow",
             err=True,
         )
-    click.echo(
+    said = (
         f"regionlock serving on http://{settings.host}:{settings.port} "
-        f"({settings.database_url}); API docs at /docs, console at /console/",
-        err=True,
+        f"({settings.database_url}); API docs at /docs, console at /console/"
     )
+    click.echo(logs.banner(settings, said), err=True)
     with ExitStack() as cleanup:
         if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker writes its metrics into files here and a scrape of any worker sums
