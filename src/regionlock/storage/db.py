@@ -198,6 +198,22 @@ class Transaction:
             for block in copy:
                 yield bytes(block)
 
+    def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert `rows` into `table`: PostgreSQL's COPY FROM STDIN (one stream, no statement
+        per row: bulk imports), SQLite's executemany of one prepared INSERT."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.dialect == "postgresql":
+            with self._conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
     def script(self, sql: str) -> None:
         """Run several statements (migrations)."""
         if self.dialect == "sqlite":

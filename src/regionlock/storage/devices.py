@@ -300,6 +300,22 @@ class DeviceStore(Protocol):
         ...
 
 
+_DEVICE_COLUMNS = (
+    "id",
+    "serial",
+    "model",
+    "sku",
+    "sales_region",
+    "distributor",
+    "batch",
+    "tac",
+    "manufactured",
+    "shipped",
+    "public_key",
+    "record_digest",
+    "created_at",
+)
+
 # How many devices in id order `list` looks through for a filter's first matches before it
 # asks the filter's index instead (see `list`).
 LIST_WINDOW = 20_000
@@ -409,6 +425,8 @@ class SqlDeviceStore:
             ):
                 digests[str(device)] = str(digest)
         out: list[ImportResult] = []
+        new_devices: list[tuple[Any, ...]] = []
+        new_imeis: list[tuple[str, str, int]] = []
         for r in records:
             digest = r.fingerprint().hex()
             owners = {known[i.digits] for i in r.imeis if i.digits in known}
@@ -424,10 +442,7 @@ class SqlDeviceStore:
                         )
                     )
                 continue
-            tx.execute(
-                "INSERT INTO devices (id, serial, model, sku, sales_region, distributor, batch,"
-                " tac, manufactured, shipped, public_key, record_digest, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            new_devices.append(
                 (
                     r.id,
                     r.serial,
@@ -442,16 +457,17 @@ class SqlDeviceStore:
                     r.public_key,
                     digest,
                     at,
-                ),
+                )
             )
-            tx.executemany(
-                "INSERT INTO device_imeis (imei, device_id, slot) VALUES (?, ?, ?)",
-                [(i.digits, r.id, n) for n, i in enumerate(r.imeis, start=1)],
-            )
+            new_imeis += [(i.digits, r.id, n) for n, i in enumerate(r.imeis, start=1)]
             for i in r.imeis:
                 known[i.digits] = r.id
             digests[r.id] = digest
             out.append(ImportResult(r.id, "imported"))
+        # In bulk: COPY on PostgreSQL, one prepared statement on SQLite (a statement per
+        # device was most of an import's time in the store: bench/README.md, "Device import").
+        tx.insert_many("devices", _DEVICE_COLUMNS, new_devices)
+        tx.insert_many("device_imeis", ("imei", "device_id", "slot"), new_imeis)
         return out
 
     def _load(self, tx: Transaction, key: str, lock: bool) -> StoredDevice | None:
