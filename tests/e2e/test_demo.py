@@ -219,6 +219,8 @@ def test_the_closing_text_of_a_serving_demo_leads_into_the_console(tmp_path: Pat
             page = client.post("/console/login", data={"api_key": key_file.read_text().strip()})
             assert page.status_code == 200 and "The fleet at a glance" in page.text
             assert '<div class="n" id="total">20</div>' in page.text
+            # The story's days are on the time slider, the last one its day of the lift.
+            assert 'id="day"' in page.text and "Check-ins per day" in page.text
     finally:
         demo.send_signal(signal.SIGINT)
         try:

@@ -29,6 +29,7 @@ from regionlock.cli.simulate import next_morning, tell
 from regionlock.clock import SimulatedClock
 from regionlock.policies import example_policy_text
 from regionlock.services.access import Access
+from regionlock.services.overview import Overview
 from regionlock.sim.driver import FleetDriver
 from regionlock.sim.fleet import FleetSpec, generate_fleet
 from regionlock.storage import DatabaseUrl, open_stores
@@ -169,6 +170,7 @@ def demo(
             start=next_morning(datetime.now(UTC)),
             as_json=as_json,
         )
+        _snapshot_days(db_url, clock.now())
         report: Path | None = None
         if result.investigation and result.investigation.case_id:
             report = root / REPORT
@@ -187,6 +189,16 @@ def demo(
             say("\nstopping the service")
     finally:
         stop_service(service)
+
+
+def _snapshot_days(db_url: str, now: datetime) -> None:
+    """The story's days as the console's time slider shows them: the service snapshots each
+    ended day once a day (services/overview.py), and the simulated week ended in seconds."""
+    stores = open_stores(db_url)
+    try:
+        Overview.of(stores).snapshot_missing(now)
+    finally:
+        stores.close()
 
 
 def _write_report(url: str, admin: str, case_id: str, path: Path) -> None:
