@@ -5,11 +5,14 @@ redaction that no erasure recorded. Entries written before format v2 keep verify
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from regionlock.storage import Database
 from regionlock.storage.audit import (
     ERASE_ACTION,
+    NewEntry,
     SqlAuditStore,
     content_digest,
     entry_hash,
@@ -178,3 +181,75 @@ def test_an_export_is_enough_to_recompute_a_redacted_chain(
         assert doc["prev_hash"] == prev
         prev = entry_hash_v2(doc["seq"], doc["at"], doc["action"], doc["content_digest"], prev)
         assert doc["hash"] == prev
+
+
+# -- Found by mutation testing (docs/test-quality.md, "storage/audit.py, format v2") -----------
+# Each test below failed on a mutant of `redact` or `_Walk.finish` that the tests above let live.
+
+
+def test_a_redaction_unclaimed_says_so_in_full(
+    db: Database, redacted: tuple[SqlAuditStore, list[int]]
+) -> None:
+    store, _ = redacted
+    with db.write() as tx:
+        store.redact(tx, [3], "era_forged")
+    assert store.verify().problem == (
+        "entry 3 is redacted but no later entry records the redaction (an erasure lists what it"
+        " redacted)"
+    )
+
+
+def test_redact_handles_seqs_in_chunks_each_once(db: Database) -> None:
+    """`redact` works through its list 500 at a time: every entry named is redacted, once,
+    and a chunk naming nothing it can redact does not stop the ones after it."""
+    store = SqlAuditStore(db)
+    entries = [NewEntry(1_700_000_000_000 + i, "system", "a", "s", "r", {}) for i in range(1001)]
+    with db.write() as tx:
+        store.append_many(tx, entries)
+    with db.write() as tx:
+        assert store.redact(tx, [*range(10_001, 10_501), 1001], "era_x") == [1001]
+    with db.write() as tx:
+        done = store.redact(tx, list(range(1, 1001)), "era_x")
+    assert done == list(range(1, 1001))
+    assert all(e.redacted == "era_x" for e in store.entries(limit=1001))
+
+
+@pytest.mark.parametrize(
+    ("action", "claimed", "seq"),
+    [
+        ("device.lock", [3], 3),  # not an erasure: its details claim nothing
+        (ERASE_ACTION, [True], 1),  # a boolean is not an entry's number (True == 1)
+        (ERASE_ACTION, [3.0], 3),
+        (ERASE_ACTION, ["3"], 3),
+    ],
+)
+def test_only_an_erasure_listing_entry_numbers_claims_a_redaction(
+    db: Database,
+    redacted: tuple[SqlAuditStore, list[int]],
+    action: str,
+    claimed: list[object],
+    seq: int,
+) -> None:
+    store, _ = redacted
+    with db.write() as tx:
+        store.redact(tx, [seq], "era_forged")
+        store.append(
+            tx,
+            at=1_800_000_000_001,
+            actor="cli:mallory",
+            action=action,
+            subject="erasure:era_forged",
+            reason="",
+            details={"redacted": claimed},
+        )
+    result = store.verify()
+    assert (result.ok, result.first_broken) == (False, seq)
+
+
+def test_each_entry_has_a_salt_of_its_own_16_random_bytes_in_hex(db: Database) -> None:
+    """docs/audit.md: `salt` is 16 random bytes in hex, one per entry."""
+    store = SqlAuditStore(db)
+    add(db, store, ["dev_a", "dev_a", "dev_a"])
+    salts = [e.salt for e in store.entries()]
+    assert all(s is not None and re.fullmatch("[0-9a-f]{32}", s) for s in salts)
+    assert len(set(salts)) == 3

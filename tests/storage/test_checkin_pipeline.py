@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -12,9 +13,9 @@ import pytest
 from storage_fixtures import EXAMPLES, T0, Fleet, imei
 from storage_fixtures import checkin as signed_checkin
 
-from regionlock.domain.device import DeviceRecord
+from regionlock.domain.device import AppealAnswer, DeviceRecord, ManualExemption, ManualLock
 from regionlock.geo import Locator
-from regionlock.services.checkin import CheckinService
+from regionlock.services.checkin import MANUAL_LOCK_NOTICE, CheckinService
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
 from regionlock.services.registry import Registry, UnknownDevice
@@ -425,3 +426,167 @@ def test_the_ip_a_device_reports_wins_over_the_peer_address(
     service.check_in(checkin(key, record.id, 2, T0, alone), peer_ip="2.144.0.1", now=T0)
     (latest, _) = service.checkins.recent(record.id)
     assert "ip" in latest["signals"]
+
+
+# Found by mutation testing (docs/test-quality.md, "services/checkin.py, since 33687c7"): each
+# test below failed on a mutant of services/checkin.py that the tests above let through.
+
+
+def test_without_an_active_policy_every_device_is_allowed(db: Database, locator: Locator) -> None:
+    fleet = Fleet(1)
+    with db.write() as tx:
+        Registry.of(Stores.on(db)).devices.import_batch(tx, fleet.records, at=0)
+    service = CheckinService.of(Stores.on(db), locator, Settings())
+    out = service.check_in(checkin(fleet.keys[0], imei(1), 1, T0), peer_ip=None, now=T0)
+    assert (out["verdict"], out["reasons"]) == ("allow", ["policy.no_match"])
+    assert out["policy"] == {"id": "none", "version": "0"}
+
+
+def test_each_audited_verdict_names_the_one_before_it(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    service.check_in(checkin(key, record.id, 1, T0), peer_ip=None, now=T0)
+    later = T0 + timedelta(hours=1)
+    service.check_in(checkin(key, record.id, 2, later), peer_ip=None, now=later)
+    first, second = (e.details for e in service.audit.entries()[-2:])
+    assert (first["previous"], first["verdict"]) == (None, "lock")
+    assert (second["previous"], second["verdict"]) == ("lock", "lock")
+
+
+def _exempt_by_campaign(service: CheckinService, device_id: str, until: date) -> None:
+    with service.db.write() as tx:
+        device = service.devices.lock_for_update(tx, device_id)
+        assert device is not None
+        exemption = ManualExemption("stage 1", "ana", until, campaign="cmp_1")
+        service.devices.save_state(tx, device, replace(device.state, exemption=exemption))
+
+
+def test_a_campaigns_exemption_is_named_and_travels_in_the_verdict(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    until = (T0 + timedelta(days=3)).date()
+    _exempt_by_campaign(service, record.id, until)
+    out = service.check_in(checkin(key, record.id, 1, T0), peer_ip=None, now=T0)
+    assert (out["verdict"], out["reasons"][:2]) == (
+        "allow",
+        ["campaign.exempt", "exemption.device"],
+    )
+    claims = jwt.decode(out["token"], options={"verify_signature": False})
+    midnight = datetime(until.year, until.month, until.day, tzinfo=UTC)
+    assert claims["exemption"] == {"until": int(midnight.timestamp())}
+
+
+def test_a_policys_own_exemption_is_not_sent_as_an_operators(
+    db: Database, locator: Locator
+) -> None:
+    """An exemption the policy document lists allows the device, but only an operator's (or a
+    campaign's, or a granted appeal's) travels in the verdict for the device to honour offline:
+    the policy may change, and the next verdict says what it then says."""
+    fleet = Fleet(1)
+    fleet.register(db)
+    text = (
+        (EXAMPLES / "gray-market-2021.toml")
+        .read_text()
+        .replace('version = "2021-09-15"', 'version = "2021-09-15-exempt"')
+    )
+    text += f'\n[[exemption]]\ndevice = "{imei(1)}"\nreason = "a test phone"\n'
+    PolicyAdmin.of(Stores.on(db)).activate(text, source="t", actor="test", reason="t", now=T0)
+    service = CheckinService.of(Stores.on(db), locator, Settings())
+    out = service.check_in(checkin(fleet.keys[0], imei(1), 1, T0), peer_ip=None, now=T0)
+    assert (out["verdict"], out["reasons"][0]) == ("allow", "exemption.device")
+    claims = jwt.decode(out["token"], options={"verify_signature": False})
+    assert "exemption" not in claims
+
+
+def test_an_exemption_ends_on_its_utc_day_whatever_the_machines_zone(
+    world: tuple[CheckinService, SigningKey, DeviceRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 22:00 UTC on the exemption's last day it is already the next day in Tehran
+    (UTC+03:30): the exemption still holds, and the verdict still carries it."""
+    service, key, record = world
+    until = (T0 + timedelta(days=1)).date()
+    Registry.of(Stores.on(service.db)).exempt(
+        record.id, reason="appeal", actor="ops", now=T0, until=until
+    )
+    late = datetime(T0.year, T0.month, T0.day, 22, tzinfo=UTC)
+    monkeypatch.setenv("TZ", "Asia/Tehran")
+    time.tzset()
+    try:
+        out = service.check_in(checkin(key, record.id, 1, late), peer_ip=None, now=late)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (out["verdict"], out["reasons"][0]) == ("allow", "exemption.device")
+    claims = jwt.decode(out["token"], options={"verify_signature": False})
+    assert "exemption" in claims
+
+
+def _set_state(service: CheckinService, device_id: str, **changes: Any) -> None:
+    with service.db.write() as tx:
+        device = service.devices.lock_for_update(tx, device_id)
+        assert device is not None
+        service.devices.save_state(tx, device, replace(device.state, **changes))
+
+
+def _lang(out: Mapping[str, Any]) -> str:
+    return str(jwt.decode(out["token"], options={"verify_signature": False})["lang"])
+
+
+def test_a_manual_lock_speaks_the_devices_language_else_the_places(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    notice = dict(MANUAL_LOCK_NOTICE.texts)
+    Registry.of(Stores.on(service.db)).lock(record.id, reason="stolen", actor="ops", now=T0)
+    out = service.check_in(checkin(key, record.id, 1, T0), peer_ip=None, now=T0)
+    assert (out["message"], _lang(out)) == (notice["fa"], "fa")  # no locale: Tehran's language
+    english = {**TEHRAN, "locale": "en-US"}
+    out = service.check_in(checkin(key, record.id, 2, T0, english), peer_ip=None, now=T0)
+    assert (out["message"], _lang(out)) == (notice["en"], "en")
+
+
+def test_an_operators_own_words_are_in_no_known_language(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    Registry.of(Stores.on(service.db)).lock(
+        record.id, reason="stolen", actor="ops", now=T0, message="Call us."
+    )
+    out = service.check_in(checkin(key, record.id, 1, T0), peer_ip=None, now=T0)
+    assert (out["message"], _lang(out)) == ("Call us.", "")
+
+
+def test_a_campaigns_lock_is_named_as_one(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    berlin = {"network": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
+    _set_state(service, record.id, manual_lock=ManualLock("stage 1", "ana", T0, campaign="cmp_1"))
+    out = service.check_in(checkin(key, record.id, 1, T0, berlin), peer_ip=None, now=T0)
+    assert (out["verdict"], out["reasons"][0]) == ("lock", "campaign.lock")
+
+
+def test_a_denied_appeal_is_told_in_supports_words_in_no_known_language(
+    world: tuple[CheckinService, SigningKey, DeviceRecord],
+) -> None:
+    service, key, record = world
+    answer = AppealAnswer("apl_1", "used in Tehran daily", "appeals@example.com", T0)
+    _set_state(service, record.id, appeal_answer=answer)
+    out = service.check_in(checkin(key, record.id, 1, T0), peer_ip=None, now=T0)
+    assert out["message"] == "Your appeal apl_1 was denied: used in Tehran daily"
+    assert (out["contact"], _lang(out)) == ("appeals@example.com", "")
+
+
+def test_a_service_built_from_settings_limits_each_devices_rate(
+    db: Database, locator: Locator
+) -> None:
+    fleet = Fleet(1)
+    fleet.register(db)
+    settings = Settings(device_rate_per_hour=1, device_burst=2)
+    service = CheckinService.of(Stores.on(db), locator, settings)
+    for counter in (1, 2):
+        service.check_in(checkin(fleet.keys[0], imei(1), counter, T0), peer_ip=None, now=T0)
+    with pytest.raises(RateLimited):
+        service.check_in(checkin(fleet.keys[0], imei(1), 3, T0), peer_ip=None, now=T0)
