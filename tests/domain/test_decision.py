@@ -9,6 +9,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from regionlock.domain import regions
 from regionlock.domain.decision import PresenceHistory, decide
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.policy import (
@@ -613,3 +614,24 @@ def test_a_rule_out_of_scope_does_not_hide_the_rules_after_it() -> None:
     policy = Policy("p", "1", "", (), activation_rules=rules)
     v = decide(device, loc("DE", None), PresenceHistory(), policy, NOW)
     assert (v.action, v.rule) == (Action.WARN, "any")
+
+
+# Found by mutation testing (docs/test-quality.md, "`domain/regions.py`, since 33687c7"): each
+# test below failed on a mutant of domain/regions.py that the tests in this selection let live.
+
+
+def test_a_known_country_is_a_region_of_itself_and_an_unknown_name_none() -> None:
+    assert regions.expand("fr", {"FR", "DE"}) == frozenset({"FR"})
+    assert regions.expand("XX", {"FR", "DE"}) is None
+
+
+def test_a_place_code_refused_says_exactly_why() -> None:
+    known = {"UA", "IR"}
+    assert regions.country_problem("IR", known) is None
+    assert regions.country_problem("IRN", known) == (
+        "expected an ISO 3166-1 alpha-2 country code (e.g. IR)"
+    )
+    assert regions.country_problem("XX", known) == "not a known ISO 3166-1 alpha-2 code"
+    assert regions.subdivision_problem("UA-43", known) is None
+    assert regions.subdivision_problem("UA43", known) == "expected an ISO 3166-2 code (e.g. UA-43)"
+    assert regions.subdivision_problem("XX-123", known) == "XX is not a known country"

@@ -10,12 +10,21 @@ import json
 import math
 import re
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from signing_fixtures import NONCE, T0, golden_jwks, golden_key, golden_keyring, make_claims
+from signing_fixtures import (
+    NONCE,
+    T0,
+    golden_jwks,
+    golden_key,
+    golden_keyring,
+    make_claims,
+    make_verdict,
+)
 
 from regionlock.domain.errors import InvalidInput
 from regionlock.signing import jws
@@ -60,6 +69,7 @@ from regionlock.signing.verdict import (
     parse_checkin_payload,
     sign_checkin,
     sign_verdict,
+    verdict_claims,
     verify_verdict,
 )
 
@@ -530,3 +540,64 @@ def test_a_receipt_signed_by_a_key_the_store_lacks_says_which() -> None:
     assert str(info.value) == (
         f"the receipt is signed by key {stranger.active.kid!r}, which this store lacks"
     )
+
+
+# -- verdict.py's claims since 33687c7 (docs/test-quality.md, "regions.py, policy.py and ...") --
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"exemption": 5}, "claim 'exemption' must be an object"),
+        ({"exemption": []}, "claim 'exemption' must be an object"),
+        ({"exemption": {"until": -1}}, "claim 'until' must be an integer from 0 to 2**53 - 1"),
+        ({"exemption": {"until": "2026-03-08"}}, "claim 'until' must be an integer from 0"),
+        ({"reasons": [1]}, "claim 'reasons' must be a list of strings"),
+    ],
+)
+def test_a_verdict_with_a_malformed_exemption_is_refused(
+    changes: dict[str, Any], message: str
+) -> None:
+    token = jws.sign({**make_claims(), **changes}, golden_key(), VERDICT_TYP)
+    with pytest.raises(jws.MalformedToken, match=f"^{re.escape(message)}"):
+        verify_verdict(token, golden_jwks(), now=T0)
+    good = jws.sign({**make_claims(), "exemption": {"until": None}}, golden_key(), VERDICT_TYP)
+    assert verify_verdict(good, golden_jwks(), now=T0)["exemption"] == {"until": None}
+
+
+def _claims_of(verdict: Any, issued_at: datetime = T0) -> dict[str, Any]:
+    return verdict_claims(
+        verdict,
+        issuer="i",
+        device_id="d",
+        country=None,
+        subdivision=None,
+        nonce=NONCE,
+        counter=1,
+        issued_at=issued_at,
+    )
+
+
+def test_an_exempt_verdict_carries_its_end_as_the_first_second_it_no_longer_holds() -> None:
+    verdict = replace(make_verdict(), exempt=True, exempt_until=date(2026, 3, 8))
+    assert _claims_of(verdict)["exemption"] == {
+        "until": int(datetime(2026, 3, 8, tzinfo=UTC).timestamp())
+    }
+    forever = replace(verdict, exempt_until=None)
+    assert _claims_of(forever)["exemption"] == {"until": None}
+    assert "exemption" not in _claims_of(make_verdict())
+
+
+def test_verdict_claims_name_a_naive_time_and_need_exp_after_iat() -> None:
+    with pytest.raises(ValueError, match=r"^issued_at must be timezone-aware$"):
+        _claims_of(make_verdict(), T0.replace(tzinfo=None))
+    naive = make_verdict()
+    naive = replace(naive, lease=replace(naive.lease, expires=T0.replace(tzinfo=None)))
+    with pytest.raises(ValueError, match=r"^lease.expires must be timezone-aware$"):
+        _claims_of(naive)
+    ended = make_verdict()
+    ended = replace(ended, lease=replace(ended.lease, expires=T0))
+    with pytest.raises(
+        ValueError, match=r"^cannot build a v1 verdict: claim 'exp' must be after 'iat'$"
+    ):
+        _claims_of(ended)
