@@ -588,6 +588,23 @@ def test_an_exempt_verdict_carries_its_end_as_the_first_second_it_no_longer_hold
     assert "exemption" not in _claims_of(make_verdict())
 
 
+def test_an_exemptions_end_is_midnight_utc_whatever_the_machines_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by mutation testing (verdict_claims__mutmut_73, _77): a naive datetime for the
+    end day reads the same as UTC only on a machine whose time zone is UTC."""
+    import time as clock
+
+    monkeypatch.setenv("TZ", "Asia/Tehran")  # UTC+03:30: a naive midnight is 3.5 h early
+    clock.tzset()
+    try:
+        verdict = replace(make_verdict(), exempt=True, exempt_until=date(2026, 3, 8))
+        assert _claims_of(verdict)["exemption"] == {"until": 1772928000}  # 2026-03-08T00:00Z
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
+
+
 def test_verdict_claims_name_a_naive_time_and_need_exp_after_iat() -> None:
     with pytest.raises(ValueError, match=r"^issued_at must be timezone-aware$"):
         _claims_of(make_verdict(), T0.replace(tzinfo=None))
