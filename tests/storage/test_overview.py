@@ -127,3 +127,28 @@ def test_the_fleet_now_is_counted_at_most_once_a_ttl() -> None:
             break
         threading.Event().wait(0.01)
     assert cache.get().total == 2 and len(calls) == 2  # two stale pages, one count
+
+
+def test_a_filled_window_is_not_scanned_for_its_oldest_checkin(db: Database) -> None:
+    """Every node's daily job wakes every 10 minutes: once the last 90 days are snapshotted,
+    it must not look for the oldest check-in (a scan of every check-in) to find nothing."""
+    from datetime import UTC, datetime
+
+    from regionlock.storage.overview import DayCount, SqlOverviewStore
+
+    store = SqlOverviewStore(db)
+    today = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    for n in range(1, 91):
+        store.save_day(DayCount(today.date() - timedelta(days=n), [], 0), at=0)
+    scans: list[int] = []
+
+    class Watched(SqlOverviewStore):
+        def first_checkin_day(self):  # type: ignore[no-untyped-def]
+            scans.append(1)
+            return super().first_checkin_day()
+
+    overview = Overview(Watched(db), Stores.on(db).policies)
+    assert overview.snapshot_missing(today) == [] and scans == []
+    with db.write() as tx:  # one day missing: now it looks
+        tx.execute("DELETE FROM fleet_day_totals WHERE day = ?", ("2026-12-01",))
+    assert overview.snapshot_missing(today) == [] and scans == [1]  # no check-ins kept

@@ -115,11 +115,14 @@ class Overview:
         """Snapshot every ended day of the last `back` that has none and has check-ins kept
         (from the oldest one kept); returns the days written. Idempotent: another node doing
         the same day writes the same counts."""
-        first = self.fleet_store.first_checkin_day()
         today = now.astimezone(UTC).date()
+        have = {d for d, _ in self.fleet_store.days(today - timedelta(days=back))}
+        window = (today - timedelta(days=n) for n in range(1, back + 1))
+        if all(d in have for d in window):
+            return []  # the usual wake-up: no need to look for the oldest check-in (a scan)
+        first = self.fleet_store.first_checkin_day()
         if first is None:
             return []
-        have = {d for d, _ in self.fleet_store.days(today - timedelta(days=back))}
         written = []
         day = max(first, today - timedelta(days=back))
         while day < today and not stopping():
