@@ -98,14 +98,15 @@ def test_the_fleet_now_is_counted_at_most_once_a_ttl() -> None:
     """A page gets the last count; a stale one is counted again in one background thread."""
     import threading
 
-    from regionlock.services.overview import CachedFleet, FleetView
+    from regionlock.services.overview import FleetView
+    from regionlock.services.recent import Recent
 
     counted = threading.Semaphore(0)
     release = threading.Event()
     calls: list[int] = []
 
     class Counting:
-        def view(self, day: object = None) -> FleetView:
+        def now(self) -> FleetView:
             calls.append(1)
             if len(calls) > 1:
                 release.wait(5)  # a slow count: pages must not wait for it
@@ -113,7 +114,7 @@ def test_the_fleet_now_is_counted_at_most_once_a_ttl() -> None:
             return FleetView(len(calls), {}, [], [], None, None)
 
     now = [0.0]
-    cache = CachedFleet(Counting(), ttl=30, clock=lambda: now[0])  # type: ignore[arg-type]
+    cache = Recent(Counting().now, ttl=30, name="overview", clock=lambda: now[0])
     assert cache.get().total == 1  # the first page waits for the first count
     now[0] = 29.0
     assert cache.get().total == 1 and len(calls) == 1  # fresh: no count

@@ -3,9 +3,10 @@ way an action is let through (signed in, the form's CSRF token, the key's role).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import jinja2
@@ -17,7 +18,10 @@ from regionlock.api.deps import State
 from regionlock.console.sessions import COOKIE, Session, SessionCodec
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.inputs import text_problem
+from regionlock.services.recent import Recent
 from regionlock.storage.apikeys import ApiKey, Role
+
+T = TypeVar("T")
 
 # Every console page says where it may load from: only this service, and scripts only from
 # files (`/console/static/`), never inline; nothing can be framed, no form posted elsewhere.
@@ -73,6 +77,20 @@ def codec(state: State) -> SessionCodec:
         codec = SessionCodec(state.stores.devices.device_id_key())
         state.console_sessions = codec  # type: ignore[attr-defined]
     return codec
+
+
+def recent(state: State, name: str, compute: Callable[[], T]) -> T:
+    """`compute`'s value in this process, worked out again at most every
+    REGIONLOCK_CONSOLE_OVERVIEW_TTL_S seconds in the background (services/recent.py): for
+    pages that would read much of the store (the fleet's count, a leak ranking). `name`
+    keeps one per kind; the first `compute` given for a name is the one kept."""
+    kept: dict[str, Recent[Any]] | None = getattr(state, "console_recent", None)
+    if kept is None:
+        kept = state.console_recent = {}  # type: ignore[attr-defined]
+    if name not in kept:
+        kept[name] = Recent(compute, state.settings.console_overview_ttl_s, name=name)
+    value: T = kept[name].get()
+    return value
 
 
 def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:

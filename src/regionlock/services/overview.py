@@ -5,13 +5,11 @@ check-ins per day, from daily snapshots that the service writes as each day ends
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from regionlock.services.recent import Recent
 from regionlock.storage import Stores
 from regionlock.storage.db import epoch_ms
 from regionlock.storage.overview import FleetCount, OverviewStore
@@ -60,10 +58,14 @@ class Overview:
     def of(cls, stores: Stores) -> Overview:
         return cls(stores.overview, stores.policies)
 
+    def now(self) -> FleetView:
+        """The fleet now: every device under its last verdict and place (reads them all)."""
+        return self._view(self.fleet_store.fleet(), None)
+
     def view(self, day: date | None = None) -> FleetView | None:
         """The fleet now, or at the end of `day` (None when that day has no snapshot)."""
         if day is None:
-            return self._view(self.fleet_store.fleet(), None)
+            return self.now()
         counts = self.fleet_store.fleet_on(day)
         return None if counts is None else self._view(counts, day)
 
@@ -133,18 +135,3 @@ class Overview:
                 log.info("overview: snapshot of %s (%d check-ins)", day, counted.checkins)
             day += timedelta(days=1)
         return written
-
-
-class CachedFleet(Recent[FleetView]):
-    """The fleet now, counted at most every `ttl` seconds in this process (services/recent.py;
-    the count reads every device: 0.17 s at 1,000,000 on SQLite)."""
-
-    def __init__(
-        self, overview: Overview, ttl: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        def count() -> FleetView:
-            view = overview.view()
-            assert view is not None
-            return view
-
-        super().__init__(count, ttl, name="overview", clock=clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 
@@ -15,30 +16,18 @@ from regionlock.geo.worldmap import world_map
 from regionlock.report.html import render_html
 from regionlock.services.cases import Cases
 from regionlock.services.investigations import Investigations, LeakReport, Question
-from regionlock.services.recent import Recent
 from regionlock.services.reports import report_data
 from regionlock.storage.investigations import GROUP_COLUMNS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _ranking(state: State, by: str) -> Recent[tuple[LeakReport, datetime]]:
-    """This process's ranking by `by`, worked out at most every
-    REGIONLOCK_CONSOLE_OVERVIEW_TTL_S seconds: it reads every check-in (2.8 s for 10,000,000
-    warm; bench/README.md), which no page view should wait for."""
-    rankings: dict[str, Recent[tuple[LeakReport, datetime]]] | None = getattr(
-        state, "console_rankings", None
-    )
-    if rankings is None:
-        rankings = state.console_rankings = {}  # type: ignore[attr-defined]
-    if by not in rankings:
+def _ranking(state: State, by: str) -> Callable[[], tuple[LeakReport, datetime]]:
+    def rank() -> tuple[LeakReport, datetime]:
+        found = Investigations.of(state.stores, clock=state.clock.now).leaks(by, Question())
+        return found, datetime.now(UTC)
 
-        def rank() -> tuple[LeakReport, datetime]:
-            found = Investigations.of(state.stores, clock=state.clock.now).leaks(by, Question())
-            return found, datetime.now(UTC)
-
-        rankings[by] = Recent(rank, state.settings.console_overview_ttl_s, name="ranking")
-    return rankings[by]
+    return rank
 
 
 @router.get("/investigations")
@@ -52,7 +41,9 @@ def investigations(request: Request) -> Response:
     by = by if by in GROUP_COLUMNS else "batch"
     report, error, computed = None, None, None
     try:
-        report, computed = _ranking(state, by).get()
+        # It reads every check-in (2.8 s warm at 10,000,000: bench/README.md): no view waits
+        # for it but the first.
+        report, computed = web.recent(state, f"ranking by {by}", _ranking(state, by))
     except (InvalidInput, DataUnavailable) as exc:
         error = exc.message
     return web.page(

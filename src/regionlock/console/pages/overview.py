@@ -12,24 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from regionlock.api.deps import State
 from regionlock.console import web
 from regionlock.geo.worldmap import world_map
 from regionlock.policies import names as place_names
 from regionlock.report.svg import daily_bars_svg, legend_svg, world_svg
-from regionlock.services.overview import CachedFleet, FleetView, Overview
+from regionlock.services.overview import Overview
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def _fleet_now(state: State, service: Overview) -> FleetView:
-    """The fleet now, from this process's count (at most REGIONLOCK_CONSOLE_OVERVIEW_TTL_S
-    old)."""
-    cached: CachedFleet | None = getattr(state, "console_fleet", None)
-    if cached is None:
-        cached = CachedFleet(service, state.settings.console_overview_ttl_s)
-        state.console_fleet = cached  # type: ignore[attr-defined]
-    return cached.get()
 
 
 @router.get("/")
@@ -51,7 +40,7 @@ def overview(request: Request) -> Response:
         if view is None:
             error = f"No snapshot of the fleet on {asked[:10]!r}: showing it now."
     if view is None:
-        view = _fleet_now(state, service)
+        view = web.recent(state, "overview", service.now)
     # Each place shaded by the share of its devices locked or warned, in whole percent
     # (rounded up: one held device in a big country still shows).
     shares = {
