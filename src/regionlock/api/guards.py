@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
+from starlette.requests import HTTPConnection
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -114,15 +114,8 @@ def _console_limit(scope: Scope) -> int:
     if larger is None:
         return CONSOLE_LIMIT
     state: State = scope["app"].state.regionlock
-    cookies = SimpleCookie()
-    for name, value in scope["headers"]:
-        if name == b"cookie":
-            try:
-                cookies.load(value.decode("latin-1"))
-            except CookieError:
-                return CONSOLE_LIMIT
-    cookie = cookies.get(COOKIE)
-    session = console_web.codec(state).read(cookie.value if cookie else None, datetime.now(UTC))
+    cookie = HTTPConnection(scope).cookies.get(COOKIE)  # read as the console's pages read it
+    session = console_web.codec(state).read(cookie, datetime.now(UTC))
     return larger if session is not None else CONSOLE_LIMIT
 
 

@@ -163,10 +163,6 @@ class Acting:
     def csrf(self) -> str:
         return codec(self.state).csrf(self.session)
 
-    def values(self, page_name: str) -> dict[str, Any]:
-        """What every page's template needs."""
-        return {"page": page_name, "key": self.key, "csrf": self.csrf}
-
 
 ARTICLE = {Role.VIEWER: "a viewer", Role.OPERATOR: "an operator", Role.ADMIN: "an admin"}
 

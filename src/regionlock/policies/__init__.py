@@ -18,6 +18,7 @@ __all__ = [
     "PolicyError",
     "Problem",
     "Regime",
+    "example_names",
     "example_policy",
     "example_policy_text",
     "load_policy",
@@ -43,6 +44,14 @@ def presets() -> dict[str, Regime]:
             regime = load_regime(entry.read_text("utf-8"), entry.name, names())
             out[regime.id] = regime
     return out
+
+
+def example_names() -> list[str]:
+    """The names of the example policies shipped with the package, sorted."""
+    folder = resources.files("regionlock").joinpath("data", "policies")
+    return sorted(
+        e.name.removesuffix(".toml") for e in folder.iterdir() if e.name.endswith(".toml")
+    )
 
 
 def example_policy_text(name: str) -> str:

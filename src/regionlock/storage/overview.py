@@ -10,10 +10,11 @@ for `fleet_on` and `days`, replacing an earlier count of the same day."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from regionlock.storage.db import Database, epoch_ms_of_day
+from regionlock.storage.db import Database, epoch_ms_of_day, from_epoch_ms
 
 
 class FleetCount(NamedTuple):
@@ -57,10 +58,8 @@ class OverviewStore(Protocol):
         ...
 
 
-def _counts(rows: list[tuple[object, ...]]) -> list[FleetCount]:
-    return [
-        FleetCount(str(r[0]) or None, str(r[1]) or None, str(r[2]), int(str(r[3]))) for r in rows
-    ]
+def _counts(rows: Sequence[tuple[Any, ...]]) -> list[FleetCount]:
+    return [FleetCount(str(r[0]) or None, str(r[1]) or None, str(r[2]), int(r[3])) for r in rows]
 
 
 class SqlOverviewStore:
@@ -79,9 +78,8 @@ class SqlOverviewStore:
     def first_checkin_day(self) -> date | None:
         with self.db.read() as tx:
             r = tx.one("SELECT MIN(at) FROM checkins")
-        if r is None or r[0] is None:
-            return None
-        return date(1970, 1, 1) + timedelta(days=int(r[0]) // 86_400_000)
+        oldest = from_epoch_ms(r[0]) if r is not None else None
+        return oldest.date() if oldest is not None else None
 
     def count_day(self, day: date) -> DayCount:
         start = epoch_ms_of_day(day)

@@ -192,6 +192,13 @@ def create_or_preview(state: State, body: NewCampaign, actor: str) -> Campaign |
     )
 
 
+def approval_rule(state: State) -> ApprovalRule:
+    """The four-eyes rule of this service's settings (REGIONLOCK_CAMPAIGN_APPROVAL_*)."""
+    return ApprovalRule(
+        state.settings.campaign_approval_devices, state.settings.campaign_approval_share
+    )
+
+
 def refuse_like_create(body: NewCampaign, selection: Selection, actor: str, now: datetime) -> None:
     """Refuse in a dry run what `create` would refuse (a blank name or reason, a message on
     an unlock, stages that do not reach 100, an end date in the past): a dry run that passes
@@ -301,9 +308,7 @@ def start_campaign(
     """Start a draft at its first stage, or resume a paused campaign (operator); the service
     applies it in the background. A draft over the four-eyes limit needs a second admin's
     `approve` first; one whose selection matches a changed fleet needs `accept_changes`."""
-    rule = ApprovalRule(
-        state.settings.campaign_approval_devices, state.settings.campaign_approval_share
-    )
+    rule = approval_rule(state)
     try:
         c = state.campaigns.start(
             campaign_id,

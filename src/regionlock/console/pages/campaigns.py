@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from regionlock.api.deps import State
 from regionlock.api.problems import problem_type
-from regionlock.api.routers.campaigns import NewCampaign, create_or_preview
+from regionlock.api.routers.campaigns import NewCampaign, approval_rule, create_or_preview
 from regionlock.console import web
-from regionlock.domain.campaign import SELECTION_FIELDS, ApprovalRule, Campaign, CampaignState
+from regionlock.domain.campaign import SELECTION_FIELDS, Campaign, CampaignState
 from regionlock.domain.errors import InvalidInput, NotFound, RegionlockError
 from regionlock.services.campaigns import CampaignDrifted, Preview
 from regionlock.storage.apikeys import ApiKey, Role
@@ -141,11 +141,6 @@ async def create_campaign(request: Request) -> Response:
     return web.done(f"/console/campaigns/{quote(done.id)}", "created")
 
 
-def _approval_rule(state: State) -> ApprovalRule:
-    s = state.settings
-    return ApprovalRule(s.campaign_approval_devices, s.campaign_approval_share)
-
-
 def _campaign_page(
     request: Request,
     state: State,
@@ -170,7 +165,7 @@ def _campaign_page(
     drift = needs_approval = None
     if found.state is CampaignState.DRAFT:
         drift = state.campaigns.drift(found.id)
-        needs_approval = state.campaigns.needs_approval(found.id, _approval_rule(state))
+        needs_approval = state.campaigns.needs_approval(found.id, approval_rule(state))
     return web.page(
         "campaign.html.j2",
         status=status,
@@ -254,7 +249,7 @@ async def campaign_step(campaign_id: str, step: str, request: Request) -> Respon
                 actor=actor,
                 now=now,
                 accept_changes=form.get("accept_changes") == "yes",
-                approval=_approval_rule(state),
+                approval=approval_rule(state),
                 reason=reason,
             )
         if step == "advance":

@@ -5,7 +5,6 @@ impact simulated on the registry, before an admin activates it; and the rollback
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,18 +15,13 @@ from regionlock.api.deps import State
 from regionlock.api.problems import problem_type
 from regionlock.console import web
 from regionlock.domain.errors import RegionlockError
-from regionlock.policies import example_policy_text, parse_policy
+from regionlock.policies import example_names, example_policy_text, parse_policy
 from regionlock.policies.document import PolicyError
 from regionlock.services.policy_tools import diff_policies, simulate_registry
 from regionlock.storage.apikeys import ApiKey, Role
 from regionlock.storage.policies import StoredPolicy
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def _examples() -> list[str]:
-    folder = resources.files("regionlock").joinpath("data", "policies")
-    return sorted(e.name[:-5] for e in folder.iterdir() if e.name.endswith(".toml"))
 
 
 def _name(p: StoredPolicy) -> str:
@@ -91,7 +85,7 @@ def _page(
         versions=list(versions),
         pair=pair or ("", ""),
         compared=compared,
-        examples=_examples(),
+        examples=example_names(),
         can_activate=key.role.allows(Role.ADMIN),
         can_rollback=key.role.allows(Role.ADMIN) and len(history) > 1,
         **values,
@@ -112,7 +106,7 @@ def policies(request: Request) -> Response:
     )
     document = ""
     example = params.get("example", "")
-    if example in _examples():
+    if example in example_names():  # only a shipped name is read
         document = example_policy_text(example)
     return _page(
         state,
