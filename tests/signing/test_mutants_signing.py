@@ -40,6 +40,7 @@ from regionlock.signing.audit_head import (
     AUDIT_HEAD_TYP,
     audit_head_claims,
     sign_audit_head,
+    tree_head_claims,
     verify_audit_head,
 )
 from regionlock.signing.erasure import (
@@ -365,8 +366,9 @@ def test_claims_that_are_no_audit_head_say_why(args: tuple[Any, ...], message: s
     ("change", "message"),
     [
         ({"extra": 1}, "an audit head has exactly the claims ['at', 'hash', 'iat', 'seq', 'ver']"),
-        ({"ver": 2}, "audit head version 2; this code reads 1"),
-        ({"ver": True}, "audit head version True; this code reads 1"),
+        ({"ver": 2}, "a tree head has exactly the claims ['iat', 'root', 'size', 'ver']"),
+        ({"ver": 3}, "audit head version 3; this code reads 1 and 2"),
+        ({"ver": True}, "audit head version True; this code reads 1 and 2"),
     ],
 )
 def test_a_head_of_another_shape_or_version_is_refused(
@@ -618,3 +620,30 @@ def test_verdict_claims_name_a_naive_time_and_need_exp_after_iat() -> None:
         ValueError, match=r"^cannot build a v1 verdict: claim 'exp' must be after 'iat'$"
     ):
         _claims_of(ended)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((-1, H), "claims 'size' and 'iat' must be integers from 0 to 2**53 - 1"),
+        ((2**53, H), "claims 'size' and 'iat' must be integers from 0 to 2**53 - 1"),
+        ((True, H), "claims 'size' and 'iat' must be integers from 0 to 2**53 - 1"),
+        ((1, "A" * 64), "claim 'root' must be 64 lowercase hex digits"),
+        ((1, H[:-1]), "claim 'root' must be 64 lowercase hex digits"),
+        ((1, 7), "claim 'root' must be 64 lowercase hex digits"),
+    ],
+)
+def test_claims_that_are_no_tree_head_say_why(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"not a tree head: {message}")):
+        tree_head_claims(*args, T0)
+
+
+def test_a_tree_head_is_signed_and_read_back_with_exactly_its_claims() -> None:
+    claims = tree_head_claims(2**53 - 1, H, T0)
+    assert claims == {"ver": 2, "size": 2**53 - 1, "root": H, "iat": int(T0.timestamp())}
+    token = sign_audit_head(claims, golden_keyring())
+    assert verify_audit_head(token, golden_keyring())[1] == claims
+    for change in ({"extra": 1}, {"ver": False}):
+        forged = jws.sign({**claims, **change}, golden_keyring().active, AUDIT_HEAD_TYP)
+        with pytest.raises(jws.MalformedToken):
+            verify_audit_head(forged, golden_keyring())

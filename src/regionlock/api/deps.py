@@ -16,6 +16,7 @@ from regionlock.domain.errors import InvalidInput, RegionlockError
 from regionlock.domain.inputs import text_problem
 from regionlock.geo.locator import Locator
 from regionlock.services.access import Access
+from regionlock.services.audit_tree import AuditSealer, AuditTree
 from regionlock.services.campaign_runner import CampaignRunner, runner_owner
 from regionlock.services.campaigns import Campaigns
 from regionlock.services.checkin import CheckinService
@@ -171,8 +172,13 @@ class State:
             clock=self.clock.now,
             before=lambda now, stopping: overview.snapshot_missing(now, stopping=stopping),
         ).start()
+        # Seals the audit trail's settled entries into its Merkle tree every second and signs a
+        # tree head every minute; any node may, one at a time (docs/audit.md).
+        self.audit_tree = AuditTree.of(self.stores)
+        self.audit_sealer = AuditSealer(self.audit_tree).start()
 
     def close(self) -> None:
+        self.audit_sealer.close()
         self.retention_runner.close()
         self.webhook_dispatcher.close()
         self.webhook_sender.close()

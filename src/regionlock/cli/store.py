@@ -18,15 +18,17 @@ from typing import Any, NoReturn
 
 import click
 
+from regionlock.domain import merkle
 from regionlock.domain.errors import InvalidInput
 from regionlock.services.access import Access
+from regionlock.services.audit_tree import AuditTree
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME
 from regionlock.services.policy_admin import PolicyAdmin
 from regionlock.signing import TokenError
-from regionlock.signing.audit_head import audit_head_claims, sign_audit_head, verify_audit_head
+from regionlock.signing.audit_head import TREE_HEAD_VERSION, verify_audit_head
 from regionlock.storage import DEFAULT_URL, Database, Stores, open_stores
 from regionlock.storage.apikeys import Role
-from regionlock.storage.audit import AuditEntry, AuditHead, VerifyResult
+from regionlock.storage.audit import AuditEntry, AuditHead, TreeHead, VerifyResult, leaf_of
 from regionlock.storage.migrate import available, migrate
 
 db_option = click.option(
@@ -136,9 +138,11 @@ def report_broken(result: VerifyResult) -> NoReturn:
     sys.exit(1)
 
 
-def kept_head(stores: Stores, path: str) -> AuditHead:
-    """The head kept in `path` from `audit head`: its token, alone or in the `--json` output.
-    Only what the token signs counts, and its signature must hold under the store's keys."""
+def kept_head(stores: Stores, path: str) -> AuditHead | TreeHead:
+    """The head kept in `path` from `audit head`: its token, alone or in the `--json` output
+    (or the new head in `audit prove --since` output).
+    Only what the token signs counts, and its signature must hold under the store's keys. A
+    tree head (version 2), or an entry head (version 1) kept before the tree."""
     try:
         text = Path(path).read_text("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -146,8 +150,10 @@ def kept_head(stores: Stores, path: str) -> AuditHead:
     token: Any = text
     if text.startswith("{"):
         try:
-            token = json.loads(text).get("token")
-        except ValueError:
+            doc = json.loads(text)
+            # `audit head --json` writes the token as "token", `audit prove` as "head".
+            token = doc.get("token", doc.get("head"))
+        except (ValueError, AttributeError):
             token = None
         if not isinstance(token, str):
             raise InvalidInput(f"{path}: JSON without the head's 'token'")
@@ -157,7 +163,15 @@ def kept_head(stores: Stores, path: str) -> AuditHead:
         raise InvalidInput(
             f"{path}: not an audit head signed by this store: {exc.message}"
         ) from exc
+    if claims["ver"] == TREE_HEAD_VERSION:
+        return TreeHead(claims["size"], claims["root"], token=token)
     return AuditHead(claims["seq"], claims["hash"], claims["at"])
+
+
+def _kept_words(kept: AuditHead | TreeHead) -> str:
+    if isinstance(kept, TreeHead):
+        return f"the kept tree head of {kept.size} entries"
+    return f"the kept head at entry {kept.seq}"
 
 
 @audit.command("verify")
@@ -170,47 +184,121 @@ def kept_head(stores: Stores, path: str) -> AuditHead:
 )
 @db_option
 def audit_verify(head_file: str | None, db_url: str) -> None:
-    """Check every entry's hash chain and the head; name the first broken entry."""
+    """Check every shard's hash chain, its head, and the Merkle tree with its signed heads;
+    name the first broken entry."""
     with store(db_url) as stores:
         kept = kept_head(stores, head_file) if head_file is not None else None
         result = stores.audit.verify(against=kept)
     if not result.ok:
         report_broken(result)
-    extends = f", extending the kept head at entry {kept.seq}" if kept is not None else ""
-    click.echo(f"audit trail intact: {result.checked} entries{extends}")
+    extends = f", extending {_kept_words(kept)}" if kept is not None else ""
+    sealed = f", {result.tree.size} sealed in the tree" if result.tree is not None else ""
+    click.echo(f"audit trail intact: {result.checked} entries{sealed}{extends}")
 
 
 @audit.command("head")
 @click.option("--json", "as_json", is_flag=True, help="Print the head as JSON, token included.")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Do not read the whole trail first (large trails: `audit verify` separately).",
+)
 @db_option
-def audit_head(as_json: bool, db_url: str) -> None:
-    """Verify the trail, then print its head (last entry, hash, time) signed by the service's
-    key. Keep it outside the database: `audit verify --against` it shows a later rewrite."""
-    now = datetime.now(UTC)
+def audit_head(as_json: bool, no_verify: bool, db_url: str) -> None:
+    """Seal the trail into its Merkle tree and print the tree's head (size, root) signed by
+    the service's key. Keep it outside the database: `audit verify --against` it shows a later
+    rewrite, `audit prove --since` it proves a later head extends it."""
     with store(db_url) as stores:
-        result = stores.audit.verify()
-        if not result.ok or result.head is None:
-            report_broken(result)
-        head = result.head
-        claims = audit_head_claims(head.seq, head.hash, head.at, now)
-        keyring = stores.keys.keyring(now)
-        token = sign_audit_head(claims, keyring)
+        if not no_verify:
+            result = stores.audit.verify()
+            if not result.ok:
+                report_broken(result)
+        head = AuditTree.of(stores).head()
+        assert head.token is not None
+        kid, claims = verify_audit_head(head.token, stores.keys.keyring(datetime.now(UTC)))
     if as_json:
-        click.echo(
-            json.dumps({**claims, "kid": keyring.active.kid, "token": token}, sort_keys=True)
-        )
+        click.echo(json.dumps({**claims, "kid": kid, "token": head.token}, sort_keys=True))
         return
-    click.echo(token)
-    when = (
-        datetime.fromtimestamp(head.at / 1000, UTC).isoformat(timespec="seconds")
-        if head.at is not None
-        else "-"
-    )
+    click.echo(head.token)
     click.echo(
-        f"audit head: entry {head.seq}, hash {head.hash or '-'}, at {when}; signed by key "
-        f"{keyring.active.kid}. Keep it elsewhere and check with `audit verify --against FILE`.",
+        f"audit tree head: {head.size} entries, root {head.root}; signed by key {kid}. Keep it"
+        " elsewhere: `audit verify --against FILE` and `audit prove --since FILE` check later"
+        " heads against it.",
         err=True,
     )
+
+
+@audit.command("prove")
+@click.argument("seq", type=click.IntRange(min=1), required=False)
+@click.option(
+    "--since",
+    "since_file",
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="HEAD_FILE",
+    help="Instead: prove that the current tree extends this kept tree head (consistency).",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    help="Prove against the signed head of this many entries (default: the current one).",
+)
+@db_option
+def audit_prove(seq: int | None, since_file: str | None, size: int | None, db_url: str) -> None:
+    """Print, as JSON, RFC 9162's proof that entry SEQ is in the signed tree (inclusion), or
+    with --since, that the signed tree extends a kept head (consistency). The proof is checked
+    before it is printed; anyone can check it again with the head's public key and any RFC 9162
+    implementation (docs/audit.md)."""
+    if (seq is None) == (since_file is None):
+        raise click.UsageError("give an entry number SEQ, or --since HEAD_FILE")
+    with store(db_url) as stores:
+        tree = AuditTree.of(stores)
+        if seq is not None:
+            proof, head = tree.prove(seq, size)
+            leaf = leaf_of(proof.entry_hash)
+            path = [bytes.fromhex(h) for h in proof.path]
+            ok = merkle.verify_inclusion(
+                proof.leaf, head.size, leaf, path, bytes.fromhex(head.root)
+            )
+            doc: dict[str, Any] = {
+                "kind": "inclusion",
+                "seq": proof.seq,
+                "entry_hash": proof.entry_hash,
+                "leaf_index": proof.leaf,
+                "tree_size": head.size,
+                "inclusion_path": list(proof.path),
+            }
+        else:
+            assert since_file is not None
+            old = kept_head(stores, since_file)
+            if not isinstance(old, TreeHead):
+                raise InvalidInput(
+                    f"{since_file}: an entry head from before the tree; `audit verify --against`"
+                    " checks it"
+                )
+            hashes, head = tree.consistency(old.size, size)
+            ok = merkle.verify_consistency(
+                old.size,
+                head.size,
+                bytes.fromhex(old.root),
+                bytes.fromhex(head.root),
+                [bytes.fromhex(h) for h in hashes],
+            )
+            doc = {
+                "kind": "consistency",
+                "first_tree_size": old.size,
+                "first_root": old.root,
+                "second_tree_size": head.size,
+                "consistency_path": hashes,
+            }
+    if not ok:
+        click.echo(
+            "audit proof does NOT check out against the signed head: the tree was altered"
+            " (`audit verify` says where)",
+            err=True,
+        )
+        sys.exit(1)
+    doc.update(root=head.root, head=head.token)
+    click.echo(json.dumps(doc, sort_keys=True))
 
 
 @audit.command("export")
@@ -237,6 +325,8 @@ def audit_export(fmt: str, subject: str | None, db_url: str) -> None:
         "content_digest",  # audit format v2 (docs/audit.md); empty for older entries
         "salt",
         "redacted",
+        "shard",  # audit format v3 (docs/audit.md); empty for older entries (shard 0)
+        "fmt",
     ]
     writer: Any = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer is not None:

@@ -38,6 +38,7 @@ from regionlock.domain.webhooks import (
     parse_schedule,
     parse_url,
 )
+from regionlock.services.audit_tree import SIGN_EVERY, AuditTree
 from regionlock.settings import Settings
 from regionlock.storage import Stores
 from regionlock.storage.audit import AuditStore
@@ -74,12 +75,16 @@ class Webhooks:
     clock: Callable[[], datetime] = field(default=_now)
     schedule: tuple[timedelta, ...] = DEFAULT_RETRY_SCHEDULE
     disable_after: timedelta = timedelta(hours=120)
+    # Seals the audit trail before the outbox reads it: on PostgreSQL an entry may commit after
+    # one with a higher number, so the outbox reads only sealed entries, whose order is final.
+    tree: AuditTree | None = None
 
     @classmethod
     def of(cls, stores: Stores, settings: Settings | None = None, **options: Any) -> Webhooks:
         if settings is not None:
             options.setdefault("schedule", parse_schedule(settings.webhook_retry))
             options.setdefault("disable_after", timedelta(hours=settings.webhook_disable_after_h))
+        options.setdefault("tree", AuditTree.of(stores))
         return cls(stores.db, stores.webhooks, stores.audit, **options)
 
     # -- endpoints -------------------------------------------------------------------------------
@@ -215,13 +220,16 @@ class Webhooks:
         now = self.clock()
         if not any(e.enabled for e in self.webhooks.endpoints()):
             return 0  # idle: no write transaction every poll
+        upto = None
+        if self.tree is not None:
+            upto = self.tree.seal(sign_after=SIGN_EVERY).sealed_seq
         with self.db.write() as tx:
             cursor = self.webhooks.cursor_for_update(tx)
             endpoints = [e for e in self.webhooks.endpoints(tx) if e.enabled]
             if not endpoints:
                 return 0
             start = max(cursor, min(e.start_seq for e in endpoints))
-            entries = self.audit.page(tx, after=start, limit=limit)
+            entries = self.audit.page(tx, after=start, limit=limit, upto=upto)
             if not entries:
                 if start > cursor:
                     self.webhooks.move_cursor(tx, start)

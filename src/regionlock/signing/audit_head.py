@@ -13,6 +13,16 @@ Claims, version 1, all required, no others:
 - `hash`: that entry's hash, 64 lowercase hex digits ("" for seq 0);
 - `at`: that entry's time, UTC epoch milliseconds (null for seq 0);
 - `iat`: when the head was signed, seconds since the epoch.
+
+Version 2, the tree head (docs/audit.md, "Shards and the tree"), all required, no others:
+
+- `ver`: 2;
+- `size`: the number of leaves (sealed entries) of the audit trail's Merkle tree;
+- `root`: its RFC 9162 root hash, 64 lowercase hex digits (SHA-256 of "" for size 0);
+- `iat`: as above.
+
+A version-1 head kept before the tree still verifies against the trail (`audit verify
+--against`); heads signed now are version 2.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from regionlock.signing.verdict import UnknownKey
 AUDIT_HEAD_TYP = "regionlock-audit-head+jwt"
 AUDIT_HEAD_VERSION = 1
 AUDIT_HEAD_CLAIMS = frozenset({"ver", "seq", "hash", "at", "iat"})
+TREE_HEAD_VERSION = 2
+TREE_HEAD_CLAIMS = frozenset({"ver", "size", "root", "iat"})
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -40,12 +52,23 @@ def _count(value: Any) -> bool:
 
 
 def _check(claims: Mapping[str, Any]) -> None:
-    """MalformedToken unless `claims` are exactly version-1 audit head claims."""
+    """MalformedToken unless `claims` are exactly version-1 or version-2 audit head claims."""
+    if claims.get("ver") == TREE_HEAD_VERSION and not isinstance(claims.get("ver"), bool):
+        if set(claims) != TREE_HEAD_CLAIMS:
+            raise MalformedToken(f"a tree head has exactly the claims {sorted(TREE_HEAD_CLAIMS)}")
+        if not _count(claims["size"]) or not _count(claims["iat"]):
+            raise MalformedToken("claims 'size' and 'iat' must be integers from 0 to 2**53 - 1")
+        if not (isinstance(claims["root"], str) and _HASH.fullmatch(claims["root"])):
+            raise MalformedToken("claim 'root' must be 64 lowercase hex digits")
+        return
     if set(claims) != AUDIT_HEAD_CLAIMS:
         raise MalformedToken(f"an audit head has exactly the claims {sorted(AUDIT_HEAD_CLAIMS)}")
     ver = claims["ver"]
     if isinstance(ver, bool) or ver != AUDIT_HEAD_VERSION:
-        raise MalformedToken(f"audit head version {ver!r}; this code reads {AUDIT_HEAD_VERSION}")
+        raise MalformedToken(
+            f"audit head version {ver!r}; this code reads {AUDIT_HEAD_VERSION} and"
+            f" {TREE_HEAD_VERSION}"
+        )
     seq, digest, at = claims["seq"], claims["hash"], claims["at"]
     if not _count(seq) or not _count(claims["iat"]):
         raise MalformedToken("claims 'seq' and 'iat' must be integers from 0 to 2**53 - 1")
@@ -56,22 +79,26 @@ def _check(claims: Mapping[str, Any]) -> None:
         raise MalformedToken("claim 'hash' must be 64 lowercase hex digits, 'at' an integer")
 
 
-def audit_head_claims(seq: int, digest: str, at: int | None, issued_at: datetime) -> dict[str, Any]:
-    """The claims stating that the trail ends at entry `seq` with hash `digest`, time `at`."""
+def _stated(what: str, issued_at: datetime, **fields: Any) -> dict[str, Any]:
+    """`fields` with `iat`, checked to be the claims of `what`; ValueError if they are not."""
     if issued_at.utcoffset() is None:
         raise ValueError("issued_at must be timezone-aware")
-    claims = {
-        "ver": AUDIT_HEAD_VERSION,
-        "seq": seq,
-        "hash": digest,
-        "at": at,
-        "iat": int(issued_at.timestamp()),
-    }
+    claims = {**fields, "iat": int(issued_at.timestamp())}
     try:
         _check(claims)
     except MalformedToken as exc:
-        raise ValueError(f"not an audit head: {exc.message}") from exc
+        raise ValueError(f"not {what}: {exc.message}") from exc
     return claims
+
+
+def audit_head_claims(seq: int, digest: str, at: int | None, issued_at: datetime) -> dict[str, Any]:
+    """The claims stating that the trail ends at entry `seq` with hash `digest`, time `at`."""
+    return _stated("an audit head", issued_at, ver=AUDIT_HEAD_VERSION, seq=seq, hash=digest, at=at)
+
+
+def tree_head_claims(size: int, root: str, issued_at: datetime) -> dict[str, Any]:
+    """The claims stating that the audit trail's tree of `size` leaves has root `root` (hex)."""
+    return _stated("a tree head", issued_at, ver=TREE_HEAD_VERSION, size=size, root=root)
 
 
 def sign_audit_head(claims: Mapping[str, Any], keyring: Keyring) -> str:

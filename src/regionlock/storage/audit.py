@@ -15,12 +15,24 @@ that does not match. Two formats (docs/audit.md, "Redaction"):
   claimed by a later entry (`details["redacted"]`, written by the erasure): `verify` refuses a
   redacted entry that no later entry claims, so nobody can quietly "redact" an entry away.
 
-The head row (`audit_head`: the last entry's number and hash, moved in the same transaction as
-every append) anchors the end: `verify` refuses a trail whose head is missing, reset, behind or
-ahead of the last entry, so cutting entries off the end shows unless the head is rolled back
-with them. Someone who can write the database can still rewrite the trail from any entry on and
-recompute every hash and the head: only a head kept outside the database (`verify(against=...)`,
-`regionlock audit head`) shows that. docs/audit.md says what is and is not detected.
+- v3 (since migration 0014): as v2, and the hash commits to the entry's shard as well
+  (`entry_hash_v3`).
+
+Shards (docs/audit.md, "Shards and the tree"): an entry joins one of `SHARDS` chains. Each
+chain has a head row (`audit_shards`: its last entry's number and hash, moved in the same
+transaction as every append to it), locked only by appends to that shard, so appends on
+PostgreSQL do not queue on one row. SQLite has one writer: every append goes to shard 0. The
+head rows anchor each chain's end: `verify` refuses a shard whose head is missing, reset,
+behind or ahead of its last entry.
+
+The tree: `seal` puts the settled entries, in number order, into one Merkle tree (RFC 9162,
+`regionlock.domain.merkle`) whose leaves are the entries' hashes; the service signs its head
+(size and root). `verify` recomputes the tree from the entries and checks it against the stored
+tree, the stored heads and a head kept outside (`against`); `inclusion_proof` and
+`consistency_proof` let an outsider check one entry, or that a later head extends an earlier
+one, without reading the trail. Someone who can write the database can still rewrite it from
+any entry on and recompute every hash, head and tree: only a head kept outside the database
+shows that. docs/audit.md says what is and is not detected.
 """
 
 from __future__ import annotations
@@ -28,12 +40,23 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import count
 from typing import Any, Protocol
 
+from regionlock.domain import merkle
+from regionlock.domain.merkle import Frontier
 from regionlock.storage.db import Database, Transaction
+
+# The chains appends spread over (migration 0014 makes their head rows). More shards than
+# writers that can be busy at once buys nothing; 16 covers a few nodes of 2-4 workers each.
+SHARDS = 16
+# The tree's perfect subtrees of 2**NODE_LEVEL leaves and more are kept (`audit_nodes`), so a
+# proof reads a few stored roots and at most 2**NODE_LEVEL leaves.
+NODE_LEVEL = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +77,8 @@ class AuditEntry:
     content_digest: str | None = None
     salt: str | None = None
     redacted: str | None = None  # the erasure that redacted it (its receipt id), if any
+    shard: int = 0  # the chain it belongs to (module docstring)
+    fmt: int = 2  # its hash format: 3 commits to the shard; 1 or 2 (content_digest None: 1)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -74,6 +99,9 @@ class AuditEntry:
             doc["salt"] = self.salt
         if self.redacted is not None:
             doc["redacted"] = self.redacted
+        if self.fmt >= 3:
+            doc["fmt"] = self.fmt
+            doc["shard"] = self.shard
         return doc
 
     def computed_hash(self) -> str:
@@ -88,6 +116,10 @@ class AuditEntry:
                 self.reason,
                 self.details,
                 self.prev_hash,
+            )
+        if self.fmt >= 3:
+            return entry_hash_v3(
+                self.seq, self.shard, self.at, self.action, self.content_digest, self.prev_hash
             )
         return entry_hash_v2(self.seq, self.at, self.action, self.content_digest, self.prev_hash)
 
@@ -152,6 +184,17 @@ def entry_hash_v2(seq: int, at: int, action: str, content: str, prev_hash: str) 
     return _sha256_json(["regionlock/audit-entry/v2", seq, at, action, content, prev_hash])
 
 
+def entry_hash_v3(seq: int, shard: int, at: int, action: str, content: str, prev_hash: str) -> str:
+    """A v3 entry's hash: as v2, and its shard; `prev_hash` is the previous entry's of the same
+    shard."""
+    return _sha256_json(["regionlock/audit-entry/v3", seq, shard, at, action, content, prev_hash])
+
+
+def leaf_of(entry_hash_hex: str) -> bytes:
+    """The tree's leaf hash of an entry: RFC 9162's leaf hash of the 32 bytes of its hash."""
+    return merkle.leaf_hash(bytes.fromhex(entry_hash_hex))
+
+
 # What a redacted entry shows instead of its personal part: nothing.
 REDACTED_ACTOR = REDACTED_SUBJECT = REDACTED_REASON = ""
 _REDACTED_CONTENT: tuple[str, str, str, dict[str, Any]] = ("", "", "", {})
@@ -170,6 +213,43 @@ class AuditHead:
 
 
 @dataclass(frozen=True, slots=True)
+class TreeState:
+    """The Merkle tree over the sealed entries: its size (leaves), the last entry number sealed
+    (entries up to it are leaves, or never committed), its root and its compact range."""
+
+    size: int
+    sealed_seq: int
+    frontier: Frontier
+
+    @property
+    def root(self) -> bytes:
+        return self.frontier.root()
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """A tree head: `size` leaves whose RFC 9162 root is `root` (hex). Stored ones carry the
+    service's signature (`token`, signing/audit_head.py) and when it was made."""
+
+    size: int
+    root: str
+    signed_at: int | None = None  # UTC epoch ms
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """That entry `seq`, with hash `entry_hash`, is leaf `leaf` of the tree of `size` leaves:
+    RFC 9162's audit path, siblings from the leaf up (hex)."""
+
+    seq: int
+    leaf: int
+    size: int
+    entry_hash: str
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
     """What `verify` found: `ok`, how many entries checked out, and otherwise the first entry
     it cannot vouch for (None when no single entry is to blame) and what is wrong."""
@@ -178,7 +258,8 @@ class VerifyResult:
     checked: int
     first_broken: int | None = None
     problem: str = ""
-    head: AuditHead | None = None  # the end of the verified chain, when ok
+    head: AuditHead | None = None  # the last entry of the verified trail, when ok
+    tree: TreeState | None = None  # the verified tree, when ok
 
 
 class AuditStore(Protocol):
@@ -205,13 +286,23 @@ class AuditStore(Protocol):
         ...
 
     def entries(
-        self, *, after: int = 0, subject: str | None = None, limit: int = 1000
+        self,
+        *,
+        after: int = 0,
+        subject: str | None = None,
+        limit: int = 1000,
+        upto: int | None = None,
     ) -> list[AuditEntry]:
-        """Entries after sequence number `after`, oldest first, about `subject` if given."""
+        """Entries after sequence number `after`, oldest first, about `subject` if given, up to
+        entry `upto` if given (as for `page`)."""
         ...
 
-    def page(self, tx: Transaction, *, after: int, limit: int) -> list[AuditEntry]:
-        """As `entries`, read in the caller's transaction (a writer that acts on them)."""
+    def page(
+        self, tx: Transaction, *, after: int, limit: int, upto: int | None = None
+    ) -> list[AuditEntry]:
+        """As `entries`, read in the caller's transaction (a writer that acts on them), up to
+        entry `upto` if given (the tree's `sealed_seq`: on PostgreSQL, an entry may commit
+        after one with a higher number until it is sealed)."""
         ...
 
     def recent(
@@ -242,16 +333,60 @@ class AuditStore(Protocol):
         them: `verify` refuses a redaction no later entry claims."""
         ...
 
-    def verify(self, *, against: AuditHead | None = None) -> VerifyResult:
-        """Check the whole chain and the head row; the first entry that does not match is named.
+    def settled(self) -> int:
+        """An entry number up to which every entry is committed or will never be: what `seal`
+        may take. On PostgreSQL it waits for the appends that hold a number up to it."""
+        ...
 
-        Broken: an entry missing, out of order, altered, or not committing to the one before;
-        a redacted entry that no later entry claims (module docstring);
-        the head row missing while there are entries, or not naming the last entry and its hash
-        (entries cut off the end, the head reset or rolled back, entries after the head). An
-        empty trail without a head row is intact. With `against` (a head kept outside the
-        database), the trail must also still hold that head's entry with that hash, which
-        shows a rewrite or a cut made together with the head. Appends while it runs are fine.
+    def seal(
+        self, tx: Transaction, *, upto: int, limit: int = 50_000
+    ) -> tuple[TreeState, TreeState]:
+        """Add to the tree, in number order, up to `limit` entries numbered up to `upto` (from
+        `settled`) that it does not hold yet; the tree before and after. Locks the tree until
+        the caller's commit, so one sealer at a time grows it."""
+        ...
+
+    def tree(self) -> TreeState:
+        """The tree as last sealed."""
+        ...
+
+    def add_tree_head(self, tx: Transaction, head: TreeHead) -> None:
+        """Keep a signed head of the tree; none if one of that size is kept (another node
+        signed the same tree: same size, same root)."""
+        ...
+
+    def tree_heads(self, *, limit: int = 100) -> list[TreeHead]:
+        """The latest signed heads, newest first."""
+        ...
+
+    def tree_head(self, size: int) -> TreeHead | None:
+        """The signed head of that size, if one was kept."""
+        ...
+
+    def inclusion_proof(self, seq: int, size: int) -> InclusionProof | None:
+        """That entry `seq` is in the tree of `size` leaves; None if it is not (yet) a leaf of
+        it. ValueError if the tree is smaller than `size`."""
+        ...
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[str]:
+        """RFC 9162's proof that the tree of `new_size` leaves extends the one of `old_size`
+        (hex hashes). ValueError unless 0 < old_size <= new_size <= the tree's size."""
+        ...
+
+    def verify(self, *, against: AuditHead | TreeHead | None = None) -> VerifyResult:
+        """Check every chain, its head row, and the tree; the first entry that does not match is
+        named. Reads one snapshot, so appends and seals while it runs are fine.
+
+        Broken: an entry altered, or not following the one before it in its shard (one removed
+        or the order changed); a redacted entry that no later entry claims (module docstring);
+        a shard's head row missing while it has entries, or not naming its last entry and hash
+        (entries cut off the end, the head reset or rolled back, entries after the head); a
+        leaf of the tree that is not the entry it names, an entry the tree should hold and does
+        not, a stored subtree root, tree or signed head that the entries do not give. With
+        `against`, a head kept outside the database: the trail must still hold that entry with
+        that hash (AuditHead, as `audit head` printed before the tree), or the tree of that size
+        must still have that root (TreeHead): that shows a rewrite or a cut made together with
+        every head and the tree.
         """
         ...
 
@@ -278,18 +413,13 @@ class SqlAuditStore:
     def append_many(self, tx: Transaction, entries: Sequence[NewEntry]) -> list[AuditEntry]:
         if not entries:
             return []
-        # The head row is the chain's one point of order: locked (PostgreSQL) or covered by
-        # the single writer (SQLite) from here to the caller's commit.
-        lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
-        head = tx.one(f"SELECT seq, hash FROM audit_head WHERE one = 1{lock}")
-        assert head is not None, "audit_head row missing: run migrations"
-        seq, prev = int(head[0]), str(head[1])
+        shard, prev = self._take_shard(tx)
+        seqs = self._numbers(tx, len(entries))
         out: list[AuditEntry] = []
-        for e in entries:
-            seq += 1
+        for seq, e in zip(seqs, entries, strict=True):
             salt = secrets.token_hex(16)
             content = content_digest(salt, e.actor, e.subject, e.reason, e.details)
-            digest = entry_hash_v2(seq, e.at, e.action, content, prev)
+            digest = entry_hash_v3(seq, shard, e.at, e.action, content, prev)
             out.append(
                 AuditEntry(
                     seq,
@@ -303,6 +433,8 @@ class SqlAuditStore:
                     digest,
                     content,
                     salt,
+                    shard=shard,
+                    fmt=3,
                 )
             )
             prev = digest
@@ -319,6 +451,8 @@ class SqlAuditStore:
                 a.hash,
                 a.content_digest,
                 a.salt,
+                a.shard,
+                a.fmt,
             )
             for a in out
         ]
@@ -327,32 +461,178 @@ class SqlAuditStore:
             # columns as arrays: 14 instead of 22 us an entry for a chunk of 1,000.
             tx.execute(
                 "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash,"
-                " hash, content_digest, salt) SELECT * FROM unnest(?::bigint[], ?::bigint[],"
-                " ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
-                " ?::text[], ?::text[])",
+                " hash, content_digest, salt, shard, fmt) SELECT * FROM unnest(?::bigint[],"
+                " ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
+                " ?::text[], ?::text[], ?::text[], ?::int[], ?::smallint[])",
                 [list(column) for column in zip(*rows, strict=True)],
                 arrays=True,
             )
         else:
             tx.executemany(
                 "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash,"
-                " hash, content_digest, salt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " hash, content_digest, salt, shard, fmt)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        tx.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE one = 1", (seq, prev))
+        tx.execute(
+            "UPDATE audit_shards SET seq = ?, hash = ? WHERE shard = ?", (out[-1].seq, prev, shard)
+        )
         return out
 
-    def _rows(self, after: int, subject: str | None, limit: int) -> list[AuditEntry]:
+    def _take_shard(self, tx: Transaction) -> tuple[int, str]:
+        """A shard's number and last hash, its head row locked until the caller's commit.
+        PostgreSQL: this thread's own shard if it is free, else the next free one, else wait
+        for this thread's own. SQLite: shard 0 (one writer; a shard more would only wait)."""
+        if tx.dialect == "sqlite":
+            row = tx.one("SELECT shard, hash FROM audit_shards WHERE shard = 0")
+        else:
+            own = _own_shard()
+            row = tx.one(
+                "SELECT shard, hash FROM audit_shards ORDER BY mod(shard + ?, ?) LIMIT 1"
+                " FOR UPDATE SKIP LOCKED",
+                (SHARDS - own, SHARDS),
+            )
+            if row is None:
+                row = tx.one(
+                    "SELECT shard, hash FROM audit_shards WHERE shard = ? FOR UPDATE", (own,)
+                )
+        assert row is not None, "audit_shards rows missing: run migrations"
+        return int(row[0]), str(row[1])
+
+    @staticmethod
+    def _numbers(tx: Transaction, n: int) -> list[int]:
+        """`n` new entry numbers, increasing, taken while the shard is locked."""
+        if tx.dialect == "sqlite":
+            row = tx.one("SELECT COALESCE(MAX(seq), 0) FROM audit")
+            top = int(row[0]) if row is not None else 0
+            return list(range(top + 1, top + 1 + n))
+        rows = tx.all("SELECT nextval('audit_seq') FROM generate_series(1, ?)", (n,))
+        return sorted(int(r[0]) for r in rows)
+
+    # -- the tree ------------------------------------------------------------------------------
+
+    def settled(self) -> int:
+        if self.db.dialect == "sqlite":
+            # One writer: every number taken is committed, or rolled back with its change.
+            with self.db.read() as tx:
+                row = tx.one("SELECT COALESCE(MAX(seq), 0) FROM audit")
+                return int(row[0]) if row is not None else 0
+        # A number is taken only while its shard's row is locked, until the commit. Whoever holds
+        # a number up to `taken` has locked a row by now; waiting for a share of every row waits
+        # for them all to commit or roll back.
+        with self.db.write() as tx:
+            row = tx.one("SELECT last_value, is_called FROM audit_seq")
+            assert row is not None
+            taken = int(row[0]) if row[1] else int(row[0]) - 1
+            tx.all("SELECT shard FROM audit_shards ORDER BY shard FOR SHARE")
+        return taken
+
+    def seal(
+        self, tx: Transaction, *, upto: int, limit: int = 50_000
+    ) -> tuple[TreeState, TreeState]:
+        lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+        before = _tree(tx, lock)
+        rows = tx.all(
+            "SELECT seq, hash FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (before.sealed_seq, upto, limit),
+        )
+        if not rows:
+            if upto > before.sealed_seq:  # numbers rolled back: nothing to wait for below upto
+                tx.execute("UPDATE audit_tree SET sealed_seq = ? WHERE one = 1", (upto,))
+                return before, TreeState(before.size, upto, before.frontier)
+            return before, before
+        nodes: list[tuple[int, int, str]] = []
+
+        def keep(level: int, index: int, digest: bytes) -> None:
+            if level >= NODE_LEVEL:
+                nodes.append((level, index, digest.hex()))
+
+        frontier = before.frontier.extend((leaf_of(str(r[1])) for r in rows), on_node=keep)
+        sealed = upto if len(rows) < limit else int(rows[-1][0])
+        tx.insert_many(
+            "audit_leaves",
+            ("leaf", "seq"),
+            [(before.size + i, int(r[0])) for i, r in enumerate(rows)],
+        )
+        tx.insert_many("audit_nodes", ("level", "idx", "hash"), nodes)
+        after = TreeState(frontier.size, sealed, frontier)
+        tx.execute(
+            "UPDATE audit_tree SET size = ?, sealed_seq = ?, root = ?, frontier = ? WHERE one = 1",
+            (after.size, after.sealed_seq, after.root.hex(), json.dumps(frontier.to_json())),
+        )
+        return before, after
+
+    def tree(self) -> TreeState:
         with self.db.read() as tx:
-            return _page(tx, after, subject, limit)
+            return _tree(tx, "")
+
+    def add_tree_head(self, tx: Transaction, head: TreeHead) -> None:
+        if head.token is None or head.signed_at is None:
+            raise ValueError("a kept tree head is signed")
+        tx.execute(
+            "INSERT INTO audit_tree_heads (size, root, signed_at, token) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (size) DO NOTHING",
+            (head.size, head.root, head.signed_at, head.token),
+        )
+
+    def tree_heads(self, *, limit: int = 100) -> list[TreeHead]:
+        with self.db.read() as tx:
+            rows = tx.all(
+                "SELECT size, root, signed_at, token FROM audit_tree_heads ORDER BY size DESC"
+                " LIMIT ?",
+                (limit,),
+            )
+        return [TreeHead(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+    def tree_head(self, size: int) -> TreeHead | None:
+        with self.db.read() as tx:
+            r = tx.one(
+                "SELECT size, root, signed_at, token FROM audit_tree_heads WHERE size = ?", (size,)
+            )
+        return None if r is None else TreeHead(int(r[0]), str(r[1]), int(r[2]), str(r[3]))
+
+    def inclusion_proof(self, seq: int, size: int) -> InclusionProof | None:
+        with self._snapshot() as tx:
+            _check_size(tx, size)
+            row = tx.one(
+                "SELECT l.leaf, a.hash FROM audit_leaves l JOIN audit a ON a.seq = l.seq"
+                " WHERE l.seq = ?",
+                (seq,),
+            )
+            if row is None or int(row[0]) >= size:
+                return None
+            leaf = int(row[0])
+            path = merkle.inclusion_proof(leaf, size, _Subtrees(tx).perfect)
+        return InclusionProof(seq, leaf, size, str(row[1]), tuple(h.hex() for h in path))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[str]:
+        if not 0 < old_size <= new_size:
+            raise ValueError(f"no consistency proof from {old_size} to {new_size} leaves")
+        with self._snapshot() as tx:
+            _check_size(tx, new_size)
+            path = merkle.consistency_proof(old_size, new_size, _Subtrees(tx).perfect)
+        return [h.hex() for h in path]
+
+    def _rows(
+        self, after: int, subject: str | None, limit: int, upto: int | None = None
+    ) -> list[AuditEntry]:
+        with self.db.read() as tx:
+            return _page(tx, after, subject, limit, upto)
 
     def entries(
-        self, *, after: int = 0, subject: str | None = None, limit: int = 1000
+        self,
+        *,
+        after: int = 0,
+        subject: str | None = None,
+        limit: int = 1000,
+        upto: int | None = None,
     ) -> list[AuditEntry]:
-        return self._rows(after, subject, limit)
+        return self._rows(after, subject, limit, upto)
 
-    def page(self, tx: Transaction, *, after: int, limit: int) -> list[AuditEntry]:
-        return _page(tx, after, None, limit)
+    def page(
+        self, tx: Transaction, *, after: int, limit: int, upto: int | None = None
+    ) -> list[AuditEntry]:
+        return _page(tx, after, None, limit, upto)
 
     def recent(
         self,
@@ -419,26 +699,86 @@ class SqlAuditStore:
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield tx
 
-    def verify(self, *, against: AuditHead | None = None) -> VerifyResult:
-        """Walk the chain from the start; name the first entry that does not match."""
-        walk = _Walk(against)
-        for e in self.iter_all():
-            if (broken := walk.step(e)) is not None:
-                return broken
-        # The head and what was appended since the walk's last page, read together: an append
-        # moves both in one transaction, so a busy service never looks cut short.
+    def verify(self, *, against: AuditHead | TreeHead | None = None) -> VerifyResult:
+        """Walk every chain from the start, then the tree; name the first entry that does not
+        match. One snapshot: appends and seals made meanwhile are not half seen."""
+        kept_tree = against if isinstance(against, TreeHead) else None
         with self._snapshot() as tx:
-            row = tx.one("SELECT seq, hash FROM audit_head WHERE one = 1")
-            while page := _page(tx, walk.end.seq, None, 5000):
+            tree = _tree(tx, "")
+            walk = _Walk(against if isinstance(against, AuditHead) else None, tree.sealed_seq)
+            after = 0
+            while page := _page(tx, after, None, 5000):
                 for e in page:
                     if (broken := walk.step(e)) is not None:
                         return broken
-        return walk.finish(None if row is None else (int(row[0]), str(row[1])))
+                after = page[-1].seq
+            heads = {
+                int(r[0]): (int(r[1]), str(r[2]))
+                for r in tx.all("SELECT shard, seq, hash FROM audit_shards")
+            }
+            if (broken := walk.finish(heads)) is not None:
+                return broken
+            if (
+                broken := _TreeCheck(tx, tree, walk.checked).run(walk.sealed, kept_tree)
+            ) is not None:
+                return broken
+        return VerifyResult(True, walk.checked, head=walk.last, tree=tree)
+
+
+def _own_shard() -> int:
+    """This thread's shard on PostgreSQL: threads take shards in turn, so that a process's
+    threads, and the processes of a node, spread over them."""
+    own: int | None = getattr(_threads, "shard", None)
+    if own is None:
+        own = _threads.shard = next(_shard_turns) % SHARDS
+    return own
+
+
+_threads = threading.local()
+_shard_turns = count(secrets.randbelow(SHARDS))
+
+
+def _tree(tx: Transaction, lock: str) -> TreeState:
+    row = tx.one(f"SELECT size, sealed_seq, frontier FROM audit_tree WHERE one = 1{lock}")
+    assert row is not None, "audit_tree row missing: run migrations"
+    frontier = Frontier.from_json(int(row[0]), json.loads(row[2]))
+    return TreeState(int(row[0]), int(row[1]), frontier)
+
+
+def _check_size(tx: Transaction, size: int) -> None:
+    held = _tree(tx, "").size
+    if not 0 < size <= held:
+        raise ValueError(f"the tree holds {held} leaves; no tree of {size} to prove against")
+
+
+class _Subtrees:
+    """The roots of the tree's perfect subtrees, read in one transaction: kept ones from
+    `audit_nodes`, the rest hashed from their leaves (at most 2**NODE_LEVEL of them)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+
+    def perfect(self, level: int, index: int) -> bytes:
+        if level >= NODE_LEVEL:
+            row = self.tx.one(
+                "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?", (level, index)
+            )
+            if row is not None:
+                return bytes.fromhex(str(row[0]))
+        start, end = index << level, (index + 1) << level
+        rows = self.tx.all(
+            "SELECT a.hash FROM audit_leaves l JOIN audit a ON a.seq = l.seq"
+            " WHERE l.leaf >= ? AND l.leaf < ? ORDER BY l.leaf",
+            (start, end),
+        )
+        if len(rows) != end - start:
+            raise ValueError(f"leaves {start} to {end - 1} of the tree are not all there")
+        return merkle.root([leaf_of(str(r[0])) for r in rows])
 
 
 _SELECT = (
     "SELECT seq, at, actor, action, subject, reason, details, prev_hash, hash, content_digest,"
-    " salt, redacted FROM audit"
+    " salt, redacted, shard, fmt FROM audit"
 )
 
 
@@ -457,14 +797,21 @@ def _select(tx: Transaction, where: str, params: Sequence[Any]) -> list[AuditEnt
             r[9],
             r[10],
             r[11],
+            int(r[12]),
+            int(r[13]),
         )
         for r in tx.all(_SELECT + where, params)
     ]
 
 
-def _page(tx: Transaction, after: int, subject: str | None, limit: int) -> list[AuditEntry]:
+def _page(
+    tx: Transaction, after: int, subject: str | None, limit: int, upto: int | None = None
+) -> list[AuditEntry]:
     where = " WHERE seq > ?"
     params: list[Any] = [after]
+    if upto is not None:
+        where += " AND seq <= ?"
+        params.append(upto)
     if subject is not None:
         where += " AND subject = ?"
         params.append(subject)
@@ -484,70 +831,67 @@ def redaction_claims(e: AuditEntry) -> list[int]:
 
 
 class _Walk:
-    """`verify`'s state: the chain checked so far, one entry at a time, then its end."""
+    """`verify`'s state: every shard's chain checked so far, one entry at a time, then their
+    ends against the head rows."""
 
-    def __init__(self, against: AuditHead | None) -> None:
+    def __init__(self, against: AuditHead | None, sealed_seq: int) -> None:
         if against is not None and (against.seq < 0 or (against.seq == 0) != (not against.hash)):
             raise ValueError(f"not a head: {against}")
         self.against = against
-        self.end = AuditHead(0, "")
+        self.sealed_seq = sealed_seq
+        self.ends: dict[int, AuditHead] = {}  # each shard's last entry so far
+        self.last = AuditHead(0, "")  # the highest-numbered entry so far
+        self.checked = 0
+        self.sealed = 0  # entries numbered up to sealed_seq: the tree must hold them all
+        self.kept_seen = against is None or against.seq == 0
         self.redacted: set[int] = set()  # redacted entries not yet claimed by a later one
 
     def _broken(self, at: int | None, problem: str) -> VerifyResult:
-        return VerifyResult(False, self.end.seq, at, problem)
+        return VerifyResult(False, self.checked, at, problem)
 
     def step(self, e: AuditEntry) -> VerifyResult | None:
-        """None if `e` continues the chain (which then ends at `e`), else what is wrong."""
-        expected = self.end.seq + 1
-        if e.seq != expected:
-            return self._broken(expected, f"entry {expected} is missing (next is {e.seq})")
-        if e.prev_hash != self.end.hash:
-            return self._broken(e.seq, f"entry {e.seq} does not follow entry {e.seq - 1}")
+        """None if `e` continues its shard's chain (which then ends at `e`), else what is wrong."""
+        end = self.ends.get(e.shard, AuditHead(0, ""))
+        if e.prev_hash != end.hash or e.seq <= end.seq or (e.fmt < 3 and e.shard != 0):
+            if not end.seq:
+                return self._broken(
+                    e.seq, f"entry {e.seq} does not start shard {e.shard}'s chain (it was moved?)"
+                )
+            gap = e.seq - end.seq - 1
+            missing = (
+                f"entry {end.seq + 1} is missing (next is {e.seq})"
+                if gap == 1 and e.shard == 0
+                else f"entry {e.seq} does not follow entry {end.seq}, the one before it in shard"
+                f" {e.shard}: entries between them were removed, or the order changed"
+            )
+            return self._broken(end.seq + 1 if gap == 1 and e.shard == 0 else e.seq, missing)
         if e.computed_hash() != e.hash or not e.content_matches():
             return self._broken(e.seq, f"entry {e.seq} was altered (its hash does not match)")
         if e.redacted is not None:
             self.redacted.add(e.seq)
         self.redacted.difference_update(redaction_claims(e))
         kept = self.against
-        if kept is not None and e.seq == kept.seq and e.hash != kept.hash:
-            # Entries 1..seq agree with each other, so some of them were rewritten as a whole.
-            return self._broken(
-                e.seq,
-                f"entry {e.seq} is not the one in the kept head (hash {kept.hash[:12]}..., now"
-                f" {e.hash[:12]}...): the trail was rewritten at or before entry {e.seq}",
-            )
-        self.end = AuditHead(e.seq, e.hash, e.at)
+        if kept is not None and e.seq == kept.seq:
+            if e.hash != kept.hash:
+                # Entries up to it agree with each other, so some of them were rewritten whole.
+                return self._broken(
+                    e.seq,
+                    f"entry {e.seq} is not the one in the kept head (hash {kept.hash[:12]}...,"
+                    f" now {e.hash[:12]}...): the trail was rewritten at or before entry {e.seq}",
+                )
+            self.kept_seen = True
+        self.ends[e.shard] = self.last = AuditHead(e.seq, e.hash, e.at)
+        self.checked += 1
+        if e.seq <= self.sealed_seq:
+            self.sealed += 1
         return None
 
-    def finish(self, head: tuple[int, str] | None) -> VerifyResult:
-        """The verdict on the whole chain, given the head row (seq, hash), or None if absent."""
-        n, last = self.end.seq, self.end.hash
-        if head is None:
-            if n:
-                return self._broken(
-                    None, f"the head row is missing (deleted?) but the trail has {n} entries"
-                )
-        elif head[0] > n:
-            return self._broken(
-                n + 1,
-                f"the chain ends at entry {n} but its head says {head[0]}: entries were removed"
-                " from the end",
-            )
-        elif head[0] == 0 and n:
-            return self._broken(1, f"the head row was reset but the trail has {n} entries")
-        elif head[0] < n:
-            after = f"entry {n} comes" if head[0] + 1 == n else f"entries {head[0] + 1} to {n} come"
-            return self._broken(
-                head[0] + 1,
-                f"{after} after the head (entry {head[0]}): the head was rolled back, or they"
-                " were added behind its back",
-            )
-        elif head[1] != last:
-            if not n:
-                return self._broken(None, "the trail is empty but its head names an entry hash")
-            return self._broken(
-                n, f"entry {n} does not match the head's hash: it (or the head) was rewritten"
-            )
+    def finish(self, heads: Mapping[int, tuple[int, str]]) -> VerifyResult | None:
+        """What is wrong with the chains' ends, given the head rows (shard: seq, hash); None if
+        nothing."""
+        for shard in sorted(set(heads) | set(self.ends)):
+            if (broken := self._end(shard, heads.get(shard))) is not None:
+                return broken
         if self.redacted:
             first = min(self.redacted)
             return self._broken(
@@ -556,10 +900,168 @@ class _Walk:
                 " erasure lists what it redacted)",
             )
         kept = self.against
-        if kept is not None and kept.seq > n:
+        if kept is not None and not self.kept_seen:
+            n = self.last.seq
+            if kept.seq > n:
+                return self._broken(
+                    n + 1,
+                    f"the trail ends at entry {n}, before the kept head's entry {kept.seq}:"
+                    " entries were removed from the end and the head rolled back with them",
+                )
+            return self._broken(kept.seq, f"the kept head's entry {kept.seq} is not in the trail")
+        return None
+
+    def _end(self, shard: int, head: tuple[int, str] | None) -> VerifyResult | None:
+        end = self.ends.get(shard, AuditHead(0, ""))
+        n, last = end.seq, end.hash
+        where = "the head row" if shard == 0 else f"shard {shard}'s head row"
+        if head is None:
+            if n:
+                return self._broken(
+                    None, f"{where} is missing (deleted?) but its chain has entries up to {n}"
+                )
+            return None
+        if head[0] > n:
             return self._broken(
                 n + 1,
-                f"the trail ends at entry {n}, before the kept head's entry {kept.seq}: entries"
-                " were removed from the end and the head rolled back with them",
+                f"the chain ends at entry {n} but {where} says {head[0]}: entries were removed"
+                " from the end",
             )
-        return VerifyResult(True, n, head=self.end)
+        if head[0] == 0 and n:
+            return self._broken(1, f"{where} was reset but its chain has entries up to {n}")
+        if head[0] < n:
+            return self._broken(
+                head[0] + 1,
+                f"entries up to {n} come after {where} (entry {head[0]}): the head was rolled"
+                " back, or they were added behind its back",
+            )
+        if head[1] != last:
+            if not n:
+                return self._broken(None, f"the chain is empty but {where} names an entry hash")
+            return self._broken(
+                n, f"entry {n} does not match {where}'s hash: it (or the head) was rewritten"
+            )
+        return None
+
+
+class _TreeCheck:
+    """`verify`'s second half: the tree recomputed from the entries, leaf by leaf, against the
+    stored leaves, subtree roots, tree row and signed heads, and a kept tree head."""
+
+    def __init__(self, tx: Transaction, tree: TreeState, checked: int) -> None:
+        self.tx = tx
+        self.tree = tree
+        self.checked = checked
+
+    def _broken(self, at: int | None, problem: str) -> VerifyResult:
+        return VerifyResult(False, self.checked, at, problem)
+
+    def run(self, sealed: int, kept: TreeHead | None) -> VerifyResult | None:
+        tx, tree = self.tx, self.tree
+        if sealed != tree.size:
+            row = tx.one(
+                "SELECT a.seq FROM audit a LEFT JOIN audit_leaves l ON l.seq = a.seq"
+                " WHERE a.seq <= ? AND l.seq IS NULL ORDER BY a.seq LIMIT 1",
+                (tree.sealed_seq,),
+            )
+            if row is not None:
+                return self._broken(
+                    int(row[0]),
+                    f"entry {row[0]} was sealed (the tree holds up to entry {tree.sealed_seq})"
+                    " but is not in the tree: its leaf was removed, or the entry put in later",
+                )
+        nodes = {
+            (int(r[0]), int(r[1])): str(r[2])
+            for r in tx.all("SELECT level, idx, hash FROM audit_nodes")
+        }
+        checkpoints: dict[int, list[tuple[str, str]]] = {}
+        for r in tx.all("SELECT size, root FROM audit_tree_heads"):
+            checkpoints.setdefault(int(r[0]), []).append(
+                (f"the signed tree head of {r[0]} leaves", str(r[1]))
+            )
+        if kept is not None:
+            checkpoints.setdefault(kept.size, []).append(
+                (f"the kept tree head of {kept.size} leaves", kept.root)
+            )
+        beyond = [s for s in checkpoints if s > tree.size]
+        if beyond:
+            what = checkpoints[max(beyond)][0][0]
+            return self._broken(
+                None,
+                f"the tree holds {tree.size} leaves, fewer than {what}: entries were removed"
+                " and the tree cut back with them",
+            )
+        bad_nodes: list[tuple[int, int]] = []
+
+        def compare(level: int, index: int, digest: bytes) -> None:
+            # A stored root only saves a proof work (one missing is hashed from its leaves);
+            # one that is wrong would make the proofs built with it fail.
+            stored = nodes.pop((level, index), None) if level >= NODE_LEVEL else None
+            if stored is not None and stored != digest.hex():
+                bad_nodes.append((level, index))
+
+        frontier = Frontier.empty()
+        if (broken := self._at(0, frontier, checkpoints)) is not None:
+            return broken
+        last_seq = 0
+        while True:
+            rows = tx.all(
+                "SELECT l.leaf, l.seq, a.hash FROM audit_leaves l LEFT JOIN audit a"
+                " ON a.seq = l.seq WHERE l.leaf >= ? ORDER BY l.leaf LIMIT 5000",
+                (frontier.size,),
+            )
+            if not rows:
+                break
+            chunk: list[bytes] = []
+            for leaf, seq, digest in rows:
+                expected = frontier.size + len(chunk)
+                if int(leaf) != expected:
+                    return self._broken(None, f"leaf {expected} of the tree is missing")
+                if int(seq) <= last_seq or int(seq) > tree.sealed_seq:
+                    return self._broken(
+                        int(seq), f"leaf {leaf} (entry {seq}) is out of order or was added"
+                    )
+                if digest is None:
+                    return self._broken(
+                        int(seq), f"leaf {leaf} is entry {seq}, which is not in the trail"
+                    )
+                last_seq = int(seq)
+                chunk.append(leaf_of(str(digest)))
+                if expected + 1 in checkpoints or expected + 1 == tree.size:
+                    frontier = frontier.extend(chunk, on_node=compare)
+                    chunk = []
+                    if (broken := self._at(frontier.size, frontier, checkpoints)) is not None:
+                        return broken
+            frontier = frontier.extend(chunk, on_node=compare)
+            if bad_nodes:
+                level, index = bad_nodes[0]
+                return self._broken(
+                    None,
+                    f"the stored root of leaves {index << level} to {((index + 1) << level) - 1}"
+                    " is not the one their entries give: proofs built with it would fail",
+                )
+        if frontier.size != tree.size:
+            return self._broken(
+                None,
+                f"the tree row says {tree.size} leaves but {frontier.size} are stored: leaves"
+                " were removed or added",
+            )
+        if frontier.hashes != tree.frontier.hashes:
+            return self._broken(None, "the tree row's root is not the one its leaves give")
+        if nodes:
+            level, index = min(nodes)
+            return self._broken(None, f"a stored subtree root ({level}, {index}) has no leaves")
+        return None
+
+    def _at(
+        self, size: int, frontier: Frontier, checkpoints: Mapping[int, list[tuple[str, str]]]
+    ) -> VerifyResult | None:
+        root = frontier.root().hex()
+        for what, expected in checkpoints.get(size, ()):
+            if expected != root:
+                return self._broken(
+                    None,
+                    f"{what} has root {expected[:12]}..., but the entries give {root[:12]}...:"
+                    f" the trail was rewritten within the tree's first {size} leaves",
+                )
+        return None

@@ -57,10 +57,12 @@ def _ensure_table(tx: object) -> None:
     )
 
 
-def migrate(db: Database) -> list[Migration]:
-    """Bring the schema up to date; returns the migrations applied now."""
+def migrate(db: Database, *, upto: int | None = None) -> list[Migration]:
+    """Bring the schema up to date (or to version `upto`); returns the migrations applied now."""
     applied: list[Migration] = []
     for migration in available(db.dialect):
+        if upto is not None and migration.version > upto:
+            break
         with db.write() as tx:
             _ensure_table(tx)
             if db.dialect == "postgresql":

@@ -13,7 +13,6 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from regionlock.console import web
-from regionlock.signing.audit_head import audit_head_claims, sign_audit_head
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -76,8 +75,8 @@ def audit(request: Request) -> Response:
 
 @router.get("/audit/verify")
 async def verify(request: Request) -> Response:
-    """Check the whole chain and its head row, as `regionlock audit verify` does; when it
-    holds, the head signed by the service's key, to keep outside the database."""
+    """Check every chain, its head row and the tree, as `regionlock audit verify` does; when
+    it holds, the tree's head signed by the service's key, to keep outside the database."""
     signed_in = web.signed_in(request)
     if isinstance(signed_in, Response):
         return signed_in
@@ -88,12 +87,12 @@ async def verify(request: Request) -> Response:
         if not result.ok or result.head is None:
             where = f" at entry {result.first_broken}" if result.first_broken else ""
             return False, f"Broken{where}: {result.problem}", None
-        head = result.head
-        now = datetime.now(UTC)
-        token = sign_audit_head(
-            audit_head_claims(head.seq, head.hash, head.at, now), state.stores.keys.keyring(now)
+        head = state.audit_tree.head()
+        said = (
+            f"Intact: {result.checked:,} entries, the last one {result.head.seq:,}; the signed"
+            f" tree holds {head.size:,}."
         )
-        return True, f"Intact: {result.checked:,} entries, the last one {head.seq:,}.", token
+        return True, said, head.token
 
     ok, said, token = await run_in_threadpool(check)
     return web.page(
