@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from databases import database_url
 from storage_fixtures import open_store
 
 from regionlock.storage import Database
@@ -18,3 +19,12 @@ from regionlock.storage import Database
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     yield from open_store(request.param, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """An empty store with no schema: for a test that migrates it in steps itself."""
+    with database_url(request.param, tmp_path, migrated=False) as url:
+        db = Database(url)
+        yield db
+        db.close()

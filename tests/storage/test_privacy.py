@@ -31,6 +31,7 @@ from regionlock.signing.appeal import AppealRequest, sign_appeal
 from regionlock.signing.erasure import ERASURE_RECEIPT_TYP, verify_erasure_receipt
 from regionlock.storage import Database, Stores
 from regionlock.storage.analytics import AnalyticsSource
+from regionlock.storage.checkins import partitions
 from regionlock.storage.db import epoch_ms
 from regionlock.storage.privacy import SqlPrivacyStore, device_digest
 
@@ -290,6 +291,37 @@ def test_retention_deletes_old_checkins_once_and_keeps_the_days_the_policy_reads
     assert len(stores.audit.entries()) == entries and stores.audit.verify().ok
     with pytest.raises(InvalidInput):
         privacy.run_retention(days=0, now=now)
+
+
+def test_retention_drops_months_whole_on_postgresql_and_rows_on_sqlite(
+    world: tuple[Stores, Fleet, CheckinService], db: Database
+) -> None:
+    """The same check-ins, the same retention, the same result on both stores; PostgreSQL
+    gets there by folding and then dropping the months wholly past the cutoff."""
+    stores, _, _ = world
+    made = stores.checkins.prepare_partitions(T0)  # November 2026 to January 2027
+    _run(world)
+    privacy = Privacy.of(stores)
+    entries = len(stores.audit.entries())
+    now = T0 + timedelta(days=60)  # cutoff 30 days back: 27 December
+    report = privacy.run_retention(days=30, now=now, chunk=4)
+    assert report.deleted == 9
+    assert [len(privacy.export(imei(i), now=now)["checkins"]) for i in (1, 2, 3)] == [0, 0, 0]
+    assert len(stores.audit.entries()) == entries and stores.audit.verify().ok
+    if db.dialect == "postgresql":
+        assert made == ["checkins_y2026m11", "checkins_y2026m12", "checkins_y2027m01"]
+        with db.read() as tx:
+            left = [p.name for p in partitions(tx)]
+        # November went whole (and the empty legacy partition, all of it before 1970);
+        # December ends after the cutoff and stays.
+        assert left == [
+            "checkins_y2026m12",
+            "checkins_y2027m01",
+            "checkins_default",
+        ]
+    else:
+        assert made == []
+    assert privacy.run_retention(days=30, now=now).deleted == 0
 
 
 def test_the_daily_retention_runs_once_a_day_whatever_the_processes(

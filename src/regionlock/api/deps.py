@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ from regionlock.services.webhooks import Webhooks
 from regionlock.settings import Settings
 from regionlock.storage import Stores, open_stores
 from regionlock.storage.apikeys import ApiKey, Role
+
+log = logging.getLogger(__name__)
 
 
 class Unauthorized(RegionlockError):
@@ -170,12 +173,20 @@ class State:
             days=settings.retention_days,
             owner=runner_owner(),
             clock=self.clock.now,
-            before=lambda now, stopping: overview.snapshot_missing(now, stopping=stopping),
+            before=lambda now, stopping: self._daily(overview, now, stopping),
         ).start()
         # Seals the audit trail's settled entries into its Merkle tree every second and signs a
         # tree head every minute; any node may, one at a time (docs/audit.md).
         self.audit_tree = AuditTree.of(self.stores)
         self.audit_sealer = AuditSealer(self.audit_tree).start()
+
+    def _daily(self, overview: Overview, now: datetime, stopping: Callable[[], bool]) -> None:
+        """What the retention runner does before retention at every wake-up: PostgreSQL's
+        check-in partitions for this month and the next two, then the overview's snapshots."""
+        made = self.stores.checkins.prepare_partitions(now)
+        if made:
+            log.info("check-in partitions made: %s", ", ".join(made))
+        overview.snapshot_missing(now, stopping=stopping)
 
     def close(self) -> None:
         self.audit_sealer.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from regionlock.domain.errors import InvalidInput, NotFound
+from regionlock.domain.errors import NotFound
 from regionlock.signing.audit_head import sign_audit_head, tree_head_claims
 from regionlock.storage import Stores
 from regionlock.storage.audit import AuditStore, InclusionProof, TreeHead, TreeState
@@ -109,8 +109,9 @@ class AuditTree:
         `old_size`: RFC 9162's proof and the later head."""
         head = self.head() if new_size is None else self._head_of(new_size)
         if not 0 <= old_size <= head.size:
-            raise InvalidInput(
-                f"a tree of {old_size} leaves cannot be extended by one of {head.size}"
+            raise NoSuchTree(
+                f"a tree of {old_size} leaves cannot be extended by one of {head.size}: the log"
+                " never held that many"
             )
         if old_size in (0, head.size):
             return [], head  # RFC 9162 2.1.4: nothing to prove

@@ -20,7 +20,7 @@ import base64
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -40,8 +40,8 @@ from regionlock.signing.erasure import erasure_receipt_claims, sign_erasure_rece
 from regionlock.storage import AuditStore, DeviceStore, KeyStore, PolicyStore, Stores, Transactions
 from regionlock.storage.analytics import AnalyticsSource
 from regionlock.storage.audit import ERASE_ACTION
-from regionlock.storage.db import epoch_ms
-from regionlock.storage.privacy import PrivacyStore, Tombstone, device_digest
+from regionlock.storage.db import Transaction, epoch_ms
+from regionlock.storage.privacy import OldCheckin, PrivacyStore, Tombstone, device_digest
 
 log = logging.getLogger(__name__)
 
@@ -229,33 +229,55 @@ class Privacy:
         cutoff = now - timedelta(days=days)
         oldest = self._presence_kept_from(now.astimezone(UTC).date())
         deleted = folded = 0
+        # PostgreSQL: months wholly past the cutoff are folded and then dropped whole.
+        for part in self.privacy.expired_partitions(epoch_ms(cutoff)):
+            after = n = 0
+            while True:
+                with self.db.write() as tx:
+                    rows = self.privacy.old_checkins(
+                        tx, epoch_ms(cutoff), chunk, partition=part.name, after=after
+                    )
+                    if not rows:
+                        self.privacy.drop_partition(tx, part.name)
+                        break
+                    folded += self._fold(tx, rows, oldest)
+                after, n = rows[-1].id, n + len(rows)
+                if progress is not None:
+                    progress(len(rows))
+            deleted += n
+        # The rest, and SQLite: row by row.
         while True:
             with self.db.write() as tx:
                 rows = self.privacy.old_checkins(tx, epoch_ms(cutoff), chunk)
                 if not rows:
                     break
-                days_of: dict[str, dict[date, frozenset[str]]] = {}
-                for r in rows:
-                    day = datetime.fromtimestamp(r.at / 1000, UTC).date()
-                    codes = checkin_presence(r.country, r.subdivision, r.candidates, r.flags)
-                    if codes and day >= oldest:
-                        seen = days_of.setdefault(r.device_id, {})
-                        seen[day] = seen.get(day, frozenset()) | codes
-                if days_of:
-                    updates: list[tuple[str, int, DeviceState]] = []
-                    for dev, (state, version) in self.devices.lock_states(
-                        tx, list(days_of)
-                    ).items():
-                        new = state.fold_presence(days_of[dev], oldest)
-                        if new is not state:
-                            updates.append((dev, version, new))
-                    self.devices.save_states(tx, updates)
-                    folded += len(updates)
+                folded += self._fold(tx, rows, oldest)
                 n = self.privacy.delete_checkins(tx, [r.id for r in rows])
             deleted += n
             if progress is not None:
                 progress(n)
         return RetentionReport(cutoff, deleted, folded)
+
+    def _fold(self, tx: Transaction, rows: Sequence[OldCheckin], oldest: date) -> int:
+        """Fold the days of presence of old check-ins into their devices' states (before the
+        rows go); how many states changed. Folding the same rows twice changes nothing, so a
+        run killed between a fold and its delete or drop is safe to run again."""
+        days_of: dict[str, dict[date, frozenset[str]]] = {}
+        for r in rows:
+            day = datetime.fromtimestamp(r.at / 1000, UTC).date()
+            codes = checkin_presence(r.country, r.subdivision, r.candidates, r.flags)
+            if codes and day >= oldest:
+                seen = days_of.setdefault(r.device_id, {})
+                seen[day] = seen.get(day, frozenset()) | codes
+        if not days_of:
+            return 0
+        updates: list[tuple[str, int, DeviceState]] = []
+        for dev, (state, version) in self.devices.lock_states(tx, list(days_of)).items():
+            new = state.fold_presence(days_of[dev], oldest)
+            if new is not state:
+                updates.append((dev, version, new))
+        self.devices.save_states(tx, updates)
+        return len(updates)
 
     def run_retention_if_due(
         self,

@@ -9,6 +9,7 @@ batch can set a replay aside before writing; `recent` returns a device's check-i
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +86,56 @@ class CheckinStore(Protocol):
         """A device's check-ins, newest first."""
         ...
 
+    def prepare_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
+        """Make sure the month of `now` and the next `months_ahead` have their partitions
+        (PostgreSQL; nothing on SQLite); the partitions made now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """A partition of PostgreSQL's check-in history: rows with `start` <= at < `end` (epoch
+    ms; None: unbounded), or every row no other partition takes (`default`)."""
+
+    name: str
+    start: int | None
+    end: int | None
+    default: bool = False
+
+
+_BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'?-?\d+'?)\) TO \((MAXVALUE|'?-?\d+'?)\)")
+PARTITION_NAME = re.compile(r"checkins_[a-z0-9_]+")
+
+
+def _bound(text: str) -> int | None:
+    return None if text.endswith("VALUE") else int(text.strip("'"))
+
+
+def partitions(tx: Transaction) -> list[Partition]:
+    """The partitions of the check-in history, by start (none on SQLite)."""
+    if tx.dialect != "postgresql":
+        return []
+    rows = tx.all(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'checkins'::regclass"
+    )
+    out = []
+    for name, bound in rows:
+        if bound == "DEFAULT":
+            out.append(Partition(str(name), None, None, default=True))
+            continue
+        m = _BOUND.fullmatch(str(bound))
+        if m is None:
+            raise ValueError(f"check-in partition {name}: unexpected bound {bound!r}")
+        out.append(Partition(str(name), _bound(m.group(1)), _bound(m.group(2))))
+    return sorted(out, key=lambda p: (p.default, p.start if p.start is not None else -(2**63)))
+
+
+def month_start(year: int, month: int) -> int:
+    """The first millisecond of a UTC month (month may run past 12)."""
+    year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+    return epoch_ms(datetime(year, month, 1, tzinfo=UTC))
+
 
 class SqlCheckinStore:
     def __init__(self, db: Database) -> None:
@@ -120,6 +171,55 @@ class SqlCheckinStore:
             )
             found.update((str(r[0]), str(r[1])) for r in rows)
         return found
+
+    def prepare_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
+        if self.db.dialect != "postgresql":
+            return []
+        made: list[str] = []
+        now = now.astimezone(UTC)
+        for ahead in range(months_ahead + 1):
+            start = month_start(now.year, now.month + ahead)
+            end = month_start(now.year, now.month + ahead + 1)
+            with self.db.write() as tx:
+                # One preparer at a time (each service process runs one), until commit.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('regionlock checkins partitions'))"
+                )
+                held = [p for p in partitions(tx) if not p.default]
+                # The month, less what other partitions cover (the legacy one ends at its
+                # newest row, wherever that falls in a month).
+                lo, hi = start, end
+                for p in held:
+                    p_start = p.start if p.start is not None else -(2**63)
+                    p_end = p.end if p.end is not None else 2**63
+                    if p_start <= lo < p_end:
+                        lo = p_end
+                    elif lo < p_start < hi:
+                        hi = p_start
+                if lo >= hi:
+                    continue
+                clash = tx.one(
+                    "SELECT 1 FROM checkins_default WHERE at >= ? AND at < ? LIMIT 1", (lo, hi)
+                )
+                if clash is not None:
+                    # Rows of that month are in the default partition already (a clock that ran
+                    # ahead): they stay there, and retention deletes them row by row.
+                    continue
+                name = "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime("y%Ym%m")
+                if lo != start:
+                    name += f"_from{lo}"
+                # Made apart and then attached: attaching locks the parent less than
+                # CREATE ... PARTITION OF would (check-ins go on meanwhile).
+                tx.execute(f"CREATE TABLE {name} (LIKE checkins INCLUDING DEFAULTS)")
+                tx.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id)")
+                tx.execute(f"ALTER TABLE {name} ADD UNIQUE (device_id, nonce)")
+                tx.execute(f"ALTER TABLE {name} ADD CHECK (at >= {int(lo)} AND at < {int(hi)})")
+                tx.execute(
+                    f"ALTER TABLE checkins ATTACH PARTITION {name}"
+                    f" FOR VALUES FROM ({int(lo)}) TO ({int(hi)})"
+                )
+                made.append(name)
+        return made
 
     def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.db.read() as tx:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from regionlock.domain.decision import split_candidates
+from regionlock.storage.checkins import PARTITION_NAME, Partition, partitions
 from regionlock.storage.db import Database, Transaction
 
 # What a queued webhook body naming an erased device becomes.
@@ -88,8 +89,26 @@ class PrivacyStore(Protocol):
         """Make deleted rows unrecoverable from the database files as far as the backend can."""
         ...
 
-    def old_checkins(self, tx: Transaction, before: int, limit: int) -> list[OldCheckin]:
-        """Check-ins older than `before` (UTC epoch ms), lowest id first."""
+    def old_checkins(
+        self,
+        tx: Transaction,
+        before: int,
+        limit: int,
+        *,
+        partition: str | None = None,
+        after: int = 0,
+    ) -> list[OldCheckin]:
+        """Check-ins older than `before` (UTC epoch ms) with an id above `after`, lowest id
+        first; only those of one partition of the history if given (PostgreSQL)."""
+        ...
+
+    def expired_partitions(self, before: int) -> list[Partition]:
+        """The partitions of the check-in history (PostgreSQL: one a month) whose every row
+        is older than `before`; none on SQLite."""
+        ...
+
+    def drop_partition(self, tx: Transaction, name: str) -> None:
+        """Detach and drop one partition of the check-in history, with its rows."""
         ...
 
     def count_old_checkins(self, before: int) -> int:
@@ -249,11 +268,20 @@ class SqlPrivacyStore:
     def scrub(self, tables: Sequence[str]) -> None:
         self.db.scrub(tables)
 
-    def old_checkins(self, tx: Transaction, before: int, limit: int) -> list[OldCheckin]:
+    def old_checkins(
+        self,
+        tx: Transaction,
+        before: int,
+        limit: int,
+        *,
+        partition: str | None = None,
+        after: int = 0,
+    ) -> list[OldCheckin]:
+        table = "checkins" if partition is None else _partition_name(partition)
         rows = tx.all(
             "SELECT id, device_id, at, country, subdivision, subdivision_candidates, flags"
-            " FROM checkins WHERE at < ? ORDER BY id LIMIT ?",
-            (before, limit),
+            f" FROM {table} WHERE at < ? AND id > ? ORDER BY id LIMIT ?",
+            (before, after, limit),
         )
         return [
             OldCheckin(
@@ -267,6 +295,16 @@ class SqlPrivacyStore:
             )
             for r in rows
         ]
+
+    def expired_partitions(self, before: int) -> list[Partition]:
+        with self.db.read() as tx:
+            found = partitions(tx)
+        return [p for p in found if not p.default and p.end is not None and p.end <= before]
+
+    def drop_partition(self, tx: Transaction, name: str) -> None:
+        # DETACH locks the parent for a moment (no scan): check-ins wait that long, monthly.
+        tx.execute(f"ALTER TABLE checkins DETACH PARTITION {_partition_name(name)}")
+        tx.execute(f"DROP TABLE {_partition_name(name)}")
 
     def count_old_checkins(self, before: int) -> int:
         with self.db.read() as tx:
@@ -301,3 +339,10 @@ class SqlPrivacyStore:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def _partition_name(name: str) -> str:
+    """`name` if it can only be a partition of the check-in history (it goes into SQL text)."""
+    if not PARTITION_NAME.fullmatch(name):
+        raise ValueError(f"not a check-in partition: {name!r}")
+    return name

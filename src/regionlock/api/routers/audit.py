@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from regionlock.api.deps import StateDep, TextQuery, Viewer
 from regionlock.api.problems import AS_VIEWER, responses
-from regionlock.domain.errors import InvalidInput, NotFound
+from regionlock.domain.errors import NotFound
 from regionlock.storage.audit import TreeHead
 
 _SIZE = Query(ge=1, le=2**53 - 1)
@@ -74,7 +74,7 @@ async def inclusion_proof(
     }
 
 
-@api.get("/consistency", responses=AS_VIEWER | responses(NotFound, InvalidInput))
+@api.get("/consistency", responses=AS_VIEWER | responses(NotFound))
 async def consistency_proof(
     state: StateDep,
     _: Viewer,
