@@ -29,7 +29,6 @@ from regionlock.signing.audit_head import TREE_HEAD_VERSION, verify_audit_head
 from regionlock.storage import DEFAULT_URL, Database, Stores, open_stores
 from regionlock.storage.apikeys import Role
 from regionlock.storage.audit import AuditEntry, AuditHead, TreeHead, VerifyResult, leaf_of
-from regionlock.storage.checkins import SqlCheckinStore
 from regionlock.storage.migrate import available, migrate
 
 db_option = click.option(
@@ -71,7 +70,7 @@ def migrate_cmd(db_url: str) -> None:
         done = migrate(db)
         # PostgreSQL's check-in history: this month's partition and the next two's (the
         # service keeps them coming; docs/operating.md).
-        made = SqlCheckinStore(db).prepare_partitions(datetime.now(UTC))
+        made = Stores.on(db).checkins.prepare_partitions(datetime.now(UTC))
     finally:
         db.close()
     latest = len(available(db.dialect))
