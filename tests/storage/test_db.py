@@ -30,7 +30,7 @@ def test_a_sqlite_write_holds_the_writer_file_lock_and_only_then(tmp_path: Path)
     lock = tmp_path / "w.db-writer"
     assert _lock_is_free(lock)
     with db.write() as tx:
-        tx.execute("UPDATE audit_head SET seq = seq WHERE one = 1")
+        tx.execute("UPDATE audit_shards SET seq = seq WHERE shard = 0")
         assert not _lock_is_free(lock)  # another process would wait here, woken at COMMIT
     assert _lock_is_free(lock)
     with pytest.raises(RuntimeError), db.write():
@@ -44,9 +44,9 @@ def _bump(url: str, n: int) -> None:
     db = Database(url)
     for _ in range(n):
         with db.write() as tx:
-            row = tx.one("SELECT seq FROM audit_head WHERE one = 1")
+            row = tx.one("SELECT seq FROM audit_shards WHERE shard = 0")
             assert row is not None
-            tx.execute("UPDATE audit_head SET seq = ? WHERE one = 1", (int(row[0]) + 1,))
+            tx.execute("UPDATE audit_shards SET seq = ? WHERE shard = 0", (int(row[0]) + 1,))
     db.close()
 
 
@@ -62,14 +62,14 @@ def test_writers_in_several_processes_lose_no_update(tmp_path: Path) -> None:
         w.join(60)
         assert w.exitcode == 0
     with db.read() as tx:
-        assert tx.one("SELECT seq FROM audit_head WHERE one = 1") == (450,)
+        assert tx.one("SELECT seq FROM audit_shards WHERE shard = 0") == (450,)
     db.close()
 
 
 def _bump_many(db: Database, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         with db.write() as tx:
-            tx.execute("UPDATE audit_head SET seq = ? WHERE one = 1", (i,))
+            tx.execute("UPDATE audit_shards SET seq = ? WHERE shard = 0", (i,))
 
 
 def test_no_commit_checkpoints_and_a_thread_of_its_own_does(
@@ -105,7 +105,7 @@ def test_no_commit_checkpoints_and_a_thread_of_its_own_does(
         time.sleep(0.05)
     assert digest() != before
     with db.read() as tx:
-        assert tx.one("SELECT seq FROM audit_head WHERE one = 1") == (11_499,)
+        assert tx.one("SELECT seq FROM audit_shards WHERE shard = 0") == (11_499,)
     db.close()
 
 
@@ -131,5 +131,5 @@ def test_a_writer_stuck_in_another_process_makes_a_clear_error_not_a_hang(
     assert 0.3 <= time.monotonic() - started < 5
     os.close(holder)  # gone: the next write goes through
     with db.write() as tx:
-        tx.execute("UPDATE audit_head SET seq = 7 WHERE one = 1")
+        tx.execute("UPDATE audit_shards SET seq = 7 WHERE shard = 0")
     db.close()
