@@ -51,6 +51,11 @@ def test_checkins_refusals_latency_and_the_stores_gauges(client: TestClient) -> 
     assert imei(1) not in text  # a route's template, never a device
     assert value(text, "regionlock_checkin_group_size_count") == 3  # each went on its own
     assert value(text, "regionlock_webhook_backlog") == 1
+    # The fan-out sealed the trail: every entry so far is in the tree, under a fresh head.
+    entries = len(state.stores.audit.entries(limit=5000))
+    assert value(text, "regionlock_audit_sealed_entries") == entries > 0
+    assert value(text, "regionlock_audit_unsealed_entries") == 0
+    assert 0 <= value(text, "regionlock_audit_head_age_seconds") < 60
 
 
 def test_metrics_may_be_served_to_any_scraper(db_url: str, locator: Locator) -> None:

@@ -2,7 +2,8 @@
 
 What each node counts as it serves (check-ins by verdict and by problem type, request
 latency by route, check-in groups and the queue's depth, store errors), and what the store
-says when scraped (the webhook backlog, the running campaigns' pending targets).
+says when scraped (the webhook backlog, the running campaigns' pending targets, the audit
+tree's sealed and unsealed entries and the age of its newest signed head).
 
 With several worker processes (`regionlock serve --workers N`), every worker writes its
 counts to files in `PROMETHEUS_MULTIPROC_DIR` (the serve command makes one) and a scrape of
@@ -99,9 +100,10 @@ class Metrics:
 class StoreGauges(Collector):
     """Read from the store at each scrape (the same from any node)."""
 
-    def __init__(self, backlog: Any, campaigns: Any) -> None:
+    def __init__(self, backlog: Any, campaigns: Any, audit: Any = None) -> None:
         self.backlog = backlog  # () -> int
         self.campaigns = campaigns  # () -> list[(id, state, pending, targets)]
+        self.audit = audit  # () -> (sealed, unsealed, newest signed head's age in s or None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily(
@@ -124,6 +126,25 @@ class StoreGauges(Collector):
             targets.add_metric([campaign_id, state], total)
         yield pending
         yield targets
+        if self.audit is None:
+            return
+        sealed, unsealed, head_age = self.audit()
+        yield GaugeMetricFamily(
+            "regionlock_audit_sealed_entries",
+            "Audit entries in the signed Merkle tree (docs/audit.md).",
+            value=sealed,
+        )
+        yield GaugeMetricFamily(
+            "regionlock_audit_unsealed_entries",
+            "Audit entries not sealed into the tree yet: grows if no node seals.",
+            value=unsealed,
+        )
+        if head_age is not None:
+            yield GaugeMetricFamily(
+                "regionlock_audit_head_age_seconds",
+                "Age of the newest signed tree head: grows if no node signs.",
+                value=head_age,
+            )
 
 
 class Timing:

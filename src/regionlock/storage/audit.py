@@ -350,6 +350,10 @@ class AuditStore(Protocol):
         """The tree as last sealed."""
         ...
 
+    def unsealed(self) -> int:
+        """How many entries are not in the tree yet (the sealer's lag)."""
+        ...
+
     def add_tree_head(self, tx: Transaction, head: TreeHead) -> None:
         """Keep a signed head of the tree; none if one of that size is kept (another node
         signed the same tree: same size, same root)."""
@@ -565,6 +569,13 @@ class SqlAuditStore:
     def tree(self) -> TreeState:
         with self.db.read() as tx:
             return _tree(tx, "")
+
+    def unsealed(self) -> int:
+        with self.db.read() as tx:
+            row = tx.one(
+                "SELECT COUNT(*) FROM audit WHERE seq > (SELECT sealed_seq FROM audit_tree)"
+            )
+        return int(row[0]) if row is not None else 0
 
     def add_tree_head(self, tx: Transaction, head: TreeHead) -> None:
         if head.token is None or head.signed_at is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -51,7 +52,15 @@ def _metrics(state: State) -> Response:
             if c.state in LIVE
         ]
 
-    body, media_type = state.metrics.render(StoreGauges(state.stores.webhooks.backlog, campaigns))
+    def audit() -> tuple[int, int, float | None]:
+        audit = state.stores.audit
+        heads = audit.tree_heads(limit=1)
+        signed = heads[0].signed_at if heads else None
+        age = None if signed is None else max(0.0, time.time() - signed / 1000)
+        return audit.tree().size, audit.unsealed(), age
+
+    gauges = StoreGauges(state.stores.webhooks.backlog, campaigns, audit)
+    body, media_type = state.metrics.render(gauges)
     return Response(body, media_type=media_type)
 
 
