@@ -222,3 +222,87 @@ def test_range_roots_are_built_from_perfect_subtrees_only() -> None:
         merkle.range_root(3, 3, perfect)
     with pytest.raises(ValueError):
         merkle.split(1)
+
+
+# -- Found by mutation testing (docs/test-quality.md, "domain/merkle.py") ----------------------
+# Each test below failed on a mutant of merkle.py that the tests above let live.
+
+Z = H(b"")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: merkle.split(1), "no split of 1 leaves"),
+        (lambda: merkle.range_root(3, 3, lambda lv, ix: Z), "no leaves from 3 to 3"),
+        (lambda: Frontier.from_json(-1, ["00" * 32]), "a tree size is a natural number, not -1"),
+        (lambda: Frontier.from_json(3, ["00" * 32]), "a tree of 3 leaves has 2 subtree roots"),
+        (lambda: Frontier.from_json(1, ["zz" * 32]), "subtree roots are hex: "),
+        (lambda: Frontier.from_json(1, ["00" * 31]), "subtree roots are 32 bytes"),
+        (
+            lambda: merkle.inclusion_proof(2, 2, lambda lv, ix: Z),
+            "leaf 2 is not in a tree of 2 leaves",
+        ),
+        (
+            lambda: merkle.consistency_proof(3, 2, lambda lv, ix: Z),
+            "no consistency proof from 3 to 2 leaves",
+        ),
+        (lambda: merkle.verify_inclusion(0, 2, b"x", [Z], Z), "every hash of a proof is 32 bytes"),
+        (lambda: merkle.verify_inclusion(3, 3, Z, [Z], Z), "leaf 3 is not in a tree of 3 leaves"),
+        (
+            lambda: merkle.verify_inclusion(0, 2, Z, [Z, Z], Z),
+            "the inclusion proof is longer than the tree is deep",
+        ),
+        (
+            lambda: merkle.verify_inclusion(0, 4, Z, [Z], Z),
+            "the inclusion proof is shorter than the tree is deep",
+        ),
+        (
+            lambda: merkle.verify_consistency(3, 2, Z, Z, [Z]),
+            "a tree of 3 leaves is not before one of 2",
+        ),
+        (
+            lambda: merkle.verify_consistency(2, 2, Z, Z, [Z]),
+            "equal trees are consistent with an empty proof only",
+        ),
+        (
+            lambda: merkle.verify_consistency(0, 2, Z, Z, [Z]),
+            "the empty tree is consistent with an empty proof only",
+        ),
+        (
+            lambda: merkle.verify_consistency(1, 2, Z, Z, []),
+            "a consistency proof between different trees is not empty",
+        ),
+        (
+            lambda: merkle.verify_consistency(1, 2, Z, Z, [Z, Z]),
+            "the consistency proof is longer than the tree is deep",
+        ),
+        (
+            lambda: merkle.verify_consistency(3, 8, Z, Z, [Z]),
+            "the consistency proof is shorter than the tree is deep",
+        ),
+        # Either root not 32 bytes: refused as garbage, not answered False.
+        (lambda: merkle.verify_consistency(1, 2, b"x", Z, [Z]), "every hash of a proof is 32"),
+        (lambda: merkle.verify_consistency(1, 2, Z, b"x", [Z]), "every hash of a proof is 32"),
+    ],
+)
+def test_each_refusal_says_what_is_wrong(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(info.value).startswith(message)
+
+
+def test_a_frontier_whose_roots_do_not_match_its_size_cannot_grow() -> None:
+    """Made by hand with too few roots, it would otherwise drop a subtree without a word."""
+    with pytest.raises(ValueError):
+        Frontier(3, (Z,)).extend([Z])
+
+
+def test_only_the_empty_tree_is_extended_by_every_tree_with_no_proof() -> None:
+    d = entries(6)
+    perfect = perfect_of(d)
+    for old in range(1, 6):
+        proof = merkle.consistency_proof(old, 6, perfect)
+        assert proof  # a real proof between different trees
+        assert merkle.verify_consistency(old, 6, mth(d[:old]), mth(d), proof)
+        assert not merkle.verify_consistency(old, 6, mth(d[: old + 1]), mth(d), proof)
