@@ -34,7 +34,13 @@ from regionlock.storage.audit import NewEntry, SqlAuditStore
 from regionlock.storage.migrate import migrate
 
 
-def _writer(url: str, one_row: bool, seconds: float, group: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _writer(
+    url: str,
+    one_row: bool,
+    seconds: float,
+    group: int,
+    out: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
     db = Database(url)
     audit = SqlAuditStore(db)
     entries = [

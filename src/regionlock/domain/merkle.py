@@ -8,6 +8,12 @@ its perfect subtrees through a callback, `perfect(level, index)`: the root of le
 them in its store (storage/audit.py) and hashes the rest from leaves.
 
 Leaves here are leaf *hashes* (`leaf_hash` of the data), as the RFC's algorithms take them.
+
+A proof binds a tree size to a root only through the tree head that signs both: the verification
+algorithms of 2.1.3.2 and 2.1.4.2 take the size and the root as given, and the same hashes can
+satisfy another size whose tree has the same shape along the proven path (a proof for leaf 0 of
+5 leaves also passes as one for leaf 0 of 6 leaves *with the 5-leaf root*). So check proofs only
+against a (size, root) pair taken together from one signed tree head.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 Perfect = Callable[[int, int], bytes]
 
 HASH_SIZE = 32
+_HEX_DIGITS = frozenset("0123456789abcdef")
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({}) = HASH() (2.1.1)
 
 
@@ -80,6 +87,7 @@ class Frontier:
 
     @classmethod
     def empty(cls) -> Frontier:
+        """The frontier of the tree of no leaves."""
         return cls(0, ())
 
     def extend(
@@ -87,8 +95,10 @@ class Frontier:
         leaf_hashes: Iterable[bytes],
         on_node: Callable[[int, int, bytes], None] | None = None,
     ) -> Frontier:
-        """The tree with `leaf_hashes` appended. `on_node(level, index, hash)` is told of every
-        perfect subtree of level 1 or more that the appends complete."""
+        """The tree with `leaf_hashes` appended. `on_node(level, index, hash)` is told, once, of
+        every perfect subtree of level 1 or more that the appends complete: the root of leaves
+        `[index << level, (index + 1) << level)`, as `perfect` later needs it. ValueError if
+        `hashes` does not hold one root per set bit of `size`."""
         stack = list(zip(_levels(self.size), self.hashes, strict=True))
         n = self.size
         for leaf in leaf_hashes:
@@ -112,26 +122,28 @@ class Frontier:
         return digest
 
     def to_json(self) -> list[str]:
+        """The subtree roots as lowercase hex, largest first; `size` is kept beside them."""
         return [h.hex() for h in self.hashes]
 
     @classmethod
     def from_json(cls, size: int, hashes: list[str]) -> Frontier:
-        """The frontier `to_json` wrote for a tree of `size` leaves; ValueError if it cannot be."""
+        """The frontier `to_json` wrote for a tree of `size` leaves: one root per set bit of
+        `size`, each 64 lowercase hex digits (32 bytes); ValueError if it cannot be."""
         if not isinstance(size, int) or size < 0:
             raise ValueError(f"a tree size is a natural number, not {size!r}")
         if not isinstance(hashes, list) or len(hashes) != size.bit_count():
             raise ValueError(f"a tree of {size} leaves has {size.bit_count()} subtree roots")
-        try:
-            out = tuple(bytes.fromhex(h) for h in hashes)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"subtree roots are hex: {exc}") from exc
-        if any(len(h) != HASH_SIZE for h in out):
-            raise ValueError("subtree roots are 32 bytes")
-        return cls(size, out)
+        for h in hashes:
+            if not isinstance(h, str) or not _HEX_DIGITS.issuperset(h) or len(h) % 2:
+                raise ValueError(f"subtree roots are lowercase hex, not {h!r}")
+            if len(h) != 2 * HASH_SIZE:
+                raise ValueError(f"subtree roots are 32 bytes, not {len(h) // 2}")
+        return cls(size, tuple(bytes.fromhex(h) for h in hashes))
 
 
 def inclusion_proof(index: int, size: int, perfect: Perfect) -> list[bytes]:
-    """PATH(index, D[size]) (2.1.3.1): the siblings from the leaf up."""
+    """PATH(index, D[size]) (2.1.3.1): the siblings from the leaf up, each the MTH of a range
+    the RFC's recursion makes, from `perfect` subtrees that lie wholly within the tree."""
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
     path: list[bytes] = []
@@ -149,7 +161,9 @@ def inclusion_proof(index: int, size: int, perfect: Perfect) -> list[bytes]:
 
 
 def consistency_proof(old_size: int, new_size: int, perfect: Perfect) -> list[bytes]:
-    """PROOF(old_size, D[new_size]) (2.1.4.1); [] when the sizes are equal."""
+    """PROOF(old_size, D[new_size]) = SUBPROOF(old_size, D[new_size], true) (2.1.4.1), from the
+    lowest node up; [] when the sizes are equal. Asks `perfect` only for subtrees wholly within
+    the new tree."""
     if not 0 < old_size <= new_size:
         raise ProofError(f"no consistency proof from {old_size} to {new_size} leaves")
     path: list[bytes] = []
@@ -175,7 +189,8 @@ def _hashes(proof: Sequence[bytes], *more: bytes) -> None:
 
 
 def _to_odd(fn: int, sn: int) -> tuple[int, int]:
-    """Both shifted right together until `fn` is odd or 0 (2.1.3.2 step 3b, 2.1.4.2 step 6b)."""
+    """Both shifted right together until `fn` is odd or 0: the inner shift of the loops of
+    2.1.3.2 and 2.1.4.2, after a proof hash that joined on the left."""
     while fn and not fn & 1:
         fn >>= 1
         sn >>= 1
@@ -184,7 +199,9 @@ def _to_odd(fn: int, sn: int) -> tuple[int, int]:
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """The root that `proof` gives for `leaf` at `index` in a tree of `size` leaves, by the
-    verification algorithm of 2.1.3.2; ProofError if the proof has the wrong length."""
+    verification algorithm of 2.1.3.2 (without its last comparison, with the root). ProofError
+    if the proof has the wrong length for that index and size, a hash is not 32 bytes, or the
+    index is outside the tree."""
     _hashes(proof, leaf)
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
@@ -207,7 +224,9 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
 def verify_inclusion(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
 ) -> bool:
-    """Whether `proof` shows `leaf` at `index` in the tree of `size` leaves with `root`."""
+    """Whether `proof` shows `leaf` at `index` in the tree of `size` leaves with `root` (2.1.3.2).
+    False for a well-formed proof that does not check out; ProofError for one that cannot be a
+    proof for that index and size (see `root_from_inclusion`), or a root not 32 bytes."""
     _hashes((), root)
     return root_from_inclusion(index, size, leaf, proof) == root
 
@@ -216,7 +235,11 @@ def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
     """Whether `proof` shows the tree of `new_size` leaves with `new_root` extends the one of
-    `old_size` leaves with `old_root` (2.1.4.2)."""
+    `old_size` leaves with `old_root`, by the algorithm of 2.1.4.2 (for 0 < old_size < new_size;
+    the first tree is prepended when its size is a power of two). Equal sizes need an empty
+    proof and equal roots; the empty tree (size 0, EMPTY_ROOT) is extended by every tree, with an
+    empty proof. False for a well-formed proof that does not check out; ProofError for a proof
+    of the wrong length for these sizes, a hash not 32 bytes, or sizes out of order."""
     _hashes(proof, old_root, new_root)
     if not 0 <= old_size <= new_size:
         raise ProofError(f"a tree of {old_size} leaves is not before one of {new_size}")
