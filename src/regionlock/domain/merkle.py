@@ -61,8 +61,10 @@ def _is_perfect(start: int, width: int) -> bool:
 
 
 def range_root(start: int, end: int, perfect: Perfect) -> bytes:
-    """MTH(D[start:end]) for a range the RFC's recursion makes (its left parts are aligned
-    perfect subtrees), from perfect subtrees only."""
+    """MTH(D[start:end]) (2.1.1) from perfect subtrees only, split as the RFC splits: the
+    ranges its recursion makes are aligned perfect subtrees on the left and such a range on
+    the right, so `perfect(level, index)` answers them in at most one call per set bit of
+    their width. Correct for any non-empty range; ValueError for an empty one."""
     width = end - start
     if width < 1:
         raise ValueError(f"no leaves from {start} to {end}")
