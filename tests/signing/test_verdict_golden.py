@@ -8,12 +8,24 @@ the commit, and check docs/protocol.md still describes what is produced.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
-from signing_fixtures import GOLDEN_SEED, T0, golden_jwks, golden_keyring, make_claims
+import pytest
+from signing_fixtures import (
+    GOLDEN_SEED,
+    MAX_LIFETIME,
+    NONCE,
+    T0,
+    golden_jwks,
+    golden_keyring,
+    make_claims,
+    make_verdict,
+)
 
 from regionlock.signing.jws import b64url_decode, b64url_encode
-from regionlock.signing.verdict import sign_verdict, verify_verdict
+from regionlock.signing.verdict import issue_verdict, sign_verdict, verify_verdict
 
 GOLDEN = Path(__file__).parent / "golden" / "verdict-v1.txt"
 
@@ -65,3 +77,53 @@ def test_golden_token_verifies_as_a_device_would() -> None:
     token = GOLDEN.read_text(encoding="ascii").strip()
     claims = verify_verdict(token, golden_jwks(), now=T0, expected_sub="dev_7f3a9c")
     assert claims == make_claims()
+
+
+def test_the_check_in_paths_one_step_issue_gives_the_golden_bytes() -> None:
+    # The service signs with `issue_verdict` (claims checked once, no second canonical walk):
+    # it must give exactly the token that `verdict_claims` then `sign_verdict` give.
+    token, claims = issue_verdict(
+        make_verdict(),
+        issuer="regionlock-test",
+        device_id="dev_7f3a9c",
+        country="IR",
+        subdivision="IR-23",
+        nonce=NONCE,
+        counter=42,
+        issued_at=T0,
+        keyring=golden_keyring(),
+    )
+    assert token + "\n" == GOLDEN.read_text(encoding="ascii")
+    assert claims == make_claims()
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"lease": timedelta(0)}, "'exp' must be after 'iat'"),
+        ({"lease": timedelta(days=9)}, "lives longer than"),
+        ({"message": "\ud800 unpaired"}, "unpaired surrogates"),
+        ({"contact": None}, "'contact' must be a string"),
+    ],
+)
+def test_issue_verdict_refuses_what_sign_verdict_refuses(
+    change: dict[str, object], refusal: str
+) -> None:
+    verdict = make_verdict()
+    if "lease" in change:
+        lease = replace(verdict.lease, expires=T0 + change.pop("lease"))  # type: ignore[operator]
+        verdict = replace(verdict, lease=lease)
+    verdict = replace(verdict, **change)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=refusal):
+        issue_verdict(
+            verdict,
+            issuer="regionlock-test",
+            device_id="dev_7f3a9c",
+            country="IR",
+            subdivision=None,
+            nonce=NONCE,
+            counter=42,
+            issued_at=T0,
+            keyring=golden_keyring(),
+            max_lifetime=MAX_LIFETIME,
+        )

@@ -78,6 +78,7 @@ def create_app(
     metrics = Metrics()
     install_error_handlers(app)
     app.add_middleware(RequestGuard)
+    app.add_middleware(device.CheckinLane)  # the hot path, past the layers inside it
     app.add_middleware(Timing, metrics=metrics)  # outermost: every answer is timed
     install_docs(app)
     app.include_router(device.router(settings))  # first: the check-in is the hot path

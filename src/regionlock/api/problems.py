@@ -205,12 +205,12 @@ def error_response(exc: RegionlockError, instance: str) -> JSONResponse:
     return response
 
 
-def _count(request: Request, exc: RegionlockError) -> None:
-    """A refused check-in by its problem type, and a store outage, in the node's metrics."""
-    state = getattr(request.app.state, "regionlock", None)
+def count_refusal(state: Any, path: str, exc: RegionlockError) -> None:
+    """A refused check-in by its problem type, and a store outage, in the node's metrics
+    (`state`: the app's `State`, or None before start-up)."""
     if state is None:
         return
-    if request.url.path == "/v1/checkin":
+    if path == "/v1/checkin":
         state.metrics.refusals.labels(problem_type(exc).slug).inc()
     if isinstance(exc, StoreUnavailable):
         state.metrics.store_errors.inc()
@@ -222,7 +222,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RegionlockError)
     async def regionlock_error(request: Request, exc: RegionlockError) -> JSONResponse:
-        _count(request, exc)
+        count_refusal(getattr(request.app.state, "regionlock", None), request.url.path, exc)
         return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)

@@ -46,9 +46,8 @@ from regionlock.signing import (
     Keyring,
     ReplayedNonce,
     StaleCounter,
+    issue_verdict,
     open_checkin,
-    sign_verdict,
-    verdict_claims,
     verdict_response,
 )
 from regionlock.storage import (
@@ -398,7 +397,7 @@ class CheckinService:
         self, p: _Prepared, verdict: Verdict, keys: tuple[int, int] | None
     ) -> dict[str, Any]:
         """Step 5: the signed verdict and its claims mirrored."""
-        claims = verdict_claims(
+        token, claims = issue_verdict(
             verdict,
             issuer=self.settings.service_id,
             device_id=p.record.id,
@@ -407,9 +406,9 @@ class CheckinService:
             nonce=p.request.nonce,
             counter=p.request.counter,
             issued_at=p.now,
+            keyring=self._keyring(keys, p.now),
+            max_lifetime=MAX_TOKEN_LIFETIME,
         )
-        ring = self._keyring(keys, p.now)
-        token = sign_verdict(claims, ring, p.now, max_lifetime=MAX_TOKEN_LIFETIME)
         return verdict_response(token, claims)
 
     def _decide(

@@ -112,6 +112,11 @@ _CANONICAL_ENCODER = json.JSONEncoder(
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON bytes of `value` (see the module docstring). ValueError if unsupported."""
     _check_canonical(value, "$")
+    return _encode_checked(value)
+
+
+def _encode_checked(value: Any) -> bytes:
+    """The canonical bytes of a value already known to hold only canonical members."""
     try:
         return _CANONICAL_ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -332,6 +337,15 @@ def sign(payload: Mapping[str, Any], key: SigningKey, typ: str) -> str:
     kid = key.kid
     body = canonical_json(dict(payload))
     return _signed(_header_segment(kid, typ), body, key)
+
+
+def sign_checked(payload: Mapping[str, Any], key: SigningKey, typ: str) -> str:
+    """As `sign`, for a payload whose caller has already checked every member to have a
+    canonical form (strings, booleans, null, integers within +-(2**53 - 1), lists, and objects
+    with string keys: a verdict's claims after `_check_claims`). The same bytes as `sign`;
+    it only skips the second walk over the members (about 10 us a verdict on the check-in
+    path). Text with unpaired surrogates is still refused (ValueError)."""
+    return _signed(_header_segment(key.kid, typ), _encode_checked(payload), key)
 
 
 def _raw_public_key(key: bytes | Ed25519PublicKey) -> bytes:

@@ -250,6 +250,11 @@ def sign_verdict(
         _check_claims(claims)
     except TokenError as exc:
         raise ValueError(f"not a v1 verdict: {exc.message}") from exc
+    _check_times(claims, now, max_lifetime)
+    return jws.sign(claims, keyring.active, VERDICT_TYP)
+
+
+def _check_times(claims: Mapping[str, Any], now: datetime, max_lifetime: timedelta | None) -> None:
     now_s = _seconds(now, "now")
     if claims["exp"] <= now_s:
         raise ValueError("the verdict has already expired")
@@ -257,7 +262,36 @@ def sign_verdict(
         raise ValueError("the verdict's iat lies in the future")
     if max_lifetime is not None and claims["exp"] - claims["iat"] > max_lifetime.total_seconds():
         raise ValueError(f"the verdict lives longer than {max_lifetime}")
-    return jws.sign(claims, keyring.active, VERDICT_TYP)
+
+
+def issue_verdict(
+    verdict: Verdict,
+    *,
+    issuer: str,
+    device_id: str,
+    country: str | None,
+    subdivision: str | None,
+    nonce: str,
+    counter: int,
+    issued_at: datetime,
+    keyring: Keyring,
+    max_lifetime: timedelta | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """`verdict_claims` and `sign_verdict` at `issued_at` in one step: the token and its
+    claims, the same bytes as the two calls give. The claims are checked once (the service
+    builds every member itself, so the canonical-form walk of `jws.sign` is not repeated)."""
+    claims = verdict_claims(
+        verdict,
+        issuer=issuer,
+        device_id=device_id,
+        country=country,
+        subdivision=subdivision,
+        nonce=nonce,
+        counter=counter,
+        issued_at=issued_at,
+    )
+    _check_times(claims, issued_at, max_lifetime)
+    return jws.sign_checked(claims, keyring.active, VERDICT_TYP), claims
 
 
 def verdict_response(token: str, claims: Mapping[str, Any]) -> dict[str, Any]:

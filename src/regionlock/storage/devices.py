@@ -66,6 +66,10 @@ def _parse_dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+# One encoder for every call (what `json.dumps` with these options builds on every call).
+_STATE_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def state_to_json(s: DeviceState) -> str:
     doc: dict[str, Any] = {
         "last_verdict": s.last_verdict.value if s.last_verdict else None,
@@ -94,7 +98,7 @@ def state_to_json(s: DeviceState) -> str:
             "contact": a.contact,
             "at": _dt(a.at),
         }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return _STATE_ENCODER.encode(doc)
 
 
 def _lock_doc(lock: ManualLock | None) -> dict[str, Any] | None:
