@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
+from test_decision import BOTH_CANDIDATES as CRIMEA_OR_SEVASTOPOL
+from test_decision import CRIMEA, NOW, SEVASTOPOL
 
 from regionlock.domain.decision import PresenceHistory, decide, languages_at
 from regionlock.domain.device import (
@@ -17,14 +19,11 @@ from regionlock.domain.device import (
 )
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.messages import Message
-from regionlock.domain.policy import Action, DeviceFacts, Jurisdiction, Policy, Restriction
-
-NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
-# A network that serves only Crimea and Sevastopol: the place narrowed to both, no one of them.
-CRIMEA_OR_SEVASTOPOL = LocationEstimate("UA", None, 0.9, (), (), subdivisions=("UA-40", "UA-43"))
+from regionlock.domain.policy import Action, DeviceFacts, Policy, Restriction
 
 
 def test_a_place_narrowed_to_candidates_speaks_the_candidates_languages_first() -> None:
+    # A network that serves only Crimea and Sevastopol: the place narrowed to both.
     # UA-40 and UA-43 read Russian first, then Ukrainian; Ukraine as a whole Ukrainian.
     assert languages_at(CRIMEA_OR_SEVASTOPOL) == ("ru", "uk")
     assert languages_at(LocationEstimate("UA", "UA-14", 0.9, (), ())) == ("uk", "ru")
@@ -33,14 +32,7 @@ def test_a_place_narrowed_to_candidates_speaks_the_candidates_languages_first() 
 
 
 def test_a_lock_message_is_shown_in_the_candidates_language_to_a_device_with_no_locale() -> None:
-    rule = Restriction(
-        "crimea",
-        (
-            Jurisdiction("UA-43", "Crimea", date(2014, 3, 1)),
-            Jurisdiction("UA-40", "Sevastopol", date(2014, 3, 1)),
-        ),
-        Action.WARN,
-    )
+    rule = Restriction("crimea", (CRIMEA, SEVASTOPOL), Action.WARN)
     message = Message(
         (("en", "Restricted here."), ("uk", "Обмежено тут."), ("ru", "Здесь ограничено."))
     )
