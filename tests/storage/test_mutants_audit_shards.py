@@ -1,0 +1,87 @@
+"""Found by mutation testing of storage/audit.py's shards and tree (docs/test-quality.md,
+"`storage/audit.py`: the shards and the tree"): each test below failed on a mutant that the
+audit, tree, privacy, backup, check-in pipeline, audit CLI and audit API tests let live.
+Both stores."""
+
+from __future__ import annotations
+
+import pytest
+from test_audit_tree import add, expected_root, seal
+
+from regionlock.storage import Database
+from regionlock.storage.audit import SqlAuditStore, TreeHead
+
+
+def test_the_latest_hundred_signed_heads_are_read_by_default(db: Database) -> None:
+    store = SqlAuditStore(db)
+    with db.write() as tx:
+        for size in range(101):
+            store.add_tree_head(tx, TreeHead(size, f"{size:064x}", 1_000 + size, f"t{size}"))
+    heads = store.tree_heads()
+    assert [h.size for h in heads] == list(range(100, 0, -1))  # size 0, the oldest, left out
+
+
+@pytest.mark.parametrize(
+    "head",
+    [TreeHead(3, "ee"), TreeHead(3, "ee", signed_at=1_000), TreeHead(3, "ee", token="token")],
+)
+def test_a_tree_head_without_its_signature_or_its_time_is_not_kept(
+    db: Database, head: TreeHead
+) -> None:
+    store = SqlAuditStore(db)
+    with pytest.raises(ValueError, match=r"^a kept tree head is signed$"), db.write() as tx:
+        store.add_tree_head(tx, head)
+    assert store.tree_heads() == []
+
+
+def test_a_consistency_proof_from_the_empty_tree_is_refused_before_the_tree_is_read(
+    db: Database,
+) -> None:
+    # Not "the tree holds ...": a proof from 0 leaves is no proof, whatever the tree holds.
+    store = SqlAuditStore(db)
+    with pytest.raises(ValueError, match=r"^no consistency proof from 0 to 0 leaves$"):
+        store.consistency_proof(0, 0)
+    add(db, store, 4)
+    seal(db, store)
+    with pytest.raises(ValueError, match=r"^no consistency proof from 0 to 5 leaves$"):
+        store.consistency_proof(0, 5)
+
+
+def test_a_signed_head_alone_inside_the_tree_is_checked_at_its_size(db: Database) -> None:
+    # One signed head, of 3 leaves of 8, with a root the entries do not give: nothing else is
+    # wrong (the tree row is right), so only comparing at leaf 3 itself can find it.
+    store = SqlAuditStore(db)
+    add(db, store, 8)
+    seal(db, store)
+    good = expected_root(store, 3).hex()
+    with db.write() as tx:
+        store.add_tree_head(tx, TreeHead(3, "ab" * 32, 1_000, "token"))
+    result = store.verify()
+    assert (result.ok, result.checked, result.first_broken) == (False, 8, None)
+    assert result.problem == (
+        f"the signed tree head of 3 leaves has root abababababab..., but the entries give"
+        f" {good[:12]}...: the trail was rewritten within the tree's first 3 leaves"
+    )
+
+
+def test_one_entry_made_two_leaves_is_named_even_without_the_unique_constraint(
+    db: Database,
+) -> None:
+    # The schema keeps an entry to one leaf (audit_leaves.seq is UNIQUE); someone who can
+    # rebuild the table without it can point leaf 1 at entry 1 as well. The tree row still
+    # says 3 leaves: the walk itself must see the entry twice.
+    store = SqlAuditStore(db)
+    add(db, store, 3)
+    seal(db, store)
+    with db.write() as tx:
+        tx.execute("CREATE TABLE audit_leaves_new (leaf BIGINT PRIMARY KEY, seq BIGINT NOT NULL)")
+        tx.execute("INSERT INTO audit_leaves_new (leaf, seq) SELECT leaf, seq FROM audit_leaves")
+        tx.execute("DROP TABLE audit_leaves")
+        tx.execute("ALTER TABLE audit_leaves_new RENAME TO audit_leaves")
+        tx.execute("UPDATE audit_leaves SET seq = 1 WHERE leaf = 1")
+    result = store.verify()
+    assert (result.ok, result.first_broken, result.problem) == (
+        False,
+        1,
+        "leaf 1 (entry 1) is out of order or was added",
+    )
