@@ -12,6 +12,14 @@ from regionlock.storage import Database
 from regionlock.storage.audit import SqlAuditStore, TreeHead
 
 
+def sealed(db: Database, n: int) -> SqlAuditStore:
+    """A store of `n` entries, all sealed into the tree."""
+    store = SqlAuditStore(db)
+    add(db, store, n)
+    seal(db, store)
+    return store
+
+
 def test_the_latest_hundred_signed_heads_are_read_by_default(db: Database) -> None:
     store = SqlAuditStore(db)
     with db.write() as tx:
@@ -50,9 +58,7 @@ def test_a_consistency_proof_from_the_empty_tree_is_refused_before_the_tree_is_r
 def test_a_signed_head_alone_inside_the_tree_is_checked_at_its_size(db: Database) -> None:
     # One signed head, of 3 leaves of 8, with a root the entries do not give: nothing else is
     # wrong (the tree row is right), so only comparing at leaf 3 itself can find it.
-    store = SqlAuditStore(db)
-    add(db, store, 8)
-    seal(db, store)
+    store = sealed(db, 8)
     good = expected_root(store, 3).hex()
     with db.write() as tx:
         store.add_tree_head(tx, TreeHead(3, "ab" * 32, 1_000, "token"))
@@ -70,9 +76,7 @@ def test_one_entry_made_two_leaves_is_named_even_without_the_unique_constraint(
     # The schema keeps an entry to one leaf (audit_leaves.seq is UNIQUE); someone who can
     # rebuild the table without it can point leaf 1 at entry 1 as well. The tree row still
     # says 3 leaves: the walk itself must see the entry twice.
-    store = SqlAuditStore(db)
-    add(db, store, 3)
-    seal(db, store)
+    store = sealed(db, 3)
     with db.write() as tx:
         tx.execute("CREATE TABLE audit_leaves_new (leaf BIGINT PRIMARY KEY, seq BIGINT NOT NULL)")
         tx.execute("INSERT INTO audit_leaves_new (leaf, seq) SELECT leaf, seq FROM audit_leaves")
