@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -264,32 +264,30 @@ def _check_times(claims: Mapping[str, Any], now: datetime, max_lifetime: timedel
         raise ValueError(f"the verdict lives longer than {max_lifetime}")
 
 
+class Answering(TypedDict):
+    """What a verdict answers (`verdict_claims`' keywords)."""
+
+    issuer: str
+    device_id: str
+    country: str | None
+    subdivision: str | None
+    nonce: str
+    counter: int
+    issued_at: datetime
+
+
 def issue_verdict(
     verdict: Verdict,
     *,
-    issuer: str,
-    device_id: str,
-    country: str | None,
-    subdivision: str | None,
-    nonce: str,
-    counter: int,
-    issued_at: datetime,
     keyring: Keyring,
     max_lifetime: timedelta | None = None,
+    **answering: Unpack[Answering],
 ) -> tuple[str, dict[str, Any]]:
     """`verdict_claims` and `sign_verdict` at `issued_at` in one step: the token and its
     claims, the same bytes as the two calls give. The claims are checked once (the service
     builds every member itself, so the canonical-form walk of `jws.sign` is not repeated)."""
-    claims = verdict_claims(
-        verdict,
-        issuer=issuer,
-        device_id=device_id,
-        country=country,
-        subdivision=subdivision,
-        nonce=nonce,
-        counter=counter,
-        issued_at=issued_at,
-    )
+    claims = verdict_claims(verdict, **answering)
+    issued_at = answering["issued_at"]
     _check_times(claims, issued_at, max_lifetime)
     return jws.sign_checked(claims, keyring.active, VERDICT_TYP), claims
 
