@@ -32,6 +32,7 @@ from regionlock.services.webhooks import Webhooks
 from regionlock.settings import Settings
 from regionlock.storage import Stores, open_stores
 from regionlock.storage.apikeys import ApiKey, Role
+from regionlock.storage.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +184,13 @@ class State:
     def _daily(self, overview: Overview, now: datetime, stopping: Callable[[], bool]) -> None:
         """What the retention runner does before retention at every wake-up: PostgreSQL's
         check-in partitions for this month and the next two, then the overview's snapshots."""
-        made = self.stores.checkins.prepare_partitions(now)
-        if made:
-            log.info("check-in partitions made: %s", ", ".join(made))
+        try:
+            made = self.stores.checkins.prepare_partitions(now)
+        except StoreUnavailable as exc:  # check-ins were holding the locks: next wake-up
+            log.warning("check-in partitions not made now: %s", exc)
+        else:
+            if made:
+                log.info("check-in partitions made: %s", ", ".join(made))
         overview.snapshot_missing(now, stopping=stopping)
 
     def close(self) -> None:

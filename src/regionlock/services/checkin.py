@@ -61,7 +61,7 @@ from regionlock.storage import (
 )
 from regionlock.storage.audit import NewEntry
 from regionlock.storage.checkins import CheckinRow, DuplicateNonce
-from regionlock.storage.db import Transaction, epoch_ms
+from regionlock.storage.db import StoreConflict, Transaction, epoch_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +236,11 @@ class CheckinService:
         return _Prepared(record, request, where, signals.kinds(), call.now, signals.locale)
 
     def _record_all(
-        self, batch: list[_Prepared]
+        self, batch: list[_Prepared], *, again: bool = True
     ) -> tuple[list[Verdict | Exception], tuple[int, int] | None]:
-        """Step 4 for a group, in one transaction; each check-in alone if that fails. Also
-        returns the keyring's generation as the transaction saw it (None: unknown)."""
+        """Step 4 for a group, in one transaction; once more at once if it lost a conflict
+        (`again`), then each check-in alone if that fails. Also returns the keyring's
+        generation as the transaction saw it (None: unknown)."""
         spent: list[str] = []  # devices whose rate-limit token this transaction took
         try:
             with self.db.write() as tx:
@@ -251,6 +252,11 @@ class CheckinService:
             if self.limiter is not None:
                 for device_id in spent:
                     self.limiter.refund(device_id)
+            if again and isinstance(exc, StoreConflict):
+                # A deadlock's victim or a serialisation failure (PostgreSQL): nothing was
+                # kept, and the same work usually succeeds at once; the device need not wait.
+                log.info("a group of %d check-ins lost a conflict; running it again", len(batch))
+                return self._record_all(batch, again=False)
             if len(batch) == 1:
                 return [exc], None
             # Nothing of the group was recorded (it was one transaction): each on its own now.
@@ -263,7 +269,7 @@ class CheckinService:
         out: list[Verdict | Exception] = []
         generation: tuple[int, int] | None = None
         for prepared in batch:
-            decided, generation = self._record_all([prepared])
+            decided, generation = self._record_all([prepared], again=again)
             out.extend(decided)
         return out, generation
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from regionlock.domain.decision import join_candidates, split_candidates
-from regionlock.storage.db import Database, Transaction, epoch_ms
+from regionlock.storage.db import Database, StoreConflict, Transaction, epoch_ms
 
 
 class DuplicateNonce(Exception):
@@ -103,6 +104,12 @@ class Partition:
     default: bool = False
 
 
+# Making a month's partition: how long it may wait for a lock before giving up (check-ins
+# queue behind it meanwhile), and how often it tries, a growing pause apart.
+PARTITION_LOCK_TIMEOUT_MS = 200
+PARTITION_ATTEMPTS = 5
+PARTITION_RETRY_S = 0.5
+
 _BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'?-?\d+'?)\) TO \((MAXVALUE|'?-?\d+'?)\)")
 PARTITION_NAME = re.compile(r"checkins_[a-z0-9_]+")
 
@@ -180,46 +187,60 @@ class SqlCheckinStore:
         for ahead in range(months_ahead + 1):
             start = month_start(now.year, now.month + ahead)
             end = month_start(now.year, now.month + ahead + 1)
-            with self.db.write() as tx:
-                # One preparer at a time (each service process runs one), until commit.
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext('regionlock checkins partitions'))"
-                )
-                held = [p for p in partitions(tx) if not p.default]
-                # The month, less what other partitions cover (the legacy one ends at its
-                # newest row, wherever that falls in a month).
-                lo, hi = start, end
-                for p in held:
-                    p_start = p.start if p.start is not None else -(2**63)
-                    p_end = p.end if p.end is not None else 2**63
-                    if p_start <= lo < p_end:
-                        lo = p_end
-                    elif lo < p_start < hi:
-                        hi = p_start
-                if lo >= hi:
-                    continue
-                clash = tx.one(
-                    "SELECT 1 FROM checkins_default WHERE at >= ? AND at < ? LIMIT 1", (lo, hi)
-                )
-                if clash is not None:
-                    # Rows of that month are in the default partition already (a clock that ran
-                    # ahead): they stay there, and retention deletes them row by row.
-                    continue
-                name = "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime("y%Ym%m")
-                if lo != start:
-                    name += f"_from{lo}"
-                # Made apart and then attached: attaching locks the parent less than
-                # CREATE ... PARTITION OF would (check-ins go on meanwhile).
-                tx.execute(f"CREATE TABLE {name} (LIKE checkins INCLUDING DEFAULTS)")
-                tx.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id)")
-                tx.execute(f"ALTER TABLE {name} ADD UNIQUE (device_id, nonce)")
-                tx.execute(f"ALTER TABLE {name} ADD CHECK (at >= {int(lo)} AND at < {int(hi)})")
-                tx.execute(
-                    f"ALTER TABLE checkins ATTACH PARTITION {name}"
-                    f" FOR VALUES FROM ({int(lo)}) TO ({int(hi)})"
-                )
-                made.append(name)
+            for attempt in range(PARTITION_ATTEMPTS):
+                try:
+                    made += self._prepare_month(start, end)
+                    break
+                except StoreConflict:
+                    if attempt == PARTITION_ATTEMPTS - 1:
+                        raise
+                    time.sleep(PARTITION_RETRY_S * (attempt + 1))
         return made
+
+    def _prepare_month(self, start: int, end: int) -> list[str]:
+        """The partition of [start, end) less what others cover, if missing; [] otherwise."""
+        with self.db.write() as tx:
+            # One preparer at a time (each service process runs one), until commit.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('regionlock checkins partitions'))")
+            # Attaching locks the default partition, which every check-in's replay look-up
+            # reads. Waiting there behind a check-in while later check-ins queued behind this
+            # made deadlocks whose victim was a check-in (503). Now this transaction gives up
+            # first (lock_timeout, under the server's 1 s deadlock_timeout) and tries again.
+            tx.execute(f"SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT_MS}ms'")
+            held = [p for p in partitions(tx) if not p.default]
+            # The month, less what other partitions cover (the legacy one ends at its
+            # newest row, wherever that falls in a month).
+            lo, hi = start, end
+            for p in held:
+                p_start = p.start if p.start is not None else -(2**63)
+                p_end = p.end if p.end is not None else 2**63
+                if p_start <= lo < p_end:
+                    lo = p_end
+                elif lo < p_start < hi:
+                    hi = p_start
+            if lo >= hi:
+                return []
+            clash = tx.one(
+                "SELECT 1 FROM checkins_default WHERE at >= ? AND at < ? LIMIT 1", (lo, hi)
+            )
+            if clash is not None:
+                # Rows of that month are in the default partition already (a clock that ran
+                # ahead): they stay there, and retention deletes them row by row.
+                return []
+            name = "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime("y%Ym%m")
+            if lo != start:
+                name += f"_from{lo}"
+            # Made apart and then attached: attaching locks the parent less than
+            # CREATE ... PARTITION OF would (check-ins go on meanwhile).
+            tx.execute(f"CREATE TABLE {name} (LIKE checkins INCLUDING DEFAULTS)")
+            tx.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id)")
+            tx.execute(f"ALTER TABLE {name} ADD UNIQUE (device_id, nonce)")
+            tx.execute(f"ALTER TABLE {name} ADD CHECK (at >= {int(lo)} AND at < {int(hi)})")
+            tx.execute(
+                f"ALTER TABLE checkins ATTACH PARTITION {name}"
+                f" FOR VALUES FROM ({int(lo)}) TO ({int(hi)})"
+            )
+        return [name]
 
     def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.db.read() as tx:

@@ -75,6 +75,19 @@ class StoreUnavailable(DataUnavailable):
     retry_after_s = STORE_RETRY_AFTER_S
 
 
+class StoreConflict(StoreUnavailable):
+    """The unit of work lost a conflict with a concurrent one: PostgreSQL chose it as a
+    deadlock's victim, found a serialisation failure, or a lock it would wait for only briefly
+    (`lock_timeout`) was held. Nothing of it was kept; running it again at once usually
+    succeeds, which is what the callers that can (the check-in path) do before answering 503."""
+
+    retry_after_s = 1
+
+
+# SQLSTATEs of a lost conflict (deadlock_detected, serialization_failure, lock_not_available).
+_PG_CONFLICTS = frozenset({"40P01", "40001", "55P03"})
+
+
 def _driver_errors(dialect: Dialect) -> tuple[type[BaseException], ...]:
     """The driver's errors that may mean "the store is unavailable" (`_is_outage` decides)."""
     if dialect == "sqlite":
@@ -438,6 +451,9 @@ class Database:
                 self._discard(conn)
             if not _is_outage(exc):
                 raise
+            if getattr(exc, "sqlstate", None) in _PG_CONFLICTS:
+                log.info("transaction conflict: %s", _brief(exc))
+                raise StoreConflict(f"a concurrent transaction conflicted: {_brief(exc)}") from None
             log.warning("store unavailable: %s", _brief(exc))
             raise StoreUnavailable(f"the store is unavailable: {_brief(exc)}") from None
         except Exception as exc:
