@@ -9,7 +9,7 @@ import pytest
 from test_audit_tree import add, expected_root, seal
 
 from regionlock.storage import Database
-from regionlock.storage.audit import SqlAuditStore, TreeHead
+from regionlock.storage.audit import NewEntry, SqlAuditStore, TreeHead
 
 
 def sealed(db: Database, n: int) -> SqlAuditStore:
@@ -89,3 +89,15 @@ def test_one_entry_made_two_leaves_is_named_even_without_the_unique_constraint(
         1,
         "leaf 1 (entry 1) is out of order or was added",
     )
+
+
+def test_a_seal_takes_at_most_50_000_entries_by_default(db: Database) -> None:
+    store = SqlAuditStore(db)
+    with db.write() as tx:
+        store.append_many(tx, [NewEntry(i, "system", "a", "s", "r", {}) for i in range(50_001)])
+    upto = store.settled()
+    with db.write() as tx:
+        before, after = store.seal(tx, upto=upto)
+    # The tree then holds up to the last entry taken, not up to `upto`: the next seal goes on.
+    assert (before.size, after.size, after.sealed_seq) == (0, 50_000, 50_000)
+    assert store.unsealed() == 1
