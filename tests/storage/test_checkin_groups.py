@@ -460,7 +460,7 @@ def test_a_replay_that_the_look_up_misses_is_refused_by_the_unique_key(
     service = service_on(db, locator)
     first = call(fleet, 0, 1, 1, "n" * 20)
     assert kinds(service.check_in_many([first])) == ["allow"]
-    monkeypatch.setattr(service.checkins, "seen", lambda tx, pairs: set())
+    monkeypatch.setattr(service.checkins, "seen", lambda tx, pairs, since=None: set())
     (outcome,) = service.check_in_many([call(fleet, 0, 2, 1, "n" * 20)])
     assert isinstance(outcome, ReplayedNonce)
     assert str(outcome) == "this nonce was already used by this device"

@@ -61,11 +61,11 @@ def test_a_check_in_whose_transaction_lost_a_conflict_is_run_again_and_answered(
     service = CheckinService.of(Stores.on(db), locator, Settings())
     real_seen, calls = service.checkins.seen, []
 
-    def seen_losing_once(tx, pairs):  # type: ignore[no-untyped-def]
+    def seen_losing_once(tx, pairs, since=None):  # type: ignore[no-untyped-def]
         calls.append(pairs)
         if len(calls) == 1:
             raise StoreConflict("a concurrent transaction conflicted: deadlock detected")
-        return real_seen(tx, pairs)
+        return real_seen(tx, pairs, since=since)
 
     monkeypatch.setattr(service.checkins, "seen", seen_losing_once)
     out = service.check_in(fleet.token(0, 1, T0, TEHRAN), peer_ip=None, now=T0)
@@ -81,7 +81,7 @@ def test_a_conflict_lost_twice_is_answered_store_unavailable(
     service = CheckinService.of(Stores.on(db), locator, Settings())
     calls: list[object] = []
 
-    def seen_losing(tx, pairs):  # type: ignore[no-untyped-def]
+    def seen_losing(tx, pairs, since=None):  # type: ignore[no-untyped-def]
         calls.append(pairs)
         raise StoreConflict("a concurrent transaction conflicted: deadlock detected")
 

@@ -101,6 +101,11 @@ MANUAL_LOCK_NOTICE = Message.parse(
 MANUAL_LOCK_MESSAGE = MANUAL_LOCK_NOTICE.default  # in English
 
 
+# Beyond two clock windows, how much older a recorded copy of a check-in may be (a server
+# clock stepped back, nodes whose clocks differ); see `_replay_horizon_ms`.
+REPLAY_MARGIN_S = 3600
+
+
 @dataclass
 class CheckinService:
     """Everything a check-in needs, built once per process."""
@@ -138,6 +143,12 @@ class CheckinService:
             settings,
             TokenBuckets(Rate(settings.device_rate_per_hour, settings.device_burst)),
         )
+
+    @property
+    def _replay_horizon_ms(self) -> int:
+        """How far back a copy of an acceptable check-in can have been recorded: two clock
+        windows, and an hour for clocks stepped back or nodes a little apart."""
+        return (2 * self.settings.clock_skew_s + REPLAY_MARGIN_S) * 1000
 
     def _record(self, kid: str) -> DeviceRecord | None:
         record = self._records.get(kid)
@@ -283,7 +294,11 @@ class CheckinService:
         """
         policy = self._policy(tx)
         states = self.devices.lock_states(tx, [p.record.id for p in batch])
-        seen = self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch])
+        # A copy of a check-in that passes the clock check now was recorded at most two clock
+        # windows ago (its iat is within one window of both times): older rows cannot hold
+        # its nonce, and on PostgreSQL the months before are not read.
+        since = epoch_ms(min(p.now for p in batch)) - self._replay_horizon_ms
+        seen = self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch], since=since)
         current = dict(states)
         out: list[Verdict | Exception] = []
         rows: list[CheckinRow] = []

@@ -79,8 +79,11 @@ class CheckinStore(Protocol):
         """Insert in order; DuplicateNonce if a (device, nonce) pair repeats."""
         ...
 
-    def seen(self, tx: Transaction, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (device id, nonce) pairs are already recorded."""
+    def seen(
+        self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None
+    ) -> set[tuple[str, str]]:
+        """Which of these (device id, nonce) pairs are already recorded (at `since`, epoch ms,
+        or later, if given: on PostgreSQL only the partitions from then on are read)."""
         ...
 
     def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -161,20 +164,25 @@ class SqlCheckinStore:
                 raise DuplicateNonce("a nonce this device used before") from None
             raise
 
-    def seen(self, tx: Transaction, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (device id, nonce) pairs are already recorded."""
+    def seen(
+        self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None
+    ) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
         unique = sorted(set(pairs))
+        # From `since` on: PostgreSQL then probes the partitions of those months and the
+        # default one, not every month kept (each probe of each partition cost the group).
+        after = "" if since is None else " AND c.at >= ?"
         for i in range(0, len(unique), _SEEN_CHUNK):
             chunk = unique[i : i + _SEEN_CHUNK]
             values = ", ".join(["(?, ?)"] * len(chunk))
             # A join on VALUES, not a row-value IN: SQLite plans the IN as a full scan, the
             # join as one probe of the UNIQUE (device_id, nonce) index per pair (as does
             # PostgreSQL); both name VALUES columns column1, column2.
+            params: list[Any] = [x for pair in chunk for x in pair]
             rows = tx.all(
                 f"SELECT c.device_id, c.nonce FROM (VALUES {values}) AS v"
-                " JOIN checkins AS c ON c.device_id = v.column1 AND c.nonce = v.column2",
-                [x for pair in chunk for x in pair],
+                " JOIN checkins AS c ON c.device_id = v.column1 AND c.nonce = v.column2" + after,
+                params if since is None else [*params, since],
             )
             found.update((str(r[0]), str(r[1])) for r in rows)
         return found
