@@ -5,11 +5,13 @@ Both stores."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from test_audit_tree import add, expected_root, seal
 
-from regionlock.storage import Database
-from regionlock.storage.audit import NewEntry, SqlAuditStore, TreeHead
+from regionlock.storage import Database, audit
+from regionlock.storage.audit import SHARDS, NewEntry, SqlAuditStore, TreeHead
 
 
 def sealed(db: Database, n: int) -> SqlAuditStore:
@@ -101,3 +103,81 @@ def test_a_seal_takes_at_most_50_000_entries_by_default(db: Database) -> None:
     # The tree then holds up to the last entry taken, not up to `upto`: the next seal goes on.
     assert (before.size, after.size, after.sealed_seq) == (0, 50_000, 50_000)
     assert store.unsealed() == 1
+
+
+def _append_one(db: Database, store: SqlAuditStore, subject: str) -> int:
+    """Append one entry in this thread; the shard it went to."""
+    with db.write() as tx:
+        return store.append_many(tx, [NewEntry(1, "system", "a", subject, "r", {})])[0].shard
+
+
+class _Locker:
+    """Another connection (another thread) holding some shards' head rows locked."""
+
+    def __init__(self, db: Database, shards: list[int]) -> None:
+        self.held, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(db, shards))
+        self.thread.start()
+        assert self.held.wait(10)
+
+    def _run(self, db: Database, shards: list[int]) -> None:
+        with db.write() as tx:
+            for shard in shards:
+                tx.all("SELECT shard FROM audit_shards WHERE shard = ? FOR UPDATE", (shard,))
+            self.held.set()
+            self.release.wait(10)
+
+    def done(self) -> None:
+        self.release.set()
+        self.thread.join()
+
+
+def test_each_thread_appends_to_its_own_shard_else_the_next_free_one(db: Database) -> None:
+    store = SqlAuditStore(db)
+    if db.dialect == "sqlite":  # one writer: every chain is shard 0's
+        assert {_append_one(db, store, "a"), _append_one(db, store, "b")} == {0}
+        return
+    seen: list[tuple[int, list[int]]] = []
+
+    def appender() -> None:
+        # A new thread takes the next shard in turn as its own.
+        own = audit._own_shard()
+        went = [_append_one(db, store, "a"), _append_one(db, store, "b")]
+        locker = _Locker(db, [own, (own + 1) % SHARDS])
+        try:
+            went.append(_append_one(db, store, "c"))
+        finally:
+            locker.done()
+        went.append(_append_one(db, store, "d"))
+        seen.append((own, went))
+
+    for _ in range(2):  # two turns: a shard order that only agrees for some shards shows
+        thread = threading.Thread(target=appender)
+        thread.start()
+        thread.join(30)
+    assert len(seen) == 2 and seen[1][0] == (seen[0][0] + 1) % SHARDS  # threads take turns
+    for own, went in seen:
+        assert went == [own, own, (own + 2) % SHARDS, own]
+    assert store.verify().ok
+
+
+def test_with_every_shard_taken_an_append_waits_for_its_own(db: Database) -> None:
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite has one writer and one shard")
+    store = SqlAuditStore(db)
+    went: list[tuple[int, int]] = []  # (the appender's own shard, the shard it appended to)
+
+    def appender() -> None:
+        went.append((audit._own_shard(), _append_one(db, store, "x")))
+
+    locker = _Locker(db, list(range(SHARDS)))
+    thread = threading.Thread(target=appender)
+    try:
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive() and went == []  # waiting, not written elsewhere or failed
+    finally:
+        locker.done()
+    thread.join(10)
+    assert len(went) == 1 and went[0][0] == went[0][1]
+    assert store.verify().ok
