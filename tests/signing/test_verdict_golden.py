@@ -8,6 +8,7 @@ the commit, and check docs/protocol.md still describes what is produced.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,12 @@ from signing_fixtures import (
 )
 
 from regionlock.signing.jws import b64url_decode, b64url_encode
-from regionlock.signing.verdict import issue_verdict, sign_verdict, verify_verdict
+from regionlock.signing.verdict import (
+    DEFAULT_LEEWAY_S,
+    issue_verdict,
+    sign_verdict,
+    verify_verdict,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "verdict-v1.txt"
 
@@ -100,10 +106,10 @@ def test_the_check_in_paths_one_step_issue_gives_the_golden_bytes() -> None:
 @pytest.mark.parametrize(
     ("change", "refusal"),
     [
-        ({"lease": timedelta(0)}, "'exp' must be after 'iat'"),
-        ({"lease": timedelta(days=9)}, "lives longer than"),
-        ({"message": "\ud800 unpaired"}, "unpaired surrogates"),
-        ({"contact": None}, "'contact' must be a string"),
+        ({"lease": timedelta(0)}, "cannot build a v1 verdict: claim 'exp' must be after 'iat'"),
+        ({"lease": timedelta(days=9)}, "the verdict lives longer than 8 days, 0:00:00"),
+        ({"message": "\ud800 unpaired"}, "text with unpaired surrogates cannot be signed"),
+        ({"contact": None}, "cannot build a v1 verdict: claim 'contact' must be a string"),
     ],
 )
 def test_issue_verdict_refuses_what_sign_verdict_refuses(
@@ -114,7 +120,7 @@ def test_issue_verdict_refuses_what_sign_verdict_refuses(
         lease = replace(verdict.lease, expires=T0 + change.pop("lease"))  # type: ignore[operator]
         verdict = replace(verdict, lease=lease)
     verdict = replace(verdict, **change)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=refusal):
+    with pytest.raises(ValueError, match=f"^{re.escape(refusal)}$"):
         issue_verdict(
             verdict,
             issuer="regionlock-test",
@@ -127,3 +133,17 @@ def test_issue_verdict_refuses_what_sign_verdict_refuses(
             keyring=golden_keyring(),
             max_lifetime=MAX_LIFETIME,
         )
+
+
+def test_a_verdict_is_signed_only_at_a_time_it_can_be_valid() -> None:
+    # The service's clock against the claims (`_check_times`, shared by sign_verdict and
+    # issue_verdict): each refusal in its own words, the leeway's edge included.
+    claims, ring = make_claims(), golden_keyring()
+    with pytest.raises(ValueError, match=r"^now must be timezone-aware$"):
+        sign_verdict(claims, ring, T0.replace(tzinfo=None))
+    with pytest.raises(ValueError, match=r"^the verdict has already expired$"):
+        sign_verdict(claims, ring, T0 + timedelta(days=7))
+    edge = T0 - timedelta(seconds=DEFAULT_LEEWAY_S)
+    assert sign_verdict(claims, ring, edge) == GOLDEN.read_text(encoding="ascii").strip()
+    with pytest.raises(ValueError, match=r"^the verdict's iat lies in the future$"):
+        sign_verdict(claims, ring, edge - timedelta(seconds=1))
