@@ -53,21 +53,30 @@ def test_a_deadlocks_victim_is_a_store_conflict(db: Database) -> None:
         assert tx.all("SELECT v FROM pair ORDER BY k") == [(1,), (1,)]
 
 
-def test_a_check_in_whose_transaction_lost_a_conflict_is_run_again_and_answered(
-    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def losing(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch, losses: int
+) -> tuple[CheckinService, Fleet, list[object]]:
+    """A service over one registered device whose replay look-up loses a conflict the first
+    `losses` times it runs; the list of its calls."""
     fleet = Fleet(1)
     fleet.register(db)
     service = CheckinService.of(Stores.on(db), locator, Settings())
     real_seen, calls = service.checkins.seen, []
 
-    def seen_losing_once(tx, pairs, since=None):  # type: ignore[no-untyped-def]
+    def seen(tx, pairs, since=None):  # type: ignore[no-untyped-def]
         calls.append(pairs)
-        if len(calls) == 1:
+        if len(calls) <= losses:
             raise StoreConflict("a concurrent transaction conflicted: deadlock detected")
         return real_seen(tx, pairs, since=since)
 
-    monkeypatch.setattr(service.checkins, "seen", seen_losing_once)
+    monkeypatch.setattr(service.checkins, "seen", seen)
+    return service, fleet, calls
+
+
+def test_a_check_in_whose_transaction_lost_a_conflict_is_run_again_and_answered(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, fleet, calls = losing(db, locator, monkeypatch, losses=1)
     out = service.check_in(fleet.token(0, 1, T0, TEHRAN), peer_ip=None, now=T0)
     assert out["verdict"] == "lock" and len(calls) == 2
     assert len(service.checkins.recent(fleet.records[0].id)) == 1  # recorded once
@@ -76,16 +85,7 @@ def test_a_check_in_whose_transaction_lost_a_conflict_is_run_again_and_answered(
 def test_a_conflict_lost_twice_is_answered_store_unavailable(
     db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fleet = Fleet(1)
-    fleet.register(db)
-    service = CheckinService.of(Stores.on(db), locator, Settings())
-    calls: list[object] = []
-
-    def seen_losing(tx, pairs, since=None):  # type: ignore[no-untyped-def]
-        calls.append(pairs)
-        raise StoreConflict("a concurrent transaction conflicted: deadlock detected")
-
-    monkeypatch.setattr(service.checkins, "seen", seen_losing)
+    service, fleet, calls = losing(db, locator, monkeypatch, losses=2)
     with pytest.raises(StoreConflict):
         service.check_in(fleet.token(0, 1, T0, TEHRAN), peer_ip=None, now=T0)
     assert len(calls) == 2  # once, and once more: not a loop

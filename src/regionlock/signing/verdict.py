@@ -287,8 +287,7 @@ def issue_verdict(
     claims, the same bytes as the two calls give. The claims are checked once (the service
     builds every member itself, so the canonical-form walk of `jws.sign` is not repeated)."""
     claims = verdict_claims(verdict, **answering)
-    issued_at = answering["issued_at"]
-    _check_times(claims, issued_at, max_lifetime)
+    _check_times(claims, answering["issued_at"], max_lifetime)
     return jws.sign_checked(claims, keyring.active, VERDICT_TYP), claims
 
 
