@@ -146,8 +146,8 @@ def test_the_last_entry_rewritten_with_its_hash_recomputed_is_detected(db: Datab
 def test_deleting_an_entry_is_detected(
     db: Database, own_shard: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # On PostgreSQL a thread appends to its own shard, taken in turn from a random start: pin
-    # it (this test once failed one run in two, landing on shard 0 or not).
+    # On PostgreSQL a thread appends to its own shard, taken in turn from a random start: both
+    # answers, pinned (tests/conftest.py pins shard 5 for every other test).
     monkeypatch.setattr(audit_module._threads, "shard", own_shard, raising=False)
     store = SqlAuditStore(db)
     add(db, store, 5)
