@@ -375,21 +375,26 @@ class DeviceRecord:
 
         Used to tell an idempotent re-import (same data) from a conflicting one.
         """
-        fields = (
-            ",".join(i.digits for i in self.imeis),
-            self.serial,
-            self.model,
-            self.sku,
-            self.sales_region,
-            self.distributor,
-            self.batch,
-            self.manufactured.isoformat() if self.manufactured else None,
-            self.shipped.isoformat() if self.shipped else None,
-            self.public_key.hex(),
-        )
         # Each field as "<length>:<text>" (None as "-"): unambiguous whatever the text holds.
-        canonical = "".join("-" if f is None else f"{len(f)}:{f}" for f in fields)
+        # Spelt out rather than looped: a bulk import computes this twice a row.
+        imeis = ",".join([i.digits for i in self.imeis])
+        serial, model, region = self.serial, self.model, self.sales_region
+        distributor, batch, key = self.distributor, self.batch, self.public_key.hex()
+        canonical = (
+            f"{len(imeis)}:{imeis}{len(serial)}:{serial}{len(model)}:{model}"
+            f"{_framed(self.sku)}{len(region)}:{region}{len(distributor)}:{distributor}"
+            f"{len(batch)}:{batch}{_framed_date(self.manufactured)}"
+            f"{_framed_date(self.shipped)}{len(key)}:{key}"
+        )
         return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
+
+
+def _framed(text: str | None) -> str:
+    return "-" if text is None else f"{len(text)}:{text}"
+
+
+def _framed_date(day: date | None) -> str:
+    return "-" if day is None else _framed(day.isoformat())
 
 
 # --- the device's state ------------------------------------------------------------------------

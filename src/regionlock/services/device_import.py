@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal, TypeVar
+from typing import Literal
 
 from regionlock.domain.device import (
     DeviceRecord,
@@ -43,7 +43,6 @@ REQUIRED_COLUMNS = ("imei", "serial", "model", "sales_region", "distributor", "b
 OPTIONAL_COLUMNS = ("imei2", "sku", "manufactured", "shipped")
 _TEXT_COLUMNS = ("serial", "model", "distributor", "batch", "sku")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +99,7 @@ def parse_device_rows(
     except csv.Error as exc:
         raise InvalidInput(f"line 1: the header row is not valid CSV ({exc})") from None
     columns = _columns(header)
+    layout = (len(columns), tuple(columns.get(name) for name in _FIELDS))
     seen = _SeenImeis()
 
     line = reader.line_num
@@ -116,10 +116,10 @@ def parse_device_rows(
             yield start, ImportProblem(start, f"not valid CSV ({exc})")
             continue
         line = reader.line_num
-        if not any(cell.strip() for cell in row):
+        if not "".join(row).strip():
             continue
         stats.rows += 1
-        result = _record(row, columns, start, known_countries, id_key)
+        result = _record(row, layout, start, known_countries, id_key)
         if isinstance(result, ImportProblem):
             stats.problems += 1
             yield start, result
@@ -165,52 +165,98 @@ def _columns(header: list[str]) -> dict[str, int]:
     return positions
 
 
+# The fields of a record, in the order `_record` unpacks them.
+_FIELDS = (
+    "imei",
+    "imei2",
+    "serial",
+    "model",
+    "sku",
+    "sales_region",
+    "distributor",
+    "batch",
+    "manufactured",
+    "shipped",
+    "public_key",
+)
+
+
 def _record(
     row: list[str],
-    columns: dict[str, int],
+    layout: tuple[int, tuple[int | None, ...]],
     line: int,
     known_countries: Collection[str],
     id_key: bytes,
 ) -> DeviceRecord | ImportProblem:
-    if len(row) != len(columns):
-        return ImportProblem(line, f"{len(row)} fields, but the header names {len(columns)}")
-
-    def cell(name: str) -> str:
-        i = columns.get(name)
-        return row[i].strip() if i is not None else ""
-
+    """One row's record, or everything wrong with it. `layout`: the header's number of
+    columns, and where each of `_FIELDS` is (None: not in this file, read as empty)."""
+    size, positions = layout
+    if len(row) != size:
+        return ImportProblem(line, f"{len(row)} fields, but the header names {size}")
+    (
+        imei_text,
+        imei2_text,
+        serial,
+        model,
+        sku,
+        region_text,
+        distributor,
+        batch,
+        made_text,
+        shipped_text,
+        key_text,
+    ) = [row[i].strip() if i is not None else "" for i in positions]
     errors: list[str] = []
-
-    def attempt(parse: Callable[[], _T]) -> _T | None:
-        try:
-            return parse()
-        except InvalidInput as exc:
-            errors.append(exc.message)
-            return None
-
-    required: dict[str, str] = {}
-    for name in ("serial", "model", "distributor", "batch"):
-        value = cell(name)
+    for name, value in (
+        ("serial", serial),
+        ("model", model),
+        ("distributor", distributor),
+        ("batch", batch),
+    ):
         if not value:
             errors.append(f"{name} is empty")
-        required[name] = value
     # The csv module passes NUL on (since Python 3.11) and lines handed in as text may hold
     # lone surrogates: neither can be stored (PostgreSQL refuses NUL; a surrogate made the
     # record's fingerprint raise UnicodeEncodeError, ending the whole import), so the row is
     # refused. One look at all the free text; which column only when something is wrong.
-    if text_problem("".join(map(cell, _TEXT_COLUMNS))) is not None:
-        for name in _TEXT_COLUMNS:
-            problem = text_problem(cell(name))
+    if text_problem(serial + model + distributor + batch + sku) is not None:
+        for name, value in zip(
+            _TEXT_COLUMNS, (serial, model, distributor, batch, sku), strict=True
+        ):
+            problem = text_problem(value)
             if problem is not None:
                 errors.append(f"{name} {problem}")
-    imei = attempt(lambda: parse_imei(cell("imei")))
+    imei: Imei | None = None
     imei2: Imei | None = None
-    if cell("imei2"):
-        imei2 = attempt(lambda: parse_imei(cell("imei2")))
-    region = attempt(lambda: parse_sales_region(cell("sales_region"), known_countries))
-    key = attempt(lambda: parse_public_key(cell("public_key")))
-    manufactured = attempt(lambda: _date(cell("manufactured"), "manufactured"))
-    shipped = attempt(lambda: _date(cell("shipped"), "shipped"))
+    region: str | None = None
+    key: bytes | None = None
+    manufactured: date | None = None
+    shipped: date | None = None
+    try:
+        imei = parse_imei(imei_text)
+    except InvalidInput as exc:
+        errors.append(exc.message)
+    if imei2_text:
+        try:
+            imei2 = parse_imei(imei2_text)
+        except InvalidInput as exc:
+            errors.append(exc.message)
+    try:
+        region = parse_sales_region(region_text, known_countries)
+    except InvalidInput as exc:
+        errors.append(exc.message)
+    try:
+        key = parse_public_key(key_text)
+    except InvalidInput as exc:
+        errors.append(exc.message)
+    try:
+        manufactured = _date(made_text, "manufactured")
+    except InvalidInput as exc:
+        errors.append(exc.message)
+    try:
+        shipped = _date(shipped_text, "shipped")
+    except InvalidInput as exc:
+        errors.append(exc.message)
     if imei is not None and imei2 is not None and imei == imei2:
         errors.append(f"imei2 {imei2} repeats imei")
     if manufactured is not None and shipped is not None and shipped < manufactured:
@@ -222,13 +268,13 @@ def _record(
     return DeviceRecord.create(
         imeis=(imei,) if imei2 is None else (imei, imei2),
         id_key=id_key,
-        serial=required["serial"],
-        model=required["model"],
+        serial=serial,
+        model=model,
         sales_region=region,
-        distributor=required["distributor"],
-        batch=required["batch"],
+        distributor=distributor,
+        batch=batch,
         public_key=key,
-        sku=cell("sku") or None,
+        sku=sku or None,
         manufactured=manufactured,
         shipped=shipped,
     )

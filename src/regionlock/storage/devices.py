@@ -382,6 +382,22 @@ def _save_slots_sql(dialect: str, slots: tuple[bool, bool]) -> str:
     )
 
 
+def _rows_in(
+    tx: Transaction, select: str, column: str, values: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The rows of `select` whose text `column` is one of `values`. PostgreSQL takes them as
+    one array parameter; SQLite as `IN` lists of at most 500 (a statement with a thousand
+    placeholders cost PostgreSQL's driver more to prepare than the look-up took)."""
+    if tx.dialect == "postgresql":
+        return tx.all(f"{select} WHERE {column} = ANY(?::text[])", [list(values)], arrays=True)
+    rows: list[tuple[Any, ...]] = []
+    for chunk in range(0, len(values), 500):
+        part = values[chunk : chunk + 500]
+        marks = ",".join("?" * len(part))
+        rows += tx.all(f"{select} WHERE {column} IN ({marks})", part)
+    return rows
+
+
 def _slot_json(value: Any) -> Any:
     """A slot's stored JSON as a dict: psycopg decodes jsonb itself, SQLite gives text."""
     return json.loads(value) if isinstance(value, str) else value
@@ -411,23 +427,17 @@ class SqlDeviceStore:
         if not records:
             return []
         imeis = [i.digits for r in records for i in r.imeis]
-        known: dict[str, str] = {}
-        for chunk in range(0, len(imeis), 500):
-            part = imeis[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            for imei, device in tx.all(
-                f"SELECT imei, device_id FROM device_imeis WHERE imei IN ({marks})", part
-            ):
-                known[str(imei)] = str(device)
+        known = {
+            str(imei): str(device)
+            for imei, device in _rows_in(
+                tx, "SELECT imei, device_id FROM device_imeis", "imei", imeis
+            )
+        }
         ids = sorted({r.id for r in records} | set(known.values()))
-        digests: dict[str, str] = {}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            for device, digest in tx.all(
-                f"SELECT id, record_digest FROM devices WHERE id IN ({marks})", part
-            ):
-                digests[str(device)] = str(digest)
+        digests = {
+            str(device): str(digest)
+            for device, digest in _rows_in(tx, "SELECT id, record_digest FROM devices", "id", ids)
+        }
         out: list[ImportResult] = []
         new_devices: list[tuple[Any, ...]] = []
         new_imeis: list[tuple[str, str, int]] = []
