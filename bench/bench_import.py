@@ -40,6 +40,7 @@ import time
 from base64 import urlsafe_b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from scratch import postgres_url, scratch_database
@@ -137,17 +138,31 @@ def raw_load(url: str, path: Path) -> float:
         db.close()
 
 
-def timed_import(url: str, path: Path) -> tuple[float, str]:
-    t = time.perf_counter()
-    done = subprocess.run(
-        [*CLI, "devices", "import", str(path), "--no-progress", "--db", url],
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.perf_counter() - t
-    if done.returncode:
-        raise SystemExit(f"the import failed:\n{done.stdout}{done.stderr}")
-    return elapsed, done.stdout.strip()
+@dataclass
+class Timed:
+    seconds: float
+    said: str
+    cpu_s: float  # the import process's user + system time
+    peak_mb: float  # its peak resident memory
+
+
+def timed_import(url: str, path: Path) -> Timed:
+    """The CLI import of `path` in a process of its own: wall time, its CPU and peak memory."""
+    with tempfile.TemporaryFile("w+") as out:
+        t = time.perf_counter()
+        child = subprocess.Popen(
+            [*CLI, "devices", "import", str(path), "--no-progress", "--db", url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - t
+        out.seek(0)
+        said = out.read().strip()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"the import failed:\n{said}")
+    return Timed(elapsed, said, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 @contextmanager
@@ -171,40 +186,56 @@ def migrated(url: str) -> None:
         db.close()
 
 
-def run_backend(backend: str, path: Path, tmp: Path, server: str) -> dict[str, float]:
+@dataclass
+class Result:
+    backend: str
+    first: Timed
+    again: Timed
+    raw_s: float
+
+
+def run_backend(backend: str, path: Path, tmp: Path, server: str) -> Result:
     with fresh_store(backend, tmp, "import", server) as url:
-        first, said = timed_import(url, path)
-        print(f"  {backend}: first load {first:.1f} s ({said})", file=sys.stderr)
-        again, said = timed_import(url, path)
-        print(f"  {backend}: re-import {again:.1f} s ({said})", file=sys.stderr)
+        first = timed_import(url, path)
+        print(f"  {backend}: first load {first.seconds:.1f} s ({first.said})", file=sys.stderr)
+        again = timed_import(url, path)
+        print(f"  {backend}: re-import {again.seconds:.1f} s ({again.said})", file=sys.stderr)
     with fresh_store(backend, tmp, "raw", server) as url:
         raw = raw_load(url, path)
         print(f"  {backend}: baseline {raw:.1f} s", file=sys.stderr)
-    return {"first": first, "again": again, "raw": raw}
+    return Result(backend, first, again, raw)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--file", type=Path, help="import this file (made by an earlier run) instead of a new one"
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     server = postgres_url() or DEFAULT_SERVER
     started = time.time()
     load = os.getloadavg()
-    rows: list[tuple[str, dict[str, float]]] = []
+    results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp_name:
         tmp = Path(tmp_name)
-        path = tmp / "devices.csv"
         t = time.perf_counter()
-        write_file(path, args.n)
+        if args.file is not None:
+            path = args.file
+            with path.open("rb") as f:
+                args.n = sum(1 for _ in f) - 1
+        else:
+            path = tmp / "devices.csv"
+            write_file(path, args.n)
         size = path.stat().st_size
         print(
             f"  file: {args.n:,} devices, {size / 1e6:.0f} MB ({time.perf_counter() - t:.1f} s)",
             file=sys.stderr,
         )
         for backend in backends:
-            rows.append((backend, run_backend(backend, path, tmp, server)))
+            results.append(run_backend(backend, path, tmp, server))
     print(
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
         f"{(time.time() - started) / 60:.1f} min, Python {platform.python_version()}, "
@@ -212,18 +243,20 @@ def main() -> int:
         f"before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}.\n"
     )
     print(
-        "| backend | first load | us a row | 10M at this rate | re-import | baseline (rows only)"
-        " | first load / baseline |"
+        "| backend | first load | us a row | 10M at this rate | import's CPU | peak memory"
+        " | re-import | baseline (rows only) | first load / baseline |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for backend, r in rows:
-        first, again, raw = r["first"], r["again"], r["raw"]
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        first = r.first.seconds
         per_row = first / args.n
         projected = per_row * TARGET_ROWS
         mark = "✓" if projected <= TARGET_S else "✗"
         print(
-            f"| {backend} | {first:.1f} s | {per_row * 1e6:.0f} | {projected / 60:.1f} min "
-            f"{mark} | {again:.1f} s | {raw:.1f} s | {first / raw:.2f} |"
+            f"| {r.backend} | {first:.1f} s | {per_row * 1e6:.0f} | {projected / 60:.1f} min "
+            f"{mark} | {r.first.cpu_s:.1f} s ({r.first.cpu_s / first:.0%} of a core) | "
+            f"{r.first.peak_mb:,.0f} MB | {r.again.seconds:.1f} s | {r.raw_s:.1f} s | "
+            f"{first / r.raw_s:.2f} |"
         )
     print(
         f"\nTarget: {TARGET_ROWS:,} devices in under {TARGET_S / 60:.0f} min "
