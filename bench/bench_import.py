@@ -41,6 +41,7 @@ from base64 import urlsafe_b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from hashlib import blake2b
 from pathlib import Path
 
 from scratch import postgres_url, scratch_database
@@ -102,14 +103,16 @@ Rows = list[tuple[object, ...]]
 
 def baseline_batches(path: Path) -> Iterator[tuple[Rows, Rows]]:
     """The file's devices as rows of `devices` and `device_imeis`, in batches: each line cut
-    at its commas, with a made-up id and digest (module docstring, 3)."""
+    at its commas, with a made-up id (a hash of the IMEI) and digest (module docstring, 3)."""
     devices: Rows = []
     imeis: Rows = []
     with path.open(encoding="utf-8") as f:
         next(f)
         for n, line in enumerate(f):
             c = line.rstrip("\n").split(",")
-            device_id = f"dev_{n:024d}"
+            # Spread over the key space as the import's HMAC ids are: every insert into the
+            # primary key's index lands at a random place, as it does for the import.
+            device_id = "dev_" + blake2b(c[0].encode(), digest_size=12).hexdigest()
             devices.append(
                 (device_id, c[2], c[3], c[4], c[5], c[6], c[7], c[0][:8], c[8], c[9],
                  c[10].encode(), f"{n:032x}", 0)
