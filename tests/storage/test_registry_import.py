@@ -1,10 +1,8 @@
-"""`Registry.import_csv` end to end on both stores: a file that spans several batches (parsed
-ahead on a thread of its own), bad rows among good ones, a bad header, a store that fails
-mid-file, and a re-run that completes it."""
+"""`Registry.import_csv` end to end on both stores: a file that spans several batches, bad rows
+among good ones, a bad header, a store that fails mid-file, and a re-run that completes it."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -35,10 +33,6 @@ def device_count(db: Database) -> int:
     return int(found[0])
 
 
-def no_read_ahead_thread_left() -> bool:
-    return not any(t.name == "read-ahead" and t.is_alive() for t in threading.enumerate())
-
-
 def test_a_file_of_several_batches_with_bad_rows_imports_every_good_one(db: Database) -> None:
     n = 2 * BATCH + 500
     lines = [HEADER] + [row(i) for i in range(n)]
@@ -51,7 +45,6 @@ def test_a_file_of_several_batches_with_bad_rows_imports_every_good_one(db: Data
     assert [p.line for p in report.problems] == [bad_line]
     assert "'X' is not allowed" in report.problems[0].message
     assert device_count(db) == n
-    assert no_read_ahead_thread_left()
 
 
 def test_a_bad_header_refuses_the_file_and_imports_nothing(db: Database) -> None:
@@ -59,7 +52,6 @@ def test_a_bad_header_refuses_the_file_and_imports_nothing(db: Database) -> None
     with pytest.raises(InvalidInput, match="unknown column"):
         Registry.of(Stores.on(db)).import_csv(lines, actor="ops", source="f.csv", now=NOW)
     assert device_count(db) == 0
-    assert no_read_ahead_thread_left()
 
 
 class _FailingOnce:
@@ -91,10 +83,8 @@ def test_a_store_failing_mid_file_keeps_the_batches_before_and_a_rerun_completes
 
     with pytest.raises(ConnectionError):
         registry.import_csv(lines, actor="ops", source="f.csv", now=NOW)
-    # The first batch was committed; the second rolled back; the rest, though parsed ahead,
-    # was never written; and the parsing thread is gone.
+    # The first batch was committed, the second rolled back, and the rest never written.
     assert device_count(db) == BATCH
-    assert no_read_ahead_thread_left()
 
     report = Registry.of(stores).import_csv(lines, actor="ops", source="f.csv", now=NOW)
     assert (report.imported, report.unchanged, report.problems) == (2 * BATCH, BATCH, [])

@@ -21,7 +21,6 @@ from regionlock.domain.device import (
 from regionlock.domain.errors import InvalidInput, NotFound
 from regionlock.geo.countries import country_names
 from regionlock.services.device_import import ImportProblem, ImportStats, parse_device_rows
-from regionlock.services.read_ahead import read_ahead
 from regionlock.signing.unlock import (
     format_challenge,
     normalize_challenge,
@@ -74,10 +73,8 @@ class Registry:
     ) -> ImportReport:
         """Stream an import file into the registry in batches of 1000 (one transaction each).
 
-        The file is parsed a few batches ahead on a thread of its own (`read_ahead`) while
-        this one writes. A crash loses at most the batch being written (rows parsed ahead were
-        never written), and re-running the same file afterwards completes it: imports are
-        idempotent.
+        A crash loses at most the batch in flight, and re-running the same file afterwards
+        completes it: imports are idempotent.
         """
         report = ImportReport()
         stats = ImportStats()
@@ -102,16 +99,13 @@ class Registry:
         rows = parse_device_rows(
             lines, known_countries=set(country_names()), id_key=key, stats=stats
         )
-        # While the store takes one batch (holding no GIL), the next ones are parsed
-        # (bench/README.md, "Device import").
-        for part in read_ahead(rows, chunk=BATCH):
-            for line, item in part:
-                if isinstance(item, ImportProblem):
-                    report.problems.append(item)
-                    continue
-                pending.append((line, item))
-                if len(pending) >= BATCH:
-                    flush()
+        for line, item in rows:
+            if isinstance(item, ImportProblem):
+                report.problems.append(item)
+                continue
+            pending.append((line, item))
+            if len(pending) >= BATCH:
+                flush()
         flush()
         report.duplicates_in_file = stats.duplicates
         report.problems.sort(key=lambda p: p.line)
