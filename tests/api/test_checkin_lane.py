@@ -18,9 +18,15 @@ from regionlock.signing import StaleCounter
 from regionlock.storage.db import StoreUnavailable
 
 
-def run(lane: CheckinLane, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+def run(
+    lane: CheckinLane,
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    node: Any = None,  # the app's state; None: before start-up, no metrics
+) -> list[Any]:
     sent: list[Any] = []
-    app = SimpleNamespace(state=SimpleNamespace(regionlock=None))  # before start-up: no metrics
+    app = SimpleNamespace(state=SimpleNamespace(regionlock=node))
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"x", "more_body": False}
@@ -100,26 +106,12 @@ def counted(state: SimpleNamespace) -> tuple[dict[str, float], float]:
 
 def test_a_check_in_refused_by_a_store_outage_is_counted_as_both() -> None:
     state = node(StoreUnavailable("the store is unavailable: connection refused"))
-    sent: list[Any] = []
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("a check-in went on to the app")
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"x", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/checkin",
-        "headers": [(b"content-type", b"application/jose")],
-        "query_string": b"",
-        "app": SimpleNamespace(state=SimpleNamespace(regionlock=state)),
-    }
-    asyncio.run(CheckinLane(inner)(scope, receive, send))
+    headers = [(b"content-type", b"application/jose")]
+    sent = run(CheckinLane(inner), "POST", "/v1/checkin", headers, state)
     start, body = sent
     assert start["status"] == 503 and (b"retry-after", b"5") in start["headers"]
     assert json.loads(body["body"])["type"].endswith("/store-unavailable")
