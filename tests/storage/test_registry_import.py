@@ -11,6 +11,7 @@ from regionlock.domain.device import encode_public_key, luhn_check_digit
 from regionlock.domain.errors import InvalidInput
 from regionlock.services.registry import BATCH, Registry
 from regionlock.storage import Database, Stores
+from regionlock.storage.db import StoreConflict
 
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 HEADER = "imei,serial,model,sales_region,distributor,batch,public_key\n"
@@ -89,3 +90,48 @@ def test_a_store_failing_mid_file_keeps_the_batches_before_and_a_rerun_completes
     report = Registry.of(stores).import_csv(lines, actor="ops", source="f.csv", now=NOW)
     assert (report.imported, report.unchanged, report.problems) == (2 * BATCH, BATCH, [])
     assert device_count(db) == n
+
+
+class _Losing:
+    """A device store whose first `losses` locked reads lose a conflict, as a deadlock's
+    victim does."""
+
+    def __init__(self, inner: object, losses: int) -> None:
+        self._inner = inner
+        self.losses = losses
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def lock_for_update(self, tx: object, key: str) -> object:
+        self.reads += 1
+        if self.reads <= self.losses:
+            raise StoreConflict("a concurrent transaction conflicted: deadlock detected")
+        return self._inner.lock_for_update(tx, key)  # type: ignore[attr-defined]
+
+
+def losing(db: Database, losses: int) -> tuple[Registry, _Losing, Stores]:
+    stores = Stores.on(db)
+    Registry.of(stores).import_csv([HEADER, row(1)], actor="ops", source="f.csv", now=NOW)
+    store = _Losing(stores.devices, losses)
+    return Registry(stores.db, store, stores.audit, stores.keys), store, stores  # type: ignore[arg-type]
+
+
+def test_an_operators_lock_that_loses_a_conflict_is_run_again_once(db: Database) -> None:
+    registry, store, _ = losing(db, losses=1)
+    device = registry.lock(imei(1), reason="stolen", actor="ops", now=NOW)
+    assert store.reads == 2
+    assert device.state.manual_lock is not None and device.state.manual_lock.reason == "stolen"
+    with db.read() as tx:
+        found = tx.one("SELECT count(*) FROM audit WHERE action = 'device.lock'")
+    assert found is not None and int(found[0]) == 1
+
+
+def test_an_operators_lock_that_loses_twice_is_refused_and_changes_nothing(db: Database) -> None:
+    registry, store, stores = losing(db, losses=2)
+    with pytest.raises(StoreConflict):
+        registry.lock(imei(1), reason="stolen", actor="ops", now=NOW)
+    assert store.reads == 2
+    device = stores.devices.get(imei(1))
+    assert device is not None and device.state.manual_lock is None

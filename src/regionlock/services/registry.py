@@ -28,7 +28,7 @@ from regionlock.signing.unlock import (
     unlock_code,
 )
 from regionlock.storage import AuditStore, DeviceStore, KeyStore, Stores, Transactions
-from regionlock.storage.db import epoch_ms
+from regionlock.storage.db import StoreConflict, epoch_ms
 from regionlock.storage.devices import StoredDevice
 
 BATCH = 1000
@@ -137,6 +137,26 @@ class Registry:
     ) -> StoredDevice:
         if not reason.strip():
             raise InvalidInput("a reason is required (it goes into the audit trail)")
+        # A transaction that loses a conflict kept nothing: it is run once more at once, as
+        # check-ins are (a device write can meet retention's partition drop: docs/operating.md,
+        # "Partitions").
+        try:
+            device = self._change_once(device_key, action, reason, actor, now, change)
+        except StoreConflict:
+            device = self._change_once(device_key, action, reason, actor, now, change)
+        result = self.devices.get(device.record.id)
+        assert result is not None
+        return result
+
+    def _change_once(
+        self,
+        device_key: str,
+        action: str,
+        reason: str,
+        actor: str,
+        now: datetime,
+        change: Callable[[StoredDevice], StoredDevice | None],
+    ) -> StoredDevice:
         with self.db.write() as tx:
             device = self.devices.lock_for_update(tx, device_key)
             if device is None:
@@ -153,9 +173,7 @@ class Registry:
                 reason=reason,
                 details={},
             )
-        result = self.devices.get(device.record.id)
-        assert result is not None
-        return result
+        return device
 
     def lock(
         self,
