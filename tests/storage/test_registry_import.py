@@ -55,16 +55,23 @@ def test_a_bad_header_refuses_the_file_and_imports_nothing(db: Database) -> None
     assert device_count(db) == 0
 
 
-class _FailingOnce:
-    """A device store whose n-th batch fails as a lost connection would."""
+class _Wrapped:
+    """A device store that passes everything on to `inner` but what a subclass overrides."""
 
-    def __init__(self, inner: object, fail_on: int) -> None:
+    def __init__(self, inner: object) -> None:
         self._inner = inner
-        self._fail_on = fail_on
-        self.batches = 0
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
+
+
+class _FailingOnce(_Wrapped):
+    """A device store whose n-th batch fails as a lost connection would."""
+
+    def __init__(self, inner: object, fail_on: int) -> None:
+        super().__init__(inner)
+        self._fail_on = fail_on
+        self.batches = 0
 
     def import_batch(self, tx: object, records: object, at: int) -> object:
         self.batches += 1
@@ -92,17 +99,14 @@ def test_a_store_failing_mid_file_keeps_the_batches_before_and_a_rerun_completes
     assert device_count(db) == n
 
 
-class _Losing:
+class _Losing(_Wrapped):
     """A device store whose first `losses` locked reads lose a conflict, as a deadlock's
     victim does."""
 
     def __init__(self, inner: object, losses: int) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.losses = losses
         self.reads = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
 
     def lock_for_update(self, tx: object, key: str) -> object:
         self.reads += 1

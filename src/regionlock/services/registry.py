@@ -137,43 +137,36 @@ class Registry:
     ) -> StoredDevice:
         if not reason.strip():
             raise InvalidInput("a reason is required (it goes into the audit trail)")
+
+        def once() -> StoredDevice:
+            with self.db.write() as tx:
+                device = self.devices.lock_for_update(tx, device_key)
+                if device is None:
+                    raise UnknownDevice(f"no device with id or IMEI {device_key!r}")
+                updated = change(device)
+                if updated is not None:
+                    self.devices.save_state(tx, device, updated.state)
+                self.audit.append(
+                    tx,
+                    at=epoch_ms(now),
+                    actor=actor,
+                    action=action,
+                    subject=device.record.id,
+                    reason=reason,
+                    details={},
+                )
+            return device
+
         # A transaction that loses a conflict kept nothing: it is run once more at once, as
         # check-ins are (a device write can meet retention's partition drop: docs/operating.md,
         # "Partitions").
         try:
-            device = self._change_once(device_key, action, reason, actor, now, change)
+            device = once()
         except StoreConflict:
-            device = self._change_once(device_key, action, reason, actor, now, change)
+            device = once()
         result = self.devices.get(device.record.id)
         assert result is not None
         return result
-
-    def _change_once(
-        self,
-        device_key: str,
-        action: str,
-        reason: str,
-        actor: str,
-        now: datetime,
-        change: Callable[[StoredDevice], StoredDevice | None],
-    ) -> StoredDevice:
-        with self.db.write() as tx:
-            device = self.devices.lock_for_update(tx, device_key)
-            if device is None:
-                raise UnknownDevice(f"no device with id or IMEI {device_key!r}")
-            updated = change(device)
-            if updated is not None:
-                self.devices.save_state(tx, device, updated.state)
-            self.audit.append(
-                tx,
-                at=epoch_ms(now),
-                actor=actor,
-                action=action,
-                subject=device.record.id,
-                reason=reason,
-                details={},
-            )
-        return device
 
     def lock(
         self,
