@@ -4,8 +4,11 @@ still refused, and none of it touches SQLite."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from storage_fixtures import T0, Fleet
@@ -18,6 +21,7 @@ from regionlock.storage import Database, Stores
 from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore, partitions
 from regionlock.storage.db import epoch_ms
 from regionlock.storage.migrate import available, migrate
+from regionlock.storage.privacy import SqlPrivacyStore
 
 
 def row(device_id: str, at: datetime, nonce: str) -> CheckinRow:
@@ -31,6 +35,15 @@ def names(db: Database) -> list[str]:
         return [p.name for p in partitions(tx)]
 
 
+def registered_before(db: Database, migration: str) -> tuple[str, SqlCheckinStore]:
+    """`db` migrated up to the one before `migration`, with one device registered."""
+    (version,) = [m.version for m in available(db.dialect) if m.name == migration]
+    migrate(db, upto=version - 1)
+    fleet = Fleet(1)
+    fleet.register(db)
+    return fleet.records[0].id, SqlCheckinStore(db)
+
+
 def where(db: Database, nonce: str) -> str:
     with db.read() as tx:
         found = tx.one("SELECT tableoid::regclass::text FROM checkins WHERE nonce = ?", (nonce,))
@@ -40,12 +53,7 @@ def where(db: Database, nonce: str) -> str:
 
 def test_an_existing_history_becomes_the_first_partition_as_it_is(unmigrated: Database) -> None:
     db = unmigrated
-    (by_month,) = [m.version for m in available(db.dialect) if m.name == "checkins_by_month"]
-    migrate(db, upto=by_month - 1)
-    fleet = Fleet(1)
-    fleet.register(db)
-    device = fleet.records[0].id
-    store = SqlCheckinStore(db)
+    device, store = registered_before(db, "checkins_by_month")
     with db.write() as tx:
         store.record_many(
             tx, [row(device, T0, "old-1"), row(device, T0 + timedelta(hours=1), "old-2")]
@@ -147,3 +155,109 @@ def test_a_replay_presented_a_whole_clock_window_later_is_still_named_a_replay(
     with pytest.raises(ReplayedNonce):
         service.check_in(token, peer_ip=None, now=later)
     assert service._replay_horizon_ms == (2 * settings.clock_skew_s + 3600) * 1000
+
+
+def test_dropping_a_month_waits_for_no_device_write(db: Database) -> None:
+    """The order that deadlocked in CI (docs/operating.md, "Partitions"): an operator's
+    transaction holds a device row, retention then detaches and drops a month, and the
+    operator's transaction goes on to read the history and write the device. With the
+    history's foreign key to `devices`, the drop waited for an exclusive lock on `devices`
+    while holding the history's, and PostgreSQL ended one of the two after its
+    deadlock_timeout. Both must now finish."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite has no partitions: retention deletes rows")
+    fleet = Fleet(1)
+    fleet.register(db)
+    device = fleet.records[0].id
+    (legacy,) = [p.name for p in partitions_of(db) if p.name == "checkins_legacy"]
+    holding, dropped = threading.Event(), threading.Event()
+    watcher = Database(db.url.url)  # its own connections: a read inside a write shares one
+    failures: list[BaseException] = []
+
+    def operator() -> None:
+        try:
+            with db.write() as tx:
+                tx.one("SELECT id FROM devices WHERE id = ? FOR UPDATE", (device,))
+                holding.set()
+                # Until the drop is done, or waits for a lock (the order that deadlocked).
+                deadline = time.monotonic() + 5
+                while not dropped.is_set() and time.monotonic() < deadline:
+                    if lock_waits(watcher):
+                        break
+                    time.sleep(0.01)
+                tx.one("SELECT COUNT(*) FROM checkins WHERE device_id = ?", (device,))
+                tx.execute("UPDATE devices SET last_verdict = 'warn' WHERE id = ?", (device,))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    def retention() -> None:
+        try:
+            holding.wait(5)
+            with db.write() as tx:
+                SqlPrivacyStore(db).drop_partition(tx, legacy)
+            dropped.set()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=operator), threading.Thread(target=retention)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    watcher.close()
+    assert failures == []
+    assert legacy not in [p.name for p in partitions_of(db)]
+    with db.read() as tx:
+        assert tx.one("SELECT last_verdict FROM devices WHERE id = ?", (device,)) == ("warn",)
+
+
+def partitions_of(db: Database) -> list[Any]:
+    with db.read() as tx:
+        return list(partitions(tx))
+
+
+def lock_waits(db: Database) -> bool:
+    """Whether any session of this database waits for a heavyweight lock now."""
+    with db.read() as tx:
+        found = tx.one(
+            "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE NOT l.granted AND a.datname = current_database() LIMIT 1"
+        )
+    return found is not None
+
+
+def test_the_history_keeps_no_foreign_key_to_devices_on_postgresql(unmigrated: Database) -> None:
+    """Migration 0016 drops the key from the parent, every month made before it and the
+    legacy table; months made after it have none. SQLite keeps its key."""
+    db = unmigrated
+    device, store = registered_before(db, "checkins_without_device_key")
+    with db.write() as tx:
+        store.record_many(tx, [row(device, T0, "before")])
+    if db.dialect == "sqlite":
+        migrate(db)
+        with db.read() as tx:
+            keys = tx.all("SELECT \"table\" FROM pragma_foreign_key_list('checkins')")
+        assert [k[0] for k in keys] == ["devices"]
+        return
+    store.prepare_partitions(T0)
+    # The parent's key and its clones, and the legacy table's own (attaching kept it apart).
+    assert {"checkins.checkins_device_id_fkey1", "checkins_legacy.checkins_device_id_fkey"} < set(
+        device_keys(db)
+    )
+    migrate(db)
+    assert device_keys(db) == []
+    assert store.prepare_partitions(T0 + timedelta(days=130)) != []
+    assert device_keys(db) == []
+    assert [c["at"] for c in store.recent(device)] == [T0.isoformat()]
+
+
+def device_keys(db: Database) -> list[str]:
+    """The foreign keys to `devices` held by the history or any of its partitions."""
+    with db.read() as tx:
+        rows = tx.all(
+            "SELECT conrelid::regclass::text || '.' || conname FROM pg_constraint"
+            " WHERE contype = 'f' AND confrelid = 'devices'::regclass"
+            " AND (conrelid = 'checkins'::regclass OR conrelid IN"
+            " (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'checkins'::regclass))"
+        )
+    return sorted(str(r[0]) for r in rows)
