@@ -5,7 +5,7 @@
 -- deadlocked with it, and PostgreSQL ended one of the two. Nothing relied on the key:
 -- a check-in is recorded only under its device's row lock (`FOR UPDATE`, and a device
 -- deleted meanwhile is refused), and erasure takes the same lock and deletes the history
--- before the device. The key also cost every recorded check-in a look-up of `devices`.
+-- before the device.
 --
 -- The parent's constraint first: dropping it drops its clones on every partition. Then any
 -- of the partitions' own (the legacy table's, if attaching did not merge it).
