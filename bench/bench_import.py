@@ -1,6 +1,7 @@
 """`regionlock devices import` beside the database's own floor for the same rows.
 
-Run: `.venv/bin/python bench/bench_import.py [--n 200000] [--backend sqlite|postgresql|both]`
+Run: `.venv/bin/python bench/bench_import.py [--n 200000] [--backend sqlite|postgresql|both]
+[--writers 1,2]`
 (PostgreSQL: REGIONLOCK_BENCH_POSTGRES_URL, else REGIONLOCK_TEST_POSTGRES_URL, else the local
 server). About a minute at the default size; `--n 10000000` is issue 16's target (10 million
 devices in under 10 minutes) and takes about 20 minutes with its baseline. Not part of
@@ -14,7 +15,9 @@ devices in under 10 minutes) and takes about 20 minutes with its baseline. Not p
    --no-progress` in a process of its own, timed from start to exit (parsing and checking
    every row, the HMAC device id, the in-file duplicate check, the store's look-ups and
    writes, the final audit entry): **the first load**. Then the same file again: **the
-   re-import**, every row "unchanged".
+   re-import**, every row "unchanged". `--writers 1,2` imports once per writer count (the
+   CLI's `--writers`: connections writing batches while the next is parsed), each into a
+   fresh store, for a paired comparison in one run.
 3. The baseline, in the same run: a second fresh store, and the same devices' rows written
    into the same tables with the same indexes, in the same batches of 1,000, by the plainest
    means each database has (PostgreSQL: COPY FROM STDIN of each batch; SQLite: one prepared
@@ -149,12 +152,13 @@ class Timed:
     peak_mb: float  # its peak resident memory
 
 
-def timed_import(url: str, path: Path) -> Timed:
+def timed_import(url: str, path: Path, writers: int | None) -> Timed:
     """The CLI import of `path` in a process of its own: wall time, its CPU and peak memory."""
+    more = [] if writers is None else ["--writers", str(writers)]
     with tempfile.TemporaryFile("w+") as out:
         t = time.perf_counter()
         child = subprocess.Popen(
-            [*CLI, "devices", "import", str(path), "--no-progress", "--db", url],
+            [*CLI, "devices", "import", str(path), "--no-progress", *more, "--db", url],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
@@ -192,23 +196,31 @@ def migrated(url: str) -> None:
 @dataclass
 class Result:
     backend: str
+    writers: int | None
     first: Timed
     again: Timed | None
     raw_s: float
 
 
-def run_backend(backend: str, path: Path, tmp: Path, server: str, reimport: bool) -> Result:
-    with fresh_store(backend, tmp, "import", server) as url:
-        first = timed_import(url, path)
-        print(f"  {backend}: first load {first.seconds:.1f} s ({first.said})", file=sys.stderr)
-        again = None
-        if reimport:
-            again = timed_import(url, path)
-            print(f"  {backend}: re-import {again.seconds:.1f} s ({again.said})", file=sys.stderr)
+def run_backend(
+    backend: str, path: Path, tmp: Path, server: str, reimport: bool, writers: list[int | None]
+) -> list[Result]:
+    """An import into a fresh store for each writer count, then the baseline once."""
+    done: list[tuple[int | None, Timed, Timed | None]] = []
+    for count in writers:
+        tag = f"{backend}, {count or 'default'} writer(s)"
+        with fresh_store(backend, tmp, "import", server) as url:
+            first = timed_import(url, path, count)
+            print(f"  {tag}: first load {first.seconds:.1f} s ({first.said})", file=sys.stderr)
+            again = None
+            if reimport:
+                again = timed_import(url, path, count)
+                print(f"  {tag}: re-import {again.seconds:.1f} s ({again.said})", file=sys.stderr)
+        done.append((count, first, again))
     with fresh_store(backend, tmp, "raw", server) as url:
         raw = raw_load(url, path)
         print(f"  {backend}: baseline {raw:.1f} s", file=sys.stderr)
-    return Result(backend, first, again, raw)
+    return [Result(backend, count, first, again, raw) for count, first, again in done]
 
 
 def main() -> int:
@@ -224,7 +236,14 @@ def main() -> int:
     parser.add_argument(
         "--file", type=Path, help="import this file (made by an earlier run) instead of a new one"
     )
+    parser.add_argument(
+        "--writers",
+        default="",
+        help="comma-separated writer counts to import with, each into a fresh store"
+        " (e.g. 1,2; default: the CLI's own default)",
+    )
     args = parser.parse_args()
+    writers: list[int | None] = [int(w) for w in args.writers.split(",") if w.strip()] or [None]
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     server = postgres_url() or DEFAULT_SERVER
     started = time.time()
@@ -246,7 +265,7 @@ def main() -> int:
             file=sys.stderr,
         )
         for backend in backends:
-            results.append(run_backend(backend, path, tmp, server, args.reimport))
+            results += run_backend(backend, path, tmp, server, args.reimport, writers)
     print(
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}, "
         f"{(time.time() - started) / 60:.1f} min, Python {platform.python_version()}, "
@@ -254,10 +273,10 @@ def main() -> int:
         f"before {load[0]:.2f}, after {os.getloadavg()[0]:.2f}.\n"
     )
     print(
-        "| backend | first load | us a row | 10M at this rate | import's CPU | peak memory"
-        " | re-import | baseline (rows only) | first load / baseline |"
+        "| backend | writers | first load | us a row | 10M at this rate | import's CPU"
+        " | peak memory | re-import | baseline (rows only) | first load / baseline |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         first = r.first.seconds
         per_row = first / args.n
@@ -265,7 +284,8 @@ def main() -> int:
         mark = "✓" if projected <= TARGET_S else "✗"
         again = f"{r.again.seconds:.1f} s" if r.again is not None else "not run"
         print(
-            f"| {r.backend} | {first:.1f} s | {per_row * 1e6:.0f} | {projected / 60:.1f} min "
+            f"| {r.backend} | {r.writers or 'default'} | {first:.1f} s | {per_row * 1e6:.0f} | "
+            f"{projected / 60:.1f} min "
             f"{mark} | {r.first.cpu_s:.1f} s ({r.first.cpu_s / first:.0%} of a core) | "
             f"{r.first.peak_mb:,.0f} MB | {again} | {r.raw_s:.1f} s | "
             f"{first / r.raw_s:.2f} |"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from databases import database_url
 
 from regionlock.cli.main import cli
 from regionlock.domain.device import encode_public_key, luhn_check_digit
+from regionlock.services.registry import Registry
 
 HEADER = "imei,serial,model,sales_region,distributor,batch,public_key\n"
 
@@ -112,3 +116,26 @@ def test_audit_export_and_lock_name_a_device_by_imei_or_id(tmp_path: Path) -> No
     assert json.loads(by_imei[0])["subject"] == shown["id"]
     # A subject that is no device is taken as it is (a policy, a key).
     assert run(db, "audit", "export", "--subject", "nothing@1")[1] == ""
+
+
+@pytest.mark.parametrize(("dialect", "default"), [("sqlite", 1), ("postgresql", 2)])
+def test_import_writes_with_two_connections_on_postgresql_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dialect: str, default: int
+) -> None:
+    asked: list[int] = []
+    real = Registry.import_csv
+
+    def noting(self: Registry, *args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["writers"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Registry, "import_csv", noting)
+    path = tmp_path / "devices.csv"
+    path.write_text(HEADER + "".join(f"{imei(i)},SN{i},X1,EEA,D7,B1,{key()}\n" for i in range(3)))
+    with database_url(dialect, tmp_path / "store") as db:
+        assert run(db, "devices", "import", str(path))[0] == 0
+        code, out, _ = run(db, "devices", "import", "--writers", "3", str(path))
+        assert code == 0 and "imported 0, unchanged 3" in out
+        code, _, err = run(db, "devices", "import", "--writers", "0", str(path))
+        assert code == 2 and "'--writers': 0 is not in the range 1<=x<=8" in err
+    assert asked == [default, 3]

@@ -22,8 +22,14 @@ def devices() -> None:
 @devices.command("import")
 @click.argument("csv_file", type=click.Path(dir_okay=False, exists=True, allow_dash=True))
 @click.option("--progress/--no-progress", default=None)
+@click.option(
+    "--writers",
+    type=click.IntRange(1, 8),
+    default=None,
+    help="Connections writing batches at once (default: 2 on PostgreSQL, 1 on SQLite).",
+)
 @db_option
-def import_cmd(csv_file: str, progress: bool | None, db_url: str) -> None:
+def import_cmd(csv_file: str, progress: bool | None, writers: int | None, db_url: str) -> None:
     """Register devices from a CSV file (idempotent; bad rows reported by line).
 
     Header: imei,serial,model,sales_region,distributor,batch,public_key (optional: imei2, sku,
@@ -33,8 +39,10 @@ def import_cmd(csv_file: str, progress: bool | None, db_url: str) -> None:
         store(db_url) as stores,
         input_lines(csv_file, "importing", progress, encoding="utf-8-sig", newline="") as lines,
     ):
+        if writers is None:
+            writers = 2 if stores.db.dialect == "postgresql" else 1
         report = Registry.of(stores).import_csv(
-            lines, actor=actor(), source=csv_file, now=datetime.now(UTC)
+            lines, actor=actor(), source=csv_file, now=datetime.now(UTC), writers=writers
         )
     for p in report.problems[:50]:
         click.echo(f"line {p.line}: {p.message}", err=True)

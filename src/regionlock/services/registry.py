@@ -7,7 +7,9 @@ the verdict is computed and signed (the device cannot be reached before that).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,7 +31,7 @@ from regionlock.signing.unlock import (
 )
 from regionlock.storage import AuditStore, DeviceStore, KeyStore, Stores, Transactions
 from regionlock.storage.db import StoreConflict, epoch_ms
-from regionlock.storage.devices import StoredDevice
+from regionlock.storage.devices import ImportResult, StoredDevice
 
 BATCH = 1000
 
@@ -70,43 +72,53 @@ class Registry:
         actor: str,
         source: str,
         now: datetime,
+        writers: int = 1,
     ) -> ImportReport:
         """Stream an import file into the registry in batches of 1000 (one transaction each).
 
-        A crash loses at most the batch in flight, and re-running the same file afterwards
-        completes it: imports are idempotent.
+        With `writers` above 1, that many threads (each its own connection) write batches
+        while this one parses the next: batches of one file never touch the same device or
+        IMEI (the in-file duplicate check runs first), so they cannot conflict. PostgreSQL
+        gains from it; SQLite has one writer and should keep 1 (docs/operating.md).
+
+        A crash loses at most the batches in flight (`writers` + 1), and re-running the same
+        file afterwards completes them: imports are idempotent.
         """
+        if writers < 1:
+            raise InvalidInput(f"{writers} writers: expected at least 1")
         report = ImportReport()
         stats = ImportStats()
         key = self.devices.device_id_key()
         at = epoch_ms(now)
-        pending: list[tuple[int, DeviceRecord]] = []
 
-        def flush() -> None:
-            if not pending:
-                return
+        def write(batch: list[tuple[int, DeviceRecord]]) -> list[ImportResult]:
             with self.db.write() as tx:
-                results = self.devices.import_batch(tx, [r for _, r in pending], at)
-            for (line, _), result in zip(pending, results, strict=True):
+                return self.devices.import_batch(tx, [r for _, r in batch], at)
+
+        def tally(batch: list[tuple[int, DeviceRecord]], results: list[ImportResult]) -> None:
+            for (line, _), result in zip(batch, results, strict=True):
                 if result.outcome == "imported":
                     report.imported += 1
                 elif result.outcome == "unchanged":
                     report.unchanged += 1
                 else:
                     report.problems.append(ImportProblem(line, result.message))
-            pending.clear()
 
         rows = parse_device_rows(
             lines, known_countries=set(country_names()), id_key=key, stats=stats
         )
-        for line, item in rows:
-            if isinstance(item, ImportProblem):
-                report.problems.append(item)
-                continue
-            pending.append((line, item))
-            if len(pending) >= BATCH:
-                flush()
-        flush()
+        with _Writers(write, tally, writers) as out:
+            pending: list[tuple[int, DeviceRecord]] = []
+            for line, item in rows:
+                if isinstance(item, ImportProblem):
+                    report.problems.append(item)
+                    continue
+                pending.append((line, item))
+                if len(pending) >= BATCH:
+                    out.put(pending)
+                    pending = []
+            if pending:
+                out.put(pending)
         report.duplicates_in_file = stats.duplicates
         report.problems.sort(key=lambda p: p.line)
         with self.db.write() as tx:
@@ -296,3 +308,58 @@ def device_json(d: StoredDevice) -> dict[str, Any]:
             },
         },
     }
+
+
+_Batch = list[tuple[int, DeviceRecord]]
+
+
+class _Writers:
+    """Batches written by `write` in `count` threads, their results handed to `tally` in the
+    order they were put, on the putting thread. With one writer, `write` runs inline: a
+    thread there only adds hand-offs of the GIL (a read-ahead thread made imports slower,
+    bench/README.md). At most `count` batches are being written and one more waits, so
+    memory stays bounded. Leaving the block waits for every batch in flight; the first
+    failure is raised there (or at the `put` that found it), and nothing more is put."""
+
+    def __init__(
+        self,
+        write: Callable[[_Batch], list[ImportResult]],
+        tally: Callable[[_Batch, list[ImportResult]], None],
+        count: int,
+    ) -> None:
+        self._write, self._tally, self._count = write, tally, count
+        self._pool = (
+            ThreadPoolExecutor(count, thread_name_prefix="import-writer") if count > 1 else None
+        )
+        self._flight: deque[tuple[_Batch, Future[list[ImportResult]]]] = deque()
+
+    def put(self, batch: _Batch) -> None:
+        if self._pool is None:
+            self._tally(batch, self._write(batch))
+            return
+        self._flight.append((batch, self._pool.submit(self._write, batch)))
+        while len(self._flight) > self._count:
+            self._collect()
+
+    def _collect(self) -> None:
+        batch, done = self._flight.popleft()
+        self._tally(batch, done.result())
+
+    def __enter__(self) -> _Writers:
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if self._pool is None:
+            return
+        failed = kind is not None
+        try:
+            while self._flight and not failed:
+                self._collect()
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            # After a failure, batches not started are dropped and those being written are
+            # waited for, not tallied: each commits or not on its own, and a re-run
+            # completes the file.
+            self._pool.shutdown(wait=True, cancel_futures=failed)
