@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,7 +20,7 @@ def scratch_database(server: str) -> Iterator[str]:
     """The URL of a database of its own on `server`, dropped afterwards."""
     import psycopg
 
-    name = f"regionlock_bench_{os.getpid()}"
+    name = f"regionlock_bench_{os.getpid()}_{secrets.token_hex(3)}"  # several in one run
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -62,6 +62,7 @@ def test_values_are_typed() -> None:
         ({"REGIONLOCK_CAMPAIGN_APPROVAL_SHARE": "nan"}, "SHARE: expected 0 to 1"),
         ({"REGIONLOCK_CAMPAIGN_POLL_S": "0"}, "POLL_S: expected 0.05 to 3600"),
         ({"REGIONLOCK_CAMPAIGN_APPROVAL_DEVICES": "-1"}, "DEVICES: expected 0 to"),
+        ({"REGIONLOCK_CHECKIN_PARTITIONS": "week"}, "PARTITIONS='week': expected month or day"),
         (
             {"REGIONLOCK_ENVIRONMENT": "production", "REGIONLOCK_SIMULATED_CLOCK": "1"},
             "cannot be enabled in production",

@@ -97,6 +97,10 @@ class Settings:
     retention_days: int = 180
     """Check-in rows older than this many days are deleted (their days of presence folded
     into the device state first): daily by the service, or `regionlock retention run`."""
+    checkin_partitions: str = "month"
+    """PostgreSQL only: the check-in history's partitions, `month` or `day` (UTC). Days keep
+    each partition's indexes in memory for fleets of tens of millions checking in daily
+    (docs/operating.md, "Partitions"); set the same on every node and for `regionlock migrate`."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +162,10 @@ class Settings:
         if not 1 <= self.retention_days <= 100_000:
             raise InvalidInput(
                 f"REGIONLOCK_RETENTION_DAYS={self.retention_days}: expected 1 to 100000"
+            )
+        if self.checkin_partitions not in ("month", "day"):
+            raise InvalidInput(
+                f"{PREFIX}CHECKIN_PARTITIONS={self.checkin_partitions!r}: expected month or day"
             )
         for name in ("device_rate_per_hour", "apikey_rate_per_hour"):
             if not 0 <= getattr(self, name) <= 100_000_000:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from databases import postgres_database
 
@@ -115,3 +117,19 @@ def test_keys_rotate_keeps_the_old_key_published(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert lines[0].startswith(old_kid) and "retired" in lines[0]
     assert lines[1].startswith(new_kid) and lines[1].endswith("signing")
+
+
+def test_migrate_prepares_days_when_the_history_is_partitioned_by_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    today = datetime.now(UTC)
+    with postgres_database(migrated=False) as url:
+        monkeypatch.setenv("REGIONLOCK_CHECKIN_PARTITIONS", "weekly")
+        code, _, err = run(url, "migrate")
+        assert code == 2 and "PARTITIONS='weekly': expected month or day" in err
+        monkeypatch.setenv("REGIONLOCK_CHECKIN_PARTITIONS", "day")
+        code, out, _ = run(url, "migrate")
+        assert code == 0 and "applied 0001_init" in out  # nothing was applied before
+        days = {"checkins_" + t.strftime("y%Ym%md%d") for t in (today, datetime.now(UTC))}
+        made = [line.split()[-1] for line in out.splitlines() if "check-in partition" in line]
+        assert len(made) == 15 and made[0] in days

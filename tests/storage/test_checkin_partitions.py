@@ -18,7 +18,14 @@ from regionlock.services.checkin import CheckinService
 from regionlock.settings import Settings
 from regionlock.signing import ReplayedNonce
 from regionlock.storage import Database, Stores
-from regionlock.storage.checkins import CheckinRow, DuplicateNonce, SqlCheckinStore, partitions
+from regionlock.storage.checkins import (
+    CheckinRow,
+    DuplicateNonce,
+    Partition,
+    SqlCheckinStore,
+    _gaps,
+    partitions,
+)
 from regionlock.storage.db import epoch_ms
 from regionlock.storage.migrate import available, migrate
 from regionlock.storage.privacy import SqlPrivacyStore
@@ -261,3 +268,84 @@ def device_keys(db: Database) -> list[str]:
             " (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'checkins'::regclass))"
         )
     return sorted(str(r[0]) for r in rows)
+
+
+MS = 1000
+
+
+@pytest.mark.parametrize(
+    ("held", "gaps"),
+    [
+        ([], [(0, 10 * MS)]),
+        ([(None, 0)], [(0, 10 * MS)]),  # the legacy partition, all before
+        ([(None, 3 * MS)], [(3 * MS, 10 * MS)]),  # ... or ending inside
+        ([(2 * MS, 4 * MS), (6 * MS, 7 * MS)], [(0, 2 * MS), (4 * MS, 6 * MS), (7 * MS, 10 * MS)]),
+        ([(0, 4 * MS), (4 * MS, 10 * MS)], []),
+        ([(-5 * MS, 20 * MS)], []),
+        ([(12 * MS, 20 * MS)], [(0, 10 * MS)]),  # after the period
+        ([(5 * MS, None)], [(0, 5 * MS)]),
+    ],
+)
+def test_the_gaps_of_a_period_are_what_no_partition_covers(
+    held: list[tuple[int | None, int | None]], gaps: list[tuple[int, int]]
+) -> None:
+    parts = [Partition(f"p{i}", a, b) for i, (a, b) in enumerate(held)]
+    assert _gaps(0, 10 * MS, parts) == gaps
+
+
+def test_days_are_prepared_by_utc_day_and_take_their_rows(db: Database) -> None:
+    store = SqlCheckinStore(db)
+    with pytest.raises(ValueError, match="'week': expected month or day"):
+        store.prepare_partitions(T0, period="week")
+    if db.dialect == "sqlite":
+        assert store.prepare_partitions(T0, period="day") == []
+        return
+    device, _ = registered(db)
+    made = store.prepare_partitions(T0, period="day", ahead=2)  # T0: 27 November 2026
+    assert made == ["checkins_y2026m11d27", "checkins_y2026m11d28", "checkins_y2026m11d29"]
+    assert store.prepare_partitions(T0, period="day", ahead=2) == []
+    day = datetime(2026, 11, 28, tzinfo=UTC)
+    with db.read() as tx:
+        (d28,) = [p for p in partitions(tx) if p.name == "checkins_y2026m11d28"]
+    assert (d28.start, d28.end) == (epoch_ms(day), epoch_ms(day + timedelta(days=1)))
+    with db.write() as tx:
+        store.record_many(tx, [row(device, day + timedelta(hours=23, minutes=59), "late")])
+    assert where(db, "late") == "checkins_y2026m11d28"
+    with db.read() as tx:
+        assert store.seen(tx, [(device, "late")], since=epoch_ms(day)) == {(device, "late")}
+
+
+def test_months_fill_every_gap_the_days_left_and_days_skip_what_months_cover(
+    db: Database,
+) -> None:
+    """From days back to months (or a node set otherwise than the rest): the month is made
+    of every span no day covers, at once, so no row of it goes to the default partition."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite has no partitions")
+    device, _ = registered(db)
+    store = SqlCheckinStore(db)
+    store.prepare_partitions(T0, period="day", ahead=1)  # 27 and 28 November
+    d29 = epoch_ms(datetime(2026, 11, 29, tzinfo=UTC))
+    assert store.prepare_partitions(T0, period="month", ahead=1) == [
+        "checkins_y2026m11",
+        f"checkins_y2026m11_from{d29}",
+        "checkins_y2026m12",
+    ]
+    with db.write() as tx:
+        store.record_many(
+            tx,
+            [
+                row(device, datetime(2026, 11, 1, tzinfo=UTC), "first"),
+                row(device, datetime(2026, 11, 30, 23, tzinfo=UTC), "last"),
+            ],
+        )
+    assert where(db, "first") == "checkins_y2026m11"
+    assert where(db, "last") == f"checkins_y2026m11_from{d29}"
+    # Days again: November's are covered, December's first is inside December's month.
+    assert store.prepare_partitions(T0, period="day", ahead=5) == []
+
+
+def registered(db: Database) -> tuple[str, Fleet]:
+    fleet = Fleet(1)
+    fleet.register(db)
+    return fleet.records[0].id, fleet

@@ -75,7 +75,7 @@ def test_a_month_before_the_partitions_made_already_is_still_prepared(db: Databa
     if db.dialect != "postgresql":
         pytest.skip("partitions are PostgreSQL's")
     store = SqlCheckinStore(db)
-    assert store.prepare_partitions(datetime(2031, 5, 17, tzinfo=UTC), months_ahead=0) == [
+    assert store.prepare_partitions(datetime(2031, 5, 17, tzinfo=UTC), ahead=0) == [
         "checkins_y2031m05"
     ]
     made = store.prepare_partitions(T0)  # November 2026
@@ -97,9 +97,9 @@ def test_a_month_partly_covered_by_a_partition_made_by_hand_gets_the_rest(
             f" FOR VALUES FROM ({mid}) TO ({month_start(2026, 12)})"
         )
     store = SqlCheckinStore(db)
-    assert store.prepare_partitions(T0, months_ahead=0) == ["checkins_y2026m11"]
+    assert store.prepare_partitions(T0, ahead=0) == ["checkins_y2026m11"]
     assert bounds(db, "checkins_y2026m11") == (month_start(2026, 11), mid)
-    assert store.prepare_partitions(T0, months_ahead=0) == []
+    assert store.prepare_partitions(T0, ahead=0) == []
 
 
 def test_the_months_prepared_are_utc_months_whatever_the_machines_zone(
@@ -113,9 +113,7 @@ def test_the_months_prepared_are_utc_months_whatever_the_machines_zone(
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
     try:
-        made = SqlCheckinStore(db).prepare_partitions(
-            datetime(2026, 12, 1, 2, tzinfo=UTC), months_ahead=1
-        )
+        made = SqlCheckinStore(db).prepare_partitions(datetime(2026, 12, 1, 2, tzinfo=UTC), ahead=1)
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -134,21 +132,21 @@ def test_preparing_a_month_tries_five_times_a_growing_pause_apart(
     if db.dialect != "postgresql":
         pytest.skip("partitions are PostgreSQL's")
     store = SqlCheckinStore(db)
-    real, tries, pauses = store._prepare_month, [], []
+    real, tries, pauses = store._prepare, [], []
 
-    def prepare_month(start: int, end: int) -> list[str]:
+    def prepare(start: int, end: int, name: str) -> list[str]:
         tries.append(start)
         if len(tries) <= losses:
             raise StoreConflict("a concurrent transaction conflicted: lock timeout")
-        return real(start, end)
+        return real(start, end, name)
 
-    monkeypatch.setattr(store, "_prepare_month", prepare_month)
+    monkeypatch.setattr(store, "_prepare", prepare)
     monkeypatch.setattr(checkins_module, "time", SimpleNamespace(sleep=pauses.append))
     if losses < 5:
-        assert store.prepare_partitions(T0, months_ahead=0) == ["checkins_y2026m11"]
+        assert store.prepare_partitions(T0, ahead=0) == ["checkins_y2026m11"]
     else:
         with pytest.raises(StoreConflict):
-            store.prepare_partitions(T0, months_ahead=0)
+            store.prepare_partitions(T0, ahead=0)
     assert tries == [month_start(2026, 11)] * 5
     assert pauses == [0.5, 1.0, 1.5, 2.0]  # none after the last try
 

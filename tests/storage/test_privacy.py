@@ -310,15 +310,9 @@ def test_retention_drops_months_whole_on_postgresql_and_rows_on_sqlite(
     assert len(stores.audit.entries()) == entries and stores.audit.verify().ok
     if db.dialect == "postgresql":
         assert made == ["checkins_y2026m11", "checkins_y2026m12", "checkins_y2027m01"]
-        with db.read() as tx:
-            left = [p.name for p in partitions(tx)]
         # November went whole (and the empty legacy partition, all of it before 1970);
         # December ends after the cutoff and stays.
-        assert left == [
-            "checkins_y2026m12",
-            "checkins_y2027m01",
-            "checkins_default",
-        ]
+        assert partition_names(db) == ["checkins_y2026m12", "checkins_y2027m01", "checkins_default"]
     else:
         assert made == []
     assert privacy.run_retention(days=30, now=now).deleted == 0
@@ -378,3 +372,29 @@ def test_erasing_again_finishes_a_scrub_cut_short(
     with pytest.raises(DeviceErased):
         Privacy.of(stores).erase(fleet.records[1].id, reason="again", actor="t", now=T0)
     assert imei(2).encode() not in _stored_bytes(db, tmp_path)
+
+
+def test_retention_drops_days_whole_when_the_history_is_partitioned_by_day(
+    world: tuple[Stores, Fleet, CheckinService], db: Database
+) -> None:
+    """REGIONLOCK_CHECKIN_PARTITIONS=day: each day wholly past the cutoff is folded and
+    dropped; the day the cutoff falls in keeps its rows."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite has no partitions: the test above covers its retention")
+    stores, _, _ = world
+    made = stores.checkins.prepare_partitions(T0, period="day", ahead=4)
+    assert made == [f"checkins_y2026m11d{d}" for d in (27, 28, 29, 30)] + ["checkins_y2026m12d01"]
+    _run(world)  # 27, 28 and 29 November, from 09:00
+    privacy = Privacy.of(stores)
+    now = T0 + timedelta(days=32)  # cutoff 30 days back: 29 November, 09:00
+    report = privacy.run_retention(days=30, now=now, chunk=4)
+    assert report.deleted == 6
+    assert [len(privacy.export(imei(i), now=now)["checkins"]) for i in (1, 2, 3)] == [1, 1, 1]
+    days = [f"checkins_y2026m11d{d}" for d in (29, 30)] + ["checkins_y2026m12d01"]
+    assert partition_names(db) == [*days, "checkins_default"]
+    assert stores.audit.verify().ok
+
+
+def partition_names(db: Database) -> list[str]:
+    with db.read() as tx:
+        return [p.name for p in partitions(tx)]

@@ -115,7 +115,7 @@ def test_preparing_a_month_gives_way_to_check_ins_holding_the_default_partition(
         assert locked.wait(timeout=10)
         started = datetime.now(UTC)
         with pytest.raises(StoreConflict):
-            store.prepare_partitions(later, months_ahead=0)
+            store.prepare_partitions(later, ahead=0)
         waited = datetime.now(UTC) - started
     finally:
         release.set()
@@ -124,4 +124,4 @@ def test_preparing_a_month_gives_way_to_check_ins_holding_the_default_partition(
     assert waited < timedelta(seconds=5)
     with db.read() as tx:
         assert not [p for p in partitions(tx) if p.name.startswith("checkins_y2031m05")]
-    assert store.prepare_partitions(later, months_ahead=0) == ["checkins_y2031m05"]
+    assert store.prepare_partitions(later, ahead=0) == ["checkins_y2031m05"]

@@ -183,9 +183,12 @@ class State:
 
     def _daily(self, overview: Overview, now: datetime, stopping: Callable[[], bool]) -> None:
         """What the retention runner does before retention at every wake-up: PostgreSQL's
-        check-in partitions for this month and the next two, then the overview's snapshots."""
+        check-in partitions for this month and the next two (or this day and the next 14),
+        then the overview's snapshots."""
         try:
-            made = self.stores.checkins.prepare_partitions(now)
+            made = self.stores.checkins.prepare_partitions(
+                now, period=self.settings.checkin_partitions
+            )
         except StoreUnavailable as exc:  # check-ins were holding the locks: next wake-up
             log.warning("check-in partitions not made now: %s", exc)
         else:

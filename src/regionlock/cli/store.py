@@ -24,6 +24,7 @@ from regionlock.services.access import Access
 from regionlock.services.audit_tree import AuditTree
 from regionlock.services.checkin import MAX_TOKEN_LIFETIME
 from regionlock.services.policy_admin import PolicyAdmin
+from regionlock.settings import Settings
 from regionlock.signing import TokenError
 from regionlock.signing.audit_head import TREE_HEAD_VERSION, verify_audit_head
 from regionlock.storage import DEFAULT_URL, Database, Stores, open_stores
@@ -65,12 +66,13 @@ def actor() -> str:
 @db_option
 def migrate_cmd(db_url: str) -> None:
     """Create or upgrade the database schema (idempotent; safe to run concurrently)."""
+    period = Settings.from_env().checkin_partitions  # a bad setting stops it before it starts
     db = Database(db_url)
     try:
         done = migrate(db)
-        # PostgreSQL's check-in history: this month's partition and the next two's (the
-        # service keeps them coming; docs/operating.md).
-        made = Stores.on(db).checkins.prepare_partitions(datetime.now(UTC))
+        # PostgreSQL's check-in history: this month's partition and the next two's, or this
+        # day's and the next 14 days' (the service keeps them coming; docs/operating.md).
+        made = Stores.on(db).checkins.prepare_partitions(datetime.now(UTC), period=period)
     finally:
         db.close()
     latest = len(available(db.dialect))

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from regionlock.domain.decision import join_candidates, split_candidates
@@ -90,9 +90,12 @@ class CheckinStore(Protocol):
         """A device's check-ins, newest first."""
         ...
 
-    def prepare_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
-        """Make sure the month of `now` and the next `months_ahead` have their partitions
-        (PostgreSQL; nothing on SQLite); the partitions made now."""
+    def prepare_partitions(
+        self, now: datetime, *, period: str = "month", ahead: int | None = None
+    ) -> list[str]:
+        """Make sure the period (`month` or `day`, UTC) of `now` and the next `ahead`
+        (default `PARTITION_AHEAD`) have their partitions (PostgreSQL; nothing on SQLite);
+        the partitions made now."""
         ...
 
 
@@ -107,7 +110,10 @@ class Partition:
     default: bool = False
 
 
-# Making a month's partition: how long it may wait for a lock before giving up (check-ins
+# How many periods after the current one are kept prepared: two months, or two weeks of days
+# (each service process checks every ten minutes, so a day is made long before it starts).
+PARTITION_AHEAD = {"month": 2, "day": 14}
+# Making a partition: how long it may wait for a lock before giving up (check-ins
 # queue behind it meanwhile), and how often it tries, a growing pause apart.
 PARTITION_LOCK_TIMEOUT_MS = 200
 PARTITION_ATTEMPTS = 5
@@ -141,10 +147,45 @@ def partitions(tx: Transaction) -> list[Partition]:
     return sorted(out, key=lambda p: (p.default, p.start if p.start is not None else -(2**63)))
 
 
+def _gaps(start: int, end: int, held: Sequence[Partition]) -> list[tuple[int, int]]:
+    """The spans of [start, end) that none of `held` (sorted by start) covers, in order."""
+    out: list[tuple[int, int]] = []
+    lo = start
+    for p in held:
+        p_start = p.start if p.start is not None else -(2**63)
+        p_end = p.end if p.end is not None else 2**63
+        if p_end <= lo:
+            continue
+        if p_start >= end:
+            break
+        if p_start > lo:
+            out.append((lo, p_start))
+        lo = p_end
+        if lo >= end:
+            return out
+    out.append((lo, end))
+    return out
+
+
 def month_start(year: int, month: int) -> int:
     """The first millisecond of a UTC month (month may run past 12)."""
     year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
     return epoch_ms(datetime(year, month, 1, tzinfo=UTC))
+
+
+def period_bounds(now: datetime, period: str, k: int) -> tuple[int, int, str]:
+    """The `k`-th UTC month or day after the one of `now`: its start and end (epoch ms) and
+    its partition's name (`checkins_y2026m12`, `checkins_y2026m12d07`)."""
+    now = now.astimezone(UTC)
+    if period == "month":
+        start = month_start(now.year, now.month + k)
+        end = month_start(now.year, now.month + k + 1)
+        form = "y%Ym%m"
+    else:
+        day = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=k)
+        start, end = epoch_ms(day), epoch_ms(day + timedelta(days=1))
+        form = "y%Ym%md%d"
+    return start, end, "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime(form)
 
 
 class SqlCheckinStore:
@@ -187,17 +228,20 @@ class SqlCheckinStore:
             found.update((str(r[0]), str(r[1])) for r in rows)
         return found
 
-    def prepare_partitions(self, now: datetime, months_ahead: int = 2) -> list[str]:
+    def prepare_partitions(
+        self, now: datetime, *, period: str = "month", ahead: int | None = None
+    ) -> list[str]:
+        if period not in PARTITION_AHEAD:
+            raise ValueError(f"check-in partitions by {period!r}: expected month or day")
         if self.db.dialect != "postgresql":
             return []
         made: list[str] = []
-        now = now.astimezone(UTC)
-        for ahead in range(months_ahead + 1):
-            start = month_start(now.year, now.month + ahead)
-            end = month_start(now.year, now.month + ahead + 1)
+        count = PARTITION_AHEAD[period] if ahead is None else ahead
+        for k in range(count + 1):
+            start, end, name = period_bounds(now, period, k)
             for attempt in range(PARTITION_ATTEMPTS):
                 try:
-                    made += self._prepare_month(start, end)
+                    made += self._prepare(start, end, name)
                     break
                 except StoreConflict:
                     if attempt == PARTITION_ATTEMPTS - 1:
@@ -205,8 +249,11 @@ class SqlCheckinStore:
                     time.sleep(PARTITION_RETRY_S * (attempt + 1))
         return made
 
-    def _prepare_month(self, start: int, end: int) -> list[str]:
-        """The partition of [start, end) less what others cover, if missing; [] otherwise."""
+    def _prepare(self, start: int, end: int, name: str) -> list[str]:
+        """Partitions for what of [start, end) no other partition covers, all in one
+        transaction: the whole period as `name`, or each gap between partitions made before
+        (a month made before days were chosen, or the other way round; the legacy one ends at
+        its newest row, wherever that falls) as `name_from<start>`. [] when none is missing."""
         with self.db.write() as tx:
             # One preparer at a time (each service process runs one), until commit.
             tx.execute("SELECT pg_advisory_xact_lock(hashtext('regionlock checkins partitions'))")
@@ -215,40 +262,28 @@ class SqlCheckinStore:
             # made deadlocks whose victim was a check-in (503). Now this transaction gives up
             # first (lock_timeout, under the server's 1 s deadlock_timeout) and tries again.
             tx.execute(f"SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT_MS}ms'")
-            held = [p for p in partitions(tx) if not p.default]
-            # The month, less what other partitions cover (the legacy one ends at its
-            # newest row, wherever that falls in a month).
-            lo, hi = start, end
-            for p in held:
-                p_start = p.start if p.start is not None else -(2**63)
-                p_end = p.end if p.end is not None else 2**63
-                if p_start <= lo < p_end:
-                    lo = p_end
-                elif lo < p_start < hi:
-                    hi = p_start
-            if lo >= hi:
-                return []
-            clash = tx.one(
-                "SELECT 1 FROM checkins_default WHERE at >= ? AND at < ? LIMIT 1", (lo, hi)
-            )
-            if clash is not None:
-                # Rows of that month are in the default partition already (a clock that ran
-                # ahead): they stay there, and retention deletes them row by row.
-                return []
-            name = "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime("y%Ym%m")
-            if lo != start:
-                name += f"_from{lo}"
-            # Made apart and then attached: attaching locks the parent less than
-            # CREATE ... PARTITION OF would (check-ins go on meanwhile).
-            tx.execute(f"CREATE TABLE {name} (LIKE checkins INCLUDING DEFAULTS)")
-            tx.execute(f"ALTER TABLE {name} ADD PRIMARY KEY (id)")
-            tx.execute(f"ALTER TABLE {name} ADD UNIQUE (device_id, nonce)")
-            tx.execute(f"ALTER TABLE {name} ADD CHECK (at >= {int(lo)} AND at < {int(hi)})")
-            tx.execute(
-                f"ALTER TABLE checkins ATTACH PARTITION {name}"
-                f" FOR VALUES FROM ({int(lo)}) TO ({int(hi)})"
-            )
-        return [name]
+            made: list[str] = []
+            for lo, hi in _gaps(start, end, [p for p in partitions(tx) if not p.default]):
+                clash = tx.one(
+                    "SELECT 1 FROM checkins_default WHERE at >= ? AND at < ? LIMIT 1", (lo, hi)
+                )
+                if clash is not None:
+                    # Rows of that span are in the default partition already (a clock that
+                    # ran ahead): they stay there, and retention deletes them row by row.
+                    continue
+                part = name if lo == start else f"{name}_from{lo}"
+                # Made apart and then attached: attaching locks the parent less than
+                # CREATE ... PARTITION OF would (check-ins go on meanwhile).
+                tx.execute(f"CREATE TABLE {part} (LIKE checkins INCLUDING DEFAULTS)")
+                tx.execute(f"ALTER TABLE {part} ADD PRIMARY KEY (id)")
+                tx.execute(f"ALTER TABLE {part} ADD UNIQUE (device_id, nonce)")
+                tx.execute(f"ALTER TABLE {part} ADD CHECK (at >= {int(lo)} AND at < {int(hi)})")
+                tx.execute(
+                    f"ALTER TABLE checkins ATTACH PARTITION {part}"
+                    f" FOR VALUES FROM ({int(lo)}) TO ({int(hi)})"
+                )
+                made.append(part)
+        return made
 
     def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.db.read() as tx:
