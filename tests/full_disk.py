@@ -115,8 +115,7 @@ class PageLimit:
         db._connect = connect  # type: ignore[method-assign]
 
     def _connections(self) -> list[Any]:
-        with self._db._registry_lock:
-            return list(self._db._connections)
+        return self._db.open_connections()
 
     def fill(self) -> None:
         """Cap every connection (call it while no write is running)."""

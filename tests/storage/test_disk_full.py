@@ -78,9 +78,7 @@ def counts(db: Database) -> Counter[str]:
 
 def assert_intact(db: Database) -> None:
     """No transaction left open on any connection; the file and the audit trail whole."""
-    with db._registry_lock:
-        connections = list(db._connections)
-    assert not [c for c in connections if c.in_transaction]
+    assert not [c for c in db.open_connections() if c.in_transaction]
     with db.read() as tx:
         assert tx.all("PRAGMA integrity_check") == [("ok",)]
         assert tx.all("PRAGMA foreign_key_check") == []

@@ -379,7 +379,10 @@ class Database:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._writer_fd: int | None = None  # SQLite: the cross-process writer lock's file
-        self._connections: list[Any] = []
+        # Every connection opened, by id, with the thread it belongs to: closed by `close`,
+        # and once its thread has ended, by the next `_connect` (threads come and go: the
+        # server's worker threads end after 10 s idle, an import's writers with the file).
+        self._connections: dict[int, tuple[threading.Thread, Any]] = {}
         self._registry_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None  # SQLite, from the first write on
 
@@ -411,7 +414,13 @@ class Database:
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f'SET search_path TO "{self.schema}"')
         with self._registry_lock:
-            self._connections.append(conn)
+            orphans = [c for t, c in self._connections.values() if not t.is_alive()]
+            for orphan in orphans:
+                del self._connections[id(orphan)]
+            self._connections[id(conn)] = (threading.current_thread(), conn)
+        for orphan in orphans:
+            with suppress(Exception):  # closing is best effort
+                orphan.close()
         return conn
 
     def _conn(self) -> Any:
@@ -431,12 +440,17 @@ class Database:
                 raise StoreUnavailable(f"cannot connect to the store: {_brief(exc)}") from None
         return conn
 
+    def open_connections(self) -> list[Any]:
+        """The driver connections open now, whatever thread holds them (diagnostics, tests)."""
+        with self._registry_lock:
+            return [conn for _, conn in self._connections.values()]
+
     def _discard(self, conn: Any) -> None:
         """Forget this thread's connection and close it (best effort)."""
         if getattr(self._local, "conn", None) is conn:
             self._local.conn = None
-        with self._registry_lock, suppress(ValueError):
-            self._connections.remove(conn)
+        with self._registry_lock:
+            self._connections.pop(id(conn), None)
         with suppress(Exception):
             conn.close()
 
@@ -475,7 +489,7 @@ class Database:
         if checkpointer is not None:
             checkpointer.stop()
         with self._registry_lock:
-            for conn in self._connections:
+            for _, conn in self._connections.values():
                 with suppress(Exception):  # closing is best effort
                     conn.close()
             self._connections.clear()
