@@ -79,7 +79,8 @@ class Registry:
         With `writers` above 1, that many threads (each its own connection) write batches
         while this one parses the next: batches of one file never touch the same device or
         IMEI (the in-file duplicate check runs first), so they cannot conflict. PostgreSQL
-        gains from it; SQLite has one writer and should keep 1 (docs/operating.md).
+        gains from it; SQLite has one writer and should keep 1 (bench/README.md, "Device
+        import").
 
         A crash loses at most the batches in flight (`writers` + 1), and re-running the same
         file afterwards completes them: imports are idempotent.
@@ -91,11 +92,11 @@ class Registry:
         key = self.devices.device_id_key()
         at = epoch_ms(now)
 
-        def write(batch: list[tuple[int, DeviceRecord]]) -> list[ImportResult]:
+        def write(batch: _Batch) -> list[ImportResult]:
             with self.db.write() as tx:
                 return self.devices.import_batch(tx, [r for _, r in batch], at)
 
-        def tally(batch: list[tuple[int, DeviceRecord]], results: list[ImportResult]) -> None:
+        def tally(batch: _Batch, results: list[ImportResult]) -> None:
             for (line, _), result in zip(batch, results, strict=True):
                 if result.outcome == "imported":
                     report.imported += 1
@@ -108,7 +109,7 @@ class Registry:
             lines, known_countries=set(country_names()), id_key=key, stats=stats
         )
         with _Writers(write, tally, writers) as out:
-            pending: list[tuple[int, DeviceRecord]] = []
+            pending: _Batch = []
             for line, item in rows:
                 if isinstance(item, ImportProblem):
                     report.problems.append(item)
