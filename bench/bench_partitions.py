@@ -36,7 +36,7 @@ from pathlib import Path
 from bench_checkin import POLICY, Fleet, imei, in_process, run_cli
 from scratch import postgres_url, scratch_database
 
-from regionlock.storage import open_database
+from regionlock.storage import Database, open_database
 from regionlock.storage.checkins import SqlCheckinStore, partitions
 from regionlock.storage.migrate import migrate
 
@@ -47,7 +47,7 @@ HISTORY_DAYS = 180
 def prepared(url: str, period: str, now: datetime) -> int:
     """Migrate, then partitions from HISTORY_DAYS ago to the period's usual horizon ahead;
     how many partitions the history has."""
-    db = open_database(url)
+    db = Database(url)
     try:
         migrate(db)
         store = SqlCheckinStore(db)
