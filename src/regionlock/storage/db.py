@@ -339,22 +339,7 @@ class _Checkpointer:
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 try:
-                    try:
-                        size = self._wal.stat().st_size
-                    except FileNotFoundError:  # no log yet, or just truncated away
-                        size = 0
-                    if size > WAL_SIZE_LIMIT:
-                        # Holding the writers' own locks: they wait there and go on the moment
-                        # it is done. Left to SQLite's busy handler, a writer that met this
-                        # checkpoint slept 1, 2, 5, 10, 15, 20 ms... and got in tens of ms
-                        # after it ended. RESTART, not TRUNCATE: the next write starts the log
-                        # over and cuts it to `journal_size_limit`, with no truncation and sync
-                        # inside the pause (p99 of check-ins 54.5 ms -> 20-22 ms, README).
-                        with self._exclusive():
-                            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-                        self.restarts += 1
-                    else:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.round(conn)
                     warned = False
                 except (sqlite3.Error, OSError) as exc:  # tried again next round
                     if not warned:
@@ -362,6 +347,24 @@ class _Checkpointer:
                         warned = True
         finally:
             conn.close()
+
+    def round(self, conn: sqlite3.Connection) -> None:
+        """One checkpoint on `conn`: PASSIVE, or RESTART once the log is past the limit."""
+        try:
+            size = self._wal.stat().st_size
+        except FileNotFoundError:  # no log yet, or just truncated away
+            size = 0
+        if size <= WAL_SIZE_LIMIT:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            return
+        # Holding the writers' own locks: they wait there and go on the moment it is done.
+        # Left to SQLite's busy handler, a writer that met this checkpoint slept 1, 2, 5, 10,
+        # 15, 20 ms... and got in tens of ms after it ended. RESTART, not TRUNCATE: the next
+        # write starts the log over and cuts it to `journal_size_limit`, with no truncation
+        # and sync inside the pause (p99 of check-ins 54.5 ms -> 20-22 ms, bench/README.md).
+        with self._exclusive():
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        self.restarts += 1
 
     def stop(self) -> None:
         self._stop.set()
