@@ -7,34 +7,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
+from test_registry_import import HEADER, NOW, _Wrapped, counting, device_count, imei, row
 
-from regionlock.domain.device import encode_public_key, luhn_check_digit
 from regionlock.services.registry import BATCH, Registry
 from regionlock.storage import Database, Stores
-
-NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
-HEADER = "imei,serial,model,sales_region,distributor,batch,public_key\n"
-
-
-def imei(n: int) -> str:
-    body = f"35693804{n:06d}"
-    return body + str(luhn_check_digit(body))
-
-
-def row(n: int) -> str:
-    key = encode_public_key(n.to_bytes(4, "big") * 7 + b"\x00\x00\x00\x01")
-    return f"{imei(n)},SN{n},X1,AE,D{n % 3},B1,{key}\n"
-
-
-def device_count(db: Database) -> int:
-    with db.read() as tx:
-        found = tx.one("SELECT count(*) FROM devices")
-    assert found is not None
-    return int(found[0])
 
 
 def import_entries(db: Database) -> int:
@@ -44,17 +22,14 @@ def import_entries(db: Database) -> int:
     return int(found[0])
 
 
-class _Held:
+class _Held(_Wrapped):
     """A device store whose batches wait until `go` is set, counting the batches started."""
 
     def __init__(self, inner: object) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.go = threading.Event()
         self.started = 0
         self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
 
     def import_batch(self, tx: object, records: object, at: int) -> object:
         with self._lock:
@@ -82,11 +57,7 @@ def test_an_import_interrupted_while_the_writers_are_busy_drops_the_batch_waitin
     held = _Held(stores.devices)
     registry = Registry(stores.db, held, stores.audit, stores.keys)  # type: ignore[arg-type]
     read = [0]
-
-    def lines() -> Iterator[str]:
-        for line in [HEADER] + [row(i) for i in range(6 * BATCH)]:
-            read[0] += 1
-            yield line
+    lines = counting(6 * BATCH, read)
 
     def interrupter() -> None:
         while read[0] < 1 + 3 * BATCH:
@@ -103,7 +74,7 @@ def test_an_import_interrupted_while_the_writers_are_busy_drops_the_batch_waitin
     thread.start()
     try:
         with pytest.raises(Interrupted):
-            registry.import_csv(lines(), actor="ops", source="f.csv", now=NOW, writers=2)
+            registry.import_csv(lines, actor="ops", source="f.csv", now=NOW, writers=2)
     finally:
         held.go.set()
         thread.join(30)

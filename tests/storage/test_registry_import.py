@@ -31,6 +31,13 @@ def row(n: int) -> str:
     return f"{imei(n)},SN{n},X1,AE,D{n % 3},B1,{key}\n"
 
 
+def counting(n: int, read: list[int]) -> Iterator[str]:
+    """The header and `n` rows, counting in `read[0]` the lines handed out so far."""
+    for line in [HEADER] + [row(i) for i in range(n)]:
+        read[0] += 1
+        yield line
+
+
 def device_count(db: Database) -> int:
     with db.read() as tx:
         found = tx.one("SELECT count(*) FROM devices")
@@ -127,16 +134,12 @@ def test_while_the_writers_are_busy_the_file_is_read_at_most_one_batch_ahead(
     held = _Held(stores.devices)
     registry = Registry(stores.db, held, stores.audit, stores.keys)  # type: ignore[arg-type]
     read = [0]
-
-    def lines() -> Iterator[str]:
-        for line in [HEADER] + [row(i) for i in range(10 * BATCH)]:
-            read[0] += 1
-            yield line
+    lines = counting(10 * BATCH, read)
 
     done: list[object] = []
     worker = threading.Thread(
         target=lambda: done.append(
-            registry.import_csv(lines(), actor="ops", source="f.csv", now=NOW, writers=2)
+            registry.import_csv(lines, actor="ops", source="f.csv", now=NOW, writers=2)
         )
     )
     worker.start()
