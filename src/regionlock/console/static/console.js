@@ -4,7 +4,8 @@
 // - A slider in a form marked data-autosubmit shows its label and opens that day on release.
 // - A file input marked data-into reads its file into a textarea.
 // - An element with data-poll="URL" is refreshed from that URL's JSON every 2 s while it
-//   says it is still moving (a running campaign's progress).
+//   says it is still moving (a running campaign's progress); when it stops in another state
+//   than its data-state, the page is loaded again (its actions are that state's).
 "use strict";
 
 function pad(n) { return String(n).padStart(2, "0"); }
@@ -83,6 +84,14 @@ function poll(el) {
       data = await response.json();
     } catch (e) {
       return setTimeout(tick, 5000);
+    }
+    // The page's actions (Advance, Pause, ...) were rendered for the state it was loaded in:
+    // once the campaign stops moving in another one (a stage done, waiting for an operator),
+    // the page is loaded again so that the actions match. Loaded in that state, it stays.
+    if (!data.moving && data.state !== undefined && el.dataset.state &&
+        data.state !== el.dataset.state) {
+      window.location.reload();
+      return;
     }
     for (const field of el.querySelectorAll("[data-field]")) {
       const value = data[field.dataset.field];
