@@ -14,6 +14,7 @@ from typing import Any
 
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.webhooks import parse_schedule
+from regionlock.storage.checkins import PARTITION_AHEAD
 from regionlock.storage.db import DEFAULT_URL, SQLITE_SYNCHRONOUS, DatabaseUrl
 
 PREFIX = "REGIONLOCK_"
@@ -163,7 +164,7 @@ class Settings:
             raise InvalidInput(
                 f"REGIONLOCK_RETENTION_DAYS={self.retention_days}: expected 1 to 100000"
             )
-        if self.checkin_partitions not in ("month", "day"):
+        if self.checkin_partitions not in PARTITION_AHEAD:
             raise InvalidInput(
                 f"{PREFIX}CHECKIN_PARTITIONS={self.checkin_partitions!r}: expected month or day"
             )

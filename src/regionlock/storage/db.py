@@ -534,7 +534,7 @@ class Database:
                 for table in tables:
                     conn.execute(f"VACUUM {table}")
                 return
-            with self._write_lock, self._writer_file_lock():
+            with self._exclusive_writer():
                 conn.execute("VACUUM")
                 for _ in range(50):  # readers still on the old log: wait for them, 5 s at most
                     busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -557,7 +557,7 @@ class Database:
             if self.dialect == "sqlite":
                 if self._checkpointer is None:
                     self._start_checkpointer()
-                with self._write_lock, self._writer_file_lock():
+                with self._exclusive_writer():
                     conn.execute("BEGIN IMMEDIATE")
                     try:
                         yield Transaction(conn, "sqlite")
@@ -578,7 +578,8 @@ class Database:
 
     @contextmanager
     def _exclusive_writer(self) -> Iterator[None]:
-        """Both writer locks, as a write takes them: for the checkpointer's blocking one."""
+        """SQLite's writer, this process's and the other processes': what a write, the
+        scrub's VACUUM and the checkpointer's restart hold."""
         with self._write_lock, self._writer_file_lock():
             yield
 
