@@ -200,7 +200,13 @@ def test_the_closing_text_of_a_serving_demo_leads_into_the_console(tmp_path: Pat
     work, port = tmp_path / "run", free_port()
     args = ["--devices", "20", "--days", "1", "--dir", str(work), "--port", str(port)]
     demo = subprocess.Popen(
-        [*CLI, "demo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*CLI, "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as a user's terminal delivers it: a suite started from a shell without job
+        # control ignores SIGINT, the demo inherited that, and its server outlived the test.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert demo.stdout is not None
