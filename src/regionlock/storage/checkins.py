@@ -72,6 +72,17 @@ _INSERT = (
 _SEEN_CHUNK = 400
 
 
+def seen_statement(since: bool) -> str:
+    """PostgreSQL's replay look-up: (device, nonce) arrays in, the pairs recorded out (from a
+    time on, the third parameter, when `since`)."""
+    after = " AND c.at >= ?" if since else ""
+    return (
+        "SELECT v.device_id, v.nonce FROM unnest(?::text[], ?::text[]) AS v(device_id, nonce)"
+        " CROSS JOIN LATERAL (SELECT 1 FROM checkins AS c WHERE c.device_id = v.device_id"
+        f" AND c.nonce = v.nonce{after} LIMIT 1) AS hit"
+    )
+
+
 class CheckinStore(Protocol):
     """Recorded check-ins (module docstring: the contract)."""
 
@@ -213,12 +224,24 @@ class SqlCheckinStore:
         # From `since` on: PostgreSQL then probes the partitions of those months and the
         # default one, not every month kept (each probe of each partition cost the group).
         after = "" if since is None else " AND c.at >= ?"
+        if tx.dialect == "postgresql" and unique:
+            # One index probe per pair and partition, whatever the statistics say. As a join
+            # on VALUES, the planner hashed the whole month's partition for every group while
+            # its row count looked small (3.4 ms a group of 64 at 8,000 rows, analysed or
+            # not, and growing with the month; this form 0.9 ms, the same at any size).
+            # LATERAL ... LIMIT 1 makes it look up each pair on its own, by the UNIQUE
+            # (device_id, nonce) index of each partition from `since` on.
+            rows = tx.all(
+                seen_statement(since is not None),
+                [[d for d, _ in unique], [n for _, n in unique]]
+                + ([] if since is None else [since]),
+            )
+            return {(str(r[0]), str(r[1])) for r in rows}
         for i in range(0, len(unique), _SEEN_CHUNK):
             chunk = unique[i : i + _SEEN_CHUNK]
             values = ", ".join(["(?, ?)"] * len(chunk))
-            # A join on VALUES, not a row-value IN: SQLite plans the IN as a full scan, the
-            # join as one probe of the UNIQUE (device_id, nonce) index per pair (as does
-            # PostgreSQL); both name VALUES columns column1, column2.
+            # SQLite: a join on VALUES, not a row-value IN. It plans the IN as a full scan, the
+            # join as one probe of the UNIQUE (device_id, nonce) index per pair.
             params: list[Any] = [x for pair in chunk for x in pair]
             rows = tx.all(
                 f"SELECT c.device_id, c.nonce FROM (VALUES {values}) AS v"
