@@ -35,7 +35,18 @@ the peer address (loopback, which the locator ignores as a special range).
 
 Enough tokens are signed for 1.5x the in-process rate times the number of workers (a worker
 cannot go faster over HTTP than the same pipeline without it); should wrk still run out, it
-stops, the row is marked and the run repeated once with three times as many.
+stops, the row is marked and the run repeated once with three times as many. The bare app
+cycles through the same tokens (it reads and drops them): it outruns any supply sized for
+check-ins.
+
+The machine's yardstick, measured in the same run: libsodium's raw verify of the tokens and
+raw sign of a verdict. The in-process cost is also given in those units (the issue's 150 us
+were 2.73 of them on its machine), since this VM's speed moves by half within minutes.
+
+With both backends, `--pairs N` runs each server setting N times, the backends in turn, and N
+paired in-process rounds, each followed by the yardstick; PostgreSQL / SQLite is then the
+median over rounds of runs side by side. `--pin-postgres` puts PostgreSQL's server on CPU 0
+(with 1 worker the service has CPU 1 to itself).
 
 The CPU columns give the share of one core used during the measured check-in run by the server
 (all its processes), by wrk, and by everything else on the machine (other people's work: rows
