@@ -82,6 +82,39 @@ def test_canonical_json_escapes_control_characters_in_lowercase_hex() -> None:
     assert canonical_json(["\x01\x1f\t\x7f"]) == b'["\\u0001\\u001f\\t\x7f"]'
 
 
+# What canonical JSON was written with until orjson took over (2026-12-07): the bytes may not
+# change, so the standard library's encoder stays the reference.
+REFERENCE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def reference_bytes(value: Any) -> bytes:
+    return REFERENCE.encode(value).encode("utf-8")
+
+
+def test_canonical_json_is_the_reference_encoding_for_every_code_point() -> None:
+    """Every Unicode scalar value, in a string and as a key among others, encodes to the
+    reference's bytes: escapes, raw UTF-8 and the order of keys."""
+    scalars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    text = "".join(scalars)
+    assert canonical_json(text) == reference_bytes(text)
+    for start in range(0, len(scalars), 4096):
+        keys = {c: [c, start] for c in scalars[start : start + 4096]}
+        keys["a" + scalars[start]] = None
+        assert canonical_json(keys) == reference_bytes(keys)
+
+
+def test_canonical_json_is_the_reference_encoding_at_the_integer_bounds() -> None:
+    value = {"max": 2**53 - 1, "min": -(2**53) + 1, "zero": 0, "t": True, "f": False, "n": None}
+    nested: Any = value
+    for _ in range(100):  # deeper than any token
+        nested = {"k": [nested, 1]}
+    assert canonical_json(value) == reference_bytes(value)
+    assert canonical_json(nested) == reference_bytes(nested)
+    assert canonical_json((1, ("x", []))) == b'[1,["x",[]]]'
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -426,9 +459,9 @@ json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=6)
 def test_round_trip_and_canonical_bytes(payload: dict[str, Any]) -> None:
     token = jws.sign(payload, golden_key(), TYP)
     assert jws.verify(token, golden_key().public_bytes, expected_typ=TYP)[1] == payload
-    # Canonical: parsing and re-serialising gives the same bytes.
+    # Canonical: parsing and re-serialising gives the same bytes, the reference's.
     body = b64url_decode(token.split(".")[1])
-    assert canonical_json(json.loads(body)) == body
+    assert canonical_json(json.loads(body)) == body == reference_bytes(payload)
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,4 +1,5 @@
-"""Compact JWS (RFC 7515) with EdDSA over Ed25519 (RFC 8037), built on `cryptography` alone.
+"""Compact JWS (RFC 7515) with EdDSA over Ed25519 (RFC 8037): libsodium (PyNaCl) signs and
+verifies, `cryptography`'s key objects are accepted, orjson writes the canonical JSON.
 
 Only what regionlock's wire formats need, and strict about it:
 
@@ -14,7 +15,10 @@ members sorted by key (Unicode code point), separators `,` and `:` with no white
 with non-ASCII characters written as themselves (only `"`, `\\` and control characters are
 escaped, control characters as `\\b \\f \\n \\r \\t` or lowercase `\\u00xx`), no floats and
 integers within +-(2**53 - 1). On that subset the output is byte for byte what RFC 8785 (JCS)
-produces, so another implementation can reproduce it; golden tests pin the bytes.
+produces, so another implementation can reproduce it; golden tests pin the bytes. orjson
+writes it (with sorted keys), about ten times faster than the standard library's encoder
+(24 against 2.6 us a verdict); on this subset both write the same bytes, which
+tests/signing/test_jws.py checks over every code point.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
@@ -103,20 +108,26 @@ def b64url_decode(text: str) -> bytes:
         raise ValueError("not unpadded base64url") from exc
 
 
-# One encoder for every call (what `json.dumps` with these options would build each time).
-_CANONICAL_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
 def canonical_json(value: Any) -> bytes:
     """The canonical JSON bytes of `value` (see the module docstring). ValueError if unsupported."""
     _check_canonical(value, "$")
     return _encode_checked(value)
 
 
+# The reference encoding, for what orjson leaves to it (keys that subclass `str`, unpaired
+# surrogates, nesting deeper than its 254 levels): the same bytes, or the same error, as
+# before orjson wrote canonical JSON.
+_CANONICAL_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _encode_checked(value: Any) -> bytes:
     """The canonical bytes of a value already known to hold only canonical members."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        pass
     try:
         return _CANONICAL_ENCODER.encode(value).encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -153,9 +154,14 @@ class CheckinEndpoint:
         peer = peer_address(scope.get("client"), forwarded, state.settings.trusted_proxies)
         out = await state.checkin_queue.check_in(CheckinCall(body, peer, state.clock.now()))
         state.metrics.checkins.labels(out["verdict"]).inc()
-        payload = json.dumps(
-            out, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
+        # The claims are canonical JSON members (no floats): orjson writes the same bytes as
+        # the standard library with these options, ten times faster (signing/jws.py).
+        try:
+            payload = orjson.dumps(out)
+        except orjson.JSONEncodeError:  # what only the standard library takes (str subclasses)
+            payload = json.dumps(
+                out, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
         await send(
             {
                 "type": "http.response.start",
