@@ -3,6 +3,7 @@ key, see the fleet at a glance, log out; a wrong key and a forged logout are ref
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -22,9 +23,9 @@ IMEI_1 = "356938030000013"  # storage_fixtures.imei(1)
 @pytest.fixture(scope="module")
 def console(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, dict[str, str], object]]:
+) -> Iterator[tuple[str, dict[str, str], object, str]]:
     """A served store with two devices, one locked at a check-in from Tehran; base URL, keys
-    by role, and the fleet (its devices' signing keys)."""
+    by role, the fleet (its devices' signing keys) and the store's URL."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "storage"))
@@ -79,7 +80,7 @@ def console(
         )  # fmt: skip
         keys[role] = done.stdout.split()[-1]
     with served(env) as base:
-        yield base, keys, fleet
+        yield base, keys, fleet, url
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +291,7 @@ def test_find_a_device_lock_it_and_its_next_checkin_is_locked(
     from storage_fixtures import checkin as signed_checkin
     from storage_fixtures import imei
 
-    base, keys, fleet = console
+    base, keys, fleet = console[:3]
     page = login(browser, base, keys["operator"])
     page.click("text=Devices")  # type: ignore[attr-defined]
     page.fill("#q", "SN2")  # type: ignore[attr-defined]  # by its serial
@@ -348,3 +349,47 @@ def test_a_campaigns_dry_run_then_its_start(
     page.wait_for_url("**?done=advanced")  # type: ignore[attr-defined]
     sync_api.expect(page.locator("#state")).to_have_text("done", timeout=20_000)  # type: ignore[attr-defined]
     assert page.inner_text("#applied") == "1"  # type: ignore[attr-defined]
+
+
+def test_a_campaign_page_loaded_while_its_stage_runs_offers_advance_once_it_waits(
+    console: tuple[str, dict[str, str], object, str], browser: object
+) -> None:
+    """A page loaded while the campaign's stage runs shows "waiting" and the Advance button by
+    itself once the stage is done elsewhere (console.js reloads a page whose campaign stopped
+    in another state). The order is forced: the test holds the campaign's lease, as a runner
+    on another node would, so the service's own runner cannot take the stage before the page
+    is up; then the test runs the stage under that lease."""
+    from regionlock.services.campaigns import Campaigns
+    from regionlock.storage import Database, Stores
+    from regionlock.storage.db import epoch_ms
+
+    base, keys, _, url = console
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONLOCK_")}
+    env["REGIONLOCK_DATABASE_URL"] = url
+    created = subprocess.run(
+        [*CLI, "campaign", "create", "--name", "Held stock", "--action", "lock",
+         "--where", "country=IR", "--stages", "50,100", "--reason", "held elsewhere", "--json"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    campaign_id = json.loads(created.stdout)["id"]
+    db = Database(url)
+    try:
+        campaigns = Campaigns.of(Stores.on(db))
+        now = datetime.now(UTC)
+        held = campaigns.campaigns.claim(
+            campaign_id, "another-node", epoch_ms(now + timedelta(hours=1)), epoch_ms(now)
+        )
+        assert held
+        page = login(browser, base, keys["operator"])
+        page.goto(f"{base}/console/campaigns/{campaign_id}")  # type: ignore[attr-defined]
+        page.click("button:text-is('Start')")  # type: ignore[attr-defined]
+        page.wait_for_url("**?done=started")  # type: ignore[attr-defined]
+        assert page.inner_text("#state") == "running"  # type: ignore[attr-defined]
+        advance = page.locator("button:text-is('Advance')")  # type: ignore[attr-defined]
+        assert advance.count() == 0
+        report = campaigns.run(campaign_id, owner="another-node")
+        assert report.stopped == "waiting"
+        sync_api.expect(page.locator("#state")).to_have_text("waiting", timeout=20_000)  # type: ignore[attr-defined]
+        sync_api.expect(advance).to_be_visible(timeout=20_000)
+    finally:
+        db.close()
