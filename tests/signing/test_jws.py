@@ -94,14 +94,18 @@ def reference_bytes(value: Any) -> bytes:
 
 
 def test_canonical_json_is_the_reference_encoding_for_every_code_point() -> None:
-    """Every Unicode scalar value, in a string and as a key among others, encodes to the
-    reference's bytes: escapes, raw UTF-8 and the order of keys."""
+    """Every Unicode scalar value in a string, and as keys among others every one below
+    U+0800 (every escape and every 1- and 2-byte UTF-8 form) and a stride through the rest
+    (3- and 4-byte forms, the ends of each plane), encodes to the reference's bytes:
+    escapes, raw UTF-8 and the order of keys."""
     scalars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     text = "".join(scalars)
     assert canonical_json(text) == reference_bytes(text)
-    for start in range(0, len(scalars), 4096):
-        keys = {c: [c, start] for c in scalars[start : start + 4096]}
-        keys["a" + scalars[start]] = None
+    ends = [chr(c) for p in range(17) for c in (p << 16, (p << 16) | 0xFFFF)]
+    as_keys = scalars[:0x800] + scalars[0x800::257] + ends + ["\ud7ff", "\ue000"]
+    for start in range(0, len(as_keys), 1024):
+        keys = {c: [c, start] for c in as_keys[start : start + 1024]}
+        keys["a" + as_keys[start]] = None
         assert canonical_json(keys) == reference_bytes(keys)
 
 
