@@ -144,6 +144,11 @@ def test_while_the_writers_are_busy_the_file_is_read_at_most_one_batch_ahead(
     )
     worker.start()
     try:
+        # However slow the machine: wait until the header and three batches are read, then
+        # give the reader time to go on; it must not.
+        deadline = time.monotonic() + 30
+        while read[0] < 1 + 3 * BATCH and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(0.5)
         assert read[0] == 1 + 3 * BATCH  # the header and three batches
     finally:
