@@ -223,7 +223,6 @@ class SqlCheckinStore:
         unique = sorted(set(pairs))
         # From `since` on: PostgreSQL then probes the partitions of those months and the
         # default one, not every month kept (each probe of each partition cost the group).
-        after = "" if since is None else " AND c.at >= ?"
         if tx.dialect == "postgresql" and unique:
             # One index probe per pair and partition, whatever the statistics say. As a join
             # on VALUES, the planner hashed the whole month's partition for every group while
@@ -237,6 +236,7 @@ class SqlCheckinStore:
                 + ([] if since is None else [since]),
             )
             return {(str(r[0]), str(r[1])) for r in rows}
+        after = "" if since is None else " AND c.at >= ?"
         for i in range(0, len(unique), _SEEN_CHUNK):
             chunk = unique[i : i + _SEEN_CHUNK]
             values = ", ".join(["(?, ?)"] * len(chunk))
