@@ -74,7 +74,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,14 +90,13 @@ from regionlock.services.checkin_queue import MAX_GROUP
 from regionlock.settings import Settings
 from regionlock.signing import (
     CheckinRequest,
-    Keyring,
     SigningKey,
     open_checkin,
     sign_checkin,
     sign_verdict,
 )
 from regionlock.signing.jws import parse_unverified
-from regionlock.storage import Stores, Transaction, open_database
+from regionlock.storage import Database, Stores, Transaction, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "examples" / "policies" / "gray-market-2021.toml"
@@ -631,13 +630,42 @@ class _Loop:
     last: dict[str, Any]
 
 
+def open_service(url: str) -> tuple[Database, CheckinService]:
+    """The store at `url` and a check-in service on it, as a server builds it, with the
+    per-device rate limit off (bench devices check in non-stop)."""
+    settings = Settings(database_url=url, device_rate_per_hour=0)
+    db = open_database(url)
+    locator = Locator(ip_source=settings.ip_db)
+    return db, CheckinService.of(Stores.on(db), locator, settings)
+
+
+def checkin_loop(
+    service: CheckinService,
+    tokens: list[str],
+    group: int,
+    seconds: float,
+    outcome: Callable[[dict[str, Any] | Exception], None],
+) -> tuple[int, float]:
+    """`tokens` through `service.check_in_many` in groups of `group`, until they run out or
+    `seconds` have passed; each outcome to `outcome`. The check-ins done and the seconds."""
+    done = 0
+    t = time.perf_counter()
+    deadline = t + seconds
+    for i in range(0, len(tokens), group):
+        now = datetime.now(UTC)
+        calls = [CheckinCall(token, None, now) for token in tokens[i : i + group]]
+        for out in service.check_in_many(calls):
+            done += 1
+            outcome(out)
+        if time.perf_counter() >= deadline:
+            break
+    return done, time.perf_counter() - t
+
+
 def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
     """The pipeline in a loop on `url` (pinned to CPU 1): in groups of the queue's size, as
     the service runs it under load, then one by one; then a breakdown of one check-in."""
-    settings = Settings(database_url=url, device_rate_per_hour=0)  # devices check in non-stop
-    db = open_database(url)
-    locator = Locator(ip_source=settings.ip_db)
-    service = CheckinService.of(Stores.on(db), locator, settings)
+    db, service = open_service(url)
     old_affinity = os.sched_getaffinity(0)
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {1})
@@ -653,25 +681,19 @@ def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
         in_write[0] += time.perf_counter() - t
 
     def loop(tokens: list[str], group: int, seconds: float) -> _Loop:
-        ok, done, last = 0, 0, {}
+        answered: list[dict[str, Any]] = []
+
+        def outcome(out: dict[str, Any] | Exception) -> None:
+            if isinstance(out, Exception):
+                errors[type(out).__name__] += 1
+            else:
+                verdicts[out["verdict"]] += 1
+                answered.append(out)
+
         in_write[0] = 0.0
-        t = time.perf_counter()
-        deadline = t + seconds
-        for i in range(0, len(tokens), group):
-            now = datetime.now(UTC)
-            calls = [CheckinCall(token, None, now) for token in tokens[i : i + group]]
-            for out in service.check_in_many(calls):
-                done += 1
-                if isinstance(out, Exception):
-                    errors[type(out).__name__] += 1
-                else:
-                    ok += 1
-                    verdicts[out["verdict"]] += 1
-                    last = out
-            if time.perf_counter() >= deadline:
-                break
-        elapsed = time.perf_counter() - t
-        return _Loop(done / elapsed, ok, in_write[0] / done * 1e6, last)
+        done, elapsed = checkin_loop(service, tokens, group, seconds, outcome)
+        last = answered[-1] if answered else {}
+        return _Loop(done / elapsed, len(answered), in_write[0] / done * 1e6, last)
 
     setattr(db, "write", timed_write)  # noqa: B010 - an instance attribute shadows it
     try:
@@ -727,20 +749,25 @@ def stage_costs(
         sign_verdict(claims, ring, now, max_lifetime=MAX_TOKEN_LIFETIME)
     sums[SIGN] = time.perf_counter() - t
     out = {k: v / len(tokens) * 1e6 for k, v in sums.items()}
-    out.update(raw_crypto(tokens, [r.public_key for r in found if r is not None], ring, claims))
+    out.update(raw_crypto(service, tokens, claims))
     return out
 
 
 def raw_crypto(
-    tokens: list[str], keys: list[bytes], ring: Keyring, claims: dict[str, Any]
+    service: CheckinService, tokens: list[str], claims: dict[str, Any]
 ) -> dict[str, float]:
-    """Microseconds of libsodium alone on the same bytes: verifying each token's signature and
-    signing a verdict's signing input. The machine's yardstick: the median of five rounds."""
+    """Microseconds of libsodium alone on the same bytes: verifying each token's signature
+    (under its device's key) and signing a verdict with these claims under the service's key.
+    The machine's yardstick: the median of five rounds."""
+    now = datetime.now(UTC)
     signed = []
-    for token, public in zip(tokens, keys, strict=True):
+    for token in tokens:
         parts = parse_unverified(token)
-        signed.append((parts.signature + parts.signing_input, public))
-    verdict = sign_verdict(claims, ring, datetime.now(UTC), max_lifetime=MAX_TOKEN_LIFETIME)
+        record = service._record(str(parts.header["kid"]))
+        assert record is not None
+        signed.append((parts.signature + parts.signing_input, record.public_key))
+    ring = service._keyring(None, now)
+    verdict = sign_verdict(claims, ring, now, max_lifetime=MAX_TOKEN_LIFETIME)
     signing_input = verdict.rsplit(".", 1)[0].encode("ascii")
     key = ring.active
     verify_rounds, sign_rounds = [], []
@@ -880,45 +907,28 @@ def paired_in_process(stores: list[Store], rounds: int, seconds: float) -> list[
     """The pipeline in groups on each store in turn, `rounds` times, each run followed by the
     raw cryptography: a backend's cost next to the other's and to the machine's speed of the
     moment (this VM's speed moves by half within minutes; runs minutes apart do not compare)."""
-    services, tokens = {}, {}
-    for store in stores:
-        settings = Settings(database_url=store.url, device_rate_per_hour=0)
-        db = open_database(store.url)
-        locator = Locator(ip_source=settings.ip_db)
-        services[store.backend] = (db, CheckinService.of(Stores.on(db), locator, settings))
-    assert all(s.inproc is not None for s in stores)
+    services = {store.backend: open_service(store.url) for store in stores}
     old_affinity = os.sched_getaffinity(0)
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {1})
     out: list[Paired] = []
+
+    def refused(answer: dict[str, Any] | Exception) -> None:
+        if isinstance(answer, Exception):
+            raise SystemExit(f"paired run: {answer!r}")
+
     try:
         for _ in range(rounds):
             us, floor = {}, {}
             for store in stores:
-                db, service = services[store.backend]
-                rate = store.inproc.rate if store.inproc else 1000.0
-                tokens[store.backend] = store.fleet.tokens(int(rate * seconds * 1.3) + MAX_GROUP)
-                wait_for_quiet(5.0)
-                done, t = 0, time.perf_counter()
-                batch = tokens[store.backend]
-                for i in range(0, len(batch), MAX_GROUP):
-                    now = datetime.now(UTC)
-                    calls = [CheckinCall(x, None, now) for x in batch[i : i + MAX_GROUP]]
-                    for answer in service.check_in_many(calls):
-                        if isinstance(answer, Exception):
-                            raise SystemExit(f"paired run, {store.backend}: {answer!r}")
-                        done += 1
-                    if time.perf_counter() - t >= seconds:
-                        break
-                us[store.backend] = (time.perf_counter() - t) / done * 1e6
-                store.ok_200 += done
-                sample = store.fleet.tokens(500)
-                keys = [service._record(str(parse_unverified(x).header["kid"])) for x in sample]
-                ring = service._keyring(None, datetime.now(UTC))
                 assert store.inproc is not None
-                raw = raw_crypto(
-                    sample, [k.public_key for k in keys if k is not None], ring, store.inproc.claims
-                )
+                _, service = services[store.backend]
+                batch = store.fleet.tokens(int(store.inproc.rate * seconds * 1.3) + MAX_GROUP)
+                wait_for_quiet(5.0)
+                done, elapsed = checkin_loop(service, batch, MAX_GROUP, seconds, refused)
+                us[store.backend] = elapsed / done * 1e6
+                store.ok_200 += done
+                raw = raw_crypto(service, store.fleet.tokens(500), store.inproc.claims)
                 floor[store.backend] = raw[RAW_VERIFY] + raw[RAW_SIGN]
             out.append(Paired(us, floor))
             print(
