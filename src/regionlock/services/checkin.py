@@ -59,9 +59,10 @@ from regionlock.storage import (
     Stores,
     Transactions,
 )
-from regionlock.storage.audit import NewEntry
+from regionlock.storage.audit import NewEntry, PreparedEntry, prepare_entries
 from regionlock.storage.checkins import CheckinRow, DuplicateNonce
 from regionlock.storage.db import StoreConflict, Transaction, epoch_ms
+from regionlock.storage.devices import EncodedStates, StaleState, encode_states
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,20 @@ class _Prepared:
     kinds: tuple[str, ...]
     now: datetime
     locale: str | None = None  # the device's, which picks the message's language
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A group judged: an outcome per check-in, and what storing the accepted ones writes."""
+
+    out: list[Verdict | Exception]
+    rows: list[CheckinRow]
+    entries: Sequence[NewEntry | PreparedEntry]
+    saves: list[tuple[str, int, DeviceState]]  # (device id, version judged on, new state)
+
+
+class _Overtaken(Exception):
+    """What a group was judged on has moved before its write transaction."""
 
 
 log = logging.getLogger(__name__)
@@ -163,13 +178,14 @@ class CheckinService:
                 self._records[kid] = record
         return record
 
-    def _policy(self, tx: Transaction) -> Policy:
-        """The active policy, re-read only when a new activation has been recorded (checked in
-        the check-in's own transaction, so an activation applies from the next check-in on)."""
+    def _policy(self, tx: Transaction) -> tuple[int, Policy]:
+        """The mark of the latest activation and the active policy, re-read only when a new
+        activation has been recorded (checked in the check-in's own transaction or snapshot, so
+        an activation applies from the next check-in on)."""
         latest = self.policies.latest_activation(tx)
         cached = self._active
         if cached is not None and cached[0] == latest:
-            return cached[1]
+            return cached
         active = self.policies.active(tx)
         policy = (
             NO_POLICY
@@ -179,7 +195,7 @@ class CheckinService:
             )
         )
         self._active = (latest, policy)
-        return policy
+        return self._active
 
     def _keyring(self, generation: tuple[int, int] | None, now: datetime) -> Keyring:
         """The signing keys, re-read when the store's keyring has changed since they were
@@ -249,20 +265,27 @@ class CheckinService:
     def _record_all(
         self, batch: list[_Prepared], *, again: bool = True
     ) -> tuple[list[Verdict | Exception], tuple[int, int] | None]:
-        """Step 4 for a group, in one transaction; once more at once if it lost a conflict
-        (`again`), then each check-in alone if that fails. Also returns the keyring's
+        """Step 4 for a group: judged ahead of its transaction when nothing it read has moved
+        meanwhile (`_record_ahead`), else under its rows' locks; once more at once if it lost a
+        conflict (`again`), then each check-in alone if that fails. Also returns the keyring's
         generation as the transaction saw it (None: unknown)."""
-        spent: list[str] = []  # devices whose rate-limit token this transaction took
+        spent: list[str] = []  # devices whose rate-limit token this group took
         try:
+            ahead = self._record_ahead(batch, spent)
+            if ahead is not None:
+                return ahead
             with self.db.write() as tx:
                 keys = self.keys.generation(tx)
-                return self._record_in(tx, batch, spent), keys
+                policy = self._policy(tx)[1]
+                states = self.devices.lock_states(tx, [p.record.id for p in batch])
+                seen = self._seen(tx, batch)
+                judged = self._judge(batch, policy, states, seen, spent)
+                self._write(tx, judged)
+                return judged.out, keys
         except Exception as exc:
             # Nothing was recorded: the allowance goes back (a device retrying through an
             # outage or a full disk must meet 503, not 429, and be charged once when it lands).
-            if self.limiter is not None:
-                for device_id in spent:
-                    self.limiter.refund(device_id)
+            self._refund(spent)
             if again and isinstance(exc, StoreConflict):
                 # A deadlock's victim or a serialisation failure (PostgreSQL): nothing was
                 # kept, and the same work usually succeeds at once; the device need not wait.
@@ -284,25 +307,71 @@ class CheckinService:
             out.extend(decided)
         return out, generation
 
-    def _record_in(
-        self, tx: Transaction, batch: list[_Prepared], spent: list[str]
-    ) -> list[Verdict | Exception]:
-        """Decide and record `batch` in `tx`, in order, as if one after the other.
+    def _refund(self, spent: list[str]) -> None:
+        if self.limiter is not None:
+            for device_id in spent:
+                self.limiter.refund(device_id)
+        spent.clear()
 
-        The device rows are locked first (in id order), then replays are looked up, so a
-        concurrent copy of a check-in waits for this one and then finds it recorded.
-        """
-        policy = self._policy(tx)
-        states = self.devices.lock_states(tx, [p.record.id for p in batch])
-        # A copy of a check-in that passes the clock check now was recorded at most two clock
-        # windows ago (its iat is within one window of both times): older rows cannot hold
-        # its nonce, and on PostgreSQL the months before are not read.
+    def _seen(self, tx: Transaction, batch: list[_Prepared]) -> set[tuple[str, str]]:
+        """Which of the group's (device, nonce) pairs are recorded already.
+
+        A copy of a check-in that passes the clock check now was recorded at most two clock
+        windows ago (its iat is within one window of both times): older rows cannot hold its
+        nonce, and on PostgreSQL the months before are not read."""
         since = epoch_ms(min(p.now for p in batch)) - self._replay_horizon_ms
-        seen = self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch], since=since)
+        return self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch], since=since)
+
+    def _record_ahead(
+        self, batch: list[_Prepared], spent: list[str]
+    ) -> tuple[list[Verdict | Exception], tuple[int, int] | None] | None:
+        """Step 4 with the judging done before the write transaction: the group is judged on a
+        snapshot (states and their versions, used nonces, the active policy), its rows and
+        audit entries worked out, and the write transaction only stores them, each state over
+        the version it was judged on. None when something it read has moved by then (a check-in
+        of one of its devices on another node, an operator's action, a new policy): nothing is
+        kept, and the caller judges the group again under its rows' locks.
+
+        Why it is sound: a refusal judged on the snapshot holds later too (a counter only grows,
+        a recorded nonce stays recorded, a deleted device stays gone), and an acceptance is
+        stored only if its device's state version, which every change of the device moves, is
+        still the one it was judged on. On SQLite, with one writer for the whole database, this
+        keeps the judging out of the writer's lock (bench/README.md, "Judged ahead")."""
+        with self.db.read() as tx:
+            mark, policy = self._policy(tx)
+            states = self.devices.read_states(tx, [p.record.id for p in batch])
+            seen = self._seen(tx, batch)
+        judged = self._judge(batch, policy, states, seen, spent)
+        if not judged.rows:  # every check-in refused: nothing to write
+            return judged.out, None
+        encoded = encode_states(judged.saves)
+        entries = prepare_entries(judged.entries)
+        try:
+            with self.db.write() as tx:
+                keys = self.keys.generation(tx)
+                if self.policies.latest_activation(tx) != mark:
+                    raise _Overtaken
+                self._write(tx, replace(judged, entries=entries), encoded)
+            return judged.out, keys
+        except (_Overtaken, StaleState):
+            self._refund(spent)  # judged again under the locks, where it is taken again
+            return None
+
+    def _judge(
+        self,
+        batch: list[_Prepared],
+        policy: Policy,
+        states: dict[str, tuple[DeviceState, int]],
+        seen: set[tuple[str, str]],
+        spent: list[str],
+    ) -> _Judged:
+        """Decide `batch` in order, as if one after the other, from these states (with their
+        versions) and used nonces: an outcome per check-in, and what recording it writes."""
         current = dict(states)
+        seen = set(seen)
         out: list[Verdict | Exception] = []
         rows: list[CheckinRow] = []
-        entries: list[NewEntry] = []
+        entries: list[NewEntry | PreparedEntry] = []
         for p in batch:
             device_id, request, location = p.record.id, p.request, p.location
             found = current.get(device_id)
@@ -396,23 +465,27 @@ class CheckinService:
                     },
                 )
             )
-        if rows:
-            # Check-in rows first: their UNIQUE (device_id, nonce) is the last word on
-            # replays, and everything below rolls back with them.
-            try:
-                self.checkins.record_many(tx, rows)
-            except DuplicateNonce:
-                raise ReplayedNonce("this nonce was already used by this device") from None
-            self.devices.save_states(
-                tx,
-                [
-                    (device_id, states[device_id][1], state)
-                    for device_id, (state, _) in current.items()
-                    if state is not states[device_id][0]
-                ],
-            )
-            self.audit.append_many(tx, entries)
-        return out
+        saves = [
+            (device_id, states[device_id][1], state)
+            for device_id, (state, _) in current.items()
+            if state is not states[device_id][0]
+        ]
+        return _Judged(out, rows, entries, saves)
+
+    def _write(
+        self, tx: Transaction, judged: _Judged, encoded: EncodedStates | None = None
+    ) -> None:
+        """Store what `judged` accepted in `tx`: states first, each over the version it was
+        judged on (StaleState if one moved), then check-in rows, whose UNIQUE (device_id,
+        nonce) is the last word on replays, then the audit entries. All roll back together."""
+        if not judged.rows:
+            return
+        self.devices.save_states(tx, encoded if encoded is not None else judged.saves)
+        try:
+            self.checkins.record_many(tx, judged.rows)
+        except DuplicateNonce:
+            raise ReplayedNonce("this nonce was already used by this device") from None
+        self.audit.append_many(tx, judged.entries)
 
     def _answer(
         self, p: _Prepared, verdict: Verdict, keys: tuple[int, int] | None

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -146,6 +147,36 @@ class NewEntry:
     subject: str
     reason: str
     details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """A `NewEntry` with what does not depend on its place in the log worked out: its salt,
+    content digest and stored details. `prepare_entries` makes them outside any transaction,
+    so a writer holding the log's lock only numbers and chains them."""
+
+    entry: NewEntry
+    salt: str
+    content: str  # content_digest(salt, actor, subject, reason, details)
+    details_text: str  # the details as stored
+
+
+def prepare_entries(entries: Sequence[NewEntry | PreparedEntry]) -> list[PreparedEntry]:
+    """Each entry's salt (16 random bytes, hex, from one read of the OS's generator for the
+    lot), content digest and stored details; entries already prepared are kept as they are."""
+    todo = [e for e in entries if isinstance(e, NewEntry)]
+    salts = os.urandom(16 * len(todo)).hex() if todo else ""
+    out: list[PreparedEntry] = []
+    i = 0
+    for e in entries:
+        if isinstance(e, PreparedEntry):
+            out.append(e)
+            continue
+        salt = salts[32 * i : 32 * i + 32]
+        i += 1
+        content = content_digest(salt, e.actor, e.subject, e.reason, e.details)
+        out.append(PreparedEntry(e, salt, content, _STORED_DETAILS.encode(e.details)))
+    return out
 
 
 # One encoder each for every call (what `json.dumps` with these options builds on every call,
@@ -282,8 +313,11 @@ class AuditStore(Protocol):
         details: Mapping[str, Any],
     ) -> AuditEntry: ...
 
-    def append_many(self, tx: Transaction, entries: Sequence[NewEntry]) -> list[AuditEntry]:
-        """Append several entries in order (one read and one write of the head)."""
+    def append_many(
+        self, tx: Transaction, entries: Sequence[NewEntry | PreparedEntry]
+    ) -> list[AuditEntry]:
+        """Append several entries in order (one read and one write of the head); entries
+        prepared ahead (`prepare_entries`) are only numbered and chained."""
         ...
 
     def entries(
@@ -415,15 +449,18 @@ class SqlAuditStore:
     ) -> AuditEntry:
         return self.append_many(tx, [NewEntry(at, actor, action, subject, reason, details)])[0]
 
-    def append_many(self, tx: Transaction, entries: Sequence[NewEntry]) -> list[AuditEntry]:
+    def append_many(
+        self, tx: Transaction, entries: Sequence[NewEntry | PreparedEntry]
+    ) -> list[AuditEntry]:
         if not entries:
             return []
+        prepared = prepare_entries(entries)
         shard, prev = self._take_shard(tx)
-        seqs = self._numbers(tx, len(entries))
+        seqs = self._numbers(tx, len(prepared))
         out: list[AuditEntry] = []
-        for seq, e in zip(seqs, entries, strict=True):
-            salt = secrets.token_hex(16)
-            content = content_digest(salt, e.actor, e.subject, e.reason, e.details)
+        texts: list[str] = []
+        for seq, p in zip(seqs, prepared, strict=True):
+            e, salt, content = p.entry, p.salt, p.content
             digest = entry_hash_v3(seq, shard, e.at, e.action, content, prev)
             out.append(
                 AuditEntry(
@@ -442,6 +479,7 @@ class SqlAuditStore:
                     fmt=3,
                 )
             )
+            texts.append(p.details_text)
             prev = digest
         rows = [
             (
@@ -451,7 +489,7 @@ class SqlAuditStore:
                 a.action,
                 a.subject,
                 a.reason,
-                _STORED_DETAILS.encode(a.details),
+                text,
                 a.prev_hash,
                 a.hash,
                 a.content_digest,
@@ -459,7 +497,7 @@ class SqlAuditStore:
                 a.shard,
                 a.fmt,
             )
-            for a in out
+            for a, text in zip(out, texts, strict=True)
         ]
         if tx.dialect == "postgresql" and len(rows) > 1:
             # Many entries (a campaign's chunk, a group of check-ins) in one statement, the

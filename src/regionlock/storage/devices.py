@@ -221,6 +221,19 @@ def seen_in_column(state: DeviceState) -> str | None:
     return "," + ",".join(codes) + "," if codes else None
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedStates:
+    """States to save, already encoded (`encode_states`): what `save_states` writes."""
+
+    params: list[tuple[Any, ...]]
+
+
+def encode_states(updates: Sequence[tuple[str, int, DeviceState]]) -> EncodedStates:
+    """(device id, version read, new state) for several, encoded for `save_states`: work that
+    needs no transaction, done before one when its writer should hold its locks briefly."""
+    return EncodedStates([_save_params(*u) for u in updates])
+
+
 def _save_params(device_id: str, version: int, state: DeviceState) -> tuple[Any, ...]:
     return (
         state_to_json(state),
@@ -266,8 +279,18 @@ class DeviceStore(Protocol):
         """Store a new state; StaleState if it changed since `device` was read."""
         ...
 
-    def save_states(self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]]) -> None:
-        """Store (device id, version read, new state) for several; StaleState if any moved."""
+    def read_states(
+        self, tx: Transaction, device_ids: Sequence[str]
+    ) -> dict[str, tuple[DeviceState, int]]:
+        """`lock_states` without the locks: states and versions as of `tx`'s snapshot, to be
+        judged outside a write transaction and saved over those versions (or not at all)."""
+        ...
+
+    def save_states(
+        self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]] | EncodedStates
+    ) -> None:
+        """Store (device id, version read, new state) for several, or the same encoded ahead
+        (`encode_states`); StaleState if any stored version differs."""
         ...
 
     def lock_slots(
@@ -529,9 +552,20 @@ class SqlDeviceStore:
         path, where the (immutable) records are already known. Absent devices are left out.
         Rows are locked in id order on PostgreSQL, so two groups that share devices cannot
         deadlock on them."""
+        return self._states(tx, device_ids, lock=tx.dialect == "postgresql")
+
+    def read_states(
+        self, tx: Transaction, device_ids: Sequence[str]
+    ) -> dict[str, tuple[DeviceState, int]]:
+        return self._states(tx, device_ids, lock=False)
+
+    @staticmethod
+    def _states(
+        tx: Transaction, device_ids: Sequence[str], *, lock: bool
+    ) -> dict[str, tuple[DeviceState, int]]:
         out: dict[str, tuple[DeviceState, int]] = {}
         ids = sorted(set(device_ids))
-        suffix = " ORDER BY id FOR UPDATE" if tx.dialect == "postgresql" else ""
+        suffix = " ORDER BY id FOR UPDATE" if lock else ""
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
@@ -555,11 +589,15 @@ class SqlDeviceStore:
             raise StaleState(f"device {device_id} changed while it was being updated")
         return version + 1
 
-    def save_states(self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]]) -> None:
+    def save_states(
+        self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]] | EncodedStates
+    ) -> None:
         """`save_state_at` for several (device id, version, state), one statement; StaleState
         (the caller's transaction rolls back) if any stored version differs."""
-        changed = tx.executemany(_SAVE_STATE, [_save_params(*u) for u in updates])
-        if changed != len(updates):
+        encoded = updates if isinstance(updates, EncodedStates) else encode_states(updates)
+        params = encoded.params
+        changed = tx.executemany(_SAVE_STATE, params)
+        if changed != len(params):
             raise StaleState("a device changed while a batch of check-ins was being recorded")
 
     def lock_slots(
