@@ -51,7 +51,7 @@ def after_snapshot(
 ) -> list[int]:
     """Run `change()` once, right after the service's first snapshot of device states, as
     another process would between that snapshot and the write transaction."""
-    real, done = service.devices.read_states, []
+    real, done = service.devices.read_states, list[int]()
 
     def read_states(tx: Any, ids: Any) -> Any:
         out = real(tx, ids)
