@@ -129,7 +129,7 @@ def test_a_policy_activated_after_the_snapshot_decides_the_group(
 ) -> None:
     """The block is lifted when the group is read (Tehran allowed); the gray-market policy
     is activated again before its write: the check-in from Tehran is judged under it."""
-    fleet = Fleet(1)
+    fleet = Fleet(2)
     fleet.register(db)  # activates the gray-market policy
     service = service_on(db, locator)
 
@@ -140,13 +140,11 @@ def test_a_policy_activated_after_the_snapshot_decides_the_group(
 
     activate("gray-market-2021-lifted")
     changed = after_snapshot(monkeypatch, service, lambda: activate("gray-market-2021"))
-    (out,) = service.check_in_many([CheckinCall(fleet.token(0, 1, T0, TEHRAN), None, T0)])
+    calls = [CheckinCall(fleet.token(i, 1, T0, TEHRAN), None, T0) for i in range(2)]
+    out = service.check_in_many(calls)
     assert changed == [1]
-    assert isinstance(out, dict) and (out["verdict"], out["policy"]) == (
-        "lock",
-        {"id": "gray-market-2021", "version": "2021-09-15"},
-    )
-    assert rows(db) == [(fleet.records[0].id, 1, "lock")]
+    assert [(o["verdict"], o["policy"]["version"]) for o in out] == [("lock", "2021-09-15")] * 2
+    assert [r[2] for r in rows(db)] == ["lock", "lock"]
 
 
 def test_a_copy_recorded_by_another_node_after_the_snapshot_is_a_replay(
@@ -154,20 +152,21 @@ def test_a_copy_recorded_by_another_node_after_the_snapshot_is_a_replay(
 ) -> None:
     """The same check-in reaches two nodes; the other records it between this node's snapshot
     (which saw its nonce unused) and write. This node answers a replay and stores nothing."""
-    fleet = Fleet(1)
+    fleet = Fleet(2)
     fleet.register(db)
     here, other = service_on(db, locator), service_on(db, locator)
     token = fleet.token(0, 1, T0, BERLIN)
+    alongside = CheckinCall(fleet.token(1, 1, T0, BERLIN), None, T0)
     answered: list[Any] = []
     after_snapshot(
         monkeypatch,
         here,
         lambda: answered.append(other.check_in_many([CheckinCall(token, None, T0)])[0]),
     )
-    (out,) = here.check_in_many([CheckinCall(token, None, T0)])
+    out = here.check_in_many([CheckinCall(token, None, T0), alongside])
     assert [outcome(o) for o in answered] == ["allow"]
-    assert isinstance(out, ReplayedNonce)
-    assert rows(db) == [(fleet.records[0].id, 1, "allow")]
+    assert isinstance(out[0], ReplayedNonce) and outcome(out[1]) == "allow"
+    assert rows(db) == [(fleet.records[0].id, 1, "allow"), (fleet.records[1].id, 1, "allow")]
     assert here.audit.verify().ok
 
 
@@ -186,3 +185,17 @@ def test_a_group_refused_on_its_snapshot_opens_no_write_transaction(
     assert [outcome(o) for o in out] == ["ReplayedNonce", "StaleCounter"]
     assert writes == []
     assert len(rows(db)) == 1
+
+
+def test_a_lone_check_in_is_judged_under_its_rows_lock(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody waits long behind one check-in: no snapshot, its statements saved."""
+    fleet = Fleet(1)
+    fleet.register(db)
+    service = service_on(db, locator)
+    snapshots = counting(monkeypatch, service.devices, "read_states")
+    locked = counting(monkeypatch, service.devices, "lock_states")
+    out = service.check_in_many([CheckinCall(fleet.token(0, 1, T0, BERLIN), None, T0)])
+    assert [outcome(o) for o in out] == ["allow"]
+    assert (snapshots, locked) == ([], [1])

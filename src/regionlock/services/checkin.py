@@ -266,12 +266,15 @@ class CheckinService:
         self, batch: list[_Prepared], *, again: bool = True
     ) -> tuple[list[Verdict | Exception], tuple[int, int] | None]:
         """Step 4 for a group: judged ahead of its transaction when nothing it read has moved
-        meanwhile (`_record_ahead`), else under its rows' locks; once more at once if it lost a
-        conflict (`again`), then each check-in alone if that fails. Also returns the keyring's
-        generation as the transaction saw it (None: unknown)."""
+        meanwhile (`_record_ahead`), else (and a group of one at once) under its rows' locks;
+        once more at once if it lost a conflict (`again`), then each check-in alone if that
+        fails. Also returns the keyring's generation as the transaction saw it (None:
+        unknown)."""
         spent: list[str] = []  # devices whose rate-limit token this group took
         try:
-            ahead = self._record_ahead(batch, spent)
+            # A lone check-in keeps nobody waiting for long: judged under its row's lock, it
+            # saves the snapshot's statements (on PostgreSQL, round trips).
+            ahead = self._record_ahead(batch, spent) if len(batch) > 1 else None
             if ahead is not None:
                 return ahead
             with self.db.write() as tx:
