@@ -450,7 +450,8 @@ _K = TypeVar("_K", date, str)
 
 
 def _frozen(items: Mapping[_K, object]) -> Mapping[_K, object]:
-    return MappingProxyType(dict(sorted(items.items(), key=lambda kv: kv[0])))
+    # Keys are unique, so sorting the pairs sorts by key and never compares two values.
+    return MappingProxyType(dict(sorted(items.items())) if len(items) > 1 else dict(items))
 
 
 # How long after its first check-in a device that could not be placed yet may still be

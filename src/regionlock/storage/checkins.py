@@ -8,6 +8,7 @@ batch can set a replay aside before writing; `recent` returns a device's check-i
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -22,6 +23,12 @@ from regionlock.storage.db import Database, StoreConflict, Transaction, epoch_ms
 
 class DuplicateNonce(Exception):
     """The (device, nonce) pair is already recorded."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_list(items: tuple[str, ...]) -> str:
+    """A list of codes as stored; a fleet's check-ins repeat a few hundred such lists."""
+    return json.dumps(list(items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +59,10 @@ class CheckinRow:
             self.country,
             self.subdivision,
             self.confidence,
-            json.dumps(list(self.flags)),
-            json.dumps(list(self.signal_kinds)),
+            _json_list(tuple(self.flags)),
+            _json_list(tuple(self.signal_kinds)),
             self.verdict,
-            json.dumps(list(self.reasons)),
+            _json_list(tuple(self.reasons)),
             self.policy_id,
             self.policy_version,
             join_candidates(self.subdivision_candidates) or None,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from regionlock.domain.campaign import seen_countries
 from regionlock.domain.device import (
     AppealAnswer,
@@ -98,7 +100,13 @@ def state_to_json(s: DeviceState) -> str:
             "contact": a.contact,
             "at": _dt(a.at),
         }
-    return _STATE_ENCODER.encode(doc)
+    # orjson, about five times faster: the same document, in UTF-8 where the standard
+    # library escaped non-ASCII, and 0.00001 where it wrote 1e-05 (read back alike). What
+    # orjson refuses (a lone surrogate in an operator's text) the standard library escapes.
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return _STATE_ENCODER.encode(doc)
 
 
 def _lock_doc(lock: ManualLock | None) -> dict[str, Any] | None:
@@ -165,7 +173,10 @@ def _early_countries(doc: dict[str, Any]) -> frozenset[str]:
 
 
 def state_from_json(text: str) -> DeviceState:
-    doc = json.loads(text) if text else {}
+    try:
+        doc = orjson.loads(text) if text else {}
+    except orjson.JSONDecodeError:  # what only the standard library reads (escaped surrogates)
+        doc = json.loads(text)
     if not doc:
         return DeviceState()
     return DeviceState(
