@@ -199,3 +199,24 @@ def test_a_lone_check_in_is_judged_under_its_rows_lock(
     out = service.check_in_many([CheckinCall(fleet.token(0, 1, T0, BERLIN), None, T0)])
     assert [outcome(o) for o in out] == ["allow"]
     assert (snapshots, locked) == ([], [1])
+
+
+def test_a_groups_states_are_written_in_device_id_order(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written without a prior lock, rows are locked as they are updated: in one order on
+    every node, so two groups sharing devices wait for each other instead of deadlocking."""
+    fleet = Fleet(4)
+    fleet.register(db)
+    service = service_on(db, locator)
+    real, written = service.devices.save_states, []
+
+    def save_states(tx: Any, updates: Any) -> Any:
+        written.append([p[-2] for p in updates.params])  # (..., device id, version)
+        return real(tx, updates)
+
+    monkeypatch.setattr(service.devices, "save_states", save_states)
+    order = [2, 0, 3, 1]
+    calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in order]
+    assert [outcome(o) for o in service.check_in_many(calls)] == ["allow"] * 4
+    assert written == [sorted(fleet.records[i].id for i in order)]

@@ -5,15 +5,18 @@ Order matters for safety and cost:
    device or a bad signature ends here, with no state read or written and never a verdict.
 2. Signature, payload contract and clock window are checked (stateless).
 3. Signals are validated and located outside any transaction (CPU work, no locks held).
-4. One write transaction: the device row is locked, the counter must be above the last and
-   the nonce unseen, the active policy decides, then state, check-in row and audit entry are
-   written together. A replay changes nothing; a crash leaves nothing half-applied.
+4. Judged and recorded: the counter must be above the last and the nonce unseen, the active
+   policy decides, then state, check-in row and audit entry are written together in one
+   transaction, the state over the version it was judged on. A replay changes nothing; a
+   crash leaves nothing half-applied.
 5. The verdict is signed with the service key.
 
 `check_in_many` runs a group of check-ins through step 4 in one transaction (group commit:
-one BEGIN/COMMIT, one read of the policy and of the audit head, statements prepared once for
-the group); each check-in is still judged as if it came alone, in arrival order, and a refused
-one writes nothing. `services.checkin_queue` feeds it from the HTTP service.
+one BEGIN/COMMIT, one read of the policy and of the audit head, one write of each table); each
+check-in is still judged as if it came alone, in arrival order, and a refused one writes
+nothing. A group is judged on a snapshot before its transaction (`_record_ahead`), and judged
+again inside it, its device rows locked, if anything it read has moved by then.
+`services.checkin_queue` feeds it from the HTTP service.
 
 Raw signals are dropped here: only country, subdivision, confidence, flags and the kinds of
 signal present are stored (docs/privacy.md).
@@ -468,11 +471,13 @@ class CheckinService:
                     },
                 )
             )
-        saves = [
+        # In id order: rows written without a prior lock (judged ahead) are then locked in
+        # the same order by every node, so two groups sharing devices cannot deadlock.
+        saves = sorted(
             (device_id, states[device_id][1], state)
             for device_id, (state, _) in current.items()
             if state is not states[device_id][0]
-        ]
+        )
         return _Judged(out, rows, entries, saves)
 
     def _write(
