@@ -21,6 +21,7 @@ from regionlock.services.ratelimit import Rate, TokenBuckets
 from regionlock.settings import Settings
 from regionlock.signing import ReplayedNonce
 from regionlock.storage import Database, Stores
+from regionlock.storage.db import StoreUnavailable
 
 BERLIN = {"network": ["262-01"], "sim": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
 TEHRAN = {"sim": ["432-11"], "network": ["432-11"], "gps": {"lat": 35.6892, "lon": 51.389}}
@@ -220,3 +221,44 @@ def test_a_groups_states_are_written_in_device_id_order(
     calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in order]
     assert [outcome(o) for o in service.check_in_many(calls)] == ["allow"] * 4
     assert written == [sorted(fleet.records[i].id for i in order)]
+
+
+def test_a_group_of_devices_not_in_memory_is_looked_up_in_one_read(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet of millions checking in daily finds almost no record in the service's cache:
+    a group's devices are read from the registry together, not one read each."""
+    fleet = Fleet(5)
+    fleet.register(db)
+    service = service_on(db, locator)
+    batched = counting(monkeypatch, service.devices, "records")
+    single = counting(monkeypatch, service.devices, "get")
+    calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in range(5)]
+    assert [outcome(o) for o in service.check_in_many(calls)] == ["allow"] * 5
+    assert (batched, single) == ([1], [])
+    calls = [CheckinCall(fleet.token(i, 2, T0, BERLIN), None, T0) for i in range(5)]
+    assert [outcome(o) for o in service.check_in_many(calls)] == ["allow"] * 5
+    assert batched == [1]  # all in memory now
+
+
+def test_a_failed_registry_read_fails_only_the_check_ins_it_was_for(
+    db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store cannot be read: check-ins of devices already in memory go on, the others
+    are answered with the outage (503): whether their devices exist cannot be known."""
+    fleet = Fleet(3)
+    fleet.register(db)
+    service = service_on(db, locator)
+    first = CheckinCall(fleet.token(0, 1, T0, BERLIN), None, T0)
+    assert outcome(service.check_in_many([first])[0]) == "allow"
+
+    def unavailable(keys: Any) -> Any:
+        raise StoreUnavailable("the store is unavailable: connection refused")
+
+    monkeypatch.setattr(service.devices, "records", unavailable)
+    calls = [CheckinCall(fleet.token(i, 2, T0, BERLIN), None, T0) for i in range(3)]
+    assert [outcome(o) for o in service.check_in_many(calls)] == [
+        "allow",
+        "StoreUnavailable",
+        "StoreUnavailable",
+    ]

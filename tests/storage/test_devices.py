@@ -67,6 +67,33 @@ def test_get_by_id_or_imei(db: Database) -> None:
     assert store.get("dev_missing") is None and store.get(imei(8)) is None
 
 
+def test_records_of_many_keys_in_one_read(db: Database) -> None:
+    """By id and by IMEI, a device with two IMEIs whole, unknown and malformed keys left out;
+    each record as `get` gives it."""
+    store = SqlDeviceStore(db)
+    two = DeviceRecord.create(
+        imeis=(parse_imei(imei(700)), parse_imei(imei(701))),
+        id_key=KEY,
+        serial="SN700",
+        model="X2",
+        sales_region="EEA",
+        distributor="D7",
+        batch="B2",
+        public_key=b"\x02" * 32,
+    )
+    records = [record(i) for i in range(600)] + [two]  # over one chunk of 500 keys
+    with db.write() as tx:
+        store.import_batch(tx, records, at=1)
+    keys = [r.id for r in records[:550]] + [imei(590), imei(701), "dev_nobody", imei(999), "x\x00"]
+    found = store.records(keys)
+    assert sorted(found) == sorted([*keys[:552]])
+    for key, got in found.items():
+        stored = store.get(key)
+        assert stored is not None and got == stored.record
+    assert found[imei(701)] == two and found[imei(701)].imeis == two.imeis
+    assert store.records([]) == {} and store.records(["", "\x00" * 3]) == {}
+
+
 def test_state_round_trips(db: Database) -> None:
     store = SqlDeviceStore(db)
     r = record(1)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -47,6 +47,7 @@ from regionlock.settings import Settings
 from regionlock.signing import (
     CheckinRequest,
     Keyring,
+    OpenedCheckin,
     ReplayedNonce,
     StaleCounter,
     issue_verdict,
@@ -99,6 +100,11 @@ class _Judged:
     saves: list[tuple[str, int, DeviceState]]  # (device id, version judged on, new state)
 
 
+def _kid(opened: OpenedCheckin) -> str:
+    """The device key a check-in names (its id or an IMEI), as text."""
+    return str(opened.header.get("kid", ""))
+
+
 class _Overtaken(Exception):
     """What a group was judged on has moved before its write transaction."""
 
@@ -118,6 +124,9 @@ MANUAL_LOCK_NOTICE = Message.parse(
 )
 MANUAL_LOCK_MESSAGE = MANUAL_LOCK_NOTICE.default  # in English
 
+
+# Registry records kept in memory at most (then forgotten all at once): about 100 MB.
+RECORD_CACHE = 200_000
 
 # Beyond two clock windows, how much older a recorded copy of a check-in may be (a server
 # clock stepped back, nodes whose clocks differ); see `_replay_horizon_ms`.
@@ -176,7 +185,7 @@ class CheckinService:
                 return None
             record = found.record
             with self._lock:
-                if len(self._records) > 200_000:
+                if len(self._records) >= RECORD_CACHE:
                     self._records.clear()
                 self._records[kid] = record
         return record
@@ -231,10 +240,17 @@ class CheckinService:
         group is retried in a transaction of its own, so one cannot sink the rest.
         """
         outcomes: dict[int, dict[str, Any] | Exception] = {}
-        ready: list[tuple[int, _Prepared]] = []
+        opened: dict[int, OpenedCheckin] = {}
         for i, call in enumerate(calls):
             try:
-                ready.append((i, self._prepare(call)))
+                opened[i] = open_checkin(call.token)  # parsed once: the kid, then the signature
+            except Exception as exc:
+                outcomes[i] = exc
+        known, failure = self._records_of(_kid(o) for o in opened.values())
+        ready: list[tuple[int, _Prepared]] = []
+        for i, checkin in opened.items():
+            try:
+                ready.append((i, self._prepare(calls[i], checkin, known, failure)))
             except Exception as exc:
                 outcomes[i] = exc
         decided, keys = self._record_all([p for _, p in ready]) if ready else ([], None)
@@ -248,12 +264,49 @@ class CheckinService:
                 outcomes[i] = exc
         return [outcomes[i] for i in range(len(calls))]
 
-    def _prepare(self, call: CheckinCall) -> _Prepared:
+    def _records_of(
+        self, kids: Iterable[str]
+    ) -> tuple[dict[str, DeviceRecord], Exception | None]:
+        """The records of the devices these kids name, from the cache and, for the rest, from
+        one read of the registry for the whole group (a fleet of millions checking in daily
+        misses the cache almost every time). Also the error that read met, if any: the
+        check-ins it was for fail with it, and the others go on."""
+        known: dict[str, DeviceRecord] = {}
+        missing: list[str] = []
+        for kid in kids:
+            if not kid:
+                continue
+            record = self._records.get(kid)
+            if record is None:
+                missing.append(kid)
+            else:
+                known[kid] = record
+        if not missing:
+            return known, None
+        try:
+            found = self.devices.records(missing)
+        except Exception as exc:
+            return known, exc
+        with self._lock:
+            if len(self._records) + len(found) > RECORD_CACHE:
+                self._records.clear()
+            self._records.update(found)
+        known.update(found)
+        return known, None
+
+    def _prepare(
+        self,
+        call: CheckinCall,
+        opened: OpenedCheckin,
+        known: dict[str, DeviceRecord],
+        failure: Exception | None,
+    ) -> _Prepared:
         """Steps 1-3: the device, its signature and payload, where it is. No state touched."""
-        opened = open_checkin(call.token)  # parsed once: the kid first, then the signature
-        kid = str(opened.header.get("kid", ""))
-        record = self._record(kid) if kid else None
+        kid = _kid(opened)
+        record = known.get(kid)
         if record is None:
+            if failure is not None and kid:
+                raise failure
             raise UnknownDevice("no registered device has this kid (device id or IMEI)")
         request = opened.verify(
             record.public_key, now=call.now, window_s=self.settings.clock_skew_s

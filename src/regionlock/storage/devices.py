@@ -208,12 +208,35 @@ def _answer_from(doc: dict[str, Any] | None) -> AppealAnswer | None:
     )
 
 
+def _record_of(row: Sequence[Any], imeis: Sequence[str]) -> DeviceRecord:
+    """A registry record from a row of `_COLS` and its IMEIs in slot order."""
+    return DeviceRecord(
+        id=row[0],
+        imeis=tuple(Imei(i) for i in imeis),
+        serial=row[1],
+        model=row[2],
+        sku=row[3],
+        sales_region=row[4],
+        distributor=row[5],
+        batch=row[6],
+        manufactured=date.fromisoformat(row[7]) if row[7] else None,
+        shipped=date.fromisoformat(row[8]) if row[8] else None,
+        public_key=bytes(row[9]),
+    )
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
 # --- store -------------------------------------------------------------------------------------
 
-_COLS = (
+# A registry record's columns (`_record_of`), then the state's.
+_RECORD_COLS = (
     "d.id, d.serial, d.model, d.sku, d.sales_region, d.distributor, d.batch,"
-    " d.manufactured, d.shipped, d.public_key, d.state, d.state_version"
+    " d.manufactured, d.shipped, d.public_key"
 )
+_COLS = _RECORD_COLS + ", d.state, d.state_version"
 
 
 # Besides the state, the columns campaigns select by (storage/campaigns.py): the last
@@ -274,6 +297,11 @@ class DeviceStore(Protocol):
 
     def get(self, key: str) -> StoredDevice | None:
         """A device by id or IMEI; None when there is none."""
+        ...
+
+    def records(self, keys: Sequence[str]) -> dict[str, DeviceRecord]:
+        """The registry records of the devices these keys (ids or IMEIs) name, in one read:
+        key -> record, keys naming no device left out (a check-in group's look-up)."""
         ...
 
     def lock_for_update(self, tx: Transaction, key: str) -> StoredDevice | None:
@@ -532,20 +560,49 @@ class SqlDeviceStore:
         if row is None:
             return None
         imeis = tx.all("SELECT imei FROM device_imeis WHERE device_id = ? ORDER BY slot", (row[0],))
-        record = DeviceRecord(
-            id=row[0],
-            imeis=tuple(Imei(str(i[0])) for i in imeis),
-            serial=row[1],
-            model=row[2],
-            sku=row[3],
-            sales_region=row[4],
-            distributor=row[5],
-            batch=row[6],
-            manufactured=date.fromisoformat(row[7]) if row[7] else None,
-            shipped=date.fromisoformat(row[8]) if row[8] else None,
-            public_key=bytes(row[9]),
-        )
+        record = _record_of(row, [str(i[0]) for i in imeis])
         return StoredDevice(record, state_from_json(row[10]), int(row[11]))
+
+    def records(self, keys: Sequence[str]) -> dict[str, DeviceRecord]:
+        wanted = sorted({k for k in keys if could_name_device(k)})
+        if not wanted:
+            return {}
+        rows: dict[str, Sequence[Any]] = {}
+        by_imei: dict[str, str] = {}
+        imeis: dict[str, list[str]] = {}
+        with self.db.read() as tx:
+            for chunk in _chunks(wanted):
+                marks = ", ".join("?" * len(chunk))
+                for row in tx.all(
+                    f"SELECT {_RECORD_COLS} FROM devices d WHERE d.id IN ({marks})", chunk
+                ):
+                    rows[str(row[0])] = row
+            # As `get`: a key that names no id and is all digits may be an IMEI.
+            digits = [k for k in wanted if k not in rows and k.isdigit()]
+            for chunk in _chunks(digits):
+                marks = ", ".join("?" * len(chunk))
+                for row in tx.all(
+                    f"SELECT i.imei, {_RECORD_COLS} FROM devices d JOIN device_imeis i"
+                    f" ON i.device_id = d.id WHERE i.imei IN ({marks})",
+                    chunk,
+                ):
+                    by_imei[str(row[0])] = str(row[1])
+                    rows[str(row[1])] = row[1:]
+            for chunk in _chunks(sorted(rows)):
+                marks = ", ".join("?" * len(chunk))
+                for device_id, imei in tx.all(
+                    f"SELECT device_id, imei FROM device_imeis WHERE device_id IN ({marks})"
+                    " ORDER BY device_id, slot",
+                    chunk,
+                ):
+                    imeis.setdefault(str(device_id), []).append(str(imei))
+        records = {i: _record_of(row, imeis.get(i, [])) for i, row in rows.items()}
+        out: dict[str, DeviceRecord] = {}
+        for key in wanted:
+            found = records.get(key) or records.get(by_imei.get(key, ""))
+            if found is not None:
+                out[key] = found
+        return out
 
     def get(self, key: str) -> StoredDevice | None:
         """A device by id or IMEI; None when there is none."""
