@@ -264,9 +264,7 @@ class CheckinService:
                 outcomes[i] = exc
         return [outcomes[i] for i in range(len(calls))]
 
-    def _records_of(
-        self, kids: Iterable[str]
-    ) -> tuple[dict[str, DeviceRecord], Exception | None]:
+    def _records_of(self, kids: Iterable[str]) -> tuple[dict[str, DeviceRecord], Exception | None]:
         """The records of the devices these kids name, from the cache and, for the rest, from
         one read of the registry for the whole group (a fleet of millions checking in daily
         misses the cache almost every time). Also the error that read met, if any: the
