@@ -177,19 +177,6 @@ class CheckinService:
         windows, and an hour for clocks stepped back or nodes a little apart."""
         return (2 * self.settings.clock_skew_s + REPLAY_MARGIN_S) * 1000
 
-    def _record(self, kid: str) -> DeviceRecord | None:
-        record = self._records.get(kid)
-        if record is None:
-            found = self.devices.get(kid)
-            if found is None:
-                return None
-            record = found.record
-            with self._lock:
-                if len(self._records) >= RECORD_CACHE:
-                    self._records.clear()
-                self._records[kid] = record
-        return record
-
     def _policy(self, tx: Transaction) -> tuple[int, Policy]:
         """The mark of the latest activation and the active policy, re-read only when a new
         activation has been recorded (checked in the check-in's own transaction or snapshot, so
