@@ -8,6 +8,7 @@ settings enable a simulated clock (never in production).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Sequence
@@ -228,12 +229,18 @@ def peer_address(
         addr = ipaddress.ip_address(client[0] if client else "")
     except ValueError:
         return None
-    if trusted_proxies and any(
-        addr in ipaddress.ip_network(c, strict=False) for c in trusted_proxies
-    ):
+    if trusted_proxies and any(addr in net for net in _networks(tuple(trusted_proxies))):
         hop = forwarded_for.split(",")[-1].strip()
         try:
             return str(ipaddress.ip_address(hop))
         except ValueError:
             return str(addr)
     return str(addr)
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(
+    proxies: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The trusted proxies' networks, parsed once (not on every check-in behind them)."""
+    return tuple(ipaddress.ip_network(c, strict=False) for c in proxies)
