@@ -774,10 +774,11 @@ def raw_crypto(
     (under its device's key) and signing a verdict with these claims under the service's key.
     The machine's yardstick: the median of five rounds."""
     now = datetime.now(UTC)
+    parsed = [parse_unverified(token) for token in tokens]
+    known, _ = service._records_of(str(parts.header["kid"]) for parts in parsed)
     signed = []
-    for token in tokens:
-        parts = parse_unverified(token)
-        record = service._records_of([str(parts.header["kid"])])[0].get(str(parts.header["kid"]))
+    for parts in parsed:
+        record = known.get(str(parts.header["kid"]))
         assert record is not None
         signed.append((parts.signature + parts.signing_input, record.public_key))
     ring = service._keyring(None, now)

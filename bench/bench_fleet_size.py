@@ -76,12 +76,12 @@ LOOKUPS = {
     "state saved after a check-in": "UPDATE devices SET state = '{}', state_version ="
     " state_version + 1 WHERE id = 'pad000000777777' AND state_version = 1",
     "records of a group's devices, by id": "SELECT d.id, d.public_key FROM devices d"
-    " WHERE d.id IN ('pad000000777777', 'pad000000123456')",
+    " WHERE d.id = ANY('{pad000000777777,pad000000123456}'::text[])",
     "records of a group's devices, by IMEI": "SELECT i.imei, d.id FROM devices d JOIN"
-    " device_imeis i ON i.device_id = d.id WHERE i.imei IN ('990000000777777',"
-    " '990000000123456')",
-    "IMEIs of a group's devices": "SELECT device_id, imei FROM device_imeis WHERE device_id IN"
-    " ('pad000000777777', 'pad000000123456') ORDER BY device_id, slot",
+    " device_imeis i ON i.device_id = d.id"
+    " WHERE i.imei = ANY('{990000000777777,990000000123456}'::text[])",
+    "IMEIs of a group's devices": "SELECT device_id, slot, imei FROM device_imeis"
+    " WHERE device_id = ANY('{pad000000777777,pad000000123456}'::text[])",
 }
 
 

@@ -225,10 +225,6 @@ def _record_of(row: Sequence[Any], imeis: Sequence[str]) -> DeviceRecord:
     )
 
 
-def _chunks(values: Sequence[str], size: int = 500) -> list[Sequence[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
 # --- store -------------------------------------------------------------------------------------
 
 # A registry record's columns (`_record_of`), then the state's.
@@ -571,31 +567,25 @@ class SqlDeviceStore:
         by_imei: dict[str, str] = {}
         imeis: dict[str, list[str]] = {}
         with self.db.read() as tx:
-            for chunk in _chunks(wanted):
-                marks = ", ".join("?" * len(chunk))
-                for row in tx.all(
-                    f"SELECT {_RECORD_COLS} FROM devices d WHERE d.id IN ({marks})", chunk
-                ):
-                    rows[str(row[0])] = row
+            for row in _rows_in(tx, f"SELECT {_RECORD_COLS} FROM devices d", "d.id", wanted):
+                rows[str(row[0])] = row
             # As `get`: a key that names no id and is all digits may be an IMEI.
             digits = [k for k in wanted if k not in rows and k.isdigit()]
-            for chunk in _chunks(digits):
-                marks = ", ".join("?" * len(chunk))
-                for row in tx.all(
+            if digits:
+                for row in _rows_in(
+                    tx,
                     f"SELECT i.imei, {_RECORD_COLS} FROM devices d JOIN device_imeis i"
-                    f" ON i.device_id = d.id WHERE i.imei IN ({marks})",
-                    chunk,
+                    " ON i.device_id = d.id",
+                    "i.imei",
+                    digits,
                 ):
                     by_imei[str(row[0])] = str(row[1])
                     rows[str(row[1])] = row[1:]
-            for chunk in _chunks(sorted(rows)):
-                marks = ", ".join("?" * len(chunk))
-                for device_id, imei in tx.all(
-                    f"SELECT device_id, imei FROM device_imeis WHERE device_id IN ({marks})"
-                    " ORDER BY device_id, slot",
-                    chunk,
-                ):
-                    imeis.setdefault(str(device_id), []).append(str(imei))
+            slots = _rows_in(
+                tx, "SELECT device_id, slot, imei FROM device_imeis", "device_id", sorted(rows)
+            )
+        for device_id, _, imei in sorted(slots):
+            imeis.setdefault(str(device_id), []).append(str(imei))
         records = {i: _record_of(row, imeis.get(i, [])) for i, row in rows.items()}
         out: dict[str, DeviceRecord] = {}
         for key in wanted:
