@@ -58,12 +58,12 @@ SELECT 'pad' || lpad(g::text, 12, '0'), 'SNP' || g, 'X' || (g %% 3 + 1), NULL, '
        'D' || (g %% 7), 'B' || (g %% 11), '99' || lpad((g %% 1000000)::text, 6, '0'),
        NULL, NULL, decode(repeat('00', 32), 'hex'), md5(g::text), 0, %(state)s, 1,
        'allow', 'AE', 0, 'AE-DU', 'AE', ',AE,'
-FROM generate_series(%(first)s, %(last)s) AS g
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 PAD_IMEIS = """
 INSERT INTO device_imeis (imei, device_id, slot)
 SELECT '99' || lpad(g::text, 13, '0'), 'pad' || lpad(g::text, 12, '0'), 0
-FROM generate_series(%(first)s, %(last)s) AS g
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 # The queries whose plans must stay on an index at this size (storage/devices.py).
 LOOKUPS = {
