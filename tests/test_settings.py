@@ -50,6 +50,18 @@ def test_values_are_typed() -> None:
     assert s.trusted_proxies == ("10.0.0.0/8", "192.168.1.1")
 
 
+def test_check_in_threads_follow_the_store_unless_set() -> None:
+    # In relay, a second thread judges while the database stores: it pays on PostgreSQL,
+    # whose round trips leave the worker idle, not on SQLite (bench/README.md).
+    assert Settings.from_env({}).checkin_thread_count == 1
+    postgres = {"REGIONLOCK_DATABASE_URL": "postgresql://u@h/db"}
+    assert Settings.from_env(postgres).checkin_thread_count == 2
+    assert (
+        Settings.from_env({**postgres, "REGIONLOCK_CHECKIN_THREADS": "1"}).checkin_thread_count == 1
+    )
+    assert Settings.from_env({"REGIONLOCK_CHECKIN_THREADS": "3"}).checkin_thread_count == 3
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -63,6 +75,7 @@ def test_values_are_typed() -> None:
         ({"REGIONLOCK_CAMPAIGN_POLL_S": "0"}, "POLL_S: expected 0.05 to 3600"),
         ({"REGIONLOCK_CAMPAIGN_APPROVAL_DEVICES": "-1"}, "DEVICES: expected 0 to"),
         ({"REGIONLOCK_CHECKIN_PARTITIONS": "week"}, "PARTITIONS='week': expected month or day"),
+        ({"REGIONLOCK_CHECKIN_THREADS": "-1"}, "THREADS=-1: expected 0"),
         (
             {"REGIONLOCK_ENVIRONMENT": "production", "REGIONLOCK_SIMULATED_CLOCK": "1"},
             "cannot be enabled in production",

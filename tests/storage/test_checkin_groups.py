@@ -5,6 +5,7 @@ and sinks nobody, and a failed shared transaction falls back to one transaction 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -239,14 +240,14 @@ def test_the_queue_answers_every_caller_and_groups_under_load(
     service = service_on(db, locator)
     sizes: list[int] = []
     gate = threading.Event()
-    real = service.check_in_many
+    real = service.begin
 
     def counted(calls: Any) -> Any:
         sizes.append(len(calls))
         gate.wait(60)  # load: the threads are busy while the other callers arrive
         return real(calls)
 
-    monkeypatch.setattr(service, "check_in_many", counted)
+    monkeypatch.setattr(service, "begin", counted)
     queue = CheckinQueue(service, threads=1 if db.dialect == "sqlite" else 2, max_group=16)
 
     async def main() -> list[Any]:
@@ -281,14 +282,14 @@ def test_a_full_queue_refuses_at_once_and_loses_nothing_it_took(
     fleet = registered(db, 12)
     service = service_on(db, locator)
     taken, gate = threading.Event(), threading.Event()
-    real = service.check_in_many
+    real = service.begin
 
     def stuck(calls: Any) -> Any:
         taken.set()
         gate.wait(60)  # a database that hangs: the thread holds its group, the rest pile up
         return real(calls)
 
-    monkeypatch.setattr(service, "check_in_many", stuck)
+    monkeypatch.setattr(service, "begin", stuck)
     queue = CheckinQueue(service, threads=1, max_group=2, max_waiting=4)
 
     async def main() -> list[Any]:
@@ -341,6 +342,8 @@ def pg(tmp_path: Path) -> Iterator[Database]:
 def test_a_lost_postgresql_connection_costs_one_attempt_not_the_service(
     pg: Database, locator: Locator
 ) -> None:
+    import select
+
     import psycopg
 
     from regionlock.storage.db import StoreUnavailable
@@ -358,15 +361,34 @@ def test_a_lost_postgresql_connection_costs_one_attempt_not_the_service(
         with psycopg.connect(db.url.url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
 
-    # A group whose connection dies (after its devices' records were cached: a read that finds
-    # the connection dead fails like any operation) is retried one by one on a new connection.
+    # A group whose connection dies (after its devices' records were cached) is answered:
+    # on a new connection, or retried one by one on one if its first read found out.
     kill_my_connection()
     outcomes = service.check_in_many([call(fleet, i, 2, 1) for i in range(4)])
     assert kinds(outcomes) == ["allow"] * 4
-    # A single check-in that finds the connection dead fails; the next one goes through.
-    kill_my_connection()
-    with pytest.raises(StoreUnavailable):  # answered 503 store-unavailable, Retry-After
-        service.check_in(fleet.token(0, 3, T0, PLACES[1]), peer_ip=None, now=T0)
+    # A single check-in whose connection dies in its transaction fails; the next one goes
+    # through. (One that died while idle is replaced before use: test_store_outages.py.)
+    real_write = db.write
+
+    @contextlib.contextmanager
+    def dying_write() -> Iterator[Any]:
+        with real_write() as tx:
+            kill_my_connection_of(tx._conn)
+            yield tx
+
+    def kill_my_connection_of(conn: Any) -> None:
+        with psycopg.connect(db.url.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        waiting = select.poll()
+        waiting.register(conn.fileno(), select.POLLIN)
+        assert waiting.poll(10_000), "the server did not end the connection within 10 s"
+
+    db.write = dying_write  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StoreUnavailable):  # answered 503 store-unavailable, Retry-After
+            service.check_in(fleet.token(0, 3, T0, PLACES[1]), peer_ip=None, now=T0)
+    finally:
+        del db.write
     assert service.check_in(fleet.token(0, 4, T0, PLACES[1]), peer_ip=None, now=T0)
     with db.read() as tx:
         assert tx.one("SELECT COUNT(*) FROM checkins") == (9,)

@@ -70,13 +70,14 @@ def test_a_connection_replaced_after_an_outage_is_no_longer_listed(db: Database)
     assert db.open_connections() == [second]
 
     pid = second.info.backend_pid
-    other = Database(db.url.url)
-    try:
-        with other.read() as tx:
-            tx.one("SELECT pg_terminate_backend(?)", (pid,))
-    finally:
-        other.close()
     with pytest.raises(StoreUnavailable), db.read() as tx:
+        tx.one("SELECT 1")
+        other = Database(db.url.url)
+        try:
+            with other.read() as killer:
+                killer.one("SELECT pg_terminate_backend(?)", (pid,))
+        finally:
+            other.close()
         tx.one("SELECT 1")
     assert db.open_connections() == []
     with db.read() as tx:

@@ -4,6 +4,7 @@ connection left mid-pipeline, and what callers see meanwhile (StoreUnavailable: 
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 import uuid
@@ -45,6 +46,27 @@ def test_a_connection_left_mid_pipeline_is_replaced_not_reused(pg: Database) -> 
             assert tx.one("SELECT 2") == (2,)
     assert pg._conn() is not conn
     del pipeline
+
+
+def test_a_connection_the_server_ended_while_idle_is_replaced_before_its_next_use(
+    pg: Database,
+) -> None:
+    # A restart, a failover or an administrator ends a connection that sat idle: the server
+    # says so on the socket, and the driver would only find out by failing the next unit of
+    # work (a check-in answered 503 after the store is back). Nothing was sent on it yet, so
+    # the next unit of work takes a new connection instead.
+    with pg.read() as tx:
+        pid = tx.one("SELECT pg_backend_pid()")
+    conn = pg._conn()
+    with psycopg.connect(pg.url.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", pid)
+    waiting = select.poll()
+    waiting.register(conn.fileno(), select.POLLIN)
+    assert waiting.poll(10_000), "the server did not end the connection within 10 s"
+    assert not conn.closed and not conn.broken  # the driver does not know yet
+    with pg.write() as tx:
+        assert tx.one("SELECT pg_backend_pid()") != pid
+    assert pg._conn() is not conn
 
 
 def test_an_unreachable_store_is_store_unavailable_and_heals(pg: Database) -> None:

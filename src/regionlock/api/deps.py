@@ -131,12 +131,13 @@ class State:
         self.access = Access.of(self.stores)
         self.policies = PolicyAdmin.of(self.stores)
         self.api_limiter = TokenBuckets(Rate(settings.apikey_rate_per_hour, settings.apikey_burst))
-        # Check-ins run in groups on a thread of their own (group commit, see
-        # services/checkin_queue.py). One thread: a second one, on PostgreSQL, overlapped round
-        # trips but fought the first for the GIL and the row locks (bench/README.md).
+        # Check-ins run in groups on threads of their own (group commit, see
+        # services/checkin_queue.py), in relay: one judges a group while another stores the
+        # group before, so the database's time is not the judging's (bench/README.md,
+        # "Threads in relay").
         self.checkin_queue = CheckinQueue(
             self.checkins,
-            threads=settings.checkin_threads,
+            threads=settings.checkin_thread_count,
             max_group=settings.checkin_group,
             max_waiting=settings.checkin_backlog,
             on_group=self.metrics.observe_group,

@@ -14,7 +14,7 @@ Order matters for safety and cost:
 `check_in_many` runs a group of check-ins through step 4 in one transaction (group commit:
 one BEGIN/COMMIT, one read of the policy and of the audit head, one write of each table); each
 check-in is still judged as if it came alone, in arrival order, and a refused one writes
-nothing. A group is judged on a snapshot before its transaction (`_record_ahead`), and judged
+nothing. A group is judged on a snapshot before its transaction (`_plan`), and judged
 again inside it, its device rows locked, if anything it read has moved by then.
 `services.checkin_queue` feeds it from the HTTP service.
 
@@ -98,6 +98,18 @@ class _Judged:
     rows: list[CheckinRow]
     entries: Sequence[NewEntry | PreparedEntry]
     saves: list[tuple[str, int, DeviceState]]  # (device id, version judged on, new state)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A group judged on a snapshot, ready to store (`CheckinService._plan`): `encoded` None
+    when every check-in was refused; `mark` the policy activation it was judged under; `spent`
+    the devices whose rate-limit allowance it took."""
+
+    judged: _Judged
+    encoded: EncodedStates | None
+    mark: int
+    spent: list[str]
 
 
 def _kid(opened: OpenedCheckin) -> str:
@@ -225,7 +237,18 @@ class CheckinService:
         (unknown device, bad signature, replay, ...) writes nothing and does not affect the
         others. Should the shared transaction fail (a database error), every check-in of the
         group is retried in a transaction of its own, so one cannot sink the rest.
-        """
+
+        The three steps of `begin`, `CheckinGroup.store` and `CheckinGroup.answer` in a row;
+        the check-in queue runs them apart, so that one group is judged while the one before
+        it is stored."""
+        group = self.begin(calls)
+        group.store()
+        return group.answer()
+
+    def begin(self, calls: Sequence[CheckinCall]) -> CheckinGroup:
+        """Steps 1-3 for a group, and step 4's judging on a snapshot: no write, no lock. Its
+        `store` must follow in the order groups began (a group judged on a snapshot is stored
+        only if nothing it read has moved since, else judged again under its rows' locks)."""
         outcomes: dict[int, dict[str, Any] | Exception] = {}
         opened: dict[int, OpenedCheckin] = {}
         for i, call in enumerate(calls):
@@ -240,16 +263,13 @@ class CheckinService:
                 ready.append((i, self._prepare(calls[i], checkin, known, failure)))
             except Exception as exc:
                 outcomes[i] = exc
-        decided, keys = self._record_all([p for _, p in ready]) if ready else ([], None)
-        for (i, prepared), verdict in zip(ready, decided, strict=True):
-            if isinstance(verdict, Exception):
-                outcomes[i] = verdict
-                continue
+        group = CheckinGroup(self, len(calls), outcomes, ready)
+        if len(ready) > 1:
             try:
-                outcomes[i] = self._answer(prepared, verdict, keys)
-            except Exception as exc:  # recorded, but no token: the device checks in again
-                outcomes[i] = exc
-        return [outcomes[i] for i in range(len(calls))]
+                group.ahead = self._plan([p for _, p in ready])
+            except Exception as exc:  # the group's store meets it, as if met there
+                group.ahead = exc
+        return group
 
     def _records_of(self, kids: Iterable[str]) -> tuple[dict[str, DeviceRecord], Exception | None]:
         """The records of the devices these kids name, from the cache and, for the rest, from
@@ -304,20 +324,32 @@ class CheckinService:
         return _Prepared(record, request, where, signals.kinds(), call.now, signals.locale)
 
     def _record_all(
-        self, batch: list[_Prepared], *, again: bool = True
+        self,
+        batch: list[_Prepared],
+        *,
+        again: bool = True,
+        ahead: _Plan | Exception | None = None,
     ) -> tuple[list[Verdict | Exception], tuple[int, int] | None]:
-        """Step 4 for a group: judged ahead of its transaction when nothing it read has moved
-        meanwhile (`_record_ahead`), else (and a group of one at once) under its rows' locks;
-        once more at once if it lost a conflict (`again`), then each check-in alone if that
-        fails. Also returns the keyring's generation as the transaction saw it (None:
-        unknown)."""
-        spent: list[str] = []  # devices whose rate-limit token this group took
+        """Step 4 for a group: judged on a snapshot (`ahead`, or now if not given) and stored
+        if nothing it read has moved meanwhile (`_store_plan`), else (and a group of one at
+        once) judged under its rows' locks; once more at once if it lost a conflict (`again`),
+        then each check-in alone if that fails. `ahead` may be the error judging it ahead met,
+        which is then this attempt's. Also returns the keyring's generation as the transaction
+        saw it (None: unknown)."""
+        spent: list[str] = []  # devices whose rate-limit token this attempt took
         try:
+            if isinstance(ahead, Exception):
+                raise ahead
             # A lone check-in keeps nobody waiting for long: judged under its row's lock, it
             # saves the snapshot's statements (on PostgreSQL, round trips).
-            ahead = self._record_ahead(batch, spent) if len(batch) > 1 else None
-            if ahead is not None:
-                return ahead
+            plan = ahead if ahead is not None or len(batch) < 2 else self._plan(batch)
+            if plan is not None:
+                spent = plan.spent
+                if plan.encoded is None:  # every check-in refused: nothing to write
+                    return plan.judged.out, None
+                stored = self._store_plan(plan)
+                if stored is not None:
+                    return stored
             with self.db.write() as tx:
                 keys = self.keys.generation(tx)
                 policy = self._policy(tx)[1]
@@ -366,39 +398,52 @@ class CheckinService:
         since = epoch_ms(min(p.now for p in batch)) - self._replay_horizon_ms
         return self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch], since=since)
 
-    def _record_ahead(
-        self, batch: list[_Prepared], spent: list[str]
-    ) -> tuple[list[Verdict | Exception], tuple[int, int] | None] | None:
-        """Step 4 with the judging done before the write transaction: the group is judged on a
-        snapshot (states and their versions, used nonces, the active policy), its rows and
-        audit entries worked out, and the write transaction only stores them, each state over
-        the version it was judged on. None when something it read has moved by then (a check-in
-        of one of its devices on another node, an operator's action, a new policy): nothing is
-        kept, and the caller judges the group again under its rows' locks.
+    def _plan(self, batch: list[_Prepared]) -> _Plan:
+        """Step 4's judging done before the write transaction, on a snapshot (states and
+        their versions, used nonces, the active policy): the group's rows and audit entries
+        worked out, for the write transaction only to store them (`_store_plan`), each state
+        over the version it was judged on. An error (the snapshot could not be read) is
+        raised with the allowance it took given back.
 
         Why it is sound: a refusal judged on the snapshot holds later too (a counter only grows,
         a recorded nonce stays recorded, a deleted device stays gone), and an acceptance is
         stored only if its device's state version, which every change of the device moves, is
         still the one it was judged on. On SQLite, with one writer for the whole database, this
-        keeps the judging out of the writer's lock (bench/README.md, "Judged ahead")."""
-        with self.db.read() as tx:
-            mark, policy = self._policy(tx)
-            states = self.devices.read_states(tx, [p.record.id for p in batch])
-            seen = self._seen(tx, batch)
-        judged = self._judge(batch, policy, states, seen, spent)
-        if not judged.rows:  # every check-in refused: nothing to write
-            return judged.out, None
-        encoded = encode_states(judged.saves)
-        entries = prepare_entries(judged.entries)
+        keeps the judging out of the writer's lock; and the next group can be judged while this
+        one is stored (bench/README.md, "Judged ahead")."""
+        spent: list[str] = []
+        try:
+            with self.db.read() as tx:
+                mark, policy = self._policy(tx)
+                states = self.devices.read_states(tx, [p.record.id for p in batch])
+                seen = self._seen(tx, batch)
+            judged = self._judge(batch, policy, states, seen, spent)
+            if not judged.rows:  # every check-in refused: nothing to write
+                return _Plan(judged, None, mark, spent)
+            encoded = encode_states(judged.saves)
+            entries = prepare_entries(judged.entries)
+        except BaseException:
+            self._refund(spent)
+            raise
+        return _Plan(replace(judged, entries=entries), encoded, mark, spent)
+
+    def _store_plan(
+        self, plan: _Plan
+    ) -> tuple[list[Verdict | Exception], tuple[int, int] | None] | None:
+        """Store what `plan` judged, in one write transaction that first checks that no
+        policy was activated since; None when something it read has moved by then (a
+        check-in of one of its devices on another node or in the group before, an operator's
+        action, a new policy): nothing is kept, and the caller judges the group again under
+        its rows' locks."""
         try:
             with self.db.write() as tx:
                 keys = self.keys.generation(tx)
-                if self.policies.latest_activation(tx) != mark:
+                if self.policies.latest_activation(tx) != plan.mark:
                     raise _Overtaken
-                self._write(tx, replace(judged, entries=entries), encoded)
-            return judged.out, keys
+                self._write(tx, plan.judged, plan.encoded)
+            return plan.judged.out, keys
         except (_Overtaken, StaleState):
-            self._refund(spent)  # judged again under the locks, where it is taken again
+            self._refund(plan.spent)  # judged again under the locks, where it is taken again
             return None
 
     def _judge(
@@ -635,3 +680,39 @@ class CheckinService:
                 contact=answer.contact or verdict.contact,
             )
         return verdict
+
+
+@dataclass
+class CheckinGroup:
+    """A group of check-ins begun (`CheckinService.begin`): verified, located and judged on a
+    snapshot; `store` records it, then `answer` signs the verdicts."""
+
+    service: CheckinService
+    size: int
+    outcomes: dict[int, dict[str, Any] | Exception]
+    ready: list[tuple[int, _Prepared]]
+    ahead: _Plan | Exception | None = None  # judged on a snapshot by `begin`, or its error
+    _decided: list[Verdict | Exception] | None = field(default=None, repr=False)
+    _keys: tuple[int, int] | None = field(default=None, repr=False)
+
+    def store(self) -> None:
+        """Step 4's write: one transaction for the group (see `CheckinService._record_all`)."""
+        if self.ready:
+            batch = [p for _, p in self.ready]
+            self._decided, self._keys = self.service._record_all(batch, ahead=self.ahead)
+        else:
+            self._decided = []
+
+    def answer(self) -> list[dict[str, Any] | Exception]:
+        """Step 5: one outcome per call, in order (after `store`)."""
+        assert self._decided is not None, "store the group first"
+        outcomes = dict(self.outcomes)
+        for (i, prepared), verdict in zip(self.ready, self._decided, strict=True):
+            if isinstance(verdict, Exception):
+                outcomes[i] = verdict
+                continue
+            try:
+                outcomes[i] = self.service._answer(prepared, verdict, self._keys)
+            except Exception as exc:  # recorded, but no token: the device checks in again
+                outcomes[i] = exc
+        return [outcomes[i] for i in range(self.size)]

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import select
 import sqlite3
 import threading
 import time
@@ -296,16 +297,23 @@ def _is_data_error(exc: BaseException) -> bool:
 
 def _pg_ready(conn: Any) -> bool:
     """Whether a PostgreSQL connection can start a new unit of work: open, not broken, idle,
-    and out of pipeline mode."""
+    out of pipeline mode, and with nothing from the server waiting to be read. An idle
+    connection is sent something unasked almost only when the server is ending it (a restart,
+    a failover, `pg_terminate_backend`): the driver would find out only by failing the next
+    statement, so a connection with bytes waiting is not reused (one poll, about 2 us)."""
     from psycopg import pq
 
     if conn.closed or conn.broken:
         return False
     info = conn.info
-    return bool(
+    if not (
         info.transaction_status == pq.TransactionStatus.IDLE
         and info.pipeline_status == pq.PipelineStatus.OFF
-    )
+    ):
+        return False
+    waiting = select.poll()
+    waiting.register(conn.fileno(), select.POLLIN)
+    return not waiting.poll(0)
 
 
 class _Checkpointer:
