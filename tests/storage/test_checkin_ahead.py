@@ -1,4 +1,4 @@
-"""Check-ins judged ahead of their write transaction (`CheckinService._record_ahead`), on both
+"""Check-ins judged ahead of their write transaction (`CheckinService._plan`), on both
 stores: a group is judged on a snapshot and stored only over the state versions it was judged
 on. When anything it read moves in between (an operator's lock, a new policy, the same
 check-in recorded by another node), nothing of it is kept and it is judged again under its
