@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -43,6 +44,18 @@ def open_store(dialect: str, where: Path) -> Iterator[Database]:
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+
+def end_backend(db: Database, conn: Any) -> None:
+    """End the PostgreSQL backend of `conn` (a driver connection of `db`), as a restart or an
+    administrator would, and wait until the server's last words are on its socket."""
+    import psycopg
+
+    with psycopg.connect(db.url.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    waiting = select.poll()
+    waiting.register(conn.fileno(), select.POLLIN)
+    assert waiting.poll(10_000), "the server did not end the connection within 10 s"
 
 
 def imei(n: int) -> str:

@@ -34,13 +34,8 @@ def test_groups_are_stored_in_the_order_they_were_taken() -> None:
         first, second = relay.ticket(), relay.ticket()
     assert (first, second) == (0, 1)
     entered = threading.Event()
-
-    def later() -> None:
-        with relay.turn(second):
-            entered.set()
-
     with relay.turn(first):
-        thread = threading.Thread(target=later)
+        thread = threading.Thread(target=_enter_and_set, args=(relay, second, entered))
         thread.start()
         # The second group's turn waits for the first's to end (a relay that let it in
         # would show within this bound).
@@ -56,7 +51,7 @@ def test_a_turn_passes_on_when_its_group_fails() -> None:
     with pytest.raises(RuntimeError), relay.turn(first):
         raise RuntimeError("the group failed")
     done = threading.Event()
-    thread = threading.Thread(target=lambda: _enter_and_set(relay, second, done))
+    thread = threading.Thread(target=_enter_and_set, args=(relay, second, done))
     thread.start()
     assert done.wait(BOUND_S)
     thread.join()
@@ -174,3 +169,39 @@ def test_a_closing_queue_with_threads_in_relay_answers_what_it_took(
     assert [outcome(o) for o in outcomes] == ["allow"] * 6
     with db.read() as tx:
         assert tx.one("SELECT COUNT(*) FROM checkins") == (6,)
+
+
+def test_a_group_that_fails_as_a_whole_fails_its_callers_and_not_the_queue(
+    db: Database,
+    locator: Locator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fleet = Fleet(2)
+    fleet.register(db)
+    service = CheckinService.of(Stores.on(db), locator, Settings(device_rate_per_hour=0))
+    real_begin, calls = service.begin, [0]
+
+    def begin(group: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise ZeroDivisionError("a bug")
+        return real_begin(group)
+
+    monkeypatch.setattr(service, "begin", begin)
+    queue = CheckinQueue(service, threads=2, max_group=2)
+
+    async def one(i: int) -> Any:
+        call = CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0)
+        asked = asyncio.wait_for(queue.check_in(call), BOUND_S)
+        return (await asyncio.gather(asked, return_exceptions=True))[0]
+
+    try:
+        with caplog.at_level("ERROR", logger="regionlock.services.checkin_queue"):
+            first = asyncio.run(one(0))
+        second = asyncio.run(one(1))  # the failed group passed its turn on
+    finally:
+        queue.close()
+    assert isinstance(first, RuntimeError) and "ZeroDivisionError" in str(first)
+    assert [r.getMessage() for r in caplog.records] == ["a group of 1 check-ins failed as a whole"]
+    assert outcome(second) == "allow"

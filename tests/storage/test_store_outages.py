@@ -4,7 +4,6 @@ connection left mid-pipeline, and what callers see meanwhile (StoreUnavailable: 
 from __future__ import annotations
 
 import contextlib
-import select
 import threading
 import time
 import uuid
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from storage_fixtures import T0, Fleet, open_store
+from storage_fixtures import T0, Fleet, end_backend, open_store
 
 from regionlock.geo import Locator
 from regionlock.services.checkin import CheckinCall, CheckinService
@@ -58,11 +57,7 @@ def test_a_connection_the_server_ended_while_idle_is_replaced_before_its_next_us
     with pg.read() as tx:
         pid = tx.one("SELECT pg_backend_pid()")
     conn = pg._conn()
-    with psycopg.connect(pg.url.url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", pid)
-    waiting = select.poll()
-    waiting.register(conn.fileno(), select.POLLIN)
-    assert waiting.poll(10_000), "the server did not end the connection within 10 s"
+    end_backend(pg, conn)
     assert not conn.closed and not conn.broken  # the driver does not know yet
     with pg.write() as tx:
         assert tx.one("SELECT pg_backend_pid()") != pid

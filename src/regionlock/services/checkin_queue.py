@@ -80,6 +80,12 @@ def _settle(results: list[tuple[asyncio.Future[dict[str, Any]], Outcome]]) -> No
             future.set_exception(error)
 
 
+def _failed(jobs: list[_Job], exc: Exception) -> list[Outcome]:
+    """Every check-in of a group that failed as a whole (a bug), and the log's word of it."""
+    log.exception("a group of %d check-ins failed as a whole", len(jobs), exc_info=exc)
+    return [RuntimeError(f"the check-in failed: {exc!r}") for _ in jobs]
+
+
 class _Relay:
     """How the queue's threads share the work of successive groups: one at a time takes a
     group and judges it (`judging`), and groups are stored in the order they were taken
@@ -199,10 +205,13 @@ class CheckinQueue:
             self.on_group(len(jobs), self._queue.qsize())
         return jobs, False
 
+    # `begin`, `store` and `answer` keep errors per check-in: one that escapes them is a bug,
+    # and fails every check-in of its group (`_failed`).
+
     def _begin(self, jobs: list[_Job]) -> CheckinGroup | Exception:
         try:
             return self.service.begin([j.call for j in jobs])
-        except Exception as exc:  # begin keeps errors per check-in; this is a bug
+        except Exception as exc:
             return exc
 
     def _store(self, jobs: list[_Job], group: CheckinGroup | Exception) -> list[Outcome] | None:
@@ -212,17 +221,15 @@ class CheckinQueue:
                 raise group
             group.store()
             return None
-        except Exception as exc:  # check_in_many keeps errors per check-in; this is a bug
-            log.exception("a group of %d check-ins failed as a whole", len(jobs))
-            return [RuntimeError(f"the check-in failed: {exc!r}") for _ in jobs]
+        except Exception as exc:
+            return _failed(jobs, exc)
 
     def _answer(self, jobs: list[_Job], group: CheckinGroup | Exception) -> list[Outcome]:
         assert not isinstance(group, Exception)
         try:
             return list(group.answer())
-        except Exception as exc:  # answer keeps errors per check-in; this is a bug
-            log.exception("a group of %d check-ins failed as a whole", len(jobs))
-            return [RuntimeError(f"the check-in failed: {exc!r}") for _ in jobs]
+        except Exception as exc:
+            return _failed(jobs, exc)
 
     def _settle(self, jobs: list[_Job], outcomes: list[Outcome]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = defaultdict(list)
