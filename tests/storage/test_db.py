@@ -6,9 +6,11 @@ import fcntl
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,14 +151,24 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
             held.append(db._write_lock.locked())
             yield
 
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def noting_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        held.append(False)  # in order among the locks' entries
+        real_fsync(fd)
+
     monkeypatch.setattr(checkpointer, "_exclusive", noting)
+    monkeypatch.setattr(os, "fsync", noting_fsync)
     conn = sqlite3.connect(main, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=10000")  # the service's 1 s, with room for a slow VM
+    conn.execute("PRAGMA busy_timeout=0")  # as the checkpointer's own: `round` polls readers
     try:
         checkpointer.round(conn)  # the migration's log is past the limit already
         pad(1)
         assert wal.stat().st_size <= limit
         held.clear()
+        synced.clear()
         restarts = checkpointer.restarts
         checkpointer.round(conn)  # below the limit: a passive one, no lock taken
         assert (held, checkpointer.restarts) == ([], restarts)
@@ -171,7 +183,10 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
         assert reading.wait(5)
         threading.Timer(0.1, release.set).start()
         checkpointer.round(conn)
-        assert (held, checkpointer.restarts) == ([True], restarts + 1)
+        # The database file was synced first, outside the locks (so the restart's pause has
+        # no backlog of copied pages to write out), then the restart held them.
+        assert (held, checkpointer.restarts) == ([False, True], restarts + 1)
+        assert synced == [str(main)]
         pad(1)
         reader.join(5)
         assert wal.stat().st_size <= limit
@@ -180,6 +195,96 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
     finally:
         conn.close()
         db.close()
+
+
+def test_a_restart_gives_up_on_a_reader_that_holds_on_and_frees_the_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader on an older snapshot past `RESTART_WAIT_S`: the round ends without a restart
+    and the writers go on (the next round tries again)."""
+    import sqlite3
+
+    from regionlock.storage import db as db_module
+
+    monkeypatch.setattr(db_module, "WAL_SIZE_LIMIT", 0)
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(db_module, "RESTART_WAIT_S", 0.2)
+    main = tmp_path / "r.db"
+    db = Database(f"sqlite:///{main}")
+    migrate(db)
+    with db.write() as tx:
+        tx.execute("CREATE TABLE pad (b BLOB)")
+    reading, release = threading.Event(), threading.Event()
+    reader = threading.Thread(target=read_until, args=(db, reading, release))
+    reader.start()
+    assert reading.wait(5)
+    with db.write() as tx:  # a commit after the reader's snapshot: it now holds the log
+        tx.execute("INSERT INTO pad VALUES (zeroblob(8000))")
+    checkpointer = db._checkpointer
+    assert checkpointer is not None
+    conn = sqlite3.connect(main, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        started = time.monotonic()
+        checkpointer.round(conn)
+        waited = time.monotonic() - started
+        assert checkpointer.restarts == 0 and 0.2 <= waited < 5
+        assert not db._write_lock.locked()
+        with db.write() as tx:
+            tx.execute("INSERT INTO pad VALUES (zeroblob(10))")
+        release.set()
+        reader.join(5)
+        checkpointer.round(conn)  # the reader gone: restarted
+        assert checkpointer.restarts == 1
+    finally:
+        release.set()
+        conn.close()
+        db.close()
+
+
+def test_one_process_at_a_time_checkpoints_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stores on one file (as two worker processes: the lock is the open file's), each
+    with its checkpointer running: only the one holding `FILE-checkpoint` runs rounds, until
+    it stops; then the other takes over."""
+    from regionlock.storage import db as db_module
+
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL_S", 0.002)
+    rounds: list[int] = []
+    real = db_module._Checkpointer.round
+
+    def noting(self: db_module._Checkpointer, conn: Any) -> None:
+        rounds.append(id(self))
+        real(self, conn)
+
+    monkeypatch.setattr(db_module._Checkpointer, "round", noting)
+    main = tmp_path / "two.db"
+    first, second = Database(f"sqlite:///{main}"), Database(f"sqlite:///{main}")
+    try:
+        migrate(first)
+        with second.write() as tx:  # its checkpointer starts too
+            tx.execute("CREATE TABLE pad (b BLOB)")
+        a, b = first._checkpointer, second._checkpointer
+        assert a is not None and b is not None
+        wait_until(lambda: len(rounds) >= 50)
+        time.sleep(0.05)  # both threads have had rounds' worth of turns
+        leader, other = (a, second) if rounds[0] == id(a) else (b, first)
+        assert set(rounds) == {id(leader)}
+        (first if leader is a else second).close()
+        before = len(rounds)
+        wait_until(lambda: len(rounds) >= before + 20)
+        assert set(rounds[before:]) == {id(other._checkpointer)}
+    finally:
+        first.close()
+        second.close()
+
+
+def wait_until(done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, "the checkpointers stopped"
+        time.sleep(0.005)
 
 
 def read_until(db: Database, reading: threading.Event, release: threading.Event) -> None:

@@ -281,6 +281,8 @@ def _statements(sql: str) -> list[str]:
 # this size when it restarts, and a checkpoint that finds it larger restarts it.
 CHECKPOINT_INTERVAL_S = 0.1
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# How long a RESTART checkpoint waits for readers on older snapshots before the next round.
+RESTART_WAIT_S = 1.0
 # How long a writer waits for another process's write (SQLite's busy timeout, as before).
 WRITER_LOCK_TIMEOUT_S = 30.0
 # The `PRAGMA synchronous` levels a store may run at (REGIONLOCK_SQLITE_SYNCHRONOUS).
@@ -324,9 +326,17 @@ class _Checkpointer:
     of its group waits (bench/README.md: +50 % check-ins/s with it moved out). Here a PASSIVE
     checkpoint, which never waits for readers or writers, runs every `CHECKPOINT_INTERVAL_S`
     on a connection of its own (sqlite3 releases the GIL meanwhile). Should the log still pass
-    `WAL_SIZE_LIMIT` (a checkpoint starved by readers), a RESTART checkpoint under the
-    writers' own locks lets the next write start it over, cut back to that size, so it stays
-    bounded.
+    `WAL_SIZE_LIMIT` (a checkpoint starved by readers, or steady writes landing during each
+    copy), a RESTART checkpoint under the writers' own locks lets the next write start it
+    over, cut back to that size, so it stays bounded; a PASSIVE one just before it, outside
+    the locks, leaves it only what was committed meanwhile to copy.
+
+    One process at a time checkpoints a database: the one holding the `FILE-checkpoint` lock,
+    taken at its first round that finds it free and kept until it stops (then another
+    process's next round takes it over). With several workers on one file, each running its
+    own checkpointer, every one of them used to restart the same full log in turn, each a
+    pause of every writer (bench/README.md, "Checkpoints: one process, and the copy outside
+    the pause").
     """
 
     def __init__(self, path: Path, exclusive: Callable[[], AbstractContextManager[None]]) -> None:
@@ -334,20 +344,23 @@ class _Checkpointer:
         self._exclusive = exclusive
         self.restarts = 0  # checkpoints run past WAL_SIZE_LIMIT (tests)
         self._wal = path.with_name(path.name + "-wal")
+        self._lock_path = path.with_name(path.name + "-checkpoint")
+        self._lock_fd: int | None = None  # open while this process is the database's checkpointer
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        # A RESTART checkpoint waits for readers on older snapshots: a second at most, and
-        # the next round tries again.
-        conn.execute("PRAGMA busy_timeout=1000")
+        # A RESTART checkpoint waits for readers on older snapshots, polled by `round`
+        # rather than by SQLite's busy handler.
+        conn.execute("PRAGMA busy_timeout=0")
         warned = False
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 try:
-                    self.round(conn)
+                    if self.leading():
+                        self.round(conn)
                     warned = False
                 except (sqlite3.Error, OSError) as exc:  # tried again next round
                     if not warned:
@@ -355,23 +368,63 @@ class _Checkpointer:
                         warned = True
         finally:
             conn.close()
+            self._release()
+
+    def leading(self) -> bool:
+        """Whether this process checkpoints the database: it holds, or now takes, the
+        `FILE-checkpoint` lock (never waiting for it)."""
+        if self._lock_fd is not None:
+            return True
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        with suppress(OSError):  # as SQLite does for -wal and -shm: the database's mode
+            os.fchmod(fd, self._path.stat().st_mode & 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process's checkpointer has it
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _release(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # and with it the lock
 
     def round(self, conn: sqlite3.Connection) -> None:
-        """One checkpoint on `conn`: PASSIVE, or RESTART once the log is past the limit."""
+        """One checkpoint on `conn`: PASSIVE; past the limit, then RESTART under the locks."""
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         try:
             size = self._wal.stat().st_size
         except FileNotFoundError:  # no log yet, or just truncated away
             size = 0
         if size <= WAL_SIZE_LIMIT:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             return
+        # A checkpoint that does not reach the log's end (readers on older snapshots, or a
+        # commit meanwhile: nearly always under load) does not sync the database file, so
+        # the one that does inherits every page copied since: 7-24 ms of writeback inside
+        # the pause. Synced here first, outside the locks, that pause is the last copy's.
+        fd = os.open(self._path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # what came meanwhile
         # Holding the writers' own locks: they wait there and go on the moment it is done.
         # Left to SQLite's busy handler, a writer that met this checkpoint slept 1, 2, 5, 10,
         # 15, 20 ms... and got in tens of ms after it ended. RESTART, not TRUNCATE: the next
         # write starts the log over and cuts it to `journal_size_limit`, with no truncation
         # and sync inside the pause (p99 of check-ins 54.5 ms -> 20-22 ms, bench/README.md).
+        # The PASSIVE one above copied all but what was committed since it began. Readers
+        # still on older snapshots are waited for here, polled every half millisecond:
+        # SQLite's own busy handler sleeps 1, 2, 5, 10 ms... between tries, which made the
+        # pause 8-25 ms for readers that were done within one.
         with self._exclusive():
-            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            deadline = time.monotonic() + RESTART_WAIT_S
+            while conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]:
+                if time.monotonic() >= deadline:
+                    return  # readers held on: the next round tries again
+                time.sleep(0.0005)
         self.restarts += 1
 
     def stop(self) -> None:
