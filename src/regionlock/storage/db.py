@@ -281,8 +281,11 @@ def _statements(sql: str) -> list[str]:
 # this size when it restarts, and a checkpoint that finds it larger restarts it.
 CHECKPOINT_INTERVAL_S = 0.1
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
-# How long a RESTART checkpoint waits for readers on older snapshots before the next round.
-RESTART_WAIT_S = 1.0
+# A RESTART checkpoint holds the writers: it runs only when what is left to copy is at most
+# this share of the limit (else a reader on an older snapshot holds the log back), and waits
+# at most this long for readers to move on before it lets the writers go until a next round.
+RESTART_BACKLOG = 0.125
+RESTART_WAIT_S = 0.05
 # How long a writer waits for another process's write (SQLite's busy timeout, as before).
 WRITER_LOCK_TIMEOUT_S = 30.0
 # The `PRAGMA synchronous` levels a store may run at (REGIONLOCK_SQLITE_SYNCHRONOUS).
@@ -392,7 +395,8 @@ class _Checkpointer:
             os.close(fd)  # and with it the lock
 
     def round(self, conn: sqlite3.Connection) -> None:
-        """One checkpoint on `conn`: PASSIVE; past the limit, then RESTART under the locks."""
+        """One checkpoint on `conn`: PASSIVE; past the limit, then RESTART under the locks,
+        unless a reader holds the log back."""
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         try:
             size = self._wal.stat().st_size
@@ -409,16 +413,21 @@ class _Checkpointer:
             os.fsync(fd)
         finally:
             os.close(fd)
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # what came meanwhile
+        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        # What is left is what was committed since, unless a reader on an older snapshot
+        # (a backup, an export) holds the copy back: a restart would wait for it with the
+        # writers held, so it waits for a later round instead (the log grows meanwhile, as
+        # it must while that reader needs it).
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        if frames < 0 or (frames - copied) * page > WAL_SIZE_LIMIT * RESTART_BACKLOG:
+            return
         # Holding the writers' own locks: they wait there and go on the moment it is done.
         # Left to SQLite's busy handler, a writer that met this checkpoint slept 1, 2, 5, 10,
         # 15, 20 ms... and got in tens of ms after it ended. RESTART, not TRUNCATE: the next
         # write starts the log over and cuts it to `journal_size_limit`, with no truncation
         # and sync inside the pause (p99 of check-ins 54.5 ms -> 20-22 ms, bench/README.md).
-        # The PASSIVE one above copied all but what was committed since it began. Readers
-        # still on older snapshots are waited for here, polled every half millisecond:
-        # SQLite's own busy handler sleeps 1, 2, 5, 10 ms... between tries, which made the
-        # pause 8-25 ms for readers that were done within one.
+        # Readers still on older snapshots (a check-in's, a few ms) are polled every half
+        # millisecond, not left to SQLite's busy handler and its growing sleeps.
         with self._exclusive():
             deadline = time.monotonic() + RESTART_WAIT_S
             while conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]:
