@@ -153,15 +153,16 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
             yield
 
     synced: list[str] = []
-    real_fsync = os.fsync
+    real_syncfs = db_module._syncfs
 
-    def noting_fsync(fd: int) -> None:
+    def noting_syncfs(fd: int) -> None:
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         held.append(False)  # in order among the locks' entries
-        real_fsync(fd)
+        real_syncfs(fd)
 
     monkeypatch.setattr(checkpointer, "_exclusive", noting)
-    monkeypatch.setattr(os, "fsync", noting_fsync)
+    monkeypatch.setattr(db_module, "_syncfs", noting_syncfs)
+    assert checkpointer.leading()  # as its thread finds before each round
     conn = sqlite3.connect(main, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=0")  # as the checkpointer's own: `round` polls readers
     try:
@@ -184,15 +185,53 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
         assert reading.wait(5)
         threading.Timer(0.1, release.set).start()
         checkpointer.round(conn)
-        # The database file was synced first, outside the locks (so the restart's pause has
-        # no backlog of copied pages to write out), then the restart held them.
+        # The database's file system was synced first, outside the locks (so the restart's
+        # pause has no backlog of copied pages to write out), through the lock file beside
+        # it, never a descriptor of the database; then the restart held the locks.
         assert (held, checkpointer.restarts) == ([False, True], restarts + 1)
-        assert synced == [str(main)]
+        assert synced == [f"{main}-checkpoint"]
         pad(1)
         reader.join(5)
         assert wal.stat().st_size <= limit
         with db.read() as tx:
             assert tx.one("SELECT count(*) FROM pad") == (72,)
+    finally:
+        conn.close()
+        db.close()
+
+
+def test_a_round_leaves_sqlites_own_locks_on_the_database_file_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's POSIX locks belong to the process, and closing any descriptor of the file
+    drops them all: another process closing its last connection would then delete the live
+    log, and commits made after were lost (found in review of c4a7a56, which synced through
+    a descriptor of its own). A round past the limit keeps them; Linux's lock table says so."""
+    import sqlite3
+
+    from regionlock.storage import db as db_module
+
+    monkeypatch.setattr(db_module, "WAL_SIZE_LIMIT", 0)
+    monkeypatch.setattr(db_module, "CHECKPOINT_INTERVAL_S", 3600.0)
+    main = tmp_path / "k.db"
+    db = Database(f"sqlite:///{main}")
+    migrate(db)
+    inode = f":{main.stat().st_ino} "
+
+    def locks() -> int:
+        with open("/proc/locks") as table:
+            return sum(inode in row and f" {os.getpid()} " in row for row in table)
+
+    checkpointer = db._checkpointer
+    assert checkpointer is not None and checkpointer.leading()
+    conn = sqlite3.connect(main, isolation_level=None)
+    try:
+        before = locks()
+        assert before > 0
+        with db.write() as tx:
+            tx.execute("CREATE TABLE pad (b BLOB)")
+        checkpointer.round(conn)
+        assert checkpointer.restarts == 1 and locks() == before
     finally:
         conn.close()
         db.close()
@@ -224,21 +263,37 @@ def test_a_restart_gives_up_on_a_reader_that_holds_on_and_frees_the_writers(
     with db.write() as tx:  # a commit after the reader's snapshot: it now holds the log
         tx.execute("INSERT INTO pad VALUES (zeroblob(8000))")
     checkpointer = db._checkpointer
-    assert checkpointer is not None
+    assert checkpointer is not None and checkpointer.leading()
+    held: list[bool] = []
+    real = checkpointer._exclusive
+
+    @contextmanager
+    def noting() -> Iterator[None]:
+        with real():
+            held.append(True)
+            yield
+
+    monkeypatch.setattr(checkpointer, "_exclusive", noting)
     conn = sqlite3.connect(main, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=0")
     try:
         started = time.monotonic()
         checkpointer.round(conn)
         waited = time.monotonic() - started
-        assert checkpointer.restarts == 0 and 0.2 <= waited < 5
+        assert checkpointer.restarts == 0 and 0.2 <= waited < 5 and held == [True]
         assert not db._write_lock.locked()
-        with db.write() as tx:
-            tx.execute("INSERT INTO pad VALUES (zeroblob(10))")
+        # That reader is a long one: while it stays, rounds hold no writer for it again.
+        for _ in range(3):
+            with db.write() as tx:
+                tx.execute("INSERT INTO pad VALUES (zeroblob(10))")
+            checkpointer.round(conn)
+        assert (held, checkpointer.restarts) == ([True], 0)
         release.set()
         reader.join(5)
-        checkpointer.round(conn)  # the reader gone: restarted
-        assert checkpointer.restarts == 1
+        with db.write() as tx:
+            tx.execute("INSERT INTO pad VALUES (zeroblob(10))")
+        checkpointer.round(conn)  # the reader gone: the copy passes it, and restarts
+        assert (held, checkpointer.restarts) == ([True, True], 1)
     finally:
         release.set()
         conn.close()
@@ -251,7 +306,8 @@ def test_a_reader_holding_the_log_back_is_left_alone_and_the_writers_are_never_h
     """A long reader on an older snapshot (a backup, an export) while the log is past the
     limit: rounds neither restart nor take the writers' locks, so writes go on (it used to
     wait a second for that reader in every round, with every writer held: check-ins all but
-    stopped for as long as a backup ran); once the reader is gone, the next round restarts."""
+    stopped for as long as a backup ran); past the hard limit one restart is tried; once the
+    reader is gone, the next round restarts."""
     import sqlite3
 
     from regionlock.storage import db as db_module
@@ -275,6 +331,7 @@ def test_a_reader_holding_the_log_back_is_left_alone_and_the_writers_are_never_h
             yield
 
     monkeypatch.setattr(checkpointer, "_exclusive", noting)
+    assert checkpointer.leading()
     reading, release = threading.Event(), threading.Event()
     reader = threading.Thread(target=read_until, args=(db, reading, release))
     reader.start()
@@ -287,10 +344,18 @@ def test_a_reader_holding_the_log_back_is_left_alone_and_the_writers_are_never_h
                 tx.execute("INSERT INTO pad VALUES (zeroblob(8000))")
             checkpointer.round(conn)
         assert (held, checkpointer.restarts) == ([], 0)
+        # Past the hard limit one restart is tried all the same (it gives up on this reader
+        # after `RESTART_WAIT_S`), and none again while that reader stays.
+        monkeypatch.setattr(db_module, "WAL_HARD_LIMIT", 0)
+        for _ in range(3):
+            checkpointer.round(conn)
+        assert (held, checkpointer.restarts) == ([True], 0)
         release.set()
         reader.join(5)
+        with db.write() as tx:
+            tx.execute("INSERT INTO pad VALUES (zeroblob(10))")
         checkpointer.round(conn)
-        assert (held, checkpointer.restarts) == ([True], 1)
+        assert (held, checkpointer.restarts) == ([True, True], 1)
     finally:
         release.set()
         conn.close()

@@ -16,7 +16,9 @@ per-device serialisation where SQLite's single writer gives it for free.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -286,6 +288,9 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # at most this long for readers to move on before it lets the writers go until a next round.
 RESTART_BACKLOG = 0.125
 RESTART_WAIT_S = 0.05
+# Past this size a restart is tried even with a backlog (readers that share SQLite's few
+# reader slots can keep one at an old position without any single long reader).
+WAL_HARD_LIMIT = 4 * WAL_SIZE_LIMIT
 # How long a writer waits for another process's write (SQLite's busy timeout, as before).
 WRITER_LOCK_TIMEOUT_S = 30.0
 # The `PRAGMA synchronous` levels a store may run at (REGIONLOCK_SQLITE_SYNCHRONOUS).
@@ -298,6 +303,20 @@ def _is_data_error(exc: BaseException) -> bool:
     import psycopg
 
     return isinstance(exc, psycopg.DataError)
+
+
+def _syncfs(fd: int) -> None:
+    """Write out the dirty data of the file system that holds `fd`'s file (Linux `syncfs`);
+    elsewhere nothing: it only moves work out of a pause."""
+    call = getattr(_libc(), "syncfs", None)
+    if call is not None and call(fd) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"syncfs: {os.strerror(errno)}")
+
+
+@functools.cache
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _pg_ready(conn: Any) -> bool:
@@ -349,6 +368,7 @@ class _Checkpointer:
         self._wal = path.with_name(path.name + "-wal")
         self._lock_path = path.with_name(path.name + "-checkpoint")
         self._lock_fd: int | None = None  # open while this process is the database's checkpointer
+        self._stuck: int | None = None  # frames copied when a restart last gave up on readers
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
@@ -378,7 +398,7 @@ class _Checkpointer:
         `FILE-checkpoint` lock (never waiting for it)."""
         if self._lock_fd is not None:
             return True
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o600)  # flock needs no more
         with suppress(OSError):  # as SQLite does for -wal and -shm: the database's mode
             os.fchmod(fd, self._path.stat().st_mode & 0o666)
         try:
@@ -408,18 +428,25 @@ class _Checkpointer:
         # commit meanwhile: nearly always under load) does not sync the database file, so
         # the one that does inherits every page copied since: 7-24 ms of writeback inside
         # the pause. Synced here first, outside the locks, that pause is the last copy's.
-        fd = os.open(self._path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # Through the file system (`syncfs` on the lock file beside it), never through a
+        # descriptor of the database file: closing one would drop every POSIX lock SQLite
+        # holds on it in this process, and another process could then delete the live log.
+        if self._lock_fd is not None:
+            _syncfs(self._lock_fd)
         _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < 0:  # not in WAL mode, or another connection is checkpointing
+            return
+        if self._stuck is not None:
+            if frames >= self._stuck and copied <= self._stuck:
+                return  # the readers a restart gave up on are still there: no pause for them
+            self._stuck = None
         # What is left is what was committed since, unless a reader on an older snapshot
         # (a backup, an export) holds the copy back: a restart would wait for it with the
-        # writers held, so it waits for a later round instead (the log grows meanwhile, as
-        # it must while that reader needs it).
+        # writers held, so it waits for a later round instead, and the log grows while that
+        # reader needs it - up to `WAL_HARD_LIMIT`, where a restart is tried all the same.
         page = conn.execute("PRAGMA page_size").fetchone()[0]
-        if frames < 0 or (frames - copied) * page > WAL_SIZE_LIMIT * RESTART_BACKLOG:
+        behind = (frames - copied) * page > WAL_SIZE_LIMIT * RESTART_BACKLOG
+        if behind and size <= WAL_HARD_LIMIT:
             return
         # Holding the writers' own locks: they wait there and go on the moment it is done.
         # Left to SQLite's busy handler, a writer that met this checkpoint slept 1, 2, 5, 10,
@@ -427,12 +454,18 @@ class _Checkpointer:
         # write starts the log over and cuts it to `journal_size_limit`, with no truncation
         # and sync inside the pause (p99 of check-ins 54.5 ms -> 20-22 ms, bench/README.md).
         # Readers still on older snapshots (a check-in's, a few ms) are polled every half
-        # millisecond, not left to SQLite's busy handler and its growing sleeps.
+        # millisecond, not left to SQLite's busy handler and its growing sleeps. Readers that
+        # outlast `RESTART_WAIT_S` are long ones: no restart is tried again (and no writer
+        # held for it) until a checkpoint copies past where this one stopped.
         with self._exclusive():
             deadline = time.monotonic() + RESTART_WAIT_S
-            while conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]:
+            while True:
+                busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if not busy:
+                    break
                 if time.monotonic() >= deadline:
-                    return  # readers held on: the next round tries again
+                    self._stuck = copied
+                    return
                 time.sleep(0.0005)
         self.restarts += 1
 
