@@ -950,3 +950,33 @@ def test_only_lock_rules_held_back_to_a_warning_start_a_clock() -> None:
         )
     assert "escalation.warning" in verdict.reasons
     assert dict(state.warned_since) == {"ir": (T0 + timedelta(days=1)).date()}
+
+
+def test_a_packed_record_unpacks_to_an_equal_one_the_collector_does_not_track() -> None:
+    import gc
+
+    full = DeviceRecord(
+        id="dev_x",
+        imeis=(Imei("490154203237518"), Imei("356938035643809")),
+        serial="SN-1",
+        model="REF-1",
+        sales_region="EU",
+        distributor="acme",
+        batch="b7",
+        public_key=b"k" * 32,
+        sku="SKU-9",
+        manufactured=date(2021, 3, 1),
+        shipped=date(2021, 4, 2),
+    )
+    bare = replace(full, imeis=full.imeis[:1], sku=None, manufactured=None, shipped=None)
+    for record in (full, bare):
+        packed = record.packed()
+        again = dev.unpack_record(packed)
+        assert again == record and hash(again) == hash(record)
+        assert again.tac == record.tac and [str(i) for i in again.imeis] == [
+            str(i) for i in record.imeis
+        ]
+        # What the cache is for: once the collector has seen it, it no longer tracks it (a
+        # record kept as is stays three tracked objects). One pass: no tuple inside it.
+        gc.collect()
+        assert not gc.is_tracked(packed) and gc.is_tracked(record)

@@ -272,6 +272,41 @@ _ID_BYTES = 15  # 120 bits: 24 base32 characters, no padding
 _BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
+# What `DeviceRecord.packed` returns: id, the IMEIs' digits comma-separated, serial, model,
+# sales region, distributor, batch, public key, SKU, manufacture and shipping dates.
+PackedRecord = tuple[str, str, str, str, str, str, str, bytes, str | None, date | None, date | None]
+_RECORD_FIELDS = (
+    "id",
+    "imeis",
+    "serial",
+    "model",
+    "sales_region",
+    "distributor",
+    "batch",
+    "public_key",
+    "sku",
+    "manufactured",
+    "shipped",
+)
+
+
+def unpack_record(packed: PackedRecord) -> DeviceRecord:
+    """The record `DeviceRecord.packed` made, rebuilt without checking it again: it was checked
+    when it was built, and only this process's own packed records may come here (about 2 us
+    against 5.3 us through the checks, once a check-in)."""
+    record = object.__new__(DeviceRecord)
+    put = object.__setattr__
+    for name, value in zip(_RECORD_FIELDS, packed):  # noqa: B905 - a PackedRecord's length
+        put(record, name, value)
+    imeis = []
+    for digits in packed[1].split(","):
+        imei = object.__new__(Imei)
+        put(imei, "digits", digits)
+        imeis.append(imei)
+    put(record, "imeis", tuple(imeis))
+    return record
+
+
 def device_id(imei: Imei, key: bytes) -> str:
     """The stable, opaque id of the device whose first IMEI is `imei`.
 
@@ -369,6 +404,26 @@ class DeviceRecord:
     def tac(self) -> str:
         """The Type Allocation Code of the first IMEI."""
         return self.imeis[0].tac
+
+    def packed(self) -> PackedRecord:
+        """The record as a tuple of strings, bytes, dates and None (`unpack_record` rebuilds
+        it): what a cache of many records keeps. The garbage collector stops tracking such a
+        tuple once it has seen it, where a record is three objects it walks at every full
+        collection: 72-77 ms for 200,000 records (bench/README.md, "The tail in a closed
+        loop")."""
+        return (
+            self.id,
+            ",".join([i.digits for i in self.imeis]),  # no inner tuple: untracked at once
+            self.serial,
+            self.model,
+            self.sales_region,
+            self.distributor,
+            self.batch,
+            self.public_key,
+            self.sku,
+            self.manufactured,
+            self.shipped,
+        )
 
     def fingerprint(self) -> bytes:
         """A 16-byte digest of everything but the id: equal records, equal fingerprints.

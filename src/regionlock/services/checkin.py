@@ -34,7 +34,7 @@ from importlib import resources
 from typing import Any
 
 from regionlock.domain.decision import Verdict, decide, languages_at
-from regionlock.domain.device import DeviceRecord, DeviceState
+from regionlock.domain.device import DeviceRecord, DeviceState, PackedRecord, unpack_record
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.messages import Message
 from regionlock.domain.policy import Action, Exemption, Policy
@@ -164,7 +164,8 @@ class CheckinService:
     # the keyring are cached with the store's mark of their latest change, which every
     # group's transaction reads again: an activation or a rotation applies from the next
     # check-in on, in every process.
-    _records: dict[str, DeviceRecord] = field(default_factory=dict, init=False, repr=False)
+    # Packed (`DeviceRecord.packed`): out of the garbage collector's sight.
+    _records: dict[str, PackedRecord] = field(default_factory=dict, init=False, repr=False)
     _active: tuple[int, Policy] | None = field(default=None, init=False, repr=False)
     _ring: tuple[tuple[int, int], Keyring] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -281,11 +282,11 @@ class CheckinService:
         for kid in kids:
             if not kid:
                 continue
-            record = self._records.get(kid)
-            if record is None:
+            packed = self._records.get(kid)
+            if packed is None:
                 missing.append(kid)
             else:
-                known[kid] = record
+                known[kid] = unpack_record(packed)
         if not missing:
             return known, None
         try:
@@ -295,7 +296,7 @@ class CheckinService:
         with self._lock:
             if len(self._records) + len(found) > RECORD_CACHE:
                 self._records.clear()
-            self._records.update(found)
+            self._records.update((kid, record.packed()) for kid, record in found.items())
         known.update(found)
         return known, None
 
