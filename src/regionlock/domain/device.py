@@ -290,10 +290,12 @@ _RECORD_FIELDS = (
 )
 
 
-def unpack_record(packed: PackedRecord) -> DeviceRecord:
-    """The record `DeviceRecord.packed` made, rebuilt without checking it again: it was checked
-    when it was built, and only this process's own packed records may come here (about 2 us
-    against 5.3 us through the checks, once a check-in)."""
+def unpack_record_unchecked(packed: PackedRecord) -> DeviceRecord:
+    """The record `DeviceRecord.packed` made, rebuilt without checking it again (about 2 us
+    against 5.3 us through the checks, once a check-in): it was checked when it was built.
+    Only this process's own packed records may come here, never data from outside it (a
+    shared cache, a file): `DeviceRecord` and `Imei` promise that constructing one checks it,
+    and this is the one way round that."""
     record = object.__new__(DeviceRecord)
     put = object.__setattr__
     for name, value in zip(_RECORD_FIELDS, packed):  # noqa: B905 - a PackedRecord's length
@@ -360,6 +362,7 @@ class DeviceRecord:
     shipped: date | None = None
 
     def __post_init__(self) -> None:
+        # `unpack_record_unchecked` skips this: it may only check, never set a field.
         if not self.imeis:
             raise InvalidInput("a device has at least one IMEI")
         if len(set(self.imeis)) != len(self.imeis):
@@ -406,11 +409,11 @@ class DeviceRecord:
         return self.imeis[0].tac
 
     def packed(self) -> PackedRecord:
-        """The record as a tuple of strings, bytes, dates and None (`unpack_record` rebuilds
-        it): what a cache of many records keeps. The garbage collector stops tracking such a
-        tuple once it has seen it, where a record is three objects it walks at every full
-        collection: 72-77 ms for 200,000 records (bench/README.md, "The tail in a closed
-        loop")."""
+        """The record as a tuple of strings, bytes, dates and None (`unpack_record_unchecked`
+        rebuilds it): what a cache of many records keeps. The garbage collector stops
+        tracking such a tuple once it has seen it, where a record is three objects it walks
+        at every full collection: 72-77 ms for 200,000 records (bench/README.md, "The tail in
+        a closed loop")."""
         return (
             self.id,
             ",".join([i.digits for i in self.imeis]),  # no inner tuple: untracked at once

@@ -34,7 +34,12 @@ from importlib import resources
 from typing import Any
 
 from regionlock.domain.decision import Verdict, decide, languages_at
-from regionlock.domain.device import DeviceRecord, DeviceState, PackedRecord, unpack_record
+from regionlock.domain.device import (
+    DeviceRecord,
+    DeviceState,
+    PackedRecord,
+    unpack_record_unchecked,
+)
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.messages import Message
 from regionlock.domain.policy import Action, Exemption, Policy
@@ -286,7 +291,7 @@ class CheckinService:
             if packed is None:
                 missing.append(kid)
             else:
-                known[kid] = unpack_record(packed)
+                known[kid] = unpack_record_unchecked(packed)
         if not missing:
             return known, None
         try:
