@@ -143,15 +143,7 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
     pad(10)
     checkpointer = db._checkpointer
     assert checkpointer is not None
-    held: list[bool] = []
-    real = checkpointer._exclusive
-
-    @contextmanager
-    def noting() -> Iterator[None]:
-        with real():
-            held.append(db._write_lock.locked())
-            yield
-
+    held = note_holds(db, checkpointer, monkeypatch)
     synced: list[str] = []
     real_syncfs = db_module._syncfs
 
@@ -160,7 +152,6 @@ def test_a_log_past_the_limit_is_restarted_under_the_writers_locks_and_cut_back(
         held.append(False)  # in order among the locks' entries
         real_syncfs(fd)
 
-    monkeypatch.setattr(checkpointer, "_exclusive", noting)
     monkeypatch.setattr(db_module, "_syncfs", noting_syncfs)
     assert checkpointer.leading()  # as its thread finds before each round
     conn = sqlite3.connect(main, isolation_level=None)
@@ -264,16 +255,7 @@ def test_a_restart_gives_up_on_a_reader_that_holds_on_and_frees_the_writers(
         tx.execute("INSERT INTO pad VALUES (zeroblob(8000))")
     checkpointer = db._checkpointer
     assert checkpointer is not None and checkpointer.leading()
-    held: list[bool] = []
-    real = checkpointer._exclusive
-
-    @contextmanager
-    def noting() -> Iterator[None]:
-        with real():
-            held.append(True)
-            yield
-
-    monkeypatch.setattr(checkpointer, "_exclusive", noting)
+    held = note_holds(db, checkpointer, monkeypatch)
     conn = sqlite3.connect(main, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=0")
     try:
@@ -321,16 +303,7 @@ def test_a_reader_holding_the_log_back_is_left_alone_and_the_writers_are_never_h
         tx.execute("CREATE TABLE pad (b BLOB)")
     checkpointer = db._checkpointer
     assert checkpointer is not None
-    held: list[bool] = []
-    real = checkpointer._exclusive
-
-    @contextmanager
-    def noting() -> Iterator[None]:
-        with real():
-            held.append(True)
-            yield
-
-    monkeypatch.setattr(checkpointer, "_exclusive", noting)
+    held = note_holds(db, checkpointer, monkeypatch)
     assert checkpointer.leading()
     reading, release = threading.Event(), threading.Event()
     reader = threading.Thread(target=read_until, args=(db, reading, release))
@@ -405,6 +378,22 @@ def wait_until(done: Callable[[], bool]) -> None:
     while not done():
         assert time.monotonic() < deadline, "the checkpointers stopped"
         time.sleep(0.005)
+
+
+def note_holds(db: Database, checkpointer: Any, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """A list that gets, each time `checkpointer` takes the writers' locks, whether this
+    process's writer lock is then held (it should be: True)."""
+    held: list[bool] = []
+    real = checkpointer._exclusive
+
+    @contextmanager
+    def noting() -> Iterator[None]:
+        with real():
+            held.append(db._write_lock.locked())
+            yield
+
+    monkeypatch.setattr(checkpointer, "_exclusive", noting)
+    return held
 
 
 def read_until(db: Database, reading: threading.Event, release: threading.Event) -> None:

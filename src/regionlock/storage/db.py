@@ -305,6 +305,15 @@ def _is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.DataError)
 
 
+def _open_beside(path: Path, suffix: str, flags: int) -> int:
+    """A descriptor of the lock file `FILE<suffix>` beside the database, made if need be with
+    the database's mode, as SQLite makes `-wal` and `-shm`."""
+    fd = os.open(path.with_name(path.name + suffix), flags | os.O_CREAT, 0o600)
+    with suppress(OSError):
+        os.fchmod(fd, path.stat().st_mode & 0o666)
+    return fd
+
+
 def _syncfs(fd: int) -> None:
     """Write out the dirty data of the file system that holds `fd`'s file (Linux `syncfs`);
     elsewhere nothing: it only moves work out of a pause."""
@@ -366,7 +375,6 @@ class _Checkpointer:
         self._exclusive = exclusive
         self.restarts = 0  # checkpoints run past WAL_SIZE_LIMIT (tests)
         self._wal = path.with_name(path.name + "-wal")
-        self._lock_path = path.with_name(path.name + "-checkpoint")
         self._lock_fd: int | None = None  # open while this process is the database's checkpointer
         self._stuck: int | None = None  # frames copied when a restart last gave up on readers
         self._stop = threading.Event()
@@ -398,9 +406,7 @@ class _Checkpointer:
         `FILE-checkpoint` lock (never waiting for it)."""
         if self._lock_fd is not None:
             return True
-        fd = os.open(self._lock_path, os.O_RDONLY | os.O_CREAT, 0o600)  # flock needs no more
-        with suppress(OSError):  # as SQLite does for -wal and -shm: the database's mode
-            os.fchmod(fd, self._path.stat().st_mode & 0o666)
+        fd = _open_beside(self._path, "-checkpoint", os.O_RDONLY)  # flock needs no more
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another process's checkpointer has it
@@ -692,10 +698,7 @@ class Database:
         fd = self._writer_fd
         if fd is None:
             assert self.url.path is not None
-            path = self.url.path.with_name(self.url.path.name + "-writer")
-            fd = self._writer_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            with suppress(OSError):  # as SQLite does for -wal and -shm: the database's mode
-                os.fchmod(fd, self.url.path.stat().st_mode & 0o666)
+            fd = self._writer_fd = _open_beside(self.url.path, "-writer", os.O_RDWR)
         # Blocking would wait forever behind a stuck process; SQLite's own wait is bounded by
         # its busy timeout, so this one is too. Polled every millisecond or two (not SQLite's
         # growing sleeps), it still hands over almost as soon as the lock is free.
