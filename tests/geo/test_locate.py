@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from regionlock.domain.errors import InvalidSignal
 from regionlock.domain.location import fuse
 from regionlock.domain.signals import parse_signals
-from regionlock.geo import Locator, locate
+from regionlock.geo import Locator, default_locator, locate
 from regionlock.geo.boundaries import Boundaries
 from regionlock.services.batch_locate import estimate_json, locate_lines
 
@@ -124,6 +126,37 @@ def test_coastal_waters_belong_to_the_coast(boundaries: Boundaries) -> None:
 def test_batch_and_single_lookups_agree(boundaries: Boundaries) -> None:
     lats = [p[1] for p in BORDER_POINTS]
     lons = [p[2] for p in BORDER_POINTS]
+    assert boundaries.lookup_many(lats, lons) == [
+        boundaries.lookup(a, b) for a, b in zip(lats, lons, strict=True)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.floats(min_value=-90, max_value=90, allow_nan=False),
+                st.floats(min_value=-180, max_value=180, allow_nan=False),
+            ),
+            # Within about 5 km of a border point, where grid cells need their polygons.
+            st.builds(
+                lambda p, dlat, dlon: (p[1] + dlat, p[2] + dlon),
+                st.sampled_from(BORDER_POINTS),
+                st.floats(min_value=-0.05, max_value=0.05),
+                st.floats(min_value=-0.05, max_value=0.05),
+            ),
+        ),
+        min_size=2,
+        max_size=80,
+    )
+)
+def test_batch_and_single_lookups_agree_anywhere(points: list[tuple[float, float]]) -> None:
+    """The check-in service locates a group's fixes in one batch: anywhere on Earth and near
+    borders above all, the batch must give what one look-up per point gives (a verdict may
+    not hang on which check-ins shared its group)."""
+    boundaries = default_locator().boundaries
+    lats, lons = [p[0] for p in points], [p[1] for p in points]
     assert boundaries.lookup_many(lats, lons) == [
         boundaries.lookup(a, b) for a, b in zip(lats, lons, strict=True)
     ]

@@ -233,6 +233,45 @@ def test_one_checkin_that_breaks_sinks_only_itself(
     assert service.audit.verify().ok
 
 
+def test_signals_that_cannot_be_located_are_that_check_ins_error_alone(
+    db: Database,
+    locator: Locator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A group is located together (one vectorised look-up of its GPS fixes); a device whose
+    signals name no real place gets its own error, and should locating the group fail as a
+    whole, each is located alone: the same outcomes either way."""
+    fleet = registered(db, 4)
+    service = service_on(db, locator)
+    nowhere = {"timezone": "Mars/Olympus_Mons"}  # well formed, in no tz database
+    calls = [
+        call(fleet, 0, 1, 2),
+        CheckinCall(fleet.token(1, 1, T0, nowhere), None, T0),
+        call(fleet, 2, 1, 0),
+    ]
+    assert kinds(service.check_in_many(calls)) == ["allow", "InvalidSignal", "lock"]
+
+    real = locator.locate_each
+
+    def broken(batch: Any) -> Any:
+        if len(batch) > 1:
+            raise RuntimeError("a bug in the vectorised look-up")
+        return real(batch)
+
+    monkeypatch.setattr(locator, "locate_each", broken)
+    calls = [
+        call(fleet, 0, 2, 2),
+        CheckinCall(fleet.token(1, 2, T0, nowhere), None, T0),
+        call(fleet, 3, 1, 1),
+    ]
+    assert kinds(service.check_in_many(calls)) == ["allow", "InvalidSignal", "allow"]
+    assert "locating a group of 3 check-ins failed" in caplog.text
+    with db.read() as tx:
+        assert tx.one("SELECT COUNT(*) FROM checkins") == (4,)
+    assert service.audit.verify().ok
+
+
 def test_the_queue_answers_every_caller_and_groups_under_load(
     db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

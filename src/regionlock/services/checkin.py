@@ -43,7 +43,7 @@ from regionlock.domain.device import (
 from regionlock.domain.location import LocationEstimate
 from regionlock.domain.messages import Message
 from regionlock.domain.policy import Action, Exemption, Policy
-from regionlock.domain.signals import parse_signals
+from regionlock.domain.signals import Signals, parse_signals
 from regionlock.geo.locator import Locator
 from regionlock.policies import parse_policy
 from regionlock.services.ratelimit import Rate, RateLimited, TokenBuckets
@@ -263,12 +263,22 @@ class CheckinService:
             except Exception as exc:
                 outcomes[i] = exc
         known, failure = self._records_of(_kid(o) for o in opened.values())
-        ready: list[tuple[int, _Prepared]] = []
+        verified: list[tuple[int, DeviceRecord, CheckinRequest, Signals]] = []
         for i, checkin in opened.items():
             try:
-                ready.append((i, self._prepare(calls[i], checkin, known, failure)))
+                verified.append((i, *self._verify(calls[i], checkin, known, failure)))
             except Exception as exc:
                 outcomes[i] = exc
+        places = self._locate([signals for *_, signals in verified])
+        ready: list[tuple[int, _Prepared]] = []
+        for (i, record, request, signals), where in zip(verified, places, strict=True):
+            if isinstance(where, Exception):
+                outcomes[i] = where
+                continue
+            now = calls[i].now
+            ready.append(
+                (i, _Prepared(record, request, where, signals.kinds(), now, signals.locale))
+            )
         group = CheckinGroup(self, len(calls), outcomes, ready)
         if len(ready) > 1:
             try:
@@ -276,6 +286,23 @@ class CheckinService:
             except Exception as exc:  # the group's store meets it, as if met there
                 group.ahead = exc
         return group
+
+    def _locate(self, batch: list[Signals]) -> list[LocationEstimate | Exception]:
+        """Step 3 for a group: where each device is, or the error its signals met. Located
+        together, the group's GPS fixes and addresses are looked up in one vectorised call
+        each (the same answers as one by one: tests/geo/test_locate.py); should that fail as
+        a whole, each is located alone, so that one device's signals cannot sink the rest."""
+        try:
+            return list(self.locator.locate_each(batch))
+        except Exception:
+            log.exception("locating a group of %d check-ins failed; one by one", len(batch))
+        out: list[LocationEstimate | Exception] = []
+        for signals in batch:
+            try:
+                out.append(self.locator.locate(signals))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     def _records_of(self, kids: Iterable[str]) -> tuple[dict[str, DeviceRecord], Exception | None]:
         """The records of the devices these kids name, from the cache and, for the rest, from
@@ -305,14 +332,15 @@ class CheckinService:
         known.update(found)
         return known, None
 
-    def _prepare(
+    def _verify(
         self,
         call: CheckinCall,
         opened: OpenedCheckin,
         known: dict[str, DeviceRecord],
         failure: Exception | None,
-    ) -> _Prepared:
-        """Steps 1-3: the device, its signature and payload, where it is. No state touched."""
+    ) -> tuple[DeviceRecord, CheckinRequest, Signals]:
+        """Steps 1-2 and the signals' validation: the device, its signature and payload, the
+        signals it sent (with the peer's address unless it sent one). No state touched."""
         kid = _kid(opened)
         record = known.get(kid)
         if record is None:
@@ -325,9 +353,7 @@ class CheckinService:
         raw = dict(request.signals)
         if "ip" not in raw and call.peer_ip is not None:
             raw["ip"] = call.peer_ip
-        signals = parse_signals(raw)
-        where = self.locator.locate(signals)
-        return _Prepared(record, request, where, signals.kinds(), call.now, signals.locale)
+        return record, request, parse_signals(raw)
 
     def _record_all(
         self,
