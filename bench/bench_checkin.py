@@ -673,6 +673,22 @@ def checkin_loop(
     return done, time.perf_counter() - t
 
 
+def timed_writes(db: Database) -> list[float]:
+    """Seconds spent inside `db.write()` from now on, summed in the list's one item (an
+    instance attribute shadows the method until it is deleted)."""
+    real, spent = db.write, [0.0]
+
+    @contextlib.contextmanager
+    def write() -> Iterator[Transaction]:
+        t = time.perf_counter()
+        with real() as tx:
+            yield tx
+        spent[0] += time.perf_counter() - t
+
+    setattr(db, "write", write)  # noqa: B010
+    return spent
+
+
 def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
     """The pipeline in a loop on `url` (pinned to CPU 1): in groups of the queue's size, as
     the service runs it under load, then one by one; then a breakdown of one check-in."""
@@ -682,14 +698,7 @@ def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
         os.sched_setaffinity(0, {1})
     errors, verdicts = Counter[str](), Counter[str]()
     # The write transaction is timed where it happens (everything inside `db.write()`).
-    real_write, in_write = db.write, [0.0]
-
-    @contextlib.contextmanager
-    def timed_write() -> Iterator[Transaction]:
-        t = time.perf_counter()
-        with real_write() as tx:
-            yield tx
-        in_write[0] += time.perf_counter() - t
+    in_write = timed_writes(db)
 
     def loop(tokens: list[str], group: int, seconds: float, cold: bool = False) -> _Loop:
         answered: list[dict[str, Any]] = []
@@ -706,7 +715,6 @@ def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
         last = answered[-1] if answered else {}
         return _Loop(done / elapsed, len(answered), in_write[0] / done * 1e6, last)
 
-    setattr(db, "write", timed_write)  # noqa: B010 - an instance attribute shadows it
     try:
         # A pilot sizes each run; then pre-signed tokens for `seconds` at the pilot's rate x1.3.
         pilot = loop(fleet.tokens(300), 1, seconds)
@@ -715,7 +723,7 @@ def in_process(url: str, fleet: Fleet, seconds: float) -> InProcess:
         grouped = loop(fleet.tokens(3 * size), MAX_GROUP, seconds)
         cold = loop(fleet.tokens(2 * size), MAX_GROUP, seconds / 2, cold=True)
         service._records_of(imei(i) for i in range(fleet.n))  # in memory again, as before
-        setattr(db, "write", real_write)  # noqa: B010
+        delattr(db, "write")  # the method again
         claims = {k: v for k, v in grouped.last.items() if k != "token"}
         stages = stage_costs(service, fleet.tokens(2000), claims)
         floors = {k: stages.pop(k) for k in (RAW_VERIFY, RAW_SIGN)}
