@@ -239,18 +239,34 @@ def test_signals_that_cannot_be_located_are_that_check_ins_error_alone(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A group is located together (one vectorised look-up of its GPS fixes); a device whose
+    """A group is located together (one vectorised look-up of its GPS fixes and of its
+    addresses), each check-in in its own place whatever was refused before it; a device whose
     signals name no real place gets its own error, and should locating the group fail as a
     whole, each is located alone: the same outcomes either way."""
     fleet = registered(db, 4)
     service = service_on(db, locator)
+    ids = [r.id for r in fleet.records]
     nowhere = {"timezone": "Mars/Olympus_Mons"}  # well formed, in no tz database
+    forged = sign_checkin(
+        CheckinRequest("f" * 16, 1, int(T0.timestamp()), PLACES[0]),
+        SigningKey.generate(T0),
+        ids[3],
+    )
     calls = [
-        call(fleet, 0, 1, 2),
+        CheckinCall(forged, None, T0),  # refused before locating: the rest keep their places
+        call(fleet, 0, 1, 2),  # Berlin
         CheckinCall(fleet.token(1, 1, T0, nowhere), None, T0),
-        call(fleet, 2, 1, 0),
+        CheckinCall(fleet.token(2, 1, T0, PLACES[0]), "2.144.0.1", T0),  # Tehran, Iranian peer
+        call(fleet, 3, 1, 1),  # Dubai
     ]
-    assert kinds(service.check_in_many(calls)) == ["allow", "InvalidSignal", "lock"]
+    outcomes = service.check_in_many(calls)
+    assert kinds(outcomes) == ["BadSignature", "allow", "InvalidSignal", "lock", "allow"]
+    assert [o["location"]["country"] for o in outcomes if isinstance(o, dict)] == [
+        "DE",
+        "IR",
+        "AE",
+    ]
+    assert "locating a group" not in caplog.text  # the vectorised path answered
 
     real = locator.locate_each
 
@@ -263,12 +279,21 @@ def test_signals_that_cannot_be_located_are_that_check_ins_error_alone(
     calls = [
         call(fleet, 0, 2, 2),
         CheckinCall(fleet.token(1, 2, T0, nowhere), None, T0),
-        call(fleet, 3, 1, 1),
+        call(fleet, 3, 2, 1),
     ]
-    assert kinds(service.check_in_many(calls)) == ["allow", "InvalidSignal", "allow"]
+    outcomes = service.check_in_many(calls)
+    assert kinds(outcomes) == ["allow", "InvalidSignal", "allow"]
+    assert [o["location"]["country"] for o in outcomes if isinstance(o, dict)] == ["DE", "AE"]
     assert "locating a group of 3 check-ins failed" in caplog.text
     with db.read() as tx:
-        assert tx.one("SELECT COUNT(*) FROM checkins") == (4,)
+        stored = tx.all("SELECT device_id, country FROM checkins ORDER BY id")
+    assert stored == [
+        (ids[0], "DE"),
+        (ids[2], "IR"),
+        (ids[3], "AE"),
+        (ids[0], "DE"),
+        (ids[3], "AE"),
+    ]
     assert service.audit.verify().ok
 
 

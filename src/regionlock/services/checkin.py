@@ -292,10 +292,14 @@ class CheckinService:
         together, the group's GPS fixes and addresses are looked up in one vectorised call
         each (the same answers as one by one: tests/geo/test_locate.py); should that fail as
         a whole, each is located alone, so that one device's signals cannot sink the rest."""
-        try:
-            return list(self.locator.locate_each(batch))
-        except Exception:
-            log.exception("locating a group of %d check-ins failed; one by one", len(batch))
+        if len(batch) > 1:
+            try:
+                found: list[LocationEstimate | Exception] = list(self.locator.locate_each(batch))
+                if len(found) != len(batch):
+                    raise RuntimeError(f"{len(found)} places for {len(batch)} check-ins")
+                return found
+            except Exception:
+                log.exception("locating a group of %d check-ins failed; one by one", len(batch))
         out: list[LocationEstimate | Exception] = []
         for signals in batch:
             try:
