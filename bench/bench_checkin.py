@@ -499,7 +499,8 @@ class Server:
                         return self
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
-        raise SystemExit("regionlock serve did not answer /health within 60 s")
+        self.__exit__()  # not left running behind the error
+        raise SystemExit(f"{' '.join(cmd)} did not answer /health within 60 s")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is None:
@@ -766,8 +767,9 @@ def stage_costs(
         requests.append(o.verify(record.public_key, now=now, window_s=settings.clock_skew_s))
     sums[VERIFY] = time.perf_counter() - t
     t = time.perf_counter()
-    for request in requests:
-        service.locator.locate(parse_signals(dict(request.signals)))
+    signals = [parse_signals(dict(request.signals)) for request in requests]
+    for i in range(0, len(signals), MAX_GROUP):  # in groups, as `CheckinService.begin` does
+        service._locate(signals[i : i + MAX_GROUP])
     sums["locate"] = time.perf_counter() - t
     ring = service._keyring(None, now)  # the pipeline holds it between rotations
     t = time.perf_counter()
