@@ -28,8 +28,9 @@ What it leaves out is the product: location fusion with GPS, boundaries and conf
 dated policy with exemptions, travellers' grace and history, manual locks and appeals, the
 device state's history, messages in the owner's language, rate limits, and judging a group
 ahead outside the writer's lock. Its figure is therefore a floor for a check-in on this
-storage in Python, not a design. Before timing, `check_skeleton` makes sure it does what
-this list says.
+storage in Python, not a design. Before timing, `check_skeleton` checks the parts its figure
+rests on (its docstring says which): answers a device accepts, replays and forgeries
+refused, one row and one audit entry each, a trail the product verifies.
 
 In process, each round runs the skeleton and the pipeline (`CheckinService.check_in_many`,
 groups of the queue's size), which first alternating by round, on separate copies of the same
@@ -48,6 +49,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -66,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_checkin as bc
 
-from regionlock.services.checkin import CheckinCall, CheckinService
+from regionlock.services.checkin import MAX_TOKEN_LIFETIME, CheckinCall, CheckinService
 from regionlock.services.checkin_queue import MAX_GROUP
 from regionlock.signing import (
     CHECKIN_TYP,
@@ -74,6 +76,7 @@ from regionlock.signing import (
     CheckinRequest,
     Keyring,
     sign_checkin,
+    verify_verdict,
 )
 from regionlock.signing.jws import TokenError, b64url_decode, json_object
 from regionlock.storage import Database, Stores, open_database
@@ -122,12 +125,13 @@ class Skeleton:
         head = {"alg": "EdDSA", "kid": self.ring.active.kid, "typ": VERDICT_TYP}
         self.header = _b64e(orjson.dumps(head))
 
-    def _open(self, token: str, now_s: int) -> tuple[str, dict[str, Any]] | None:
+    def _open(self, token: str | bytes, now_s: int) -> tuple[str, dict[str, Any]] | None:
         """The device id and claims of a check-in token, or None if it must be refused: the
         header checked (alg, typ, no crit), strict base64url and JSON (no duplicate members),
         the signature verified under the device's key, the claims' types and clock window."""
         try:
-            head, payload, signature = token.split(".")
+            text = token if isinstance(token, str) else token.decode("ascii")
+            head, payload, signature = text.split(".")
             header = json_object(b64url_decode(head), "header")
             if header.get("alg") != "EdDSA" or header.get("typ") != CHECKIN_TYP:
                 return None
@@ -141,7 +145,11 @@ class Skeleton:
         counter, nonce, iat = claims.get("counter"), claims.get("nonce"), claims.get("iat")
         if type(counter) is not int or type(iat) is not int or not isinstance(nonce, str):
             return None
-        if abs(iat - now_s) > WINDOW_S or not isinstance(claims.get("signals"), dict):
+        if not 0 <= counter < 2**53 or abs(iat - now_s) > WINDOW_S:
+            return None
+        signals = claims.get("signals")
+        network = signals.get("network", []) if isinstance(signals, dict) else None
+        if not isinstance(network, list) or not all(isinstance(x, str) for x in network):
             return None
         return device_id, claims
 
@@ -151,7 +159,7 @@ class Skeleton:
         out: list[dict[str, Any] | None] = [None] * len(tokens)
         opened = []
         for n, token in enumerate(tokens):
-            found = self._open(token if isinstance(token, str) else token.decode("ascii"), now_s)
+            found = self._open(token, now_s)
             if found is not None:
                 opened.append((n, *found))
         if not opened:
@@ -183,7 +191,7 @@ class Skeleton:
                 continue
             seen.add((device_id, nonce))
             network = claims["signals"].get("network") or [""]
-            country = COUNTRY_OF_MCC.get(str(network[0])[:3], "")
+            country = COUNTRY_OF_MCC.get(network[0][:3], "")
             verdict = "lock" if country in LOCKED else "allow"
             reasons = f"{verdict}.{country}"
             state = {"counter": counter, "last_verdict": verdict, "country": country}
@@ -218,7 +226,17 @@ class Skeleton:
             accepted.append((n, device_id, claims, verdict, country))
         if not accepted:
             return out
+        # Salts, content digests and stored details before the write, as the pipeline's
+        # `prepare_entries` does them when it judges a group; entry hashes inside it.
         salts = os.urandom(16 * len(entries)).hex()
+        prepared = []
+        for k, (device_id, reason, details) in enumerate(entries):
+            actor, salt = f"device:{device_id}", salts[32 * k : 32 * k + 32]
+            content = _sha256_canonical(
+                ["regionlock/audit-content/v2", salt, actor, device_id, reason, details]
+            )
+            text = orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
+            prepared.append((device_id, reason, actor, salt, content, text))
         with self.db.write() as tx:
             changed = tx.executemany(_SAVE, list(saves.values()))
             if changed != len(saves):
@@ -226,20 +244,17 @@ class Skeleton:
             tx.executemany(_INSERT_CHECKIN, checkins)
             row = tx.one("SELECT COALESCE(MAX(seq), 0) FROM audit")
             head = tx.one("SELECT hash FROM audit_shards WHERE shard = 0")
-            seq, prev = (int(row[0]) if row else 0), (str(head[0]) if head else "")
+            if row is None or head is None:
+                raise RuntimeError("the store has no audit shard 0")
+            seq, prev = int(row[0]), str(head[0])
             audits = []
-            for k, (device_id, reason, details) in enumerate(entries):
+            for device_id, reason, actor, salt, content, text in prepared:
                 seq += 1
-                actor, salt = f"device:{device_id}", salts[32 * k : 32 * k + 32]
-                content = _sha256_canonical(
-                    ["regionlock/audit-content/v2", salt, actor, device_id, reason, details]
-                )
                 digest = _sha256_canonical(
                     ["regionlock/audit-entry/v3", seq, 0, now_ms, "checkin.verdict", content, prev]
                 )
                 audits.append(
-                    (seq, now_ms, actor, "checkin.verdict", device_id, reason,
-                     orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode(), prev, digest,
+                    (seq, now_ms, actor, "checkin.verdict", device_id, reason, text, prev, digest,
                      content, salt, 0, 3)
                 )  # fmt: skip
                 prev = digest
@@ -272,12 +287,13 @@ def skeleton_on(url: str, devices: int, templates: dict[str, dict[str, Any]]) ->
     return Skeleton(db, keys, stores.keys.keyring(datetime.now(UTC)), templates)
 
 
-def check_skeleton(skeleton: Skeleton, fleet: bc.Fleet) -> None:
-    """Before any timing: the skeleton does what its figure claims. It answers a check-in
-    with a verdict that verifies under the service's key; refuses the same token again, an
-    older counter, a used nonce with a newer counter (alone and twice in one group) and a
-    forged signature; stores one check-in row and one audit entry per answer; and leaves an
-    audit trail that the product's own `verify` finds intact."""
+def check_skeleton(skeleton: Skeleton, fleet: bc.Fleet, jwks: dict[str, Any]) -> None:
+    """Before any timing, the parts of the skeleton its figure rests on: it answers a
+    check-in with a verdict that a device agent accepts (`verify_verdict`) against the
+    service's published keys (`jwks`); refuses the same token again, an older counter, a used
+    nonce with a newer counter (alone and twice in one group) and a forged signature; stores
+    one check-in row and one audit entry per answer; and leaves an audit trail that the
+    product's own `verify` finds intact."""
     stores = Stores.on(skeleton.db)
     with skeleton.db.read() as tx:
         before = tx.one("SELECT (SELECT COUNT(*) FROM checkins), (SELECT COUNT(*) FROM audit)")
@@ -287,11 +303,12 @@ def check_skeleton(skeleton: Skeleton, fleet: bc.Fleet) -> None:
     now = datetime.now(UTC)
     (answer,) = skeleton.group([token], now)
     assert answer is not None, "the skeleton refused a valid check-in"
-    signing_input, _, signature = answer["token"].rpartition(".")
-    skeleton.ring.active.public_key.verify(b64url_decode(signature), signing_input.encode())
+    nonce = json_object(b64url_decode(token.split(".")[1]), "payload")["nonce"]
+    device_id = skeleton.devices[bc.imei(dev)][0]
+    verify_verdict(answer["token"], jwks, now=now, expected_sub=device_id, expected_nonce=nonce)
     assert skeleton.group([token], now) == [None], "the skeleton took a replay"
     assert skeleton.group([old], now) == [None], "the skeleton took an older counter"
-    used = json_object(b64url_decode(token.split(".")[1]), "payload")["nonce"]
+    used = nonce
     base, iat = fleet.counters[dev], int(now.timestamp())
     fleet.counters[dev] += 3  # the fleet's own tokens stay ahead of these three
 
@@ -307,8 +324,7 @@ def check_skeleton(skeleton: Skeleton, fleet: bc.Fleet) -> None:
     assert skeleton.group([forged], now) == [None], "the skeleton took a forged signature"
     with skeleton.db.read() as tx:
         after = tx.one("SELECT (SELECT COUNT(*) FROM checkins), (SELECT COUNT(*) FROM audit)")
-    assert before is not None and after is not None
-    assert (after[0] - before[0], after[1] - before[1]) == (2, 2), (before, after)
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 2), (before, after)  # type: ignore[index]
     report = stores.audit.verify()
     assert report.ok, report
 
@@ -504,8 +520,18 @@ def main() -> int:
         tmp = Path(d)
         store_args = argparse.Namespace(devices=args.devices, pg_admin_url="")
         with bc.ready_store("sqlite", store_args, tmp) as store:
+            # The service's signing key first, so that the copy signs with it too (the first
+            # verdict would make one); then a consistent copy (SQLite's backup API).
+            db, _ = bc.open_service(store.url)
+            ring = Stores.on(db).keys.keyring(datetime.now(UTC))
+            jwks = ring.jwks(datetime.now(UTC), MAX_TOKEN_LIFETIME)
+            db.close()
             twin = tmp / "skeleton.db"
-            shutil.copy(store.url.removeprefix("sqlite:///"), twin)
+            with (
+                sqlite3.connect(store.url.removeprefix("sqlite:///")) as source,
+                sqlite3.connect(twin) as copy,
+            ):
+                source.backup(copy)
             # Real answers to sign the skeleton's from: Tehran's device 0 is locked, Berlin's
             # device 3 allowed (bench_checkin.PLACES).
             db, service = bc.open_service(store.url)
@@ -522,7 +548,9 @@ def main() -> int:
             body_bytes = len(orjson.dumps(answers[1]))  # an allow, as most answers are
             twin_url = f"sqlite:///{twin}"
             skeleton = skeleton_on(twin_url, store.fleet.n, templates)
-            check_skeleton(skeleton, store.fleet)
+            if skeleton.ring.active.kid != ring.active.kid:
+                raise SystemExit("the skeleton's copy does not sign with the service's key")
+            check_skeleton(skeleton, store.fleet, jwks)
             skeleton.db.close()
             bc.wait_for_quiet(args.quiet_wait)
             fleet, rounds = store.fleet, args.rounds

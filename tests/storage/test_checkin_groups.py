@@ -286,13 +286,15 @@ def test_signals_that_cannot_be_located_are_that_check_ins_error_alone(
     assert [o["location"]["country"] for o in outcomes if isinstance(o, dict)] == ["DE", "AE"]
     assert "locating a group of 3 check-ins failed" in caplog.text
     with db.read() as tx:
-        stored = tx.all("SELECT device_id, country FROM checkins ORDER BY id")
-    assert stored == [
-        (ids[0], "DE"),
-        (ids[2], "IR"),
-        (ids[3], "AE"),
-        (ids[0], "DE"),
-        (ids[3], "AE"),
+        stored = tx.all("SELECT device_id, country, flags, confidence FROM checkins ORDER BY id")
+    # The Iranian peer address agrees with Tehran's fix and raises its confidence; given to
+    # another device of the group, it would flag a VPN there instead.
+    assert [(d, c, f, round(x, 4)) for d, c, f, x in stored] == [
+        (ids[0], "DE", "[]", 0.987),
+        (ids[2], "IR", "[]", 0.9909),
+        (ids[3], "AE", "[]", 0.987),
+        (ids[0], "DE", "[]", 0.987),
+        (ids[3], "AE", "[]", 0.987),
     ]
     assert service.audit.verify().ok
 
