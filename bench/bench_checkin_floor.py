@@ -43,7 +43,6 @@ The report gives medians over rounds.
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
 import hashlib
 import json
@@ -78,31 +77,16 @@ from regionlock.signing import (
     sign_checkin,
     verify_verdict,
 )
-from regionlock.signing.jws import TokenError, b64url_decode, json_object
+from regionlock.signing.jws import TokenError, b64url_decode, b64url_encode, json_object
 from regionlock.storage import Database, Stores, open_database
+from regionlock.storage.audit import _INSERT_ENTRIES
+from regionlock.storage.checkins import _INSERT as _INSERT_CHECKIN
+from regionlock.storage.devices import _SAVE_STATE
 
 # The places of the bench fleet (bench_checkin.PLACES) by mobile country code.
 COUNTRY_OF_MCC = {"432": "IR", "424": "AE", "262": "DE", "286": "TR", "404": "IN", "405": "IN"}
 LOCKED = frozenset({"IR", "SY", "CU", "KP", "SD"})
 WINDOW_S = 300
-_SAVE = (
-    "UPDATE devices SET state = ?, state_version = state_version + 1, last_verdict = ?,"
-    " last_country = ?, last_checkin_at = ?, last_subdivision = ?, first_country = ?,"
-    " seen_in = ? WHERE id = ? AND state_version = ?"
-)
-_INSERT_CHECKIN = (
-    "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision, confidence,"
-    " flags, signal_kinds, verdict, reasons, policy_id, policy_version, subdivision_candidates)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_AUDIT = (
-    "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash, hash,"
-    " content_digest, salt, shard, fmt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _b64e(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def _sha256_canonical(value: Any) -> str:
@@ -123,7 +107,7 @@ class Skeleton:
 
     def __post_init__(self) -> None:
         head = {"alg": "EdDSA", "kid": self.ring.active.kid, "typ": VERDICT_TYP}
-        self.header = _b64e(orjson.dumps(head))
+        self.header = b64url_encode(orjson.dumps(head))
 
     def _open(self, token: str | bytes, now_s: int) -> tuple[str, dict[str, Any]] | None:
         """The device id and claims of a check-in token, or None if it must be refused: the
@@ -238,7 +222,7 @@ class Skeleton:
             text = orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
             prepared.append((device_id, reason, actor, salt, content, text))
         with self.db.write() as tx:
-            changed = tx.executemany(_SAVE, list(saves.values()))
+            changed = tx.executemany(_SAVE_STATE, list(saves.values()))
             if changed != len(saves):
                 raise RuntimeError("a device changed while its check-in was judged")
             tx.executemany(_INSERT_CHECKIN, checkins)
@@ -258,7 +242,7 @@ class Skeleton:
                      content, salt, 0, 3)
                 )  # fmt: skip
                 prev = digest
-            tx.executemany(_INSERT_AUDIT, audits)
+            tx.executemany(_INSERT_ENTRIES, audits)
             tx.execute("UPDATE audit_shards SET seq = ?, hash = ? WHERE shard = 0", (seq, prev))
         key = self.ring.active
         for n, device_id, claims, verdict, country in accepted:
@@ -271,9 +255,9 @@ class Skeleton:
                 location={"country": country, "subdivision": None},
             )
             signing_input = (
-                f"{self.header}.{_b64e(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))}"
+                f"{self.header}.{b64url_encode(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))}"
             )
-            body["token"] = f"{signing_input}.{_b64e(key.sign(signing_input.encode()))}"
+            body["token"] = f"{signing_input}.{b64url_encode(key.sign(signing_input.encode()))}"
             out[n] = body
         return out
 

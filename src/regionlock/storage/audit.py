@@ -179,6 +179,13 @@ def prepare_entries(entries: Sequence[NewEntry | PreparedEntry]) -> list[Prepare
     return out
 
 
+# Entries appended row by row (SQLite, or one entry on PostgreSQL).
+_INSERT_ENTRIES = (
+    "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash, hash,"
+    " content_digest, salt, shard, fmt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 # One encoder each for every call (what `json.dumps` with these options builds on every call,
 # about 2 us each, several times a check-in).
 _HASHED_FORM = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -511,12 +518,7 @@ class SqlAuditStore:
                 arrays=True,
             )
         else:
-            tx.executemany(
-                "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash,"
-                " hash, content_digest, salt, shard, fmt)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            tx.executemany(_INSERT_ENTRIES, rows)
         tx.execute(
             "UPDATE audit_shards SET seq = ?, hash = ? WHERE shard = ?", (out[-1].seq, prev, shard)
         )
