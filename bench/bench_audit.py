@@ -15,11 +15,15 @@ only its sealing and verification are measured.
 2. Sealing `--entries` entries into the tree (entries a second), an inclusion and a
    consistency proof at that size (ms each), and a full `verify` (entries a second), on
    PostgreSQL and SQLite.
+3. Hashing a check-in's entry (content digest, stored details, entry hash), as appends do,
+   beside the same work by the standard library's encoder alone (what every hash is defined
+   by, and what appends used before 2026-12-07), in turn, best of 7 each.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import platform
 import sys
@@ -30,7 +34,8 @@ from pathlib import Path
 from scratch import postgres_url, scratch_database
 
 from regionlock.storage import Database
-from regionlock.storage.audit import NewEntry, SqlAuditStore
+from regionlock.storage import audit as audit_module
+from regionlock.storage.audit import NewEntry, SqlAuditStore, entry_hash_v3, prepare_entries
 from regionlock.storage.migrate import migrate
 
 
@@ -125,6 +130,77 @@ def tree_figures(db: Database, n: int) -> dict[str, float]:
     }
 
 
+# A check-in's audit details, as services/checkin.py writes them.
+CHECKIN_DETAILS = {
+    "verdict": "allow",
+    "previous": "allow",
+    "country": "AE",
+    "subdivision": "AE-DU",
+    "confidence": 0.93,
+    "flags": [],
+    "signals": ["gps", "network", "sim", "ip"],
+    "policy": "gray-market-2021@3",
+    "counter": 12345,
+}
+
+
+def _hashed_by_stdlib(value: object) -> str:
+    return hashlib.sha256(audit_module._HASHED_FORM.encode(value).encode("utf-8")).hexdigest()
+
+
+def hashing_figures(n: int = 64, rounds: int = 300) -> dict[str, float]:
+    """Microseconds an entry: a group of `n` check-ins' entries prepared and chained, by the
+    appends' code and by the standard library alone (the same digests: asserted)."""
+    entries = [
+        NewEntry(
+            1_700_000_000_000,
+            f"device:d{i}",
+            "checkin.verdict",
+            f"d{i}",
+            "",
+            dict(CHECKIN_DETAILS, counter=i),
+        )
+        for i in range(n)
+    ]
+
+    def shipped() -> list[str]:
+        prev, out = "", []
+        for i, p in enumerate(prepare_entries(entries)):
+            prev = entry_hash_v3(i, 0, p.entry.at, p.entry.action, p.content, prev)
+            out.append(prev)
+        return out
+
+    def stdlib() -> list[str]:
+        prev, out = "", []
+        for i, e in enumerate(entries):
+            salt = "00" * 16
+            content = _hashed_by_stdlib(
+                ["regionlock/audit-content/v2", salt, e.actor, e.subject, e.reason, e.details]
+            )
+            audit_module._STORED_DETAILS.encode(e.details)
+            prev = _hashed_by_stdlib(
+                ["regionlock/audit-entry/v3", i, 0, e.at, e.action, content, prev]
+            )
+            out.append(prev)
+        return out
+
+    # The same digests for the same salts (prepare_entries draws its own: compare one entry).
+    e = entries[0]
+    assert audit_module.content_digest("00" * 16, e.actor, e.subject, e.reason, e.details) == (
+        _hashed_by_stdlib(
+            ["regionlock/audit-content/v2", "00" * 16, e.actor, e.subject, e.reason, e.details]
+        )
+    )
+    best = {"shipped": float("inf"), "standard library": float("inf")}
+    for _ in range(7):
+        for name, fn in (("shipped", shipped), ("standard library", stdlib)):
+            t = time.perf_counter()
+            for _ in range(rounds):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t) / rounds / n * 1e6)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writers", type=int, default=8)
@@ -170,6 +246,16 @@ def main() -> None:
     print("|---|" + "---:|" * len(names))
     for store, figures in rows:
         print(f"| {store} | " + " | ".join(f"{figures[k]:,.1f}" for k in names) + " |")
+
+    hashing = hashing_figures()
+    print("\nhashing a check-in's entry, us (best of 7, groups of 64)")
+    print("| encoder | us an entry |")
+    print("|---|---:|")
+    for name, us in hashing.items():
+        print(f"| {name} | {us:.2f} |")
+    print(
+        f"ratio standard library / shipped: {hashing['standard library'] / hashing['shipped']:.2f}"
+    )
 
 
 if __name__ == "__main__":
