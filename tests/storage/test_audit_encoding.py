@@ -9,8 +9,10 @@ standard library's on any JSON value, and to hashes pinned with the code before 
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -88,6 +90,23 @@ class Text(str):
     pass
 
 
+class Shown(dict):  # type: ignore[type-arg]
+    """A dict that shows the standard library other members than it holds."""
+
+    def items(self):  # type: ignore[no-untyped-def]
+        return [("shown", 1)]
+
+
+class Listed(list):  # type: ignore[type-arg]
+    pass
+
+
+def cyclic() -> list[Any]:
+    value: list[Any] = []
+    value.append(value)
+    return value
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -98,15 +117,52 @@ class Text(str):
         {"id": __import__("uuid").UUID(int=1)},
         {1: "int key"},  # json turns it into "1"; orjson refuses it
         __import__("types").MappingProxyType({"a": 1}),
+        {"d": Shown(a=1)},  # a dict subclass: the standard library asks its items()
+        {"d": __import__("collections").OrderedDict(b=1, a=2)},
+        {"l": Listed([1, 2])},
         {"deep": json.loads("[" * 300 + "]" * 300)},  # deeper than orjson goes
+        {"cycle": cyclic()},  # the standard library's ValueError, not a RecursionError
     ],
-    ids=["str-enum", "int-enum", "str-subclass", "date", "uuid", "int-key", "mapping", "deep"],
+    ids=[
+        "str-enum",
+        "int-enum",
+        "str-subclass",
+        "date",
+        "uuid",
+        "int-key",
+        "mapping",
+        "dict-subclass",
+        "ordered-dict",
+        "list-subclass",
+        "deep",
+        "cycle",
+    ],
 )
 def test_what_orjson_writes_its_own_way_takes_the_standard_librarys_form(value: Any) -> None:
     assert fast(value) == reference(value)
     assert fast(["regionlock/audit-content/v2", value]) == reference(
         ["regionlock/audit-content/v2", value]
     )
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_near_the_recursion_limit_is_written_or_refused_as_before() -> None:
+    """Past orjson's 254 levels the standard library decides, up to where it gives up itself:
+    the look at the value (one frame a level, as the encoder's) must not give up first. (At
+    the very limit, the wrappers' own few frames decide which call gives up.)"""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 300, limit - 60, 4):
+        value = nested(depth)
+        assert fast(value) == reference(value), depth
+        assert fast({"d": value}) == reference({"d": value}), depth
+    assert fast(nested(limit + 50)) is RecursionError
+    assert reference(nested(limit + 50)) is RecursionError
 
 
 def test_hashes_are_those_of_the_code_before_orjson() -> None:
@@ -168,8 +224,31 @@ def test_a_new_entry_verifies_from_what_is_stored(details: Any, actor: str, reas
     (prepared,) = prepare_entries([entry])
     stored = json.loads(prepared.details_text)
     assert REFERENCE.encode(stored) == REFERENCE.encode(details)
+    # The digest by the definition itself, not by the code under test.
+    defined = REFERENCE.encode(
+        ["regionlock/audit-content/v2", prepared.salt, actor, "dev_1", reason, details]
+    )
+    assert prepared.content == hashlib.sha256(defined.encode("utf-8")).hexdigest()
     assert prepared.content == content_digest(prepared.salt, actor, "dev_1", reason, stored)
-    assert prepared.content == content_digest(prepared.salt, actor, "dev_1", reason, details)
+
+
+def test_an_orjson_that_writes_floats_otherwise_is_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """orjson before 3.11.7 wrote 1e16 as "1e16", not "1e+16": the probe at import turns the
+    fast form off for such a release, and the standard library writes every entry."""
+    assert audit._ORJSON_FLOATS_ALIKE  # this environment's orjson (pyproject: >= 3.11.7)
+    monkeypatch.setattr(audit, "_ORJSON_FLOATS_ALIKE", False)
+
+    def refuse(*_: Any, **__: Any) -> bytes:
+        raise AssertionError("orjson used although its floats differ")
+
+    monkeypatch.setattr(audit.orjson, "dumps", refuse)
+    details = {"bytes": 2.5e16, "n": [1, "é"]}
+    (prepared,) = prepare_entries([NewEntry(1, "a", "x", "s", "r", details)])
+    assert prepared.details_text == '{"bytes": 2.5e+16, "n": [1, "é"]}'
+    assert prepared.content == content_digest(prepared.salt, "a", "s", "r", details)
+    assert fast(details) == reference(details)
 
 
 def test_details_that_orjson_would_change_are_stored_as_before() -> None:

@@ -227,11 +227,30 @@ def _orjson_alike(value: Any) -> bool:
     return True
 
 
+# Floats whose text orjson has written differently from `repr` in some release (before 3.11.7,
+# "1e16" for "1e+16"; pyproject.toml asks for 3.11.7 or later): the installed orjson is used
+# only if it writes every one of them as the standard library does.
+_FLOAT_PROBES = (1e16, -1.5e16, 1.7976931348623157e308, 1e-4, 0.1, -0.0, 123.456, 2.5e22)
+_ORJSON_FLOATS_ALIKE = all(
+    orjson.dumps(x) == _HASHED_FORM.encode(x).encode("utf-8") for x in _FLOAT_PROBES
+)
+
+
+def _writes_alike(value: Any) -> bool:
+    """`_orjson_alike`, where this orjson writes floats as `repr` does (`_ORJSON_FLOATS_ALIKE`);
+    False for a value nested past Python's recursion limit, or holding itself, which the
+    standard library then refuses as it always did (RecursionError, ValueError)."""
+    try:
+        return _ORJSON_FLOATS_ALIKE and _orjson_alike(value)
+    except RecursionError:
+        return False
+
+
 def _hashed_form(value: Any) -> bytes:
     """`_HASHED_FORM`'s UTF-8 bytes of `value`, by orjson where it writes the same (with the
     look, 2-3 times as fast), else by the standard library (which raises as it always did:
-    TypeError, ValueError, UnicodeEncodeError)."""
-    if _orjson_alike(value):
+    TypeError, ValueError, UnicodeEncodeError, RecursionError)."""
+    if _writes_alike(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:  # a key not a str, an int past 64 bits, ...
@@ -245,7 +264,7 @@ def _content_and_text(salt: str, e: NewEntry) -> tuple[str, str]:
     the same values), else as before by the standard library."""
     parts = (salt, e.actor, e.subject, e.reason)
     strings = type(e.actor) is str and type(e.subject) is str and type(e.reason) is str
-    if strings and type(salt) is str and _orjson_alike(e.details):
+    if strings and type(salt) is str and _writes_alike(e.details):
         try:
             text = orjson.dumps(e.details, option=orjson.OPT_SORT_KEYS)
             body = orjson.dumps([_CONTENT_V2, *parts, e.details], option=orjson.OPT_SORT_KEYS)
