@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from fastapi.testclient import TestClient
 from test_api import EXAMPLES, imei, post_checkin, setup
@@ -50,6 +51,11 @@ def test_checkins_refusals_latency_and_the_stores_gauges(client: TestClient) -> 
     assert value(text, f'{latency}{{method="POST",route="/v1/checkin"}}') == 3
     assert imei(1) not in text  # a route's template, never a device
     assert value(text, "regionlock_checkin_group_size_count") == 3  # each went on its own
+    # Each group's stages, timed: judged, stored (or refused before), answered.
+    stage = "regionlock_checkin_stage_duration_seconds"
+    for name in ("judge", "store", "answer"):
+        assert value(text, f'{stage}_count{{stage="{name}"}}') == 3, name
+    assert value(text, f'{stage}_sum{{stage="judge"}}') > 0
     assert value(text, "regionlock_webhook_backlog") == 1
     # The fan-out sealed the trail: every entry so far is in the tree, under a fresh head.
     entries = len(state.stores.audit.entries(limit=5000))
@@ -65,3 +71,24 @@ def test_metrics_may_be_served_to_any_scraper(db_url: str, locator: Locator) -> 
     with TestClient(app) as client:
         r = client.get("/metrics")
         assert r.status_code == 200 and "regionlock_webhook_backlog 0.0" in r.text
+
+
+def test_seals_and_checkpoints_are_timed(client: TestClient) -> None:
+    """The background work that shares the node with the check-ins: the audit sealer's rounds
+    (every second) and, on SQLite, the log's checkpoints (every 0.1 s)."""
+    key, tokens = setup(client)
+    viewer = {"authorization": f"Bearer {tokens['viewer']}"}
+    post_checkin(client, key, imei(2), 1)  # a write: SQLite's checkpointer runs from now on
+    state = client.app.state.regionlock  # type: ignore[attr-defined]
+    sqlite = state.stores.db.dialect == "sqlite"
+    background = "regionlock_background_duration_seconds_count"
+    deadline = time.monotonic() + 15
+    while True:
+        text = client.get("/metrics", headers=viewer).text
+        seals = value(text, f'{background}{{task="seal"}}')
+        checkpoints = value(text, f'{background}{{task="checkpoint"}}')
+        if (seals >= 1 and (checkpoints >= 1 or not sqlite)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert seals >= 1
+    assert (checkpoints >= 1) == sqlite  # PostgreSQL checkpoints on its own

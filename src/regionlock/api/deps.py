@@ -125,6 +125,7 @@ class State:
         self.stores: Stores = open_stores(
             settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
+        self.stores.db.on_checkpoint = self.metrics.observe_checkpoint  # SQLite's, if any
         self.locator = locator or Locator(ip_source=settings.ip_db)
         self.checkins = CheckinService.of(self.stores, self.locator, settings)
         self.registry = Registry.of(self.stores)
@@ -141,6 +142,7 @@ class State:
             max_group=settings.checkin_group,
             max_waiting=settings.checkin_backlog,
             on_group=self.metrics.observe_group,
+            on_stages=self.metrics.observe_stages,
         )
         self.campaigns = Campaigns.of(
             self.stores, clock=self.clock.now, lease_clock=lambda: datetime.now(UTC)
@@ -180,7 +182,7 @@ class State:
         # Seals the audit trail's settled entries into its Merkle tree every second and signs a
         # tree head every minute; any node may, one at a time (docs/audit.md).
         self.audit_tree = AuditTree.of(self.stores)
-        self.audit_sealer = AuditSealer(self.audit_tree).start()
+        self.audit_sealer = AuditSealer(self.audit_tree, on_seal=self.metrics.observe_seal).start()
 
     def _daily(self, overview: Overview, now: datetime, stopping: Callable[[], bool]) -> None:
         """What the retention runner does before retention at every wake-up: PostgreSQL's

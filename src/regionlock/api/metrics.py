@@ -1,7 +1,8 @@
 """Prometheus metrics at `/metrics` (prometheus-client; docs/operating.md, "Metrics").
 
 What each node counts as it serves (check-ins by verdict and by problem type, request
-latency by route, check-in groups and the queue's depth, store errors), and what the store
+latency by route, check-in groups, their stages and the queue's depth, the time of the audit
+seal's and SQLite checkpoint's rounds, store errors), and what the store
 says when scraped (the webhook backlog, the running campaigns' pending targets, the audit
 tree's sealed and unsealed entries and the age of its newest signed head).
 
@@ -34,6 +35,8 @@ MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 RAW_ROUTES = frozenset({"/v1/checkin"})  # plain ASGI endpoints (api/routers/device.py)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
+# Stages of a check-in group and background work: from a fraction of a millisecond to stalls.
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
@@ -72,6 +75,24 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.stage = Histogram(
+            "regionlock_checkin_stage_duration_seconds",
+            "Seconds a check-in group spends in each stage: judge (verify, locate, decide),"
+            " store (the write transaction, and the wait for the group before it), answer"
+            " (sign the verdicts).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self._stages = [self.stage.labels(s) for s in ("judge", "store", "answer")]
+        self.background = Histogram(
+            "regionlock_background_duration_seconds",
+            "Wall-clock seconds of background work that shares the node's cores and store with"
+            " the check-ins: seal (the audit tree), checkpoint (SQLite's log into its file).",
+            ["task"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
         self.store_errors = Counter(
             "regionlock_store_errors",
             "Requests answered 503 because the store was unavailable.",
@@ -81,6 +102,16 @@ class Metrics:
     def observe_group(self, size: int, waiting: int) -> None:
         self.group_size.observe(size)
         self.queue_depth.set(waiting)
+
+    def observe_stages(self, judge: float, store: float, answer: float) -> None:
+        for child, seconds in zip(self._stages, (judge, store, answer), strict=True):
+            child.observe(seconds)
+
+    def observe_seal(self, seconds: float) -> None:
+        self.background.labels("seal").observe(seconds)
+
+    def observe_checkpoint(self, seconds: float) -> None:
+        self.background.labels("checkpoint").observe(seconds)
 
     def render(self, store: Collector | None) -> tuple[bytes, str]:
         """The exposition text of every count, with `store`'s gauges read now."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -129,9 +130,16 @@ class AuditSealer:
     signs a tree head at most every `sign_every` (docs/audit.md). Errors are logged, retried."""
 
     def __init__(
-        self, tree: AuditTree, *, poll_s: float = 1.0, sign_every: timedelta = SIGN_EVERY
+        self,
+        tree: AuditTree,
+        *,
+        poll_s: float = 1.0,
+        sign_every: timedelta = SIGN_EVERY,
+        on_seal: Callable[[float], None] | None = None,
     ) -> None:
+        """`on_seal(seconds)` is told of each round's wall-clock time (the node's metrics)."""
         self.tree = tree
+        self.on_seal = on_seal
         self.poll_s = poll_s
         self.sign_every = sign_every
         self._stop = threading.Event()
@@ -148,7 +156,10 @@ class AuditSealer:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
+            started = time.perf_counter()
             try:
                 self.tree.seal(sign_after=self.sign_every)
+                if self.on_seal is not None:
+                    self.on_seal(time.perf_counter() - started)
             except Exception:
                 log.exception("sealing the audit trail failed; retrying")

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -129,8 +130,11 @@ class CheckinQueue:
         max_group: int = MAX_GROUP,
         max_waiting: int = MAX_WAITING,
         on_group: Callable[[int, int], None] | None = None,
+        on_stages: Callable[[float, float, float], None] | None = None,
     ) -> None:
-        """`on_group(size, still waiting)` is told of each group as a writer takes it (the
+        """`on_group(size, still waiting)` is told of each group as a writer takes it, and
+        `on_stages(judge, store, answer)` of the seconds each of a group's stages took: its
+        `begin`, its store (waiting for the group before it included) and its answers (the
         service's metrics)."""
         if threads < 1 or max_group < 1 or max_waiting < 1:
             raise ValueError("threads, max_group and max_waiting must be at least 1")
@@ -138,6 +142,7 @@ class CheckinQueue:
         self.max_group = max_group
         self.max_waiting = max_waiting
         self.on_group = on_group
+        self.on_stages = on_stages
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._relay = _Relay()
         self._closed = False
@@ -173,18 +178,31 @@ class CheckinQueue:
             thread.join()
 
     def _work(self) -> None:
+        clock = time.perf_counter
         while True:
             with self._relay.judging:
                 jobs, stop = self._take()
                 if jobs:
                     ticket = self._relay.ticket()
+                    taken = clock()
                     group = self._begin(jobs)
+                    judged = clock()
             if jobs:
                 with self._relay.turn(ticket):
                     outcomes = self._store(jobs, group)
+                stored = clock()
                 self._settle(jobs, outcomes if outcomes is not None else self._answer(jobs, group))
+                if self.on_stages is not None:
+                    self._tell_stages(judged - taken, stored - judged, clock() - stored)
             if stop:
                 return
+
+    def _tell_stages(self, judge: float, store: float, answer: float) -> None:
+        assert self.on_stages is not None
+        try:
+            self.on_stages(judge, store, answer)
+        except Exception:  # counting must never stop the check-ins
+            log.exception("the check-in queue's stage metrics failed")
 
     def _take(self) -> tuple[list[_Job], bool]:
         """The next group: the first check-in waiting (waiting for one if need be) and what

@@ -370,9 +370,16 @@ class _Checkpointer:
     the pause").
     """
 
-    def __init__(self, path: Path, exclusive: Callable[[], AbstractContextManager[None]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        exclusive: Callable[[], AbstractContextManager[None]],
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
+        """`observe(seconds)` is told of each round's wall-clock time (the node's metrics)."""
         self._path = path
         self._exclusive = exclusive
+        self._observe = observe
         self.restarts = 0  # checkpoints run past WAL_SIZE_LIMIT (tests)
         self._wal = path.with_name(path.name + "-wal")
         self._lock_fd: int | None = None  # open while this process is the database's checkpointer
@@ -391,7 +398,10 @@ class _Checkpointer:
             while not self._stop.wait(CHECKPOINT_INTERVAL_S):
                 try:
                     if self.leading():
+                        started = time.perf_counter()
                         self.round(conn)
+                        if self._observe is not None:
+                            self._observe(time.perf_counter() - started)
                     warned = False
                 except (sqlite3.Error, OSError) as exc:  # tried again next round
                     if not warned:
@@ -510,6 +520,8 @@ class Database:
         self._connections: dict[int, tuple[threading.Thread, Any]] = {}
         self._registry_lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None  # SQLite, from the first write on
+        # Told the wall-clock seconds of each of SQLite's checkpoints (the node's metrics).
+        self.on_checkpoint: Callable[[float], None] | None = None
 
     # -- connections -------------------------------------------------------------------------
 
@@ -683,7 +695,16 @@ class Database:
         with self._registry_lock:
             if self._checkpointer is None:
                 assert self.url.path is not None
-                self._checkpointer = _Checkpointer(self.url.path, self._exclusive_writer)
+                self._checkpointer = _Checkpointer(
+                    self.url.path, self._exclusive_writer, self._observe_checkpoint
+                )
+
+    def _observe_checkpoint(self, seconds: float) -> None:
+        if self.on_checkpoint is not None:
+            try:
+                self.on_checkpoint(seconds)
+            except Exception:  # counting must never stop the checkpoints
+                log.exception("the checkpoint's observer failed")
 
     @contextmanager
     def _exclusive_writer(self) -> Iterator[None]:
