@@ -79,9 +79,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--pg-admin-url",
-        default=os.environ.get(
-            "REGIONLOCK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
+        default=bc.pg_admin_url(),
     )
     args = parser.parse_args()
     envs = {"A": parse_env(args.a), "B": parse_env(args.b)}

@@ -113,6 +113,13 @@ TARGET_INPROC_US = 150.0  # one check-in in process, SQLite, groups
 # where 150 us was set, so 150 / 55 = 2.7 raw verify-and-sign pairs a check-in.
 TARGET_INPROC_FLOORS = 150.0 / (40.0 + 15.0)
 
+
+def pg_admin_url() -> str:
+    """The PostgreSQL database the HTTP benchmarks connect to for CREATE/DROP DATABASE:
+    REGIONLOCK_BENCH_PG_URL, else the machine's own `test` database."""
+    return os.environ.get("REGIONLOCK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
 # The baseline of the same run: a bare Starlette app under the same uvicorn settings, whose
 # POST /v1/checkin reads the body and answers a canned JSON body of a real answer's size.
 BARE_APP = """
@@ -1119,9 +1126,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--pg-admin-url",
-        default=os.environ.get(
-            "REGIONLOCK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
+        default=pg_admin_url(),
         help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
     )
     args = parser.parse_args()
