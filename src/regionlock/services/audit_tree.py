@@ -159,7 +159,11 @@ class AuditSealer:
             started = time.perf_counter()
             try:
                 self.tree.seal(sign_after=self.sign_every)
-                if self.on_seal is not None:
-                    self.on_seal(time.perf_counter() - started)
             except Exception:
                 log.exception("sealing the audit trail failed; retrying")
+                continue
+            if self.on_seal is not None:
+                try:
+                    self.on_seal(time.perf_counter() - started)
+                except Exception:  # counting must never stop the sealing
+                    log.exception("the seal's observer failed")
