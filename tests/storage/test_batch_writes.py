@@ -115,3 +115,78 @@ def test_slots_are_read_and_saved_without_touching_the_rest_of_a_state(db: Datab
     with db.write() as tx:  # emptied slots read back as empty
         devices.save_slots(tx, [(a, 2, DeviceState()), (c, 1, DeviceState())], (True, True))
         assert devices.lock_slots(tx, [a, c]) == {a: (DeviceState(), 3), c: (DeviceState(), 2)}
+
+
+def test_a_group_of_rows_is_stored_value_for_value(db: Database) -> None:
+    """Several rows at once (PostgreSQL: one INSERT of arrays), columns with and without
+    NULLs in every row, read back exactly as one-by-one rows are."""
+    fleet = Fleet(3)
+    fleet.register(db)
+    a, b, c = (r.id for r in fleet.records)
+    rows = [
+        row(a, "a" * 16, 1),
+        replace(
+            row(b, "b" * 16, 2),
+            country=None,
+            confidence=0.123456789,
+            flags=("vpn", "roaming"),
+            subdivision_candidates=("AE-DU", "AE-SH"),
+        ),
+        replace(row(c, "c" * 16, 2**40), subdivision="AE-AZ", policy_id="q", reasons=()),
+    ]
+    alone = [replace(r, nonce=r.nonce.upper()) for r in rows]
+    store = SqlCheckinStore(db)
+    with db.write() as tx:
+        store.record_many(tx, rows)
+    for r in alone:
+        with db.write() as tx:
+            store.record_many(tx, [r])
+    columns = (
+        "device_id, at, counter, country, subdivision, confidence, flags, signal_kinds,"
+        " verdict, reasons, policy_id, policy_version, subdivision_candidates"
+    )
+    with db.read() as tx:
+        stored = {
+            str(r[0]): r[1:] for r in tx.all(f"SELECT nonce, {columns} FROM checkins ORDER BY id")
+        }
+    assert list(stored) == [r.nonce for r in rows + alone]  # in the order given
+    for grouped, single in zip(rows, alone, strict=True):
+        assert stored[grouped.nonce] == stored[single.nonce]
+        expected = grouped.params()
+        assert stored[grouped.nonce] == (*expected[:3], *expected[4:])
+
+
+def test_a_group_of_states_is_stored_column_for_column(db: Database) -> None:
+    """Several states at once (PostgreSQL: one UPDATE of arrays) write the same columns as
+    one state at a time, NULLs included."""
+    fleet = Fleet(4)
+    fleet.register(db)
+    ids = sorted(r.id for r in fleet.records)
+    devices = SqlDeviceStore(db)
+    full = replace(
+        DeviceState(),
+        counter=3,
+        last_country="IR",
+        last_subdivision="IR-23",
+        first_country="AE",
+        last_checkin_at=T0,
+        presence={date(2026, 11, 20): frozenset({"AE", "IR"})},
+    )
+    bare = replace(DeviceState(), counter=1)
+    with db.write() as tx:
+        devices.save_states(tx, [(ids[0], 0, full), (ids[1], 0, bare)])
+    with db.write() as tx:
+        devices.save_states(tx, [(ids[2], 0, full)])
+    with db.write() as tx:
+        devices.save_states(tx, [(ids[3], 0, bare)])
+    columns = (
+        "state, state_version, last_verdict, last_country, last_checkin_at, last_subdivision,"
+        " first_country, seen_in"
+    )
+    with db.read() as tx:
+        got = {str(r[0]): r[1:] for r in tx.all(f"SELECT id, {columns} FROM devices ORDER BY id")}
+    assert got[ids[0]] == got[ids[2]] and got[ids[1]] == got[ids[3]]
+    assert got[ids[0]][1:] == (1, None, "IR", int(T0.timestamp() * 1000), "IR-23", "AE", ",AE,IR,")
+    assert got[ids[1]][1:] == (1, None, None, None, None, None, None)
+    with db.write() as tx:
+        assert devices.lock_states(tx, ids[:2]) == {ids[0]: (full, 1), ids[1]: (bare, 1)}

@@ -75,6 +75,14 @@ _INSERT = (
     " policy_version, subdivision_candidates)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# PostgreSQL, many rows in one statement: `CheckinRow.params`' columns as arrays.
+_INSERT_PG = (
+    "INSERT INTO checkins (device_id, at, counter, nonce, country, subdivision,"
+    " confidence, flags, signal_kinds, verdict, reasons, policy_id,"
+    " policy_version, subdivision_candidates)"
+    " SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[],"
+    " ?::float8[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
+)
 # Pairs per look-up statement: 2 parameters each, far below either backend's limit.
 _SEEN_CHUNK = 400
 
@@ -217,7 +225,14 @@ class SqlCheckinStore:
         if len(pairs) != len(rows):
             raise DuplicateNonce("the same nonce twice in one batch")
         try:
-            tx.executemany(_INSERT, [r.params() for r in rows])
+            if tx.dialect == "postgresql" and len(rows) > 1:
+                # One statement for the group (the rows in order), not one per row: 64 rows
+                # took 2.8 ms of the client's time as pipelined single INSERTs.
+                params = [r.params() for r in rows]
+                columns = [list(column) for column in zip(*params, strict=True)]
+                tx.execute(_INSERT_PG, columns, arrays=True)
+            else:
+                tx.executemany(_INSERT, [r.params() for r in rows])
         except Exception as exc:
             if self.db.is_unique_violation(exc):
                 raise DuplicateNonce("a nonce this device used before") from None

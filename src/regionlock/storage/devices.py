@@ -624,6 +624,16 @@ class SqlDeviceStore:
         out: dict[str, tuple[DeviceState, int]] = {}
         ids = sorted(set(device_ids))
         suffix = " ORDER BY id FOR UPDATE" if lock else ""
+        if tx.dialect == "postgresql" and ids:
+            # The ids as one array: one parameter for the driver to send, not one per device.
+            rows = tx.all(
+                f"SELECT id, state, state_version FROM devices WHERE id = ANY(?::text[]){suffix}",
+                [ids],
+                arrays=True,
+            )
+            for row in rows:
+                out[str(row[0])] = (state_from_json(row[1]), int(row[2]))
+            return out
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
