@@ -12,6 +12,7 @@ import pytest
 
 from regionlock.domain import merkle
 from regionlock.storage import Database
+from regionlock.storage import audit as audit_module
 from regionlock.storage.audit import (
     NODE_LEVEL,
     AuditHead,
@@ -39,12 +40,14 @@ def add(db: Database, store: SqlAuditStore, n: int, *, group: int = 1) -> None:
             )
 
 
-def seal(db: Database, store: SqlAuditStore, limit: int = 50_000) -> int:
-    """Seal every settled entry; the tree's size."""
+def seal(db: Database, store: SqlAuditStore, limit: int = 50_000, *, planned: bool = True) -> int:
+    """Seal every settled entry, as the service does (`planned`: each step worked out from a
+    snapshot first); the tree's size."""
     upto = store.settled()
     while True:
+        plan = store.plan_seal(upto=upto, limit=limit) if planned else None
         with db.write() as tx:
-            before, after = store.seal(tx, upto=upto, limit=limit)
+            before, after = store.seal(tx, upto=upto, limit=limit, plan=plan)
         if after.sealed_seq >= upto or after.size == before.size:
             return after.size
 
@@ -138,11 +141,11 @@ def test_concurrent_appenders_and_sealers_make_one_tree(db: Database) -> None:
     store = SqlAuditStore(db)
     stop = threading.Event()
 
-    def sealer() -> None:
+    def sealer(planned: bool) -> None:
         while not stop.is_set():
-            seal(db, SqlAuditStore(db))
+            seal(db, SqlAuditStore(db), planned=planned)
 
-    sealers = [threading.Thread(target=sealer) for _ in range(2)]
+    sealers = [threading.Thread(target=sealer, args=(p,)) for p in (True, False)]
     writers = [
         threading.Thread(target=add, args=(db, store, 60), kwargs={"group": 3}) for _ in range(3)
     ]
@@ -157,6 +160,52 @@ def test_concurrent_appenders_and_sealers_make_one_tree(db: Database) -> None:
     with db.read() as tx:
         leaves = [int(r[0]) for r in tx.all("SELECT seq FROM audit_leaves ORDER BY leaf")]
     assert leaves == sorted(leaves) == [e.seq for e in store.entries()]
+    assert store.verify().ok
+
+
+def test_a_fresh_plan_is_stored_without_reading_the_trail_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the writer holds while a seal is stored: no read of the entries, no hashing."""
+    store = SqlAuditStore(db)
+    add(db, store, 5)
+    upto = store.settled()
+    plan = store.plan_seal(upto=upto)
+
+    def no_reading(*args: object) -> None:
+        raise AssertionError("the entries were read again under the tree's lock")
+
+    monkeypatch.setattr(audit_module, "_unsealed_rows", no_reading)
+    with db.write() as tx:
+        before, after = store.seal(tx, upto=upto, plan=plan)
+    assert (before.size, after.size, after.sealed_seq) == (0, 5, upto)
+    assert after.root == expected_root(store, 5) == store.tree().root
+    assert store.verify().ok
+
+
+def test_a_plan_another_sealer_overtook_is_worked_out_again(db: Database) -> None:
+    """A plan of a tree that has grown since (another sealer, another node) is not stored:
+    the seal reads and hashes again under the lock, and no leaf is added twice."""
+    store = SqlAuditStore(db)
+    add(db, store, 7)
+    upto = store.settled()
+    stale = store.plan_seal(upto=upto)
+    assert seal(db, store, limit=3, planned=False) == 7  # in steps of 3: 3, 6, 7
+    add(db, store, 2)
+    with db.write() as tx:
+        before, after = store.seal(tx, upto=upto, plan=stale)
+    assert (before.size, after.size) == (7, 7)  # nothing new up to `upto`
+    later = store.settled()
+    stale = store.plan_seal(upto=later)
+    with db.write() as tx:  # a step of another sealer in between
+        store.seal(tx, upto=later, limit=1)
+    with db.write() as tx:
+        before, after = store.seal(tx, upto=later, plan=stale)
+    assert (before.size, after.size) == (8, 9)
+    with db.read() as tx:
+        leaves = [int(r[0]) for r in tx.all("SELECT seq FROM audit_leaves ORDER BY leaf")]
+    assert leaves == [e.seq for e in store.entries()]
+    assert after.root == expected_root(store, 9)
     assert store.verify().ok
 
 

@@ -57,8 +57,11 @@ class AuditTree:
         older than `sign_after` (None: always, if the tree grew past it). The tree after."""
         upto = self.audit.settled()
         while True:
+            # Read and hashed from a snapshot first: the writer, which every check-in's write
+            # waits for on SQLite, is then held only to store the rows.
+            plan = self.audit.plan_seal(upto=upto, limit=SEAL_BATCH)
             with self.db.write() as tx:
-                before, after = self.audit.seal(tx, upto=upto, limit=SEAL_BATCH)
+                before, after = self.audit.seal(tx, upto=upto, limit=SEAL_BATCH, plan=plan)
             if progress is not None and after.size > before.size:
                 progress(after.size - before.size)
             if after.sealed_seq >= upto or after.size == before.size:

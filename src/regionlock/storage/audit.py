@@ -348,6 +348,20 @@ class TreeState:
 
 
 @dataclass(frozen=True, slots=True)
+class SealPlan:
+    """A seal worked out from a snapshot, outside any write transaction (`plan_seal`): the
+    tree it grows and the tree it makes, with the rows that makes. `seal` stores it only if
+    the tree is still `before` under its lock."""
+
+    before: TreeState
+    after: TreeState
+    upto: int
+    limit: int
+    leaves: list[tuple[int, int]]  # (leaf, seq)
+    nodes: list[tuple[int, int, str]]  # (level, idx, hash) kept in `audit_nodes`
+
+
+@dataclass(frozen=True, slots=True)
 class TreeHead:
     """A tree head: `size` leaves whose RFC 9162 root is `root` (hex). Stored ones carry the
     service's signature (`token`, signing/audit_head.py) and when it was made."""
@@ -462,12 +476,24 @@ class AuditStore(Protocol):
         may take. On PostgreSQL it waits for the appends that hold a number up to it."""
         ...
 
+    def plan_seal(self, *, upto: int, limit: int = 50_000) -> SealPlan:
+        """`seal`'s reading and hashing, from a snapshot and outside any write transaction,
+        for `seal` to store: a writer then holds the store only to write its rows."""
+        ...
+
     def seal(
-        self, tx: Transaction, *, upto: int, limit: int = 50_000
+        self,
+        tx: Transaction,
+        *,
+        upto: int,
+        limit: int = 50_000,
+        plan: SealPlan | None = None,
     ) -> tuple[TreeState, TreeState]:
         """Add to the tree, in number order, up to `limit` entries numbered up to `upto` (from
         `settled`) that it does not hold yet; the tree before and after. Locks the tree until
-        the caller's commit, so one sealer at a time grows it."""
+        the caller's commit, so one sealer at a time grows it. With `plan` (the same `upto`
+        and `limit`), stores what it holds if the tree is still the one it grew; else (another
+        sealer came first) reads and hashes again here."""
         ...
 
     def tree(self) -> TreeState:
@@ -654,38 +680,45 @@ class SqlAuditStore:
             tx.all("SELECT shard FROM audit_shards ORDER BY shard FOR SHARE")
         return taken
 
+    def plan_seal(self, *, upto: int, limit: int = 50_000) -> SealPlan:
+        with self.db.read() as tx:
+            before = _tree(tx, "")
+            rows = _unsealed_rows(tx, before, upto, limit)
+        return _seal_plan(before, rows, upto, limit)
+
     def seal(
-        self, tx: Transaction, *, upto: int, limit: int = 50_000
+        self,
+        tx: Transaction,
+        *,
+        upto: int,
+        limit: int = 50_000,
+        plan: SealPlan | None = None,
     ) -> tuple[TreeState, TreeState]:
         lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
         before = _tree(tx, lock)
-        rows = tx.all(
-            "SELECT seq, hash FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-            (before.sealed_seq, upto, limit),
-        )
-        if not rows:
-            if upto > before.sealed_seq:  # numbers rolled back: nothing to wait for below upto
+        # Sealing only ever grows the tree under this lock, and always with the next entries
+        # in number order: the same size and last sealed number are the same tree.
+        if (
+            plan is None
+            or (plan.upto, plan.limit) != (upto, limit)
+            or (plan.before.size, plan.before.sealed_seq) != (before.size, before.sealed_seq)
+        ):
+            plan = _seal_plan(before, _unsealed_rows(tx, before, upto, limit), upto, limit)
+        after = plan.after
+        if not plan.leaves:
+            if after.sealed_seq != before.sealed_seq:  # numbers rolled back: none to wait for
                 tx.execute("UPDATE audit_tree SET sealed_seq = ? WHERE one = 1", (upto,))
-                return before, TreeState(before.size, upto, before.frontier)
-            return before, before
-        nodes: list[tuple[int, int, str]] = []
-
-        def keep(level: int, index: int, digest: bytes) -> None:
-            if level >= NODE_LEVEL:
-                nodes.append((level, index, digest.hex()))
-
-        frontier = before.frontier.extend((leaf_of(str(r[1])) for r in rows), on_node=keep)
-        sealed = upto if len(rows) < limit else int(rows[-1][0])
-        tx.insert_many(
-            "audit_leaves",
-            ("leaf", "seq"),
-            [(before.size + i, int(r[0])) for i, r in enumerate(rows)],
-        )
-        tx.insert_many("audit_nodes", ("level", "idx", "hash"), nodes)
-        after = TreeState(frontier.size, sealed, frontier)
+            return before, after
+        tx.insert_many("audit_leaves", ("leaf", "seq"), plan.leaves)
+        tx.insert_many("audit_nodes", ("level", "idx", "hash"), plan.nodes)
         tx.execute(
             "UPDATE audit_tree SET size = ?, sealed_seq = ?, root = ?, frontier = ? WHERE one = 1",
-            (after.size, after.sealed_seq, after.root.hex(), json.dumps(frontier.to_json())),
+            (
+                after.size,
+                after.sealed_seq,
+                after.root.hex(),
+                json.dumps(after.frontier.to_json()),
+            ),
         )
         return before, after
 
@@ -877,6 +910,37 @@ def _tree(tx: Transaction, lock: str) -> TreeState:
     assert row is not None, "audit_tree row missing: run migrations"
     frontier = Frontier.from_json(int(row[0]), json.loads(row[2]))
     return TreeState(int(row[0]), int(row[1]), frontier)
+
+
+def _unsealed_rows(
+    tx: Transaction, before: TreeState, upto: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """(seq, hash) of the entries the tree does not hold yet, up to `upto`, `limit` at most."""
+    return tx.all(
+        "SELECT seq, hash FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        (before.sealed_seq, upto, limit),
+    )
+
+
+def _seal_plan(
+    before: TreeState, rows: Sequence[tuple[Any, ...]], upto: int, limit: int
+) -> SealPlan:
+    """The tree `before` grown by `rows` (`_unsealed_rows`), and the rows that stores."""
+    if not rows:
+        # Numbers up to `upto` not in the trail were rolled back: nothing to wait for there.
+        sealed = max(upto, before.sealed_seq)
+        after = TreeState(before.size, sealed, before.frontier)
+        return SealPlan(before, after, upto, limit, [], [])
+    nodes: list[tuple[int, int, str]] = []
+
+    def keep(level: int, index: int, digest: bytes) -> None:
+        if level >= NODE_LEVEL:
+            nodes.append((level, index, digest.hex()))
+
+    frontier = before.frontier.extend((leaf_of(str(r[1])) for r in rows), on_node=keep)
+    sealed = upto if len(rows) < limit else int(rows[-1][0])
+    leaves = [(before.size + i, int(r[0])) for i, r in enumerate(rows)]
+    return SealPlan(before, TreeState(frontier.size, sealed, frontier), upto, limit, leaves, nodes)
 
 
 def _check_size(tx: Transaction, size: int) -> None:
