@@ -21,7 +21,7 @@ from regionlock.services.ratelimit import Rate, TokenBuckets
 from regionlock.settings import Settings
 from regionlock.signing import ReplayedNonce
 from regionlock.storage import Database, Stores
-from regionlock.storage.db import StoreUnavailable
+from regionlock.storage.db import Pending, StoreUnavailable
 
 BERLIN = {"network": ["262-01"], "sim": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
 TEHRAN = {"sim": ["432-11"], "network": ["432-11"], "gps": {"lat": 35.6892, "lon": 51.389}}
@@ -47,26 +47,49 @@ def counting(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> list[in
     return calls
 
 
+def counting_states(
+    monkeypatch: pytest.MonkeyPatch, service: CheckinService, *, lock: bool
+) -> list[int]:
+    """Count the reads of device states with row locks (`lock`) or on a snapshot."""
+    real, calls = service.devices.states_later, []
+
+    def states_later(tx: Any, ids: Any, *, lock: bool) -> Any:
+        if lock is wanted:
+            calls.append(1)
+        return real(tx, ids, lock=lock)
+
+    wanted = lock
+    monkeypatch.setattr(service.devices, "states_later", states_later)
+    return calls
+
+
 def after_snapshot(
     monkeypatch: pytest.MonkeyPatch, service: CheckinService, change: Any
 ) -> list[int]:
     """Run `change()` once, right after the service's first snapshot of device states, as
     another process would between that snapshot and the write transaction."""
-    real, done = service.devices.read_states, list[int]()
+    real, done = service.devices.states_later, list[int]()
 
-    def read_states(tx: Any, ids: Any) -> Any:
-        out = real(tx, ids)
-        if not done:
-            done.append(1)
-            # On a thread of its own: its own connection, as another process's would be.
-            errors: list[BaseException] = []
-            worker = threading.Thread(target=lambda: _run(change, errors))
-            worker.start()
-            worker.join()
-            assert not errors, errors
-        return out
+    def states_later(tx: Any, ids: Any, *, lock: bool) -> Any:
+        read = real(tx, ids, lock=lock)
+        if lock:
+            return read
 
-    monkeypatch.setattr(service.devices, "read_states", read_states)
+        def get() -> Any:
+            out = read.get()
+            if not done:
+                done.append(1)
+                # On a thread of its own: its own connection, as another process's would be.
+                errors: list[BaseException] = []
+                worker = threading.Thread(target=lambda: _run(change, errors))
+                worker.start()
+                worker.join()
+                assert not errors, errors
+            return out
+
+        return Pending(get)
+
+    monkeypatch.setattr(service.devices, "states_later", states_later)
     return done
 
 
@@ -88,7 +111,7 @@ def test_a_quiet_group_is_judged_ahead_and_takes_no_row_lock(
     fleet = Fleet(3)
     fleet.register(db)
     service = service_on(db, locator)
-    locked = counting(monkeypatch, service.devices, "lock_states")
+    locked = counting_states(monkeypatch, service, lock=True)
     calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in range(3)]
     assert [outcome(o) for o in service.check_in_many(calls)] == ["allow"] * 3
     assert locked == []
@@ -115,7 +138,7 @@ def test_an_operator_lock_after_the_snapshot_is_honoured_and_charged_once(
             service.devices.save_state(tx, device, state)
 
     changed = after_snapshot(monkeypatch, service, lock)
-    locked = counting(monkeypatch, service.devices, "lock_states")
+    locked = counting_states(monkeypatch, service, lock=True)
     calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in range(2)]
     out = service.check_in_many(calls)
     assert changed == [1] and locked == [1]
@@ -195,8 +218,8 @@ def test_a_lone_check_in_is_judged_under_its_rows_lock(
     fleet = Fleet(1)
     fleet.register(db)
     service = service_on(db, locator)
-    snapshots = counting(monkeypatch, service.devices, "read_states")
-    locked = counting(monkeypatch, service.devices, "lock_states")
+    snapshots = counting_states(monkeypatch, service, lock=False)
+    locked = counting_states(monkeypatch, service, lock=True)
     out = service.check_in_many([CheckinCall(fleet.token(0, 1, T0, BERLIN), None, T0)])
     assert [outcome(o) for o in out] == ["allow"]
     assert (snapshots, locked) == ([], [1])
@@ -210,13 +233,13 @@ def test_a_groups_states_are_written_in_device_id_order(
     fleet = Fleet(4)
     fleet.register(db)
     service = service_on(db, locator)
-    real, written = service.devices.save_states, []
+    real, written = service.devices.save_states_later, []
 
-    def save_states(tx: Any, updates: Any) -> Any:
+    def save_states_later(tx: Any, updates: Any) -> Any:
         written.append([p[-2] for p in updates.params])  # (..., device id, version)
         return real(tx, updates)
 
-    monkeypatch.setattr(service.devices, "save_states", save_states)
+    monkeypatch.setattr(service.devices, "save_states_later", save_states_later)
     order = [2, 0, 3, 1]
     calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in order]
     assert [outcome(o) for o in service.check_in_many(calls)] == ["allow"] * 4

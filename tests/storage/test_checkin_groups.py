@@ -31,6 +31,7 @@ from regionlock.signing import (
     sign_checkin,
 )
 from regionlock.storage import Database, Stores
+from regionlock.storage.db import Pending
 from regionlock.storage.devices import state_to_json
 
 PLACES: list[dict[str, Any]] = [
@@ -426,8 +427,8 @@ def test_a_lost_postgresql_connection_costs_one_attempt_not_the_service(
     real_write = db.write
 
     @contextlib.contextmanager
-    def dying_write() -> Iterator[Any]:
-        with real_write() as tx:
+    def dying_write(**kwargs: Any) -> Iterator[Any]:
+        with real_write(**kwargs) as tx:
             end_backend(db, tx._conn)
             yield tx
 
@@ -457,13 +458,13 @@ def test_a_device_gone_or_rate_limited_in_a_group_stops_only_itself(
     service = replace(service_on(db, locator), limiter=TokenBuckets(Rate(per_hour=60, burst=1)))
     service.check_in(fleet.token(1, 1, T0, PLACES[1]), peer_ip=None, now=T0)
     gone = fleet.records[0].id
-    for reader in ("read_states", "lock_states"):  # judged ahead, or under the rows' locks
-        real = getattr(service.devices, reader)
+    real = service.devices.states_later  # judged ahead, or under the rows' locks
 
-        def hiding(tx: Any, ids: Any, real: Any = real) -> Any:
-            return {i: s for i, s in real(tx, ids).items() if i != gone}
+    def hiding(tx: Any, ids: Any, *, lock: bool) -> Any:
+        read = real(tx, ids, lock=lock)
+        return Pending(lambda: {i: s for i, s in read.get().items() if i != gone})
 
-        monkeypatch.setattr(service.devices, reader, hiding)
+    monkeypatch.setattr(service.devices, "states_later", hiding)
     outcomes = service.check_in_many(
         [call(fleet, 0, 1, 0), call(fleet, 1, 2, 1), call(fleet, 2, 1, 2)]
     )
@@ -531,7 +532,7 @@ def test_a_replay_that_the_look_up_misses_is_refused_by_the_unique_key(
     service = service_on(db, locator)
     first = call(fleet, 0, 1, 1, "n" * 20)
     assert kinds(service.check_in_many([first])) == ["allow"]
-    monkeypatch.setattr(service.checkins, "seen", lambda tx, pairs, since=None: set())
+    monkeypatch.setattr(service.checkins, "seen_later", lambda tx, pairs, since=None: Pending(set))
     (outcome,) = service.check_in_many([call(fleet, 0, 2, 1, "n" * 20)])
     assert isinstance(outcome, ReplayedNonce)
     assert str(outcome) == "this nonce was already used by this device"

@@ -17,6 +17,7 @@ from regionlock.services.checkin import CheckinCall, CheckinService
 from regionlock.services.checkin_queue import CheckinQueue, _Relay
 from regionlock.settings import Settings
 from regionlock.storage import Database, Stores
+from regionlock.storage.db import Pending
 
 BERLIN = {"network": ["262-01"], "sim": ["262-01"], "gps": {"lat": 52.52, "lon": 13.405}}
 # Only bounds a hang, or gives a broken relay the time to show itself; nothing that passes
@@ -74,11 +75,10 @@ def test_a_group_judged_while_the_one_before_is_stored_keeps_each_devices_order(
     first = fleet.records[0].id
     snapshots, locked = [0], [0]
     holding, release, second_judged = threading.Event(), threading.Event(), threading.Event()
-    real_begin, real_read, real_record, real_lock = (
+    real_begin, real_states, real_record = (
         service.begin,
-        service.devices.read_states,
-        service.checkins.record_many,
-        service.devices.lock_states,
+        service.devices.states_later,
+        service.checkins.record_many_later,
     )
 
     def begin(calls: Any) -> Any:
@@ -89,29 +89,32 @@ def test_a_group_judged_while_the_one_before_is_stored_keeps_each_devices_order(
             assert release.wait(BOUND_S)
         return real_begin(calls)
 
-    def read_states(tx: Any, ids: Any) -> Any:
-        if first in ids:
+    def states_later(tx: Any, ids: Any, *, lock: bool) -> Any:
+        read = real_states(tx, ids, lock=lock)
+        if first in ids and lock:
+            locked[0] += 1
+        elif first in ids:
             snapshots[0] += 1
             if snapshots[0] == 2:
-                second_judged.set()
-        return real_read(tx, ids)
+                # Once read: sent in a pipeline, the snapshot is taken when it is waited for.
+                def got() -> Any:
+                    out = read.get()
+                    second_judged.set()
+                    return out
 
-    def record_many(tx: Any, rows: Any) -> Any:
+                return Pending(got)
+        return read
+
+    def record_many_later(tx: Any, rows: Any) -> Any:
         if any(r.device_id == first and r.counter == 1 for r in rows):
             # The group of counters 1 is stored only once the group of counters 2 has been
             # judged on a snapshot taken before: that judging is then out of date.
             assert second_judged.wait(BOUND_S)
         return real_record(tx, rows)
 
-    def lock_states(tx: Any, ids: Any) -> Any:
-        if first in ids:
-            locked[0] += 1
-        return real_lock(tx, ids)
-
     monkeypatch.setattr(service, "begin", begin)
-    monkeypatch.setattr(service.devices, "read_states", read_states)
-    monkeypatch.setattr(service.checkins, "record_many", record_many)
-    monkeypatch.setattr(service.devices, "lock_states", lock_states)
+    monkeypatch.setattr(service.devices, "states_later", states_later)
+    monkeypatch.setattr(service.checkins, "record_many_later", record_many_later)
     queue = CheckinQueue(service, threads=2, max_group=2)
     calls = [
         CheckinCall(fleet.token(i, counter, T0, BERLIN), None, T0)

@@ -38,16 +38,16 @@ def losing(
     fleet = Fleet(n)
     fleet.register(db)
     service = CheckinService.of(Stores.on(db), locator, Settings())
-    real_seen, calls = service.checkins.seen, []
+    real_seen, calls = service.checkins.seen_later, []
 
-    def seen(tx: Any, pairs: list[tuple[str, str]], since: int | None = None) -> Any:
+    def seen_later(tx: Any, pairs: list[tuple[str, str]], since: int | None = None) -> Any:
         calls.append(len(pairs))
         failure = fails(len(calls))
         if failure is not None:
             raise failure
         return real_seen(tx, pairs, since=since)
 
-    monkeypatch.setattr(service.checkins, "seen", seen)
+    monkeypatch.setattr(service.checkins, "seen_later", seen_later)
     return service, fleet, calls
 
 
@@ -177,13 +177,13 @@ def test_the_replay_look_up_reads_back_from_the_groups_earliest_check_in(
     fleet = Fleet(2)
     fleet.register(db)
     service = CheckinService.of(Stores.on(db), locator, Settings(clock_skew_s=120))
-    real_seen, bounds_read = service.checkins.seen, []
+    real_seen, bounds_read = service.checkins.seen_later, []
 
-    def seen(tx: Any, pairs: list[tuple[str, str]], since: int | None = None) -> Any:
+    def seen_later(tx: Any, pairs: list[tuple[str, str]], since: int | None = None) -> Any:
         bounds_read.append(since)
         return real_seen(tx, pairs, since=since)
 
-    monkeypatch.setattr(service.checkins, "seen", seen)
+    monkeypatch.setattr(service.checkins, "seen_later", seen_later)
     later = T0 + timedelta(seconds=10)
     calls = [
         CheckinCall(fleet.token(0, 1, later, BERLIN), None, later),

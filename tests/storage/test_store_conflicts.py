@@ -61,15 +61,15 @@ def losing(
     fleet = Fleet(1)
     fleet.register(db)
     service = CheckinService.of(Stores.on(db), locator, Settings())
-    real_seen, calls = service.checkins.seen, []
+    real_seen, calls = service.checkins.seen_later, []
 
-    def seen(tx, pairs, since=None):  # type: ignore[no-untyped-def]
+    def seen_later(tx, pairs, since=None):  # type: ignore[no-untyped-def]
         calls.append(pairs)
         if len(calls) <= losses:
             raise StoreConflict("a concurrent transaction conflicted: deadlock detected")
         return real_seen(tx, pairs, since=since)
 
-    monkeypatch.setattr(service.checkins, "seen", seen)
+    monkeypatch.setattr(service.checkins, "seen_later", seen_later)
     return service, fleet, calls
 
 

@@ -70,7 +70,7 @@ from regionlock.storage import (
 )
 from regionlock.storage.audit import NewEntry, PreparedEntry, prepare_entries
 from regionlock.storage.checkins import CheckinRow, DuplicateNonce
-from regionlock.storage.db import StoreConflict, Transaction, epoch_ms
+from regionlock.storage.db import Pending, StoreConflict, Transaction, epoch_ms
 from regionlock.storage.devices import EncodedStates, StaleState, encode_states
 
 
@@ -195,11 +195,13 @@ class CheckinService:
         windows, and an hour for clocks stepped back or nodes a little apart."""
         return (2 * self.settings.clock_skew_s + REPLAY_MARGIN_S) * 1000
 
-    def _policy(self, tx: Transaction) -> tuple[int, Policy]:
+    def _policy(self, tx: Transaction, latest: int | None = None) -> tuple[int, Policy]:
         """The mark of the latest activation and the active policy, re-read only when a new
         activation has been recorded (checked in the check-in's own transaction or snapshot, so
-        an activation applies from the next check-in on)."""
-        latest = self.policies.latest_activation(tx)
+        an activation applies from the next check-in on). `latest`: the mark, read already in
+        `tx`."""
+        if latest is None:
+            latest = self.policies.latest_activation(tx)
         cached = self._active
         if cached is not None and cached[0] == latest:
             return cached
@@ -386,14 +388,17 @@ class CheckinService:
                 stored = self._store_plan(plan)
                 if stored is not None:
                     return stored
-            with self.db.write() as tx:
-                keys = self.keys.generation(tx)
-                policy = self._policy(tx)[1]
-                states = self.devices.lock_states(tx, [p.record.id for p in batch])
+            # Pipelined (PostgreSQL): the reads go together, then the writes with the audit's
+            # shard, then its entries with the commit: three round trips.
+            with self.db.write(pipelined=True) as tx:
+                keys = self.keys.generation_later(tx)
+                latest = self.policies.latest_activation_later(tx)
+                states = self.devices.states_later(tx, [p.record.id for p in batch], lock=True)
                 seen = self._seen(tx, batch)
-                judged = self._judge(batch, policy, states, seen, spent)
+                policy = self._policy(tx, latest.get())[1]
+                judged = self._judge(batch, policy, states.get(), seen.get(), spent)
                 self._write(tx, judged)
-                return judged.out, keys
+                return judged.out, keys.get()
         except Exception as exc:
             # Nothing was recorded: the allowance goes back (a device retrying through an
             # outage or a full disk must meet 503, not 429, and be charged once when it lands).
@@ -425,14 +430,16 @@ class CheckinService:
                 self.limiter.refund(device_id)
         spent.clear()
 
-    def _seen(self, tx: Transaction, batch: list[_Prepared]) -> set[tuple[str, str]]:
-        """Which of the group's (device, nonce) pairs are recorded already.
+    def _seen(self, tx: Transaction, batch: list[_Prepared]) -> Pending[set[tuple[str, str]]]:
+        """Which of the group's (device, nonce) pairs are recorded already (sent, not waited
+        for, in a pipelined transaction).
 
         A copy of a check-in that passes the clock check now was recorded at most two clock
         windows ago (its iat is within one window of both times): older rows cannot hold its
         nonce, and on PostgreSQL the months before are not read."""
         since = epoch_ms(min(p.now for p in batch)) - self._replay_horizon_ms
-        return self.checkins.seen(tx, [(p.record.id, p.request.nonce) for p in batch], since=since)
+        pairs = [(p.record.id, p.request.nonce) for p in batch]
+        return self.checkins.seen_later(tx, pairs, since=since)
 
     def _plan(self, batch: list[_Prepared]) -> _Plan:
         """Step 4's judging done before the write transaction, on a snapshot (states and
@@ -449,10 +456,13 @@ class CheckinService:
         one is stored (bench/README.md, "Judged ahead")."""
         spent: list[str] = []
         try:
-            with self.db.read() as tx:
-                mark, policy = self._policy(tx)
-                states = self.devices.read_states(tx, [p.record.id for p in batch])
-                seen = self._seen(tx, batch)
+            # Pipelined (PostgreSQL): the three reads and the commit in two round trips.
+            with self.db.read(pipelined=True) as tx:
+                latest = self.policies.latest_activation_later(tx)
+                read = self.devices.states_later(tx, [p.record.id for p in batch], lock=False)
+                used = self._seen(tx, batch)
+                mark, policy = self._policy(tx, latest.get())
+                states, seen = read.get(), used.get()
             judged = self._judge(batch, policy, states, seen, spent)
             if not judged.rows:  # every check-in refused: nothing to write
                 return _Plan(judged, None, mark, spent)
@@ -472,12 +482,16 @@ class CheckinService:
         action, a new policy): nothing is kept, and the caller judges the group again under
         its rows' locks."""
         try:
-            with self.db.write() as tx:
-                keys = self.keys.generation(tx)
-                if self.policies.latest_activation(tx) != plan.mark:
-                    raise _Overtaken
+            # Pipelined (PostgreSQL): the checks and the writes with the audit's shard in one
+            # round trip, the audit's entries with the commit in another. A new policy found
+            # then rolls the writes back.
+            with self.db.write(pipelined=True) as tx:
+                keys = self.keys.generation_later(tx)
+                latest = self.policies.latest_activation_later(tx)
                 self._write(tx, plan.judged, plan.encoded)
-            return plan.judged.out, keys
+                if latest.get() != plan.mark:
+                    raise _Overtaken
+            return plan.judged.out, keys.get()
         except (_Overtaken, StaleState):
             self._refund(plan.spent)  # judged again under the locks, where it is taken again
             return None
@@ -607,12 +621,18 @@ class CheckinService:
         nonce) is the last word on replays, then the audit entries. All roll back together."""
         if not judged.rows:
             return
-        self.devices.save_states(tx, encoded if encoded is not None else judged.saves)
         try:
-            self.checkins.record_many(tx, judged.rows)
-        except DuplicateNonce:
-            raise ReplayedNonce("this nonce was already used by this device") from None
-        self.audit.append_many(tx, judged.entries)
+            saved = self.devices.save_states_later(
+                tx, encoded if encoded is not None else judged.saves
+            )
+            self.checkins.record_many_later(tx, judged.rows)
+            # Pipelined, the answers to the statements above come with the audit's first read.
+            self.audit.append_many(tx, judged.entries)
+            saved.get()
+        except Exception as exc:
+            if isinstance(exc, DuplicateNonce) or self.checkins.is_duplicate_nonce(exc):
+                raise ReplayedNonce("this nonce was already used by this device") from None
+            raise
 
     def _answer(
         self, p: _Prepared, verdict: Verdict, keys: tuple[int, int] | None

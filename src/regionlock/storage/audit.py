@@ -570,8 +570,7 @@ class SqlAuditStore:
         if not entries:
             return []
         prepared = prepare_entries(entries)
-        shard, prev = self._take_shard(tx)
-        seqs = self._numbers(tx, len(prepared))
+        shard, prev, seqs = self._take_shard(tx, len(prepared))
         out: list[AuditEntry] = []
         texts: list[str] = []
         for seq, p in zip(seqs, prepared, strict=True):
@@ -614,10 +613,12 @@ class SqlAuditStore:
             )
             for a, text in zip(out, texts, strict=True)
         ]
+        # Neither statement is waited for in a pipelined transaction: their answers come with
+        # the commit's.
         if tx.dialect == "postgresql" and len(rows) > 1:
             # Many entries (a campaign's chunk, a group of check-ins) in one statement, the
             # columns as arrays: 14 instead of 22 us an entry for a chunk of 1,000.
-            tx.execute(
+            tx.send(
                 "INSERT INTO audit (seq, at, actor, action, subject, reason, details, prev_hash,"
                 " hash, content_digest, salt, shard, fmt) SELECT * FROM unnest(?::bigint[],"
                 " ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],"
@@ -626,31 +627,40 @@ class SqlAuditStore:
                 arrays=True,
             )
         else:
-            tx.executemany(_INSERT_ENTRIES, rows)
-        tx.execute(
+            tx.send_many(_INSERT_ENTRIES, rows)
+        tx.send(
             "UPDATE audit_shards SET seq = ?, hash = ? WHERE shard = ?", (out[-1].seq, prev, shard)
         )
         return out
 
-    def _take_shard(self, tx: Transaction) -> tuple[int, str]:
-        """A shard's number and last hash, its head row locked until the caller's commit.
-        PostgreSQL: this thread's own shard if it is free, else the next free one, else wait
-        for this thread's own. SQLite: shard 0 (one writer; a shard more would only wait)."""
+    def _take_shard(self, tx: Transaction, n: int) -> tuple[int, str, list[int]]:
+        """A shard's number and last hash, its head row locked until the caller's commit, and
+        `n` new entry numbers taken under that lock. PostgreSQL: this thread's own shard if it
+        is free, else the next free one, else wait for this thread's own. SQLite: shard 0 (one
+        writer; a shard more would only wait)."""
         if tx.dialect == "sqlite":
             row = tx.one("SELECT shard, hash FROM audit_shards WHERE shard = 0")
-        else:
-            own = _own_shard()
-            row = tx.one(
-                "SELECT shard, hash FROM audit_shards ORDER BY mod(shard + ?, ?) LIMIT 1"
-                " FOR UPDATE SKIP LOCKED",
-                (SHARDS - own, SHARDS),
-            )
-            if row is None:
-                row = tx.one(
-                    "SELECT shard, hash FROM audit_shards WHERE shard = ? FOR UPDATE", (own,)
-                )
+            assert row is not None, "audit_shards rows missing: run migrations"
+            return int(row[0]), str(row[1]), self._numbers(tx, n)
+        own = _own_shard()
+        # Both sent at once (one round trip when pipelined): the server takes the numbers
+        # after the row lock, in order.
+        free = tx.send(
+            "SELECT shard, hash FROM audit_shards ORDER BY mod(shard + ?, ?) LIMIT 1"
+            " FOR UPDATE SKIP LOCKED",
+            (SHARDS - own, SHARDS),
+        )
+        numbers = tx.send(_NEXT_NUMBERS, (n,))
+        row = free.one()
+        if row is not None:
+            return int(row[0]), str(row[1]), sorted(int(r[0]) for r in numbers.rows())
+        # Every shard busy: those numbers were taken under no lock (`settled` counts on none
+        # such being used), so they are left unused, a gap as a rollback leaves. Wait for this
+        # thread's own shard, then take new ones.
+        numbers.rows()
+        row = tx.one("SELECT shard, hash FROM audit_shards WHERE shard = ? FOR UPDATE", (own,))
         assert row is not None, "audit_shards rows missing: run migrations"
-        return int(row[0]), str(row[1])
+        return int(row[0]), str(row[1]), self._numbers(tx, n)
 
     @staticmethod
     def _numbers(tx: Transaction, n: int) -> list[int]:
@@ -659,7 +669,7 @@ class SqlAuditStore:
             row = tx.one("SELECT COALESCE(MAX(seq), 0) FROM audit")
             top = int(row[0]) if row is not None else 0
             return list(range(top + 1, top + 1 + n))
-        rows = tx.all("SELECT nextval('audit_seq') FROM generate_series(1, ?)", (n,))
+        rows = tx.all(_NEXT_NUMBERS, (n,))
         return sorted(int(r[0]) for r in rows)
 
     # -- the tree ------------------------------------------------------------------------------
@@ -890,6 +900,9 @@ class SqlAuditStore:
             ) is not None:
                 return broken
         return VerifyResult(True, walk.checked, head=walk.last, tree=tree)
+
+
+_NEXT_NUMBERS = "SELECT nextval('audit_seq') FROM generate_series(1, ?)"
 
 
 def _own_shard() -> int:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from regionlock.domain.decision import join_candidates, split_candidates
-from regionlock.storage.db import Database, StoreConflict, Transaction, epoch_ms
+from regionlock.storage.db import Database, Pending, StoreConflict, Transaction, epoch_ms
 
 
 class DuplicateNonce(Exception):
@@ -105,11 +105,27 @@ class CheckinStore(Protocol):
         """Insert in order; DuplicateNonce if a (device, nonce) pair repeats."""
         ...
 
+    def record_many_later(self, tx: Transaction, rows: Sequence[CheckinRow]) -> Pending[None]:
+        """`record_many`, sent without waiting in a pipelined transaction. A pair recorded
+        before fails the transaction where the server's answer is first read, maybe in another
+        store's call: `is_duplicate_nonce` tells that error."""
+        ...
+
+    def is_duplicate_nonce(self, exc: BaseException) -> bool:
+        """Whether `exc` is the store refusing a (device, nonce) pair recorded before."""
+        ...
+
     def seen(
         self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None
     ) -> set[tuple[str, str]]:
         """Which of these (device id, nonce) pairs are already recorded (at `since`, epoch ms,
         or later, if given: on PostgreSQL only the partitions from then on are read)."""
+        ...
+
+    def seen_later(
+        self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None
+    ) -> Pending[set[tuple[str, str]]]:
+        """`seen`, sent without waiting in a pipelined transaction."""
         ...
 
     def recent(self, device_id: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -214,6 +230,10 @@ def period_bounds(now: datetime, period: str, k: int) -> tuple[int, int, str]:
     return start, end, "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime(form)
 
 
+def _waited(_: int) -> None:
+    """Nothing to tell once the statement has answered (its errors raise before)."""
+
+
 class SqlCheckinStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -221,57 +241,85 @@ class SqlCheckinStore:
     def record_many(self, tx: Transaction, rows: Sequence[CheckinRow]) -> None:
         """Insert `rows` in order; DuplicateNonce (and nothing written by the caller's
         transaction survives, since it rolls back) if any (device, nonce) pair repeats."""
+        try:
+            self.record_many_later(tx, rows).get()
+        except Exception as exc:
+            if self.is_duplicate_nonce(exc):
+                raise DuplicateNonce("a nonce this device used before") from None
+            raise
+
+    def record_many_later(self, tx: Transaction, rows: Sequence[CheckinRow]) -> Pending[None]:
         pairs = {(r.device_id, r.nonce) for r in rows}
         if len(pairs) != len(rows):
             raise DuplicateNonce("the same nonce twice in one batch")
-        try:
-            if tx.dialect == "postgresql" and len(rows) > 1:
-                # One statement for the group (the rows in order), not one per row: 64 rows
-                # took 2.8 ms of the client's time as pipelined single INSERTs.
-                params = [r.params() for r in rows]
-                columns = [list(column) for column in zip(*params, strict=True)]
-                tx.execute(_INSERT_PG, columns, arrays=True)
-            else:
-                tx.executemany(_INSERT, [r.params() for r in rows])
-        except Exception as exc:
-            if self.db.is_unique_violation(exc):
-                raise DuplicateNonce("a nonce this device used before") from None
-            raise
+        if tx.dialect == "postgresql" and len(rows) > 1:
+            # One statement for the group (the rows in order), not one per row: 64 rows
+            # took 2.8 ms of the client's time as pipelined single INSERTs.
+            params = [r.params() for r in rows]
+            columns = [list(column) for column in zip(*params, strict=True)]
+            sent = tx.send(_INSERT_PG, columns, arrays=True)
+        else:
+            sent = tx.send_many(_INSERT, [r.params() for r in rows])
+        return Pending(lambda: _waited(sent.rowcount()))
+
+    def is_duplicate_nonce(self, exc: BaseException) -> bool:
+        if not self.db.is_unique_violation(exc):
+            return False
+        if self.db.dialect == "sqlite":  # "UNIQUE constraint failed: checkins.device_id, ..."
+            return "checkins." in str(exc)
+        # The partition's name on PostgreSQL: checkins_2026_12, checkins_default, ...
+        table = getattr(getattr(exc, "diag", None), "table_name", None) or ""
+        return table.startswith("checkins")
 
     def seen(
         self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None
     ) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
+        return self.seen_later(tx, pairs, since=since).get()
+
+    def seen_later(
+        self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None
+    ) -> Pending[set[tuple[str, str]]]:
         unique = sorted(set(pairs))
         # From `since` on: PostgreSQL then probes the partitions of those months and the
         # default one, not every month kept (each probe of each partition cost the group).
-        if tx.dialect == "postgresql" and unique:
+        if tx.dialect == "postgresql":
+            if not unique:
+                return Pending(set)
             # One index probe per pair and partition, whatever the statistics say. As a join
             # on VALUES, the planner hashed the whole month's partition for every group while
             # its row count looked small (3.4 ms a group of 64 at 8,000 rows, analysed or
             # not, and growing with the month; this form 0.9 ms, the same at any size).
             # LATERAL ... LIMIT 1 makes it look up each pair on its own, by the UNIQUE
             # (device_id, nonce) index of each partition from `since` on.
-            rows = tx.all(
-                seen_statement(since is not None),
-                [[d for d, _ in unique], [n for _, n in unique]]
-                + ([] if since is None else [since]),
-            )
-            return {(str(r[0]), str(r[1])) for r in rows}
-        after = "" if since is None else " AND c.at >= ?"
-        for i in range(0, len(unique), _SEEN_CHUNK):
-            chunk = unique[i : i + _SEEN_CHUNK]
-            values = ", ".join(["(?, ?)"] * len(chunk))
-            # SQLite: a join on VALUES, not a row-value IN. It plans the IN as a full scan, the
-            # join as one probe of the UNIQUE (device_id, nonce) index per pair.
-            params: list[Any] = [x for pair in chunk for x in pair]
-            rows = tx.all(
-                f"SELECT c.device_id, c.nonce FROM (VALUES {values}) AS v"
-                " JOIN checkins AS c ON c.device_id = v.column1 AND c.nonce = v.column2" + after,
-                params if since is None else [*params, since],
-            )
-            found.update((str(r[0]), str(r[1])) for r in rows)
-        return found
+            sent = [
+                tx.send(
+                    seen_statement(since is not None),
+                    [[d for d, _ in unique], [n for _, n in unique]]
+                    + ([] if since is None else [since]),
+                )
+            ]
+        else:
+            after = "" if since is None else " AND c.at >= ?"
+            sent = []
+            for i in range(0, len(unique), _SEEN_CHUNK):
+                chunk = unique[i : i + _SEEN_CHUNK]
+                values = ", ".join(["(?, ?)"] * len(chunk))
+                # SQLite: a join on VALUES, not a row-value IN. It plans the IN as a full
+                # scan, the join as one probe of the UNIQUE (device_id, nonce) index per pair.
+                params: list[Any] = [x for pair in chunk for x in pair]
+                sent.append(
+                    tx.send(
+                        f"SELECT c.device_id, c.nonce FROM (VALUES {values}) AS v"
+                        " JOIN checkins AS c ON c.device_id = v.column1 AND c.nonce = v.column2"
+                        + after,
+                        params if since is None else [*params, since],
+                    )
+                )
+
+        def get() -> set[tuple[str, str]]:
+            return {(str(r[0]), str(r[1])) for part in sent for r in part.rows()}
+
+        return Pending(get)
 
     def prepare_partitions(
         self, now: datetime, *, period: str = "month", ahead: int | None = None

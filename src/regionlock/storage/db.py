@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlparse
 
 from regionlock.domain.errors import DataUnavailable, InvalidInput
@@ -159,12 +159,104 @@ class DatabaseUrl:
         )
 
 
-class Transaction:
-    """A unit of work: `execute`, `one`, `all`; committed on exit, rolled back on error."""
+T = TypeVar("T")
 
-    def __init__(self, conn: Any, dialect: Dialect) -> None:
+
+class Pending(Generic[T]):
+    """A result to come: what a store sent without waiting (`Transaction.send`), worked out on
+    first `get()`, which waits for the statements behind it (and on PostgreSQL for all sent
+    before them: one round trip for the lot). Errors, the store's own or the driver's, are
+    raised there. On SQLite the statements have run already; only the working out waits."""
+
+    __slots__ = ("_done", "_get", "_value")
+
+    def __init__(self, get: Callable[[], T]) -> None:
+        self._get: Callable[[], T] | None = get
+        self._done = False
+
+    def get(self) -> T:
+        if not self._done:
+            assert self._get is not None
+            self._value = self._get()
+            self._done, self._get = True, None
+        return self._value
+
+
+class Sent:
+    """One statement sent by `Transaction.send`: its rows or row count, waited for when
+    first asked for."""
+
+    __slots__ = ("_cursor", "_index", "_rows", "_tx")
+
+    def __init__(self, tx: Transaction, cursor: Any, index: int, rows: list[Any] | None) -> None:
+        self._tx, self._cursor, self._index, self._rows = tx, cursor, index, rows
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows = self._cursor.fetchall()
+            self._tx._answered(self._index)
+        return [tuple(r) for r in self._rows]
+
+    def one(self) -> tuple[Any, ...] | None:
+        rows = self.rows()
+        return rows[0] if rows else None
+
+    def rowcount(self) -> int:
+        if self._cursor is None:  # nothing was sent (no rows)
+            return 0
+        self._tx._wait_for(self._index)
+        return int(self._cursor.rowcount or 0)
+
+
+class Transaction:
+    """A unit of work: `execute`, `one`, `all`; committed on exit, rolled back on error.
+
+    In a pipelined transaction (`Database.write(pipelined=True)`, PostgreSQL's pipeline mode)
+    `send` does not wait for the server: statements sent one after the other travel together,
+    and the server's answers come back on the first read of any of them. `execute`, `one` and
+    `all` still wait, as everywhere. Elsewhere `send` runs the statement at once."""
+
+    def __init__(self, conn: Any, dialect: Dialect, pipeline: Any = None) -> None:
         self._conn = conn
         self.dialect = dialect
+        self._pipeline = pipeline  # psycopg's Pipeline while pipelined
+        self._sent = 0  # statements sent in this transaction
+        self._answered_upto = 0  # the last one whose answer (and every earlier one's) is in
+
+    def _count(self) -> int:
+        self._sent += 1
+        return self._sent
+
+    def _answered(self, index: int) -> None:
+        # The server answers in order: an answer read means every earlier one is in too.
+        self._answered_upto = max(self._answered_upto, index)
+
+    def _wait_for(self, index: int) -> None:
+        """Wait until statement `index` is answered (a row count is known only then)."""
+        if self._pipeline is not None and index > self._answered_upto:
+            self._pipeline.sync()
+            self._answered_upto = self._sent
+
+    def send(self, sql: str, params: Sequence[Any] = (), *, arrays: bool = False) -> Sent:
+        """Run `sql` without waiting for it when pipelined; `arrays` as for `execute`."""
+        if self.dialect == "sqlite":
+            cur = self._conn.execute(sql, tuple(params))
+            index = self._count()
+            rows = cur.fetchall() if cur.description is not None else []
+            return Sent(self, cur, index, rows)
+        if arrays:
+            cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
+        else:
+            cur = self._conn.execute(self._sql(sql), tuple(params))
+        return Sent(self, cur, self._count(), None if self._pipeline is not None else _rows(cur))
+
+    def send_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> Sent:
+        """`executemany` without waiting for it when pipelined."""
+        if not rows:
+            return Sent(self, None, self._count(), [])
+        cur = self._conn.cursor()
+        cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        return Sent(self, cur, self._count(), [])
 
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else _to_pyformat(sql)
@@ -179,6 +271,7 @@ class Transaction:
             cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
         else:
             cur = self._conn.execute(self._sql(sql), tuple(params))
+        self._wait_for(self._count())
         return int(cur.rowcount or 0)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
@@ -188,10 +281,12 @@ class Transaction:
             return 0
         cur = self._conn.cursor()
         cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        self._wait_for(self._count())
         return int(cur.rowcount or 0)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row = self._conn.execute(self._sql(sql), tuple(params)).fetchone()
+        self._answered(self._count())
         return tuple(row) if row is not None else None
 
     def all(
@@ -202,13 +297,16 @@ class Transaction:
             cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
         else:
             cur = self._conn.execute(self._sql(sql), tuple(params))
-        return [tuple(r) for r in cur.fetchall()]
+        rows = [tuple(r) for r in cur.fetchall()]
+        self._answered(self._count())
+        return rows
 
     def copy_out(self, sql: str, params: Sequence[Any] = ()) -> Iterator[bytes]:
         """PostgreSQL only: the bytes of `COPY (sql) TO STDOUT (FORMAT csv, NULL '\\N')`, in
         blocks as the server sends them (bulk exports: no row becomes a Python object)."""
         if self.dialect != "postgresql":
             raise ValueError("COPY is PostgreSQL's")
+        self._no_copy_in_pipeline()
         copy_sql = f"COPY ({_to_pyformat(sql)}) TO STDOUT (FORMAT csv, NULL '\\N')"
         with self._conn.cursor().copy(copy_sql, tuple(params)) as copy:
             for block in copy:
@@ -223,12 +321,17 @@ class Transaction:
             return
         names = ", ".join(columns)
         if self.dialect == "postgresql":
+            self._no_copy_in_pipeline()
             with self._conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             return
         marks = ", ".join("?" * len(columns))
         self._conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
+    def _no_copy_in_pipeline(self) -> None:
+        if self._pipeline is not None:
+            raise RuntimeError("COPY cannot run in a pipelined transaction")
 
     def script(self, sql: str) -> None:
         """Run several statements (migrations)."""
@@ -239,16 +342,22 @@ class Transaction:
             self._conn.execute(sql)
 
 
+def _rows(cursor: Any) -> list[Any]:
+    """A finished PostgreSQL statement's rows (none for one that returns no rows)."""
+    return cursor.fetchall() if cursor.description is not None else []
+
+
 class Transactions(Protocol):
     """Where a service's units of work come from: every change and its audit entry are
     written in one `write()` transaction, which commits on exit and rolls back on error."""
 
-    def write(self) -> AbstractContextManager[Transaction]:
-        """A read-write transaction (one writer at a time on SQLite)."""
+    def write(self, *, pipelined: bool = False) -> AbstractContextManager[Transaction]:
+        """A read-write transaction (one writer at a time on SQLite); `pipelined`: see
+        `Transaction`."""
         ...
 
-    def read(self) -> AbstractContextManager[Transaction]:
-        """A read-only snapshot."""
+    def read(self, *, pipelined: bool = False) -> AbstractContextManager[Transaction]:
+        """A read-only snapshot; `pipelined`: see `Transaction`."""
         ...
 
 
@@ -670,9 +779,11 @@ class Database:
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager
-    def write(self) -> Iterator[Transaction]:
+    def write(self, *, pipelined: bool = False) -> Iterator[Transaction]:
         """A read-write transaction. On SQLite, one at a time in this process. A store that
-        cannot be reached or fails under it raises StoreUnavailable; nothing is kept."""
+        cannot be reached or fails under it raises StoreUnavailable; nothing is kept.
+        `pipelined` (PostgreSQL): `Transaction.send` does not wait, and BEGIN travels with the
+        first statement; no COPY inside."""
         conn = self._conn()
         with self._unavailable_on_driver_errors(conn):
             if self.dialect == "sqlite":
@@ -688,8 +799,8 @@ class Database:
                         raise
                     conn.execute("COMMIT")
             else:
-                with conn.transaction():
-                    yield Transaction(conn, "postgresql")
+                with _pg_pipeline(conn, pipelined) as pipeline, conn.transaction():
+                    yield Transaction(conn, "postgresql", pipeline)
 
     def _start_checkpointer(self) -> None:
         with self._registry_lock:
@@ -744,8 +855,9 @@ class Database:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
-    def read(self) -> Iterator[Transaction]:
-        """A read-only snapshot (readers never wait for the writer)."""
+    def read(self, *, pipelined: bool = False) -> Iterator[Transaction]:
+        """A read-only snapshot (readers never wait for the writer); `pipelined` as for
+        `write`."""
         conn = self._conn()
         with self._unavailable_on_driver_errors(conn):
             if self.dialect == "sqlite":
@@ -758,5 +870,15 @@ class Database:
                     raise
                 conn.execute("COMMIT")
             else:
-                with conn.transaction():
-                    yield Transaction(conn, "postgresql")
+                with _pg_pipeline(conn, pipelined) as pipeline, conn.transaction():
+                    yield Transaction(conn, "postgresql", pipeline)
+
+
+@contextmanager
+def _pg_pipeline(conn: Any, pipelined: bool) -> Iterator[Any]:
+    """psycopg's pipeline mode around a transaction when asked for (else None)."""
+    if not pipelined:
+        yield None
+        return
+    with conn.pipeline() as pipeline:
+        yield pipeline

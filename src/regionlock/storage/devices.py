@@ -34,7 +34,7 @@ from regionlock.domain.device import (
 )
 from regionlock.domain.errors import Conflict
 from regionlock.domain.policy import Action
-from regionlock.storage.db import Database, Transaction, epoch_ms
+from regionlock.storage.db import Database, Pending, Transaction, epoch_ms
 
 Outcome = Literal["imported", "unchanged", "conflict"]
 
@@ -321,11 +321,25 @@ class DeviceStore(Protocol):
         judged outside a write transaction and saved over those versions (or not at all)."""
         ...
 
+    def states_later(
+        self, tx: Transaction, device_ids: Sequence[str], *, lock: bool
+    ) -> Pending[dict[str, tuple[DeviceState, int]]]:
+        """`lock_states` (`lock`) or `read_states`, sent without waiting in a pipelined
+        transaction."""
+        ...
+
     def save_states(
         self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]] | EncodedStates
     ) -> None:
         """Store (device id, version read, new state) for several, or the same encoded ahead
         (`encode_states`); StaleState if any stored version differs."""
+        ...
+
+    def save_states_later(
+        self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]] | EncodedStates
+    ) -> Pending[None]:
+        """`save_states`, sent without waiting in a pipelined transaction: StaleState from
+        `get()`."""
         ...
 
     def lock_slots(
@@ -610,39 +624,49 @@ class SqlDeviceStore:
         path, where the (immutable) records are already known. Absent devices are left out.
         Rows are locked in id order on PostgreSQL, so two groups that share devices cannot
         deadlock on them."""
-        return self._states(tx, device_ids, lock=tx.dialect == "postgresql")
+        return self.states_later(tx, device_ids, lock=True).get()
 
     def read_states(
         self, tx: Transaction, device_ids: Sequence[str]
     ) -> dict[str, tuple[DeviceState, int]]:
-        return self._states(tx, device_ids, lock=False)
+        return self.states_later(tx, device_ids, lock=False).get()
 
-    @staticmethod
-    def _states(
-        tx: Transaction, device_ids: Sequence[str], *, lock: bool
-    ) -> dict[str, tuple[DeviceState, int]]:
-        out: dict[str, tuple[DeviceState, int]] = {}
+    def states_later(
+        self, tx: Transaction, device_ids: Sequence[str], *, lock: bool
+    ) -> Pending[dict[str, tuple[DeviceState, int]]]:
         ids = sorted(set(device_ids))
-        suffix = " ORDER BY id FOR UPDATE" if lock else ""
-        if tx.dialect == "postgresql" and ids:
+        # Row locks are PostgreSQL's (SQLite's one writer serialises already), in id order.
+        suffix = " ORDER BY id FOR UPDATE" if lock and tx.dialect == "postgresql" else ""
+        if tx.dialect == "postgresql":
             # The ids as one array: one parameter for the driver to send, not one per device.
-            rows = tx.all(
-                f"SELECT id, state, state_version FROM devices WHERE id = ANY(?::text[]){suffix}",
-                [ids],
-                arrays=True,
-            )
-            for row in rows:
-                out[str(row[0])] = (state_from_json(row[1]), int(row[2]))
+            sent = [
+                tx.send(
+                    "SELECT id, state, state_version FROM devices WHERE id = ANY(?::text[])"
+                    + suffix,
+                    [ids],
+                    arrays=True,
+                )
+            ]
+        else:
+            sent = []
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                sent.append(
+                    tx.send(
+                        f"SELECT id, state, state_version FROM devices WHERE id IN ({marks})",
+                        chunk,
+                    )
+                )
+
+        def get() -> dict[str, tuple[DeviceState, int]]:
+            out: dict[str, tuple[DeviceState, int]] = {}
+            for part in sent:
+                for row in part.rows():
+                    out[str(row[0])] = (state_from_json(row[1]), int(row[2]))
             return out
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ", ".join("?" * len(chunk))
-            for row in tx.all(
-                f"SELECT id, state, state_version FROM devices WHERE id IN ({marks}){suffix}",
-                chunk,
-            ):
-                out[str(row[0])] = (state_from_json(row[1]), int(row[2]))
-        return out
+
+        return Pending(get)
 
     def save_state(self, tx: Transaction, device: StoredDevice, state: DeviceState) -> int:
         """Store a new state; StaleState if someone else changed it since `device` was read."""
@@ -662,11 +686,20 @@ class SqlDeviceStore:
     ) -> None:
         """`save_state_at` for several (device id, version, state), one statement; StaleState
         (the caller's transaction rolls back) if any stored version differs."""
+        self.save_states_later(tx, updates).get()
+
+    def save_states_later(
+        self, tx: Transaction, updates: Sequence[tuple[str, int, DeviceState]] | EncodedStates
+    ) -> Pending[None]:
         encoded = updates if isinstance(updates, EncodedStates) else encode_states(updates)
         params = encoded.params
-        changed = tx.executemany(_SAVE_STATE, params)
-        if changed != len(params):
-            raise StaleState("a device changed while a batch of check-ins was being recorded")
+        sent = tx.send_many(_SAVE_STATE, params)
+
+        def get() -> None:
+            if sent.rowcount() != len(params):
+                raise StaleState("a device changed while a batch of check-ins was being recorded")
+
+        return Pending(get)
 
     def lock_slots(
         self, tx: Transaction, device_ids: Sequence[str]

@@ -13,7 +13,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from regionlock.signing import Keyring, NoSigningKey, SigningKey
-from regionlock.storage.db import Database, Transaction, epoch_ms, from_epoch_ms
+from regionlock.storage.db import Database, Pending, Transaction, epoch_ms, from_epoch_ms
 
 
 def _has_signer(ring: Keyring) -> bool:
@@ -34,6 +34,10 @@ class KeyStore(Protocol):
     def generation(self, tx: Transaction) -> tuple[int, int]:
         """A value that changes whenever the keyring does (a rotation, a deleted key), so a
         cached keyring can be checked inside a transaction for the price of one small query."""
+        ...
+
+    def generation_later(self, tx: Transaction) -> Pending[tuple[int, int]]:
+        """`generation`, sent without waiting in a pipelined transaction."""
         ...
 
     def rotate(self, tx: Transaction, now: datetime) -> SigningKey:
@@ -78,11 +82,19 @@ class SqlKeyStore:
         return ring
 
     def generation(self, tx: Transaction) -> tuple[int, int]:
+        return self.generation_later(tx).get()
+
+    def generation_later(self, tx: Transaction) -> Pending[tuple[int, int]]:
         # Keys are added (rotation) or deleted (a compromise); retirement comes only with an
         # addition. Count and the sum of creation times together change on each of these, a
         # rotation followed by a deletion included.
-        row = tx.one("SELECT COUNT(*), COALESCE(SUM(created_at), 0) FROM signing_keys")
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        sent = tx.send("SELECT COUNT(*), COALESCE(SUM(created_at), 0) FROM signing_keys")
+
+        def get() -> tuple[int, int]:
+            row = sent.one()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+        return Pending(get)
 
     def rotate(self, tx: Transaction, now: datetime) -> SigningKey:
         """Add a new signing key and retire the current one; returns the new key."""

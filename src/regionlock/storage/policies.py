@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from regionlock.domain.errors import Conflict
-from regionlock.storage.db import Database, Transaction
+from regionlock.storage.db import Database, Pending, Transaction
 
 
 class PolicyConflict(Conflict):
@@ -59,6 +59,10 @@ class PolicyStore(Protocol):
     def latest_activation(self, tx: Transaction) -> int:
         """The number of the latest activation (0 before the first): it changes whenever the
         active policy may have, so a cached policy is checked with one small query."""
+        ...
+
+    def latest_activation_later(self, tx: Transaction) -> Pending[int]:
+        """`latest_activation`, sent without waiting in a pipelined transaction."""
         ...
 
     def previous(self, tx: Transaction) -> StoredPolicy | None:
@@ -154,8 +158,16 @@ class SqlPolicyStore:
         return None
 
     def latest_activation(self, tx: Transaction) -> int:
-        row = tx.one("SELECT MAX(id) FROM policy_activations")
-        return int(row[0]) if row and row[0] is not None else 0
+        return self.latest_activation_later(tx).get()
+
+    def latest_activation_later(self, tx: Transaction) -> Pending[int]:
+        sent = tx.send("SELECT MAX(id) FROM policy_activations")
+
+        def get() -> int:
+            row = sent.one()
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return Pending(get)
 
     def versions(self) -> list[StoredPolicy]:
         with self.db.read() as tx:
