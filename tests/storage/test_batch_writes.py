@@ -157,7 +157,7 @@ def test_a_group_of_rows_is_stored_value_for_value(db: Database) -> None:
 
 
 def test_a_group_of_states_is_stored_column_for_column(db: Database) -> None:
-    """Several states at once (PostgreSQL: one UPDATE of arrays) write the same columns as
+    """Several states at once (one executemany, pipelined on PostgreSQL) write the same columns as
     one state at a time, NULLs included."""
     fleet = Fleet(4)
     fleet.register(db)

@@ -148,6 +148,37 @@ def test_an_operator_lock_after_the_snapshot_is_honoured_and_charged_once(
     assert service.audit.verify().ok
 
 
+def test_a_device_erased_after_the_snapshot_is_judged_again_quietly(
+    db: Database,
+    locator: Locator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its state's version no longer matches (no row): the group is judged again under its
+    rows' locks, in one transaction, before its check-in rows are even sent (SQLite's foreign
+    key would refuse them), not failed and retried one by one."""
+    fleet = Fleet(2)
+    fleet.register(db)
+    service = service_on(db, locator)
+    gone = fleet.records[0].id
+
+    def erase() -> None:
+        with db.write() as tx:
+            tx.execute("DELETE FROM device_imeis WHERE device_id = ?", (gone,))
+            tx.execute("DELETE FROM devices WHERE id = ?", (gone,))
+
+    changed = after_snapshot(monkeypatch, service, erase)
+    locked = counting_states(monkeypatch, service, lock=True)
+    calls = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in range(2)]
+    with caplog.at_level("INFO"):
+        out = service.check_in_many(calls)
+    assert changed == [1] and locked == [1]
+    assert [outcome(o) for o in out] == ["UnknownDevice", "allow"]
+    assert "one by one" not in caplog.text
+    assert rows(db) == [(fleet.records[1].id, 1, "allow")]
+    assert service.audit.verify().ok
+
+
 def test_a_policy_activated_after_the_snapshot_decides_the_group(
     db: Database, locator: Locator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

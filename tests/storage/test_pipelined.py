@@ -5,6 +5,7 @@ it is kept; the check-in path runs its transactions pipelined."""
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import pytest
@@ -98,6 +99,18 @@ def test_a_duplicate_nonce_is_told_from_other_duplicate_keys(db: Database) -> No
             (device, int(T0.timestamp() * 1000)),
         )
     assert store.is_duplicate_nonce(replay.value)
+    with db.read() as tx:
+        row = tx.one("SELECT id FROM checkins")
+    assert row is not None
+    with pytest.raises(Exception) as same_id, db.write() as tx:  # the primary key, not a replay
+        tx.execute(
+            "INSERT INTO checkins (id, device_id, at, counter, nonce, confidence, flags,"
+            " signal_kinds, verdict, reasons) VALUES (?, ?, ?, 3, 'm', 1.0, '[]', '[]', 'allow',"
+            " '[]')",
+            (row[0], device, int(T0.timestamp() * 1000)),
+        )
+    assert db.is_unique_violation(same_id.value)
+    assert not store.is_duplicate_nonce(same_id.value)
     assert not store.is_duplicate_nonce(ValueError("UNIQUE constraint failed: checkins.x"))
 
 
@@ -131,3 +144,68 @@ def test_the_check_in_path_runs_its_transactions_pipelined(
     lone = [CheckinCall(fleet.token(2, 2, T0, BERLIN), None, T0)]
     assert all(isinstance(o, dict) for o in service.check_in_many(lone))
     assert opened == [("write", True)]
+
+
+def _exchanges(db: Database, work: Any) -> list[list[tuple[str, str]]]:
+    """The round trips `work()` makes on this thread's PostgreSQL connection, from libpq's
+    protocol trace: each a run of messages sent (F) and the run of answers (B) after it,
+    as (direction, message and first word) pairs."""
+    import psycopg
+
+    conn = db._conn()
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            work()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        lines = [line.split("\t") for line in trace.read().splitlines()]
+    trips: list[list[tuple[str, str]]] = []
+    last = ""
+    for line in lines:
+        direction, message = line[0], line[2]
+        # Parse: "statement name" "query" ...; CommandComplete: "tag": the first word of each.
+        quoted = line[3].split('"') if len(line) > 3 else []
+        field = {"Parse": 3, "CommandComplete": 1}.get(message)
+        detail = quoted[field].split()[0] if field is not None and quoted[field] else ""
+        if direction == "F" and last != "F":
+            trips.append([])
+        trips[-1].append((direction, f"{message} {detail}".strip()))
+        last = direction
+    return trips
+
+
+def test_a_check_in_waits_on_the_server_a_few_times_and_commits_last(
+    db: Database, locator: Locator
+) -> None:
+    """PostgreSQL, from the protocol itself: a group's snapshot is 2 round trips, its write 3,
+    a lone check-in under its row's lock 4 (unpipelined, 5, 10 and 11 or more); and a write's
+    last exchange is its COMMIT, so a connection lost after that answer cannot fail a
+    transaction that was kept."""
+    if db.dialect != "postgresql":
+        pytest.skip("round trips are PostgreSQL's")
+    fleet = Fleet(3)
+    fleet.register(db)
+    service = CheckinService.of(Stores.on(db), locator, Settings())
+    service.keys.keyring(T0)
+    warm = [CheckinCall(fleet.token(i, 1, T0, BERLIN), None, T0) for i in range(3)]
+    assert all(isinstance(o, dict) for o in service.check_in_many(warm))
+    group = service.begin([CheckinCall(fleet.token(i, 2, T0, BERLIN), None, T0) for i in range(2)])
+    store = _exchanges(db, group.store)
+    assert all(isinstance(o, dict) for o in group.answer())
+    lone = _exchanges(
+        db, lambda: service.check_in_many([CheckinCall(fleet.token(2, 2, T0, BERLIN), None, T0)])
+    )
+    snapshot = _exchanges(
+        db,
+        lambda: service.begin(
+            [CheckinCall(fleet.token(i, 3, T0, BERLIN), None, T0) for i in (0, 1)]
+        ),
+    )
+    assert (len(snapshot), len(store), len(lone)) == (2, 3, 4)
+    for write in (store, lone):
+        done = [[m for d, m in trip if m.startswith("CommandComplete")] for trip in write]
+        assert done[0][0] == "CommandComplete BEGIN"  # with the first statements
+        assert done[-1] == ["CommandComplete COMMIT"]  # alone, last

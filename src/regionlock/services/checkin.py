@@ -388,8 +388,8 @@ class CheckinService:
                 stored = self._store_plan(plan)
                 if stored is not None:
                     return stored
-            # Pipelined (PostgreSQL): the reads go together, then the writes with the audit's
-            # shard, then its entries with the commit: three round trips.
+            # Pipelined (PostgreSQL): BEGIN and the reads, the writes with the audit's shard,
+            # its entries, COMMIT: four round trips (test_pipelined.py counts them).
             with self.db.write(pipelined=True) as tx:
                 keys = self.keys.generation_later(tx)
                 latest = self.policies.latest_activation_later(tx)
@@ -456,7 +456,7 @@ class CheckinService:
         one is stored (bench/README.md, "Judged ahead")."""
         spent: list[str] = []
         try:
-            # Pipelined (PostgreSQL): the three reads and the commit in two round trips.
+            # Pipelined (PostgreSQL): BEGIN, the three reads, then COMMIT: two round trips.
             with self.db.read(pipelined=True) as tx:
                 latest = self.policies.latest_activation_later(tx)
                 read = self.devices.states_later(tx, [p.record.id for p in batch], lock=False)
@@ -482,9 +482,9 @@ class CheckinService:
         action, a new policy): nothing is kept, and the caller judges the group again under
         its rows' locks."""
         try:
-            # Pipelined (PostgreSQL): the checks and the writes with the audit's shard in one
-            # round trip, the audit's entries with the commit in another. A new policy found
-            # then rolls the writes back.
+            # Pipelined (PostgreSQL): BEGIN, the checks and the writes with the audit's shard,
+            # then the audit's entries, then COMMIT alone: three round trips. A new policy
+            # found then rolls the writes back.
             with self.db.write(pipelined=True) as tx:
                 keys = self.keys.generation_later(tx)
                 latest = self.policies.latest_activation_later(tx)
@@ -616,9 +616,11 @@ class CheckinService:
     def _write(
         self, tx: Transaction, judged: _Judged, encoded: EncodedStates | None = None
     ) -> None:
-        """Store what `judged` accepted in `tx`: states first, each over the version it was
-        judged on (StaleState if one moved), then check-in rows, whose UNIQUE (device_id,
-        nonce) is the last word on replays, then the audit entries. All roll back together."""
+        """Store what `judged` accepted in `tx`: states, each over the version it was judged
+        on (StaleState if one moved: at once where the store answers at once, else once the
+        audit's first read has brought the answers in), then check-in rows, whose UNIQUE
+        (device_id, nonce) is the last word on replays, then the audit entries. All roll back
+        together."""
         if not judged.rows:
             return
         try:

@@ -265,11 +265,14 @@ class SqlCheckinStore:
     def is_duplicate_nonce(self, exc: BaseException) -> bool:
         if not self.db.is_unique_violation(exc):
             return False
-        if self.db.dialect == "sqlite":  # "UNIQUE constraint failed: checkins.device_id, ..."
-            return "checkins." in str(exc)
-        # The partition's name on PostgreSQL: checkins_2026_12, checkins_default, ...
-        table = getattr(getattr(exc, "diag", None), "table_name", None) or ""
-        return table.startswith("checkins")
+        if self.db.dialect == "sqlite":
+            return "checkins.device_id, checkins.nonce" in str(exc)
+        # PostgreSQL names the partition (checkins_2026_12, checkins_default, ...) and its
+        # UNIQUE (device_id, nonce), checkins_..._device_id_nonce_key, not its primary key.
+        diag = getattr(exc, "diag", None)
+        table = getattr(diag, "table_name", None) or ""
+        constraint = getattr(diag, "constraint_name", None) or ""
+        return table.startswith("checkins") and constraint.endswith("_device_id_nonce_key")
 
     def seen(
         self, tx: Transaction, pairs: Sequence[tuple[str, str]], *, since: int | None = None

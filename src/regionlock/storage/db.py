@@ -223,6 +223,11 @@ class Transaction:
         self._sent = 0  # statements sent in this transaction
         self._answered_upto = 0  # the last one whose answer (and every earlier one's) is in
 
+    @property
+    def pipelined(self) -> bool:
+        """Whether `send` leaves statements unanswered until something is read."""
+        return self._pipeline is not None
+
     def _count(self) -> int:
         self._sent += 1
         return self._sent
@@ -798,9 +803,12 @@ class Database:
                             conn.execute("ROLLBACK")
                         raise
                     conn.execute("COMMIT")
+            elif pipelined:
+                with _pg_pipelined(conn, commit_in_pipeline=False) as tx:
+                    yield tx
             else:
-                with _pg_pipeline(conn, pipelined) as pipeline, conn.transaction():
-                    yield Transaction(conn, "postgresql", pipeline)
+                with conn.transaction():
+                    yield Transaction(conn, "postgresql")
 
     def _start_checkpointer(self) -> None:
         with self._registry_lock:
@@ -869,16 +877,38 @@ class Database:
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+            elif pipelined:
+                with _pg_pipelined(conn, commit_in_pipeline=True) as tx:
+                    yield tx
             else:
-                with _pg_pipeline(conn, pipelined) as pipeline, conn.transaction():
-                    yield Transaction(conn, "postgresql", pipeline)
+                with conn.transaction():
+                    yield Transaction(conn, "postgresql")
 
 
 @contextmanager
-def _pg_pipeline(conn: Any, pipelined: bool) -> Iterator[Any]:
-    """psycopg's pipeline mode around a transaction when asked for (else None)."""
-    if not pipelined:
-        yield None
-        return
-    with conn.pipeline() as pipeline:
-        yield pipeline
+def _pg_pipelined(conn: Any, *, commit_in_pipeline: bool) -> Iterator[Transaction]:
+    """A PostgreSQL transaction in psycopg's pipeline mode (the connection is in autocommit:
+    BEGIN, COMMIT and ROLLBACK are ours). BEGIN travels with the first statements. Leaving
+    the pipeline reads every answer not read yet, and raises the first error among them.
+
+    `commit_in_pipeline` (a read-only transaction): COMMIT travels with that last exchange.
+    Otherwise COMMIT is sent once every answer is in and none failed, and its answer is the
+    last exchange: a connection lost after it cannot fail a transaction that was kept. (psycopg's
+    own `transaction()` inside a pipeline syncs once more after the COMMIT, and BEGIN alone.)
+    Any failure, the caller's or the server's, rolls back; a connection that cannot is left
+    for `_pg_ready` to replace."""
+    from psycopg import pq
+
+    try:
+        with conn.pipeline() as pipeline:
+            conn.execute("BEGIN")
+            yield Transaction(conn, "postgresql", pipeline)
+            if commit_in_pipeline:
+                conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            with suppress(Exception):  # a lost connection is replaced by `_conn`
+                conn.execute("ROLLBACK")
+        raise
+    if not commit_in_pipeline:
+        conn.execute("COMMIT")

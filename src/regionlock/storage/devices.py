@@ -699,6 +699,8 @@ class SqlDeviceStore:
             if sent.rowcount() != len(params):
                 raise StaleState("a device changed while a batch of check-ins was being recorded")
 
+        if not tx.pipelined:  # answered already: StaleState now, before anything else is sent
+            get()
         return Pending(get)
 
     def lock_slots(
