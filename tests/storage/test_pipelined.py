@@ -5,6 +5,7 @@ it is kept; the check-in path runs its transactions pipelined."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from typing import Any
 
@@ -63,6 +64,22 @@ def test_an_error_sent_without_waiting_fails_the_whole_transaction(
     assert db.is_unique_violation(raised.value)
     with db.write(pipelined=pipelined) as tx:
         assert tx.send("SELECT v FROM pair WHERE k = 1").one() == (10,)  # the update is gone
+
+
+def test_an_error_caught_inside_still_keeps_nothing(pair: Database) -> None:
+    """A caller that catches a statement's error and carries on: the transaction cannot be
+    kept, and leaving it says so instead of committing quietly."""
+    db = pair
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite raises at the statement, and a failed statement alone is undone")
+    with pytest.raises(Exception) as raised, db.write(pipelined=True) as tx:
+        tx.send("UPDATE pair SET v = 99 WHERE k = 1")
+        tx.send("INSERT INTO pair (k, v) VALUES (2, 0)")
+        with contextlib.suppress(Exception):
+            tx.send("SELECT v FROM pair WHERE k = 1").one()
+    assert not db.is_unique_violation(raised.value)  # not the error caught inside
+    with db.read() as tx:
+        assert tx.one("SELECT v FROM pair WHERE k = 1") == (10,)
 
 
 def test_copy_is_refused_in_a_pipelined_transaction(db: Database) -> None:

@@ -911,4 +911,10 @@ def _pg_pipelined(conn: Any, *, commit_in_pipeline: bool) -> Iterator[Transactio
                 conn.execute("ROLLBACK")
         raise
     if not commit_in_pipeline:
+        if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+            # A statement failed and its error was caught inside: COMMIT would answer
+            # ROLLBACK and say nothing. Nothing is kept, and the caller is told.
+            with suppress(Exception):
+                conn.execute("ROLLBACK")
+            raise RuntimeError("a statement of this transaction failed: nothing was kept")
         conn.execute("COMMIT")
