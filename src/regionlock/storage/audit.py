@@ -717,7 +717,9 @@ class SqlAuditStore:
         after = plan.after
         if not plan.leaves:
             if after.sealed_seq != before.sealed_seq:  # numbers rolled back: none to wait for
-                tx.execute("UPDATE audit_tree SET sealed_seq = ? WHERE one = 1", (upto,))
+                tx.execute(
+                    "UPDATE audit_tree SET sealed_seq = ? WHERE one = 1", (after.sealed_seq,)
+                )
             return before, after
         tx.insert_many("audit_leaves", ("leaf", "seq"), plan.leaves)
         tx.insert_many("audit_nodes", ("level", "idx", "hash"), plan.nodes)

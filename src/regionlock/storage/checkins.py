@@ -230,10 +230,6 @@ def period_bounds(now: datetime, period: str, k: int) -> tuple[int, int, str]:
     return start, end, "checkins_" + datetime.fromtimestamp(start / 1000, UTC).strftime(form)
 
 
-def _waited(_: int) -> None:
-    """Nothing to tell once the statement has answered (its errors raise before)."""
-
-
 class SqlCheckinStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -260,7 +256,11 @@ class SqlCheckinStore:
             sent = tx.send(_INSERT_PG, columns, arrays=True)
         else:
             sent = tx.send_many(_INSERT, [r.params() for r in rows])
-        return Pending(lambda: _waited(sent.rowcount()))
+
+        def get() -> None:
+            sent.rowcount()  # waits for the answer: a pair recorded before raises by then
+
+        return Pending(get)
 
     def is_duplicate_nonce(self, exc: BaseException) -> bool:
         if not self.db.is_unique_violation(exc):

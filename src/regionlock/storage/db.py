@@ -244,15 +244,7 @@ class Transaction:
 
     def send(self, sql: str, params: Sequence[Any] = (), *, arrays: bool = False) -> Sent:
         """Run `sql` without waiting for it when pipelined; `arrays` as for `execute`."""
-        if self.dialect == "sqlite":
-            cur = self._conn.execute(sql, tuple(params))
-            index = self._count()
-            rows = cur.fetchall() if cur.description is not None else []
-            return Sent(self, cur, index, rows)
-        if arrays:
-            cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
-        else:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
+        cur = self._run(sql, params, arrays)
         return Sent(self, cur, self._count(), None if self._pipeline is not None else _rows(cur))
 
     def send_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> Sent:
@@ -266,16 +258,19 @@ class Transaction:
     def _sql(self, sql: str) -> str:
         return sql if self.dialect == "sqlite" else _to_pyformat(sql)
 
+    def _run(self, sql: str, params: Sequence[Any], arrays: bool) -> Any:
+        """The driver's cursor of `sql` run (sent, when pipelined); `arrays` as for `execute`."""
+        if arrays and self.dialect == "postgresql":
+            return self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
+        return self._conn.execute(self._sql(sql), tuple(params))
+
     def execute(self, sql: str, params: Sequence[Any] = (), *, arrays: bool = False) -> int:
         """Run `sql`; the rows it changed. `arrays`: a PostgreSQL statement whose parameters
         carry many rows as arrays (`unnest(?::text[], ...)`). They go in binary (in text,
         psycopg escapes every element in Python: 15 ms instead of 1 ms for 1,000 JSON texts),
         and the statement is planned for these very values every time, never with a cached
         generic plan (which guesses the arrays' size and may scan a whole table)."""
-        if arrays and self.dialect == "postgresql":
-            cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
-        else:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
+        cur = self._run(sql, params, arrays)
         self._wait_for(self._count())
         return int(cur.rowcount or 0)
 
@@ -298,10 +293,7 @@ class Transaction:
         self, sql: str, params: Sequence[Any] = (), *, arrays: bool = False
     ) -> list[tuple[Any, ...]]:
         """The rows of a query; `arrays` as for `execute`."""
-        if arrays and self.dialect == "postgresql":
-            cur = self._conn.execute(_to_pyformat(sql, "%b"), tuple(params), prepare=False)
-        else:
-            cur = self._conn.execute(self._sql(sql), tuple(params))
+        cur = self._run(sql, params, arrays)
         rows = [tuple(r) for r in cur.fetchall()]
         self._answered(self._count())
         return rows
@@ -348,7 +340,7 @@ class Transaction:
 
 
 def _rows(cursor: Any) -> list[Any]:
-    """A finished PostgreSQL statement's rows (none for one that returns no rows)."""
+    """A finished statement's rows (none for one that returns no rows)."""
     return cursor.fetchall() if cursor.description is not None else []
 
 

@@ -635,6 +635,8 @@ class SqlDeviceStore:
         self, tx: Transaction, device_ids: Sequence[str], *, lock: bool
     ) -> Pending[dict[str, tuple[DeviceState, int]]]:
         ids = sorted(set(device_ids))
+        if not ids:  # nothing to read: no statement
+            return Pending(dict)
         # Row locks are PostgreSQL's (SQLite's one writer serialises already), in id order.
         suffix = " ORDER BY id FOR UPDATE" if lock and tx.dialect == "postgresql" else ""
         if tx.dialect == "postgresql":
