@@ -287,13 +287,17 @@ class Fleet:
             "sim": [sim],
         }
 
-    def tokens(self, count: int) -> list[str]:
-        """`count` check-in tokens, round-robin over the devices, signed now."""
+    def tokens(self, count: int, devices: range | None = None) -> list[str]:
+        """`count` check-in tokens, round-robin over the devices (or those of `devices`, from
+        its first), signed now."""
         out = []
         iat = int(time.time())
-        for _ in range(count):
-            i = self.cursor
-            self.cursor = (self.cursor + 1) % self.n
+        for k in range(count):
+            if devices is not None:
+                i = devices[k % len(devices)]
+            else:
+                i = self.cursor
+                self.cursor = (self.cursor + 1) % self.n
             self.counters[i] += 1
             request = CheckinRequest(
                 secrets.token_urlsafe(16), self.counters[i], iat, self.signals(i)
@@ -1074,6 +1078,24 @@ def pairs_report(rows: list[Row], paired: list[Paired]) -> str:
             out.append(
                 f"- HTTP, {workers} worker(s): {mid:.2f} {'✓' if mid >= 0.8 else '✗'}"
                 f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+            )
+        node = {  # CPU seconds a check-in, in us: the service's, and PostgreSQL's backends'
+            backend: [
+                (c.server_cpu / c.rate * 1e6, c.db_cpu / c.rate * 1e6)
+                for r in rows
+                if r.workers == workers and r.backend == backend and (c := r.checkin).rate
+            ]
+            for backend in ("sqlite", "postgresql")
+        }
+        if node["sqlite"] and node["postgresql"]:
+            lite_us = statistics.median(x for x, _ in node["sqlite"])
+            pg_us = statistics.median(x for x, _ in node["postgresql"])
+            db_us = statistics.median(y for _, y in node["postgresql"])
+            out.append(
+                f"  The service's own CPU a check-in: SQLite {lite_us:,.0f} us (the database"
+                f" inside it), PostgreSQL {pg_us:,.0f} us (its backends apart: {db_us:,.0f} us"
+                f" more). With PostgreSQL on a host of its own, a CPU-bound node would reach"
+                f" {lite_us / pg_us:.2f} of SQLite's rate: a projection from CPU, not measured."
             )
     if paired:
         ratios = [p.us["sqlite"] / p.us["postgresql"] for p in paired]
