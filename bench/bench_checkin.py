@@ -1079,11 +1079,13 @@ def pairs_report(rows: list[Row], paired: list[Paired]) -> str:
                 f"- HTTP, {workers} worker(s): {mid:.2f} {'✓' if mid >= 0.8 else '✗'}"
                 f" (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
             )
-        node = {  # CPU seconds a check-in, in us: the service's, and PostgreSQL's backends'
+        node = {  # CPU a check-in answered 200, in us: the service's, PostgreSQL's backends'
             backend: [
-                (c.server_cpu / c.rate * 1e6, c.db_cpu / c.rate * 1e6)
+                (c.server_cpu / ok * 1e6, c.db_cpu / ok * 1e6)
                 for r in rows
-                if r.workers == workers and r.backend == backend and (c := r.checkin).rate
+                if r.workers == workers
+                and r.backend == backend
+                and (ok := (c := r.checkin).statuses.get("200", 0) / c.seconds)
             ]
             for backend in ("sqlite", "postgresql")
         }
@@ -1094,8 +1096,9 @@ def pairs_report(rows: list[Row], paired: list[Paired]) -> str:
             out.append(
                 f"  The service's own CPU a check-in: SQLite {lite_us:,.0f} us (the database"
                 f" inside it), PostgreSQL {pg_us:,.0f} us (its backends apart: {db_us:,.0f} us"
-                f" more). With PostgreSQL on a host of its own, a CPU-bound node would reach"
-                f" {lite_us / pg_us:.2f} of SQLite's rate: a projection from CPU, not measured."
+                f" more). With PostgreSQL on a host of its own, a node bound by its CPU would"
+                f" reach {lite_us / pg_us:.2f} of SQLite's rate: a projection from CPU, not"
+                " measured (and SQLite's one writer may bind before its CPU does)."
             )
     if paired:
         ratios = [p.us["sqlite"] / p.us["postgresql"] for p in paired]

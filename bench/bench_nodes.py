@@ -28,16 +28,20 @@ Each round, for each node count in turn (the order alternates between rounds):
    its records are in the node's memory), then `--seconds` measured, all wrks at once.
 
 Reported per node count (medians over rounds): check-ins a second in all and per node; the
-scaling, rate(k) / (k x rate(1)), with 1.0 meaning perfectly additive; the share of the
-nodes' CFS periods in which they were throttled (near 1: each node used its whole budget, so
-the node, not the database, was the limit); CPU per check-in of the nodes and of
-PostgreSQL's backends; the machine's busy share, the ballast's left out (near 2 cores: the
-machine, not the nodes, was the limit, and the report says so); wrk's p99 per node (set by
-the CFS throttling as much as by the service: a throttled node stops for the rest of its
-10 ms period).
+scaling, rate(k) / (k x rate(1)) from each round's own runs, 1.0 meaning perfectly additive;
+the nodes' CPU over their budgets, and the share of their CFS periods in which they were
+throttled (both near 1: the budgets, not the database, set the rate); CPU per check-in of
+the nodes and of PostgreSQL's backends (read once the nodes have finished what was in flight,
+over the rows stored meanwhile); the share of the busy database backends, sampled every
+20 ms, that were waiting on a heavyweight lock (nodes serialising on a shared row would show
+there: device rows cannot, as each device talks to one node); the machine's busy share, the
+ballast's left out (near 2 cores: the machine, not the nodes, set the rate, and the report
+says so); the worst node's p99 from wrk. That p99 is a closed loop's: by Little's law, 32
+connections at about 320 answers a second wait about 100 ms on average, whatever the service
+does; bench_latency.py measures latency.
 
 Checks: every answer is a 200 (others are counted and the row flagged), and the store holds as
-many more check-in rows as there were 200s, up to the requests in flight when each wrk stopped.
+many more check-in rows as there were 200s, up to the requests in flight when the wrks stopped.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +89,7 @@ class CpuBudget:
         self.v2 = v2
 
     def __enter__(self) -> CpuBudget:
-        quota = max(1000, int(self.share * PERIOD_US))
+        quota = int(self.share * PERIOD_US)
         try:
             self.path.mkdir(exist_ok=True)
             if self.v2:
@@ -95,6 +100,8 @@ class CpuBudget:
                 (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
                 (self.path / "cpu.cfs_quota_us").write_text(str(quota))
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
             raise SystemExit(
                 f"cannot make a CPU cgroup at {self.path} ({exc}): run as root on a machine"
                 " with a writable cgroup file system, or with --node-cpu 0 (nodes uncapped,"
@@ -104,7 +111,15 @@ class CpuBudget:
 
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(OSError):
-            self.path.rmdir()  # fails while a process is still inside; left for the next run
+            self.path.rmdir()  # fails while a process is still inside: see sweep()
+
+    @classmethod
+    def sweep(cls) -> None:
+        """Remove the empty groups that earlier runs of this benchmark left behind."""
+        for root in (cls.V1, cls.V2):
+            for group in root.glob("regionlock-bench-node-*") if root.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    group.rmdir()
 
     def admit(self, root: int) -> None:
         """Put a process and everything it has started into the group."""
@@ -124,11 +139,12 @@ class CpuBudget:
 
 class Ballast:
     """Processes that spin at idle priority (SCHED_IDLE: they run only when nothing else wants
-    a CPU), one a CPU, inside the block. On this VM an idle virtual CPU is slow to wake: one
-    node alone, the machine half idle, spent 1,093 us of CPU a check-in against 899 for each of
-    two nodes side by side (2026-12-08 03:55 UTC), which read as 1.21 of perfect scaling. With
-    every CPU kept awake in every run, the runs compare the nodes, not the VM's idle states
-    (933 and 878 us, 1.03)."""
+    a CPU), one a CPU, inside the block. Without them, one node alone, the machine half idle,
+    spent 1,093 us of CPU a check-in against 899 for each of two nodes side by side
+    (2026-12-08 03:55 UTC), which read as 1.21 of perfect scaling; with them, 933 and 878 us
+    (1.03). Why a half-idle VM makes a node cost more CPU was not separated (a guess: virtual
+    CPUs that halt and wake, and caches cooled meanwhile). Kept busy in every run, the runs
+    compare the nodes rather than how idle the machine was."""
 
     CODE = "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True: pass"
 
@@ -191,8 +207,12 @@ class Run:
     per_node: list[float]
     p99_ms: list[float]
     throttled: float  # share of the nodes' CFS periods in which they were throttled
+    used: float  # the nodes' CPU over their budgets, in the measured window
     node_us: float  # the nodes' CPU per check-in answered 200
     db_us: float  # PostgreSQL's backends' CPU per check-in
+    lock_waits: float  # share of busy backend samples waiting on a heavyweight lock
+    locks: Counter[str]  # those samples by the kind of lock
+    waiting: Counter[str]  # and by the statement that waited (its start)
     busy: float  # the machine's busy share, in cores, the ballast's left out
     errors: dict[str, int]
     stored_ok: bool
@@ -237,22 +257,28 @@ def one_run(
         # check-ins still in flight when its wrks stopped).
         before = bc.count_checkins(store.url)
         pids = bc.postgres_backends(args.pg_admin_url, store.url)
-        assert all(s.proc is not None for s in servers)
-        n0 = [bc.tree_cpu(s.proc.pid) for s in servers if s.proc is not None]
+        roots = [s.proc.pid for s in servers if s.proc is not None]
+        n0 = [bc.tree_cpu(pid) for pid in roots]
         d0, b0, t0 = bc.pids_cpu(pids), bc.machine_busy(), time.monotonic()
         spun0 = ballast.cpu() if ballast else 0.0
         th0 = [b.throttled() for b in budgets]
-        loads = _parallel_wrk(servers, measured, args.seconds, args.concurrency, lua)
-        n1 = [bc.tree_cpu(s.proc.pid) for s in servers if s.proc is not None]
+        with LockWaits(args.pg_admin_url, store.url) as waits:
+            loads = _parallel_wrk(servers, measured, args.seconds, args.concurrency, lua)
+        # The CPU is read once the nodes have finished what was in flight when the wrks
+        # stopped, and divided by the rows stored meanwhile: those check-ins' CPU and count
+        # both fall inside the window.
+        after = _settled_count(store.url)
+        n1 = [bc.tree_cpu(pid) for pid in roots]
+        now_pids = bc.postgres_backends(args.pg_admin_url, store.url)
         d1, b1, wall = bc.pids_cpu(pids), bc.machine_busy(), time.monotonic() - t0
+        born = [pid for pid in now_pids if pid not in pids]  # all their CPU is the window's
+        d1 += bc.pids_cpu(born)
         spun = (ballast.cpu() if ballast else 0.0) - spun0
         th1 = [b.throttled() for b in budgets]
-    after = bc.count_checkins(store.url)
-    oks = sum(load.statuses.get("200", 0) for load in loads)
-    answered = oks
-    extra = (after - before) - answered
-    most = 2 * k * args.concurrency  # in flight when the warm-up's and the run's wrks stopped
-    stored_ok = 0 <= extra <= most
+    answered = sum(load.statuses.get("200", 0) for load in loads)
+    stored = after - before
+    extra = stored - answered
+    stored_ok = 0 <= extra <= k * args.concurrency  # in flight when the run's wrks stopped
     errors: dict[str, int] = {}
     for load in loads:
         for kind, n in load.errors().items():
@@ -261,6 +287,8 @@ def one_run(
         errors["warm-up not finished"] = errors.get("warm-up not finished", 0) + 1
     if any(load.exhausted for load in loads):
         errors["tokens ran out"] = errors.get("tokens ran out", 0) + 1
+    if any(pid not in now_pids for pid in pids):
+        errors["a backend exited (its CPU uncounted)"] = 1
     periods = sum(b[0] - a[0] for a, b in zip(th0, th1, strict=True))
     throttled = sum(b[1] - a[1] for a, b in zip(th0, th1, strict=True))
     rates = [load.statuses.get("200", 0) / load.seconds for load in loads]
@@ -271,23 +299,85 @@ def one_run(
         per_node=rates,
         p99_ms=[load.p99_ms for load in loads],
         throttled=throttled / periods if periods else float("nan"),
-        node_us=sum(n1) - sum(n0),
-        db_us=d1 - d0,
+        used=(sum(n1) - sum(n0)) / (k * args.node_cpu * wall) if args.node_cpu > 0 else 0.0,
+        node_us=(sum(n1) - sum(n0)) / stored * 1e6 if stored else float("nan"),
+        db_us=(d1 - d0) / stored * 1e6 if stored else float("nan"),
+        lock_waits=waits.share(),
+        locks=waits.locks(),
+        waiting=waits.waiting,
         busy=(b1 - b0 - spun) / wall,
         errors=errors,
         stored_ok=stored_ok,
-        stored_note=f"{after - before:,} rows stored for {answered:,} 200s ({extra} more)",
+        stored_note=f"{stored:,} rows stored for {answered:,} 200s ({extra} more)",
     )
-    count = total * wall
-    run.node_us = run.node_us / count * 1e6 if count else float("nan")
-    run.db_us = run.db_us / count * 1e6 if count else float("nan")
     print(
         f"  round {rnd}, {k} node(s): {total:,.0f} check-ins/s"
-        f" ({', '.join(f'{r:,.0f}' for r in rates)}), throttled {run.throttled:.0%},"
-        f" machine {run.busy:.2f} cores, {run.stored_note}",
+        f" ({', '.join(f'{r:,.0f}' for r in rates)}), budget used {run.used:.0%},"
+        f" lock waits {run.lock_waits:.1%} {dict(run.locks)}, machine {run.busy:.2f} cores,"
+        f" {run.stored_note}",
         file=sys.stderr,
     )
     return run
+
+
+def _settled_count(url: str, quiet_s: float = 0.3, most_s: float = 10.0) -> int:
+    """The store's check-in count once it has stopped growing for `quiet_s`."""
+    last, since = bc.count_checkins(url), time.monotonic()
+    deadline = since + most_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = bc.count_checkins(url)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return last
+
+
+class LockWaits:
+    """Samples, every 20 ms inside the block, what the bench database's busy backends wait
+    on (pg_stat_activity): the share waiting on a heavyweight lock (a row, a transaction) is
+    what nodes serialising on something shared would show."""
+
+    def __init__(self, admin_url: str, url: str) -> None:
+        self.admin_url, self.name = admin_url, url.rsplit("/", 1)[1]
+        self.seen: Counter[str] = Counter()
+        self.waiting: Counter[str] = Counter()  # the statements waiting on a lock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> LockWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psycopg
+
+        query = (
+            "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), left(query, 60)"
+            " FROM pg_stat_activity WHERE datname = %s AND state = 'active'"
+        )
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            while not self._stop.wait(0.02):
+                for kind, statement in conn.execute(query, (self.name,)).fetchall():
+                    self.seen[kind] += 1
+                    if kind.startswith("Lock:"):
+                        self.waiting[" ".join(statement.split())] += 1
+
+    def locks(self) -> Counter[str]:
+        """Samples waiting on each kind of heavyweight lock (`extend`: a table or index
+        growing by a page; `transactionid` and `tuple`: a row another transaction holds)."""
+        return Counter(
+            {k.split(":", 1)[1]: n for k, n in self.seen.items() if k.startswith("Lock:")}
+        )
+
+    def share(self) -> float:
+        busy = sum(self.seen.values())
+        return sum(self.locks().values()) / busy if busy else 0.0
 
 
 def _warm_up(
@@ -364,9 +454,10 @@ def report(runs: list[Run], args: argparse.Namespace, meta: str) -> str:
         "",
         meta,
         "",
-        "| nodes | check-ins/s in all | per node | scaling | throttled | node CPU/check-in"
-        " | PostgreSQL CPU/check-in | machine busy | p99 per node | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| nodes | check-ins/s in all | per node | scaling | budget used | throttled"
+        " | node CPU/check-in | PostgreSQL CPU/check-in | lock waits | machine busy"
+        " | worst node's p99 | errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for k in counts:
         rs = by[k]
@@ -381,9 +472,10 @@ def report(runs: list[Run], args: argparse.Namespace, meta: str) -> str:
                 errors[kind] = errors.get(kind, 0) + n
         p99 = med(max(r.p99_ms) for r in rs)
         lines.append(
-            f"| {k} | {rate:,.0f} | {rate / k:,.0f} | {scaling} |"
+            f"| {k} | {rate:,.0f} | {rate / k:,.0f} | {scaling} | {med(r.used for r in rs):.0%} |"
             f" {med(r.throttled for r in rs):.0%} | {med(r.node_us for r in rs):,.0f} us |"
-            f" {med(r.db_us for r in rs):,.0f} us | {med(r.busy for r in rs):.2f} cores |"
+            f" {med(r.db_us for r in rs):,.0f} us | {med(r.lock_waits for r in rs):.1%} |"
+            f" {med(r.busy for r in rs):.2f} cores |"
             f" {p99:.1f} ms | {', '.join(f'{n} {e}' for e, n in errors.items()) or 'none'} |"
         )
     lines.append("")
@@ -395,6 +487,17 @@ def report(runs: list[Run], args: argparse.Namespace, meta: str) -> str:
                 f"- {k} nodes: {med(ratios):.2f} of {k} times one node's rate, median of"
                 f" {len(ratios)} rounds side by side: throughput {verdict}"
                 f" (at least {SCALING_TARGET:g} counts)."
+            )
+    for k in counts:
+        kinds: Counter[str] = sum((r.locks for r in by[k]), Counter())
+        if kinds:
+            statements: Counter[str] = sum((r.waiting for r in by[k]), Counter())
+            lines.append(
+                f"- Lock waits with {k} node(s), by kind (samples, all rounds): "
+                + ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+                + "; by statement: "
+                + "; ".join(f"`{q}...` {n}" for q, n in statements.most_common(3))
+                + "."
             )
     busy_limit = 0.9 * (os.cpu_count() or 2)
     saturated = [r for r in runs if r.busy >= busy_limit]
@@ -440,7 +543,9 @@ def main() -> int:
     )
     parser.add_argument("--devices", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="an even number balances a drift (default 4)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="connections per node")
     parser.add_argument(
         "--quiet-wait",
@@ -454,13 +559,18 @@ def main() -> int:
         help="a PostgreSQL database to connect to for CREATE/DROP DATABASE",
     )
     args = parser.parse_args()
-    counts = [int(k) for k in args.nodes.split(",")]
+    counts = sorted({int(k) for k in args.nodes.split(",")})
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
     if min(counts) < 1 or args.rounds < 1:
         print("--nodes and --rounds must be at least 1", file=sys.stderr)
         return 2
+    if 0 < args.node_cpu < 0.1:
+        print("--node-cpu below 0.1 of a core is too small a slice to mean much", file=sys.stderr)
+        return 2
+    if args.node_cpu > 0:
+        CpuBudget.sweep()
     if args.devices < 8 * args.concurrency * max(counts):
         print(
             f"--devices {args.devices} is too few for {max(counts)} nodes of"

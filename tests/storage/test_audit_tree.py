@@ -11,7 +11,8 @@ import threading
 import pytest
 
 from regionlock.domain import merkle
-from regionlock.storage import Database
+from regionlock.services.audit_tree import AuditSealer, AuditTree
+from regionlock.storage import Database, Stores
 from regionlock.storage import audit as audit_module
 from regionlock.storage.audit import (
     NODE_LEVEL,
@@ -429,3 +430,44 @@ def test_a_trail_written_before_the_tree_migrates_and_still_verifies(unmigrated:
     first_new = store.entries(after=5, limit=1)[0]
     if first_new.shard == 0:
         assert first_new.prev_hash == prev
+
+
+# -- the sealer of each node ---------------------------------------------------------------------
+
+
+def test_a_lone_sealer_seals_every_round(db: Database) -> None:
+    store = SqlAuditStore(db)
+    sealer = AuditSealer(AuditTree.of(Stores.on(db)))
+    for n in (3, 5):
+        add(db, store, n)
+        assert sealer.round() is True
+        assert store.tree().sealed_seq == store.settled()
+    assert store.unsealed() == 0
+
+
+def test_nodes_sealers_take_turns_and_seal_everything(db: Database) -> None:
+    """Two nodes' sealers on one store: once each has looked, one seals each time both have
+    had a round, and every entry is sealed all the same."""
+    store = SqlAuditStore(db)
+    a, b = (AuditSealer(AuditTree.of(Stores.on(db))) for _ in range(2))
+    a.round()
+    b.round()
+    sealed = 0
+    for _ in range(6):
+        add(db, store, 4)
+        sealed += [a.round(), b.round()].count(True)
+        assert store.unsealed() == 0
+    assert sealed == 6
+
+
+def test_a_sealer_takes_over_when_the_others_stop(db: Database) -> None:
+    store = SqlAuditStore(db)
+    a, b = (AuditSealer(AuditTree.of(Stores.on(db))) for _ in range(2))
+    for _ in range(3):
+        a.round()
+        b.round()
+    add(db, store, 7)  # b stops; within two of a's rounds, a seals what it left
+    rounds = [a.round(), a.round()]
+    assert rounds.count(True) >= 1
+    assert store.unsealed() == 0
+    assert store.tree().size == len(store.entries(limit=1_000))

@@ -4,8 +4,9 @@ an outsider checks them with (docs/audit.md, "Shards and the tree").
 Appends only join their shard's chain; this service then puts every settled entry into the one
 tree, in number order, and signs the tree's head: a JWS (signing/audit_head.py, version 2)
 stating its size and root. Any node may seal: the store's lock on the tree lets one at a time
-grow it, and a node that comes second finds the work done. `AuditSealer` does it every second
-in each service process; `regionlock audit head` and the webhook outbox seal before they read.
+grow it, and a node that comes second finds the work done. `AuditSealer` looks every second
+in each service process, and seals unless another node has since the last look;
+`regionlock audit head` and the webhook outbox seal before they read.
 """
 
 from __future__ import annotations
@@ -130,7 +131,14 @@ class AuditTree:
 
 class AuditSealer:
     """One daemon thread per service process that seals the audit trail every `poll_s` and
-    signs a tree head at most every `sign_every` (docs/audit.md). Errors are logged, retried."""
+    signs a tree head at most every `sign_every` (docs/audit.md). Errors are logged, retried.
+
+    Nodes take turns: a round skips when another node has sealed since this one last looked
+    (the tree's last sealed number moved without it). A seal first waits for a share of every
+    shard's lock (`settled`), which holds up appends for as long; with every node sealing
+    every second, nodes on one PostgreSQL made as many such waits (bench/README.md, "Several
+    nodes"). Now the trail is sealed about once a `poll_s` however many nodes there are, and a
+    node still seals when the one that did stops."""
 
     def __init__(
         self,
@@ -147,6 +155,7 @@ class AuditSealer:
         self.sign_every = sign_every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="audit-sealer", daemon=True)
+        self._last_seen: int | None = None  # the tree's last sealed number, last we looked
 
     def start(self) -> AuditSealer:
         self._thread.start()
@@ -157,13 +166,25 @@ class AuditSealer:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def round(self) -> bool:
+        """One round: seal, unless another node has sealed since the last round. Whether
+        this one sealed."""
+        current = self.tree.audit.tree().sealed_seq
+        if self._last_seen is not None and current != self._last_seen:
+            self._last_seen = current
+            return False
+        self._last_seen = self.tree.seal(sign_after=self.sign_every).sealed_seq
+        return True
+
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
             started = time.perf_counter()
             try:
-                self.tree.seal(sign_after=self.sign_every)
+                if not self.round():
+                    continue
             except Exception:
                 log.exception("sealing the audit trail failed; retrying")
+                self._last_seen = None  # the next round seals
                 continue
             if self.on_seal is not None:
                 try:
