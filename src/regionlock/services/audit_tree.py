@@ -6,7 +6,8 @@ tree, in number order, and signs the tree's head: a JWS (signing/audit_head.py, 
 stating its size and root. Any node may seal: the store's lock on the tree lets one at a time
 grow it, and a node that comes second finds the work done. `AuditSealer` looks every second
 in each service process, and seals unless another node has since the last look;
-`regionlock audit head` and the webhook outbox seal before they read.
+`regionlock audit head` and the webhook outbox (while an endpoint is enabled) seal before
+they read.
 """
 
 from __future__ import annotations
@@ -67,10 +68,12 @@ class AuditTree:
                 progress(after.size - before.size)
             if after.sealed_seq >= upto or after.size == before.size:
                 break
-        self._sign_if_due(after, sign_after)
+        self.sign_if_due(after, sign_after)
         return after
 
-    def _sign_if_due(self, tree: TreeState, sign_after: timedelta | None) -> None:
+    def sign_if_due(self, tree: TreeState, sign_after: timedelta | None) -> None:
+        """Sign and keep a head of `tree` if the newest kept head is smaller and older than
+        `sign_after` (None: whenever it is smaller)."""
         now = self.clock()
         last = self.audit.tree_heads(limit=1)
         if last and last[0].size >= tree.size:
@@ -137,8 +140,10 @@ class AuditSealer:
     (the tree's last sealed number moved without it). A seal first waits for a share of every
     shard's lock (`settled`), which holds up appends for as long; with every node sealing
     every second, nodes on one PostgreSQL made as many such waits (bench/README.md, "Several
-    nodes"). Now the trail is sealed about once a `poll_s` however many nodes there are, and a
-    node still seals when the one that did stops."""
+    nodes"). Now the sealers seal about once a `poll_s` between them, and a node still seals
+    when the one that did stops. A node that skips still signs a head that is due. The webhook
+    outbox, while an endpoint is enabled, seals before it reads in every process (`fan_out`):
+    with webhooks on, each node still seals about once a second."""
 
     def __init__(
         self,
@@ -169,9 +174,10 @@ class AuditSealer:
     def round(self) -> bool:
         """One round: seal, unless another node has sealed since the last round. Whether
         this one sealed."""
-        current = self.tree.audit.tree().sealed_seq
-        if self._last_seen is not None and current != self._last_seen:
-            self._last_seen = current
+        current = self.tree.audit.tree()
+        if self._last_seen is not None and current.sealed_seq != self._last_seen:
+            self._last_seen = current.sealed_seq
+            self.tree.sign_if_due(current, self.sign_every)  # whoever seals, heads are kept
             return False
         self._last_seen = self.tree.seal(sign_after=self.sign_every).sealed_seq
         return True
