@@ -17,6 +17,7 @@ from test_checkin_pipeline import TEHRAN
 from regionlock.domain.errors import InvalidInput
 from regionlock.domain.webhooks import Attempt, body_digest
 from regionlock.geo import Locator
+from regionlock.services.audit_tree import AuditSealer, AuditTree
 from regionlock.services.checkin import CheckinService
 from regionlock.services.registry import Registry
 from regionlock.services.webhooks import UnknownEndpoint, Webhooks
@@ -252,3 +253,22 @@ def test_two_processes_send_each_event_once(db: Database) -> None:
         assert len(got) == len(set(got)) == expected
     finally:
         other.close()
+
+
+def test_an_outbox_that_does_not_seal_sends_what_a_sealer_has_sealed(db: Database) -> None:
+    """In a service the outbox leaves sealing to the nodes' sealers (which take turns) and
+    reads only what they have sealed: a change recorded after the last seal waits for the
+    next one, and is then sent."""
+    clock = Clock()
+    stores, webhooks, registry = _setup(db, clock)
+    webhooks.add("https://crm.example.com/rl", ["device.locked"], name="crm", actor="t")
+    registry.lock(imei(1), reason="stolen", actor="cli:ana", now=T0)
+    assert webhooks.fan_out(seal=False) == 0  # not sealed yet: nothing read
+    assert stores.audit.unsealed() > 0
+    AuditSealer(AuditTree.of(stores)).round()
+    assert webhooks.fan_out(seal=False) == 1
+    receiver = Receiver()
+    assert [webhooks.attempt(d, "me", receiver) for d in webhooks.claim("me", 9, timedelta(1))] == [
+        "delivered"
+    ]
+    assert json.loads(receiver.got[0][2])["type"] == "device.locked"

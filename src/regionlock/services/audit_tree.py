@@ -6,8 +6,8 @@ tree, in number order, and signs the tree's head: a JWS (signing/audit_head.py, 
 stating its size and root. Any node may seal: the store's lock on the tree lets one at a time
 grow it, and a node that comes second finds the work done. `AuditSealer` looks every second
 in each service process, and seals unless another node has since the last look;
-`regionlock audit head` and the webhook outbox (while an endpoint is enabled) seal before
-they read.
+`regionlock audit head` seals before it reads, and so does `Webhooks.fan_out` unless told
+not to (a service's outbox reads what the sealers have sealed).
 """
 
 from __future__ import annotations
@@ -141,9 +141,9 @@ class AuditSealer:
     shard's lock (`settled`), which holds up appends for as long; with every node sealing
     every second, nodes on one PostgreSQL made as many such waits (bench/README.md, "Several
     nodes"). Now the sealers seal about once a `poll_s` between them, and a node still seals
-    when the one that did stops. A node that skips still signs a head that is due. The webhook
-    outbox, while an endpoint is enabled, seals before it reads in every process (`fan_out`):
-    with webhooks on, each node still seals about once a second."""
+    when the one that did stops. A node that skips still signs a head that is due. A service's
+    webhook outbox reads what the sealers have sealed rather than sealing itself
+    (`WebhookDispatcher(seal=False)`)."""
 
     def __init__(
         self,

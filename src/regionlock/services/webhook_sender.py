@@ -112,8 +112,13 @@ class WebhookDispatcher:
         senders: int = 8,
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
+        seal: bool = True,
     ) -> None:
+        """`seal`: seal the audit trail before each fan-out. False where the process runs an
+        `AuditSealer`: the outbox then reads what the nodes' sealers, taking turns, have
+        sealed (up to about two of their polls later) rather than sealing in every node."""
         self.webhooks = webhooks
+        self.seal = seal
         self.send = send
         self.poll_s = poll_s
         self.senders = senders
@@ -143,7 +148,7 @@ class WebhookDispatcher:
 
     def run_once(self) -> int:
         """Queue new events and start the due deliveries there is room for; how many started."""
-        self.webhooks.fan_out()
+        self.webhooks.fan_out(seal=self.seal)
         self._busy = {f for f in self._busy if not f.done()}
         room = self.senders - len(self._busy)
         if room <= 0:

@@ -214,15 +214,18 @@ class Webhooks:
 
     # -- the outbox --------------------------------------------------------------------------------
 
-    def fan_out(self, limit: int = FAN_OUT_BATCH) -> int:
+    def fan_out(self, limit: int = FAN_OUT_BATCH, *, seal: bool = True) -> int:
         """Queue the events of the audit entries after the cursor for the endpoints that want
-        them, and move the cursor past those entries; the number of deliveries queued."""
+        them, and move the cursor past those entries; the number of deliveries queued. Only
+        sealed entries are read: with `seal`, every settled one is sealed first; without, those
+        the sealers have sealed so far."""
         now = self.clock()
         if not any(e.enabled for e in self.webhooks.endpoints()):
             return 0  # idle: no write transaction every poll
         upto = None
         if self.tree is not None:
-            upto = self.tree.seal(sign_after=SIGN_EVERY).sealed_seq
+            tree = self.tree.seal(sign_after=SIGN_EVERY) if seal else self.audit.tree()
+            upto = tree.sealed_seq
         with self.db.write() as tx:
             cursor = self.webhooks.cursor_for_update(tx)
             endpoints = [e for e in self.webhooks.endpoints(tx) if e.enabled]
