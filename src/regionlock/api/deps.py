@@ -182,8 +182,9 @@ class State:
             clock=self.clock.now,
             before=lambda now, stopping: self._daily(overview, now, stopping),
         ).start()
-        # Seals the audit trail's settled entries into its Merkle tree every second and signs a
-        # tree head every minute; any node may, one at a time (docs/audit.md).
+        # Seals the audit trail's settled entries into its Merkle tree and signs a tree head
+        # every minute; the nodes' sealers take turns, about one seal a second between them
+        # (docs/audit.md).
         self.audit_tree = AuditTree.of(self.stores)
         self.audit_sealer = AuditSealer(self.audit_tree, on_seal=self.metrics.observe_seal).start()
 
