@@ -59,6 +59,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -380,6 +381,45 @@ class LockWaits:
         return sum(self.locks().values()) / busy if busy else 0.0
 
 
+class _Received:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.count = 0
+
+
+@contextlib.contextmanager
+def _receiver(wanted: bool) -> Iterator[_Received | None]:
+    """With `wanted`: an HTTP receiver on a free local port that answers every POST with 200
+    and counts them, and nodes allowed to send to it; else None."""
+    if not wanted:
+        yield None
+        return
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    port = bc.free_port()
+    got = _Received(f"http://127.0.0.1:{port}/hook")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.count += 1
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    os.environ["REGIONLOCK_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the nodes inherit it
+    try:
+        yield got
+    finally:
+        server.shutdown()
+        os.environ.pop("REGIONLOCK_WEBHOOK_ALLOW_PRIVATE", None)
+
+
 def _warm_up(
     servers: list[bc.Server], tokens: list[Path], rows: int, url: str, concurrency: int, lua: Path
 ) -> bool:
@@ -541,6 +581,12 @@ def main() -> int:
         action="store_false",
         help="leave idle CPUs idle (see Ballast: on a VM, that makes a lone node look slower)",
     )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="register a webhook endpoint for every event, on a receiver in this process, so"
+        " that each node's outbox runs as it does in production",
+    )
     parser.add_argument("--devices", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument(
@@ -585,13 +631,20 @@ def main() -> int:
         tmp = Path(d)
         lua = tmp / "checkin.lua"
         lua.write_text(bc.WRK_LUA)
-        with bc.ready_store("postgresql", args, tmp) as store:
+        with bc.ready_store("postgresql", args, tmp) as store, _receiver(args.webhook) as got:
+            if got is not None:
+                bc.run_cli("webhook", "add", "--url", got.url, "--events", "*", "--db", store.url)
             for rnd in range(args.rounds):
                 order = counts if rnd % 2 == 0 else counts[::-1]
                 for k in order:
                     runs.append(one_run(store, k, args, tmp, lua, rnd))
     # Rounds in the order run; report() pairs each node count's i-th run with one node's i-th.
     load_after = os.getloadavg()
+    hooked = (
+        f" A webhook endpoint for every event, on a local receiver: {got.count:,} deliveries."
+        if got is not None
+        else ""
+    )
     meta = (
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {(time.monotonic() - started) / 60:.1f}"
         f" min, Python {platform.python_version()}, {os.cpu_count()} CPUs:"
@@ -600,6 +653,7 @@ def main() -> int:
         f" {args.rounds} rounds (node counts in turn, the order alternating), medians."
         f" PostgreSQL and the wrks unpinned and uncapped on the same machine."
         f" Load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)."
+        f"{hooked}"
     )
     print(report(runs, args, meta))
     return 0
