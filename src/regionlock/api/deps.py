@@ -169,6 +169,8 @@ class State:
             # The audit sealer below seals; the outbox reads what the nodes' sealers, taking
             # turns, have sealed, instead of sealing in every node (docs/audit.md).
             seal=False,
+            # and fans out unless another node is doing so right then.
+            take_turns=True,
         ).start()
         # Deletes check-in rows past REGIONLOCK_RETENTION_DAYS once a day; the store's claim
         # makes one process of several run it (docs/privacy.md). Before that, each ended day

@@ -113,12 +113,16 @@ class WebhookDispatcher:
         lease: timedelta = timedelta(seconds=60),
         owner: str | None = None,
         seal: bool = True,
+        take_turns: bool = False,
     ) -> None:
         """`seal`: seal the audit trail before each fan-out. False where the process runs an
         `AuditSealer`: the outbox then reads what the nodes' sealers, taking turns, have
-        sealed (up to about two of their polls later) rather than sealing in every node."""
+        sealed (up to about two of their polls later) rather than sealing in every node.
+        `take_turns`: skip a fan-out while another process is doing one, rather than wait for
+        it; the next poll fans out whatever that one left."""
         self.webhooks = webhooks
         self.seal = seal
+        self.take_turns = take_turns
         self.send = send
         self.poll_s = poll_s
         self.senders = senders
@@ -148,7 +152,7 @@ class WebhookDispatcher:
 
     def run_once(self) -> int:
         """Queue new events and start the due deliveries there is room for; how many started."""
-        self.webhooks.fan_out(seal=self.seal)
+        self.webhooks.fan_out(seal=self.seal, skip_if_busy=self.take_turns)
         self._busy = {f for f in self._busy if not f.done()}
         room = self.senders - len(self._busy)
         if room <= 0:

@@ -214,11 +214,14 @@ class Webhooks:
 
     # -- the outbox --------------------------------------------------------------------------------
 
-    def fan_out(self, limit: int = FAN_OUT_BATCH, *, seal: bool = True) -> int:
+    def fan_out(
+        self, limit: int = FAN_OUT_BATCH, *, seal: bool = True, skip_if_busy: bool = False
+    ) -> int:
         """Queue the events of the audit entries after the cursor for the endpoints that want
         them, and move the cursor past those entries; the number of deliveries queued. Only
         sealed entries are read: with `seal`, every settled one is sealed first; without, those
-        the sealers have sealed so far."""
+        the sealers have sealed so far. `skip_if_busy`: queue nothing if another process is
+        fanning out right now (it holds the cursor), rather than wait for it."""
         now = self.clock()
         if not any(e.enabled for e in self.webhooks.endpoints()):
             return 0  # idle: no write transaction every poll
@@ -227,7 +230,13 @@ class Webhooks:
             tree = self.tree.seal(sign_after=SIGN_EVERY) if seal else self.audit.tree()
             upto = tree.sealed_seq
         with self.db.write() as tx:
-            cursor = self.webhooks.cursor_for_update(tx)
+            if skip_if_busy:
+                held = self.webhooks.cursor_unless_busy(tx)
+                if held is None:
+                    return 0
+                cursor = held
+            else:
+                cursor = self.webhooks.cursor_for_update(tx)
             endpoints = [e for e in self.webhooks.endpoints(tx) if e.enabled]
             if not endpoints:
                 return 0

@@ -5,7 +5,8 @@ Contract (both backends, one conformance suite, tests/storage/test_webhooks.py):
   and the cursor moved past their entries, are written together or not at all.
 - `cursor_for_update` locks the cursor row until the transaction ends (PostgreSQL; SQLite's
   single writer serialises anyway), and `move_cursor` moves it only forward from where it was
-  read: two processes never queue the same entry twice.
+  read: two processes never queue the same entry twice. `cursor_unless_busy` does the same
+  but gives None at once where another transaction holds the row (PostgreSQL).
 - `queue` ignores a delivery already queued (same endpoint and event).
 - `claim` hands each due delivery to one claimer at a time: a lease that only the claimer's
   `record`, or its expiry, ends. At most one delivery per endpoint is out at once, so one slow
@@ -119,6 +120,10 @@ class WebhookStore(Protocol):
 
     def cursor_for_update(self, tx: Transaction) -> int:
         """The last audit entry read for events, locked until `tx` ends."""
+        ...
+
+    def cursor_unless_busy(self, tx: Transaction) -> int | None:
+        """`cursor_for_update`, or None at once if another transaction holds the cursor."""
         ...
 
     def move_cursor(self, tx: Transaction, to: int) -> None: ...
@@ -248,6 +253,12 @@ class SqlWebhookStore:
         row = tx.one(f"SELECT seq FROM webhook_cursor WHERE id = 1{lock}")
         assert row is not None, "migration 0008 inserts the cursor row"
         return int(row[0])
+
+    def cursor_unless_busy(self, tx: Transaction) -> int | None:
+        if tx.dialect != "postgresql":  # the one writer: nobody else holds it
+            return self.cursor_for_update(tx)
+        row = tx.one("SELECT seq FROM webhook_cursor WHERE id = 1 FOR UPDATE SKIP LOCKED")
+        return None if row is None else int(row[0])
 
     def move_cursor(self, tx: Transaction, to: int) -> None:
         tx.execute("UPDATE webhook_cursor SET seq = ? WHERE id = 1 AND seq <= ?", (to, to))
