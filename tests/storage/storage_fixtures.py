@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import secrets
 import select
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from regionlock.services.registry import Registry
 from regionlock.signing import CheckinRequest, SigningKey, sign_checkin
 from regionlock.storage import Database, Stores
 from regionlock.storage.migrate import migrate
+from regionlock.storage.webhooks import SqlWebhookStore
 
 PG_URL = os.environ.get("REGIONLOCK_TEST_POSTGRES_URL")
 
@@ -111,3 +114,25 @@ class Fleet:
         self, i: int, counter: int, at: datetime, signals: Mapping[str, Any], nonce: str = ""
     ) -> str:
         return checkin(self.keys[i], self.records[i].id, counter, at, signals, nonce or None)
+
+
+@contextmanager
+def cursor_held_elsewhere(db: Database) -> Iterator[None]:
+    """Inside the block, another thread's write transaction holds the webhook outbox's
+    cursor (`cursor_for_update`), as another node fanning out would (PostgreSQL)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write() as tx:
+            SqlWebhookStore(db).cursor_for_update(tx)
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(10)
+        yield
+    finally:
+        release.set()
+        t.join()

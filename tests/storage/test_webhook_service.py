@@ -5,13 +5,12 @@ on schedule, and an endpoint that answers 410 or fails for too long is disabled.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook
-from storage_fixtures import T0, Fleet, imei
+from storage_fixtures import T0, Fleet, cursor_held_elsewhere, imei
 from storage_fixtures import checkin as signed_checkin
 from test_checkin_pipeline import TEHRAN
 
@@ -279,23 +278,9 @@ def test_a_fan_out_that_takes_turns_skips_while_another_node_fans_out(db: Databa
     if db.dialect != "postgresql":
         pytest.skip("row locks are PostgreSQL's: SQLite's one writer serialises the fan-outs")
     clock = Clock()
-    stores, webhooks, registry = _setup(db, clock)
+    _, webhooks, registry = _setup(db, clock)
     webhooks.add("https://crm.example.com/rl", ["device.locked"], name="crm", actor="t")
     registry.lock(imei(1), reason="stolen", actor="cli:ana", now=T0)
-    held, release = threading.Event(), threading.Event()
-
-    def another_node() -> None:
-        with db.write() as tx:
-            stores.webhooks.cursor_for_update(tx)
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=another_node)
-    t.start()
-    try:
-        assert held.wait(10)
+    with cursor_held_elsewhere(db):  # another node fanning out
         assert webhooks.fan_out(skip_if_busy=True) == 0  # at once, not after the other
-    finally:
-        release.set()
-        t.join()
     assert webhooks.fan_out(skip_if_busy=True) == 1  # its turn: the lock is queued now

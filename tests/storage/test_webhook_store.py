@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from storage_fixtures import T0
+from storage_fixtures import T0, cursor_held_elsewhere
 
 from regionlock.domain.webhooks import EVENT_TYPES, Delivery, Endpoint, new_secret
 from regionlock.storage import Database
@@ -97,23 +97,8 @@ def test_the_cursor_unless_busy_gives_none_while_another_holds_it(db: Database) 
     if db.dialect != "postgresql":
         pytest.skip("row locks are PostgreSQL's: SQLite's one writer serialises the fan-outs")
     store = SqlWebhookStore(db)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db.write() as tx:
-            store.cursor_for_update(tx)
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    try:
-        assert held.wait(10)
-        with db.write() as tx:
-            assert store.cursor_unless_busy(tx) is None
-    finally:
-        release.set()
-        t.join()
+    with cursor_held_elsewhere(db), db.write() as tx:
+        assert store.cursor_unless_busy(tx) is None
     with db.write() as tx:
         assert store.cursor_unless_busy(tx) == 0
 

@@ -230,13 +230,13 @@ class Webhooks:
             tree = self.tree.seal(sign_after=SIGN_EVERY) if seal else self.audit.tree()
             upto = tree.sealed_seq
         with self.db.write() as tx:
-            if skip_if_busy:
-                held = self.webhooks.cursor_unless_busy(tx)
-                if held is None:
-                    return 0
-                cursor = held
-            else:
-                cursor = self.webhooks.cursor_for_update(tx)
+            cursor = (
+                self.webhooks.cursor_unless_busy(tx)
+                if skip_if_busy
+                else self.webhooks.cursor_for_update(tx)
+            )
+            if cursor is None:  # another process is fanning out: its turn
+                return 0
             endpoints = [e for e in self.webhooks.endpoints(tx) if e.enabled]
             if not endpoints:
                 return 0
